@@ -1,0 +1,269 @@
+// Command postern is Postern's one binary: the server (serve), the admin
+// cmdlets and shell, and the load generator (bench).
+//
+//	postern serve [--data DIR] [--config FILE] [--demo] [listener flags]
+//	postern --data DIR <Cmdlet> -Param value ...
+//	postern --data DIR shell [-c 'SCRIPT' | -f FILE]
+//	postern bench -addr HOST:PORT -user USER:PASSWORD ...
+//	postern version
+//
+// The command line is parsed by hand rather than with a CLI library:
+// cmdlet arguments follow PowerShell's conventions (-Identity x, -Switch:$false,
+// $null), which GNU-style flag parsers would mangle.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"postern.dev/postern/internal/bench"
+	"postern.dev/postern/internal/config"
+	"postern.dev/postern/internal/server"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `Postern: a self-hosted mail submission service that behaves like Exchange Online.
+
+Usage:
+  postern serve [--data DIR] [--config FILE] [--demo] [flags]   run the server (serve -h lists the flags)
+  postern [--data DIR] <Cmdlet> [-Param value ...]               run one admin cmdlet, e.g. Get-Mailbox
+  postern [--data DIR] shell [-c SCRIPT | -f FILE]               run PowerShell-style admin commands
+  postern bench [flags]                                          load generator (bench -h lists the flags)
+  postern version
+
+Cmdlets run against the server that owns DIR when one is running, otherwise
+directly on DIR. Get-Command lists them.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	dataDir, configFile := "", ""
+	// Global options may come before the command.
+	for len(args) > 0 {
+		name, value, ok := globalOption(args)
+		if !ok {
+			break
+		}
+		switch name {
+		case "data":
+			dataDir = value
+		case "config":
+			configFile = value
+		}
+		if strings.Contains(args[0], "=") {
+			args = args[1:]
+		} else {
+			args = args[2:]
+		}
+	}
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch cmd := args[0]; cmd {
+	case "serve":
+		return serve(args[1:], dataDir, configFile, stdout, stderr)
+	case "bench":
+		return runBench(args[1:], stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "postern", version)
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	case "shell":
+		return shell(args[1:], resolveData(dataDir, configFile), stdin, stdout, stderr)
+	default:
+		if !strings.Contains(cmd, "-") || strings.HasPrefix(cmd, "-") {
+			fmt.Fprintf(stderr, "postern: unknown command %q\n\n%s", cmd, usage)
+			return 2
+		}
+		return admin(server.AdminRequest{Args: args}, resolveData(dataDir, configFile), stdout, stderr)
+	}
+}
+
+// globalOption recognises --data DIR, --data=DIR, --config FILE at args[0].
+func globalOption(args []string) (name, value string, ok bool) {
+	a := args[0]
+	for _, n := range []string{"data", "config"} {
+		for _, prefix := range []string{"--" + n, "-" + n} {
+			if a == prefix && len(args) > 1 {
+				return n, args[1], true
+			}
+			if v, found := strings.CutPrefix(a, prefix+"="); found {
+				return n, v, true
+			}
+		}
+	}
+	return "", "", false
+}
+
+// resolveData picks the data directory: --data, else the config file's,
+// else the default.
+func resolveData(dataDir, configFile string) string {
+	if dataDir != "" {
+		return dataDir
+	}
+	cfg := config.Defaults()
+	if err := cfg.Load(configFile); err == nil && cfg.Data != "" {
+		return cfg.Data
+	}
+	return config.Defaults().Data
+}
+
+func serve(args []string, dataDir, configFile string, stdout, stderr io.Writer) int {
+	cfg := config.Defaults()
+	// The config file is read before the flags so that flags override it;
+	// --config may also be given after "serve".
+	for i, a := range args {
+		if (a == "--config" || a == "-config") && i+1 < len(args) {
+			configFile = args[i+1]
+		} else if v, ok := strings.CutPrefix(a, "--config="); ok {
+			configFile = v
+		}
+	}
+	if err := cfg.Load(configFile); err != nil {
+		fmt.Fprintln(stderr, "postern:", err)
+		return 2
+	}
+	if dataDir != "" {
+		cfg.Data = dataDir
+	}
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg.Flags(fs)
+	fs.String("config", configFile, "TOML configuration file")
+	demo := fs.Bool("demo", false, "start a ready-to-try organization (contoso.com) on unprivileged ports")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *demo {
+		applyDemoDefaults(&cfg, fs)
+	}
+
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel(cfg.LogLevel)}))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	srv, err := server.Start(ctx, cfg, log)
+	if err != nil {
+		fmt.Fprintln(stderr, "postern:", err)
+		return 1
+	}
+	if *demo {
+		if err := setUpDemo(ctx, srv, cfg, stdout); err != nil {
+			fmt.Fprintln(stderr, "postern: demo:", err)
+			srv.Close()
+			return 1
+		}
+	}
+	log.Info("postern started", "version", version, "data", cfg.Data, "hostname", cfg.Hostname)
+	<-ctx.Done()
+	log.Info("shutting down")
+	if err := srv.Close(); err != nil {
+		fmt.Fprintln(stderr, "postern:", err)
+		return 1
+	}
+	return 0
+}
+
+func logLevel(s string) slog.Level {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return slog.LevelInfo
+	}
+	return l
+}
+
+// admin runs a request against the running server, or directly on the data
+// directory when none runs.
+func admin(req server.AdminRequest, dataDir string, stdout, stderr io.Writer) int {
+	resp, err := server.SendAdmin(dataDir, req)
+	if errors.Is(err, server.ErrNoServer) {
+		svc, closeStore, oerr := server.OpenAdmin(context.Background(), dataDir)
+		if oerr != nil {
+			fmt.Fprintln(stderr, "postern:", oerr)
+			return 1
+		}
+		resp = server.Execute(context.Background(), svc, req)
+		if cerr := closeStore(); cerr != nil && resp.Error == "" {
+			resp.Error = cerr.Error()
+		}
+	} else if err != nil {
+		fmt.Fprintln(stderr, "postern:", err)
+		return 1
+	}
+	fmt.Fprint(stdout, resp.Output)
+	if resp.Error != "" {
+		fmt.Fprintln(stderr, resp.Error)
+		return 1
+	}
+	return 0
+}
+
+func shell(args []string, dataDir string, stdin io.Reader, stdout, stderr io.Writer) int {
+	switch {
+	case len(args) == 2 && args[0] == "-c":
+		return admin(server.AdminRequest{Script: args[1]}, dataDir, stdout, stderr)
+	case len(args) == 2 && args[0] == "-f":
+		src, err := os.ReadFile(args[1])
+		if err != nil {
+			fmt.Fprintln(stderr, "postern:", err)
+			return 1
+		}
+		return admin(server.AdminRequest{Script: string(src)}, dataDir, stdout, stderr)
+	case len(args) == 0:
+		// Interactive: one statement per line; errors are shown, not fatal.
+		in := bufio.NewScanner(stdin)
+		fmt.Fprint(stdout, "PS> ")
+		for in.Scan() {
+			line := strings.TrimSpace(in.Text())
+			if line == "exit" || line == "quit" {
+				break
+			}
+			if line != "" {
+				admin(server.AdminRequest{Script: line}, dataDir, stdout, stdout)
+			}
+			fmt.Fprint(stdout, "PS> ")
+		}
+		fmt.Fprintln(stdout)
+		return 0
+	}
+	fmt.Fprintln(stderr, "usage: postern shell [-c SCRIPT | -f FILE]")
+	return 2
+}
+
+func runBench(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg := bench.RegisterFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	res, err := bench.Run(ctx, *cfg)
+	if err != nil {
+		fmt.Fprintln(stderr, "postern bench:", err)
+		return 1
+	}
+	res.Print(stdout, *cfg)
+	return 0
+}
+
+// unused guard for time import in builds without demo.
+var _ = time.Second

@@ -1,0 +1,337 @@
+// Package e2e holds Postern's end-to-end tests: they build the real binary,
+// start it on loopback ports, administer it with its own cmdlets and talk to
+// it over sockets, with a raw SMTP client (to assert exact replies) and with
+// real clients (swaks, python3's smtplib).
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"net"
+	"net/textproto"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "postern-e2e")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "postern")
+	build := exec.Command("go", "build", "-o", binary, "../cmd/postern")
+	build.Stdout, build.Stderr = os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building postern:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// instance is one postern serve process on its own data directory.
+type instance struct {
+	t     *testing.T
+	data  string
+	cmd   *exec.Cmd
+	addrs map[string]string // role -> address
+	log   *syncBuffer
+	extra []string
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// newInstance prepares a data directory with contoso.com; the server is not
+// started yet, so cmdlets run directly on the directory.
+func newInstance(t *testing.T, extraFlags ...string) *instance {
+	t.Helper()
+	in := &instance{t: t, data: t.TempDir(), extra: extraFlags}
+	in.admin("New-AcceptedDomain", "-Name", "contoso.com", "-DomainName", "contoso.com", "-DomainType", "Authoritative")
+	return in
+}
+
+// admin runs one cmdlet and returns its output; it fails the test on error.
+func (in *instance) admin(args ...string) string {
+	in.t.Helper()
+	out, err := in.try(args...)
+	if err != nil {
+		in.t.Fatalf("postern %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// try runs one cmdlet and returns its combined output and error.
+func (in *instance) try(args ...string) (string, error) {
+	cmd := exec.Command(binary, append([]string{"--data", in.data}, args...)...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// shell runs a script with shell -c.
+func (in *instance) shell(script string) string {
+	in.t.Helper()
+	return in.admin("shell", "-c", script)
+}
+
+// mailbox creates a user mailbox with SMTP AUTH enabled for it.
+func (in *instance) mailbox(name, password string) string {
+	in.t.Helper()
+	addr := name + "@contoso.com"
+	in.admin("New-Mailbox", "-Name", name, "-PrimarySmtpAddress", addr, "-Password", password)
+	in.admin("Set-CASMailbox", "-Identity", addr, "-SmtpClientAuthenticationDisabled", "$false")
+	return addr
+}
+
+var listening = regexp.MustCompile(`msg=listening role=(\w+) addr=(\S+)`)
+
+// start runs postern serve and waits until its listeners are up.
+func (in *instance) start() {
+	in.t.Helper()
+	in.log = &syncBuffer{}
+	args := append([]string{"serve", "--data", in.data, "--hostname", "mail.contoso.com",
+		"--submission", "127.0.0.1:0", "--submissions", "127.0.0.1:0", "--mx", "127.0.0.1:0"}, in.extra...)
+	in.cmd = exec.Command(binary, args...)
+	in.cmd.Stderr = in.log
+	in.cmd.Stdout = in.log
+	if err := in.cmd.Start(); err != nil {
+		in.t.Fatal(err)
+	}
+	in.t.Cleanup(func() { in.stop() })
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		ms := listening.FindAllStringSubmatch(in.log.String(), -1)
+		if len(ms) == 3 {
+			in.addrs = map[string]string{}
+			for _, m := range ms {
+				in.addrs[m[1]] = m[2]
+			}
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	in.t.Fatalf("server did not start:\n%s", in.log.String())
+}
+
+func (in *instance) stop() {
+	if in.cmd == nil || in.cmd.Process == nil {
+		return
+	}
+	in.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { in.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		in.cmd.Process.Kill()
+		<-done
+	}
+	in.cmd = nil
+}
+
+// kill ends the server with SIGKILL: no shutdown code runs.
+func (in *instance) kill() {
+	in.cmd.Process.Kill()
+	in.cmd.Wait()
+	in.cmd = nil
+}
+
+func (in *instance) caFile() string { return filepath.Join(in.data, "tls", "cert.pem") }
+
+func (in *instance) tlsConfig() *tls.Config {
+	pem, err := os.ReadFile(in.caFile())
+	if err != nil {
+		in.t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	return &tls.Config{RootCAs: pool, ServerName: "localhost"}
+}
+
+// folderCount returns ItemsInFolder for a mailbox folder.
+func (in *instance) folderCount(identity, folder string) int {
+	in.t.Helper()
+	out := in.admin("shell", "-c", fmt.Sprintf("Get-MailboxFolderStatistics -Identity %s | Format-Table Name,ItemsInFolder", identity))
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, folder+" ") {
+			f := strings.Fields(line)
+			n, _ := strconv.Atoi(f[len(f)-1])
+			return n
+		}
+	}
+	in.t.Fatalf("folder %s not in:\n%s", folder, out)
+	return 0
+}
+
+// smtpClient is a raw SMTP client that returns every reply verbatim.
+type smtpClient struct {
+	t    *testing.T
+	conn net.Conn
+	text *textproto.Conn
+}
+
+func dial(t *testing.T, addr string) *smtpClient {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newClient(t, conn)
+}
+
+func dialTLS(t *testing.T, addr string, cfg *tls.Config) *smtpClient {
+	t.Helper()
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newClient(t, conn)
+}
+
+func newClient(t *testing.T, conn net.Conn) *smtpClient {
+	c := &smtpClient{t: t, conn: conn, text: textproto.NewConn(conn)}
+	t.Cleanup(func() { c.conn.Close() })
+	c.conn.SetDeadline(time.Now().Add(30 * time.Second))
+	if got := c.read(); !strings.HasPrefix(got, "220 ") {
+		t.Fatalf("greeting: %q", got)
+	}
+	return c
+}
+
+// read returns one reply; the lines of a multi-line reply joined by "\n".
+func (c *smtpClient) read() string {
+	c.t.Helper()
+	var lines []string
+	for {
+		line, err := c.text.ReadLine()
+		if err != nil {
+			lines = append(lines, "ERR "+err.Error())
+			return strings.Join(lines, "\n")
+		}
+		lines = append(lines, line)
+		if len(line) < 4 || line[3] != '-' {
+			return strings.Join(lines, "\n")
+		}
+	}
+}
+
+// do sends a command line and returns the reply.
+func (c *smtpClient) do(line string) string {
+	c.t.Helper()
+	if err := c.text.PrintfLine("%s", line); err != nil {
+		return "ERR " + err.Error()
+	}
+	return c.read()
+}
+
+// expect sends a command and fails unless the reply starts with want.
+func (c *smtpClient) expect(line, want string) string {
+	c.t.Helper()
+	got := c.do(line)
+	if !strings.HasPrefix(got, want) {
+		c.t.Fatalf("%s\n got: %q\nwant: %q...", line, got, want)
+	}
+	return got
+}
+
+func (c *smtpClient) startTLS(cfg *tls.Config) {
+	c.t.Helper()
+	c.expect("STARTTLS", "220 ")
+	tc := tls.Client(c.conn, cfg)
+	if err := tc.Handshake(); err != nil {
+		c.t.Fatal(err)
+	}
+	c.conn = tc
+	c.text = textproto.NewConn(tc)
+	c.conn.SetDeadline(time.Now().Add(30 * time.Second))
+}
+
+// login does EHLO, STARTTLS, EHLO and AUTH PLAIN, returning the AUTH reply.
+func (c *smtpClient) login(cfg *tls.Config, user, password string) string {
+	c.t.Helper()
+	c.expect("EHLO scanner.contoso.com", "250")
+	c.startTLS(cfg)
+	c.expect("EHLO scanner.contoso.com", "250")
+	return c.do("AUTH PLAIN " + base64.StdEncoding.EncodeToString([]byte("\x00"+user+"\x00"+password)))
+}
+
+// send runs one transaction and returns the reply after the data.
+func (c *smtpClient) send(from string, to []string, body string) string {
+	c.t.Helper()
+	if r := c.do("MAIL FROM:<" + from + ">"); !strings.HasPrefix(r, "250") {
+		return r
+	}
+	for _, rc := range to {
+		if r := c.do("RCPT TO:<" + rc + ">"); !strings.HasPrefix(r, "250") {
+			c.do("RSET")
+			return r
+		}
+	}
+	if r := c.do("DATA"); !strings.HasPrefix(r, "354") {
+		return r
+	}
+	w := c.text.DotWriter()
+	io.WriteString(w, body)
+	w.Close()
+	return c.read()
+}
+
+// message builds a small message with CRLF line endings.
+func message(from, to, subject string) string {
+	return fmt.Sprintf("From: %s\r\nTo: %s\r\nSubject: %s\r\n\r\nHello from the copier.\r\n", from, to, subject)
+}
+
+// requireTool skips when an external client is missing (CI installs them).
+func requireTool(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s is not installed; .ci/run must install it", name)
+		}
+		t.Skipf("%s not installed", name)
+	}
+	return p
+}
+
+// lines returns the non-empty lines of s.
+func lines(s string) []string {
+	var out []string
+	sc := bufio.NewScanner(strings.NewReader(s))
+	for sc.Scan() {
+		if l := strings.TrimSpace(sc.Text()); l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}

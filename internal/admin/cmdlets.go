@@ -1,0 +1,603 @@
+package admin
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"postern.dev/postern/internal/cmdlet"
+	"postern.dev/postern/internal/directory"
+	"postern.dev/postern/internal/store"
+)
+
+// Cmdlets returns the registry of every cmdlet, bound to svc. Names and
+// parameters are Exchange Online's (Exchange Server's for the queue ones).
+func Cmdlets(svc *Service) *cmdlet.Registry {
+	r := cmdlet.NewRegistry()
+	cmdlet.RegisterBuiltins(r)
+	c := &cmdlets{svc}
+	identity := cmdlet.ParamSpec{Name: "Identity", Type: cmdlet.Identity, Position: 0, Required: true}
+	optionalIdentity := cmdlet.ParamSpec{Name: "Identity", Type: cmdlet.Identity, Position: 0}
+	resultSize := cmdlet.ParamSpec{Name: "ResultSize", Type: cmdlet.IntOrUnlimited, Position: -1}
+	smtpAuth := cmdlet.ParamSpec{Name: "SmtpClientAuthenticationDisabled", Type: cmdlet.NullableBool, Position: -1}
+
+	for _, s := range []cmdlet.Spec{
+		{Name: "Get-TransportConfig", Synopsis: "Shows the organization's transport settings.", Run: c.getTransportConfig},
+		{Name: "Set-TransportConfig", Synopsis: "Changes organization-wide transport settings: -SmtpClientAuthenticationDisabled $true turns SMTP AUTH off for every mailbox that inherits it.",
+			SupportsWhatIf: true, Params: []cmdlet.ParamSpec{{Name: "SmtpClientAuthenticationDisabled", Type: cmdlet.Bool, Position: -1}}, Run: c.setTransportConfig},
+		{Name: "Get-OrganizationConfig", Synopsis: "Shows organization-wide settings.", Run: c.getOrganizationConfig},
+		{Name: "Set-OrganizationConfig", Synopsis: "Changes organization-wide settings: security defaults and the default authentication policy.", SupportsWhatIf: true,
+			Params: []cmdlet.ParamSpec{{Name: "SecurityDefaultsEnabled", Type: cmdlet.Bool, Position: -1}, {Name: "DefaultAuthenticationPolicy", Type: cmdlet.String, Position: -1}},
+			Run:    c.setOrganizationConfig},
+		{Name: "Get-AcceptedDomain", Synopsis: "Lists the domains the organization accepts mail for.", Params: []cmdlet.ParamSpec{optionalIdentity}, Run: c.getAcceptedDomain},
+		{Name: "New-AcceptedDomain", Synopsis: "Adds an accepted domain.", SupportsWhatIf: true, Params: []cmdlet.ParamSpec{
+			{Name: "Name", Type: cmdlet.String, Position: 0, Required: true},
+			{Name: "DomainName", Type: cmdlet.String, Position: -1, Required: true},
+			{Name: "DomainType", Type: cmdlet.Enum, Position: -1, ValidValues: []string{"Authoritative", "InternalRelay"}},
+		}, Run: c.newAcceptedDomain},
+		{Name: "Set-AcceptedDomain", Synopsis: "Changes an accepted domain's type, or makes it the default.", SupportsWhatIf: true, Params: []cmdlet.ParamSpec{identity,
+			{Name: "DomainType", Type: cmdlet.Enum, Position: -1, ValidValues: []string{"Authoritative", "InternalRelay"}},
+			{Name: "MakeDefault", Type: cmdlet.Switch, Position: -1},
+		}, Run: c.setAcceptedDomain},
+		{Name: "Remove-AcceptedDomain", Synopsis: "Removes an accepted domain that no mailbox uses.", SupportsWhatIf: true, Params: []cmdlet.ParamSpec{identity}, Run: c.removeAcceptedDomain},
+		{Name: "Get-Mailbox", Synopsis: "Lists mailboxes.", Params: []cmdlet.ParamSpec{optionalIdentity, resultSize}, Run: c.getMailbox},
+		{Name: "New-Mailbox", Synopsis: "Creates a user mailbox (with -Password) or a shared mailbox (-Shared).", SupportsWhatIf: true, Params: []cmdlet.ParamSpec{
+			{Name: "Name", Type: cmdlet.String, Position: 0, Required: true},
+			{Name: "DisplayName", Type: cmdlet.String, Position: -1},
+			{Name: "Alias", Type: cmdlet.String, Position: -1},
+			{Name: "PrimarySmtpAddress", Type: cmdlet.String, Position: -1},
+			{Name: "MicrosoftOnlineServicesID", Type: cmdlet.String, Position: -1},
+			{Name: "Password", Type: cmdlet.SecureString, Position: -1},
+			{Name: "Shared", Type: cmdlet.Switch, Position: -1},
+		}, Run: c.newMailbox},
+		{Name: "Set-Mailbox", Synopsis: "Changes a mailbox: addresses, limits, Send on Behalf, password.", SupportsWhatIf: true, Params: []cmdlet.ParamSpec{identity,
+			{Name: "DisplayName", Type: cmdlet.String, Position: -1},
+			{Name: "PrimarySmtpAddress", Type: cmdlet.String, Position: -1},
+			{Name: "EmailAddresses", Type: cmdlet.StringList, MultiValued: true, Position: -1},
+			{Name: "RecipientLimits", Type: cmdlet.Int, Position: -1},
+			{Name: "MaxSendSize", Type: cmdlet.ByteSize, Position: -1},
+			{Name: "MaxReceiveSize", Type: cmdlet.ByteSize, Position: -1},
+			{Name: "GrantSendOnBehalfTo", Type: cmdlet.StringList, MultiValued: true, Position: -1},
+			{Name: "Password", Type: cmdlet.SecureString, Position: -1},
+		}, Run: c.setMailbox},
+		{Name: "Remove-Mailbox", Synopsis: "Deletes a mailbox and its contents.", SupportsWhatIf: true, Params: []cmdlet.ParamSpec{identity}, Run: c.removeMailbox},
+		{Name: "Get-CASMailbox", Synopsis: "Shows mailboxes' client access settings, including SMTP AUTH.", Params: []cmdlet.ParamSpec{optionalIdentity, resultSize}, Run: c.getCASMailbox},
+		{Name: "Set-CASMailbox", Synopsis: "Changes a mailbox's client access settings: -SmtpClientAuthenticationDisabled $true|$false|$null ($null inherits the organization's).",
+			SupportsWhatIf: true, Params: []cmdlet.ParamSpec{identity, smtpAuth}, Run: c.setCASMailbox},
+		{Name: "Get-User", Synopsis: "Shows users and their authentication policy.", Params: []cmdlet.ParamSpec{optionalIdentity, resultSize}, Run: c.getUser},
+		{Name: "Set-User", Synopsis: "Assigns a user's authentication policy (-AuthenticationPolicy name|$null).", SupportsWhatIf: true,
+			Params: []cmdlet.ParamSpec{identity, {Name: "AuthenticationPolicy", Type: cmdlet.String, Position: -1}}, Run: c.setUser},
+		{Name: "Get-AuthenticationPolicy", Synopsis: "Lists authentication policies.", Params: []cmdlet.ParamSpec{optionalIdentity}, Run: c.getAuthenticationPolicy},
+		{Name: "New-AuthenticationPolicy", Synopsis: "Creates an authentication policy; it blocks Basic authentication for SMTP unless -AllowBasicAuthSmtp is given.", SupportsWhatIf: true,
+			Params: []cmdlet.ParamSpec{{Name: "Name", Type: cmdlet.String, Position: 0, Required: true}, {Name: "AllowBasicAuthSmtp", Type: cmdlet.Switch, Position: -1}},
+			Run:    c.newAuthenticationPolicy},
+		{Name: "Set-AuthenticationPolicy", Synopsis: "Changes an authentication policy: -AllowBasicAuthSmtp or -AllowBasicAuthSmtp:$false.", SupportsWhatIf: true,
+			Params: []cmdlet.ParamSpec{identity, {Name: "AllowBasicAuthSmtp", Type: cmdlet.Switch, Position: -1}}, Run: c.setAuthenticationPolicy},
+		{Name: "Remove-AuthenticationPolicy", Synopsis: "Deletes an authentication policy that nothing uses.", SupportsWhatIf: true, Params: []cmdlet.ParamSpec{identity}, Run: c.removeAuthenticationPolicy},
+		{Name: "Get-RecipientPermission", Synopsis: "Lists Send As permissions.", Params: []cmdlet.ParamSpec{optionalIdentity, {Name: "Trustee", Type: cmdlet.String, Position: -1}}, Run: c.getRecipientPermission},
+		{Name: "Add-RecipientPermission", Synopsis: "Grants -Trustee Send As on -Identity.", SupportsWhatIf: true, Params: []cmdlet.ParamSpec{identity,
+			{Name: "Trustee", Type: cmdlet.String, Position: -1, Required: true},
+			{Name: "AccessRights", Type: cmdlet.Enum, ValidValues: []string{"SendAs"}, Position: -1, Required: true},
+		}, Run: c.addRecipientPermission},
+		{Name: "Remove-RecipientPermission", Synopsis: "Revokes a Send As permission.", SupportsWhatIf: true, Params: []cmdlet.ParamSpec{identity,
+			{Name: "Trustee", Type: cmdlet.String, Position: -1, Required: true},
+			{Name: "AccessRights", Type: cmdlet.Enum, ValidValues: []string{"SendAs"}, Position: -1, Required: true},
+		}, Run: c.removeRecipientPermission},
+		{Name: "Get-MailboxFolderStatistics", Synopsis: "Lists a mailbox's folders with their item counts and sizes.", Params: []cmdlet.ParamSpec{identity}, Run: c.getMailboxFolderStatistics},
+		{Name: "Get-Queue", Synopsis: "Lists the delivery queues: outbound per next-hop domain, and paced local deliveries.", Run: c.getQueue},
+		{Name: "Get-QueueMessage", Synopsis: "Lists queued messages, one row per recipient.", Run: c.getQueueMessage},
+	} {
+		r.Register(s)
+	}
+	return r
+}
+
+type cmdlets struct{ svc *Service }
+
+func whatIf(inv *cmdlet.Invocation, format string, args ...any) bool {
+	if inv.WhatIf {
+		inv.Printf("What if: "+format+"\n", args...)
+	}
+	return inv.WhatIf
+}
+
+// boolPtr returns the value of a Bool/NullableBool parameter if given.
+func boolPtr(inv *cmdlet.Invocation, name string) *bool {
+	if !inv.Has(name) {
+		return nil
+	}
+	return inv.NullableBool(name)
+}
+
+func (c *cmdlets) getTransportConfig(_ context.Context, _ *cmdlet.Invocation) ([]*cmdlet.Object, error) {
+	o := c.svc.Organization()
+	return []*cmdlet.Object{{TypeName: "TransportConfig", DefaultView: cmdlet.ListView, Props: []cmdlet.Prop{
+		{Name: "Identity", Value: "Transport Settings"},
+		{Name: "SmtpClientAuthenticationDisabled", Value: o.SmtpClientAuthenticationDisabled},
+		{Name: "MaxRecipientEnvelopeLimit", Value: "Unlimited"},
+	}}}, nil
+}
+
+func (c *cmdlets) setTransportConfig(ctx context.Context, inv *cmdlet.Invocation) ([]*cmdlet.Object, error) {
+	p := OrganizationParams{SmtpClientAuthenticationDisabled: boolPtr(inv, "SmtpClientAuthenticationDisabled")}
+	if whatIf(inv, "Setting transport configuration \"Transport Settings\".") {
+		return nil, nil
+	}
+	return nil, c.svc.SetOrganization(ctx, p)
+}
+
+func (c *cmdlets) getOrganizationConfig(_ context.Context, _ *cmdlet.Invocation) ([]*cmdlet.Object, error) {
+	o := c.svc.Organization()
+	return []*cmdlet.Object{{TypeName: "OrganizationConfig", DefaultView: cmdlet.ListView, Props: []cmdlet.Prop{
+		{Name: "Name", Value: o.Name},
+		{Name: "Identity", Value: o.Name},
+		{Name: "Guid", Value: o.GUID},
+		{Name: "SecurityDefaultsEnabled", Value: o.SecurityDefaultsEnabled},
+		{Name: "DefaultAuthenticationPolicy", Value: nullIfEmpty(o.DefaultAuthenticationPolicy)},
+		{Name: "WhenCreated", Value: o.WhenCreated},
+	}}}, nil
+}
+
+func (c *cmdlets) setOrganizationConfig(ctx context.Context, inv *cmdlet.Invocation) ([]*cmdlet.Object, error) {
+	p := OrganizationParams{SecurityDefaultsEnabled: boolPtr(inv, "SecurityDefaultsEnabled")}
+	if inv.Has("DefaultAuthenticationPolicy") {
+		name := inv.String("DefaultAuthenticationPolicy")
+		p.DefaultAuthenticationPolicy = &name
+	}
+	if whatIf(inv, "Setting organization configuration %q.", c.svc.Organization().Name) {
+		return nil, nil
+	}
+	return nil, c.svc.SetOrganization(ctx, p)
+}
+
+func nullIfEmpty(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func domainObject(d *directory.AcceptedDomain) *cmdlet.Object {
+	return &cmdlet.Object{TypeName: "AcceptedDomain", DefaultView: cmdlet.TableView,
+		DefaultDisplay: []string{"Name", "DomainName", "DomainType", "Default"},
+		Props: []cmdlet.Prop{
+			{Name: "Name", Value: d.Name},
+			{Name: "DomainName", Value: d.DomainName},
+			{Name: "DomainType", Value: string(d.DomainType)},
+			{Name: "Default", Value: d.Default},
+			{Name: "Identity", Value: d.Name},
+			{Name: "WhenCreated", Value: d.WhenCreated},
+		}}
+}
+
+func (c *cmdlets) getAcceptedDomain(_ context.Context, inv *cmdlet.Invocation) ([]*cmdlet.Object, error) {
+	ds, err := c.svc.AcceptedDomains(inv.String("Identity"))
+	if err != nil {
+		return nil, err
+	}
+	var out []*cmdlet.Object
+	for _, d := range ds {
+		out = append(out, domainObject(d))
+	}
+	return out, nil
+}
+
+func (c *cmdlets) newAcceptedDomain(ctx context.Context, inv *cmdlet.Invocation) ([]*cmdlet.Object, error) {
+	if whatIf(inv, "Creating accepted domain %q.", inv.String("DomainName")) {
+		return nil, nil
+	}
+	d, err := c.svc.NewAcceptedDomain(ctx, inv.String("Name"), inv.String("DomainName"), inv.String("DomainType"))
+	if err != nil {
+		return nil, err
+	}
+	return []*cmdlet.Object{domainObject(d)}, nil
+}
+
+func (c *cmdlets) setAcceptedDomain(ctx context.Context, inv *cmdlet.Invocation) ([]*cmdlet.Object, error) {
+	if whatIf(inv, "Setting accepted domain %q.", inv.String("Identity")) {
+		return nil, nil
+	}
+	return nil, c.svc.SetAcceptedDomain(ctx, inv.String("Identity"), inv.String("DomainType"), inv.Bool("MakeDefault"))
+}
+
+func (c *cmdlets) removeAcceptedDomain(ctx context.Context, inv *cmdlet.Invocation) ([]*cmdlet.Object, error) {
+	if whatIf(inv, "Removing accepted domain %q.", inv.String("Identity")) {
+		return nil, nil
+	}
+	return nil, c.svc.RemoveAcceptedDomain(ctx, inv.String("Identity"))
+}
+
+// resultSize reads -ResultSize: a number, or Unlimited (0). Without it,
+// Exchange returns at most 1000 objects.
+func resultSize(inv *cmdlet.Invocation) int {
+	if !inv.Has("ResultSize") {
+		return 1000
+	}
+	n, _ := inv.Int("ResultSize")
+	return int(n)
+}
+
+func (c *cmdlets) mailboxes(inv *cmdlet.Invocation, object func(*directory.Mailbox) *cmdlet.Object) ([]*cmdlet.Object, error) {
+	ms, err := c.svc.Mailboxes(inv.String("Identity"), resultSize(inv))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*cmdlet.Object, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, object(m))
+	}
+	return out, nil
+}
+
+func (c *cmdlets) mailboxObject(m *directory.Mailbox) *cmdlet.Object {
+	dir := c.svc.Dir.Load()
+	addrs := []any{"SMTP:" + m.PrimarySmtpAddress}
+	for _, a := range m.EmailAddresses {
+		addrs = append(addrs, "smtp:"+a)
+	}
+	var onBehalf []any
+	for _, id := range m.GrantSendOnBehalfTo {
+		if t := dir.Mailbox(id); t != nil {
+			onBehalf = append(onBehalf, t.Name)
+		}
+	}
+	return &cmdlet.Object{TypeName: "Mailbox", DefaultView: cmdlet.TableView,
+		DefaultDisplay: []string{"Name", "Alias", "PrimarySmtpAddress", "RecipientTypeDetails"},
+		Props: []cmdlet.Prop{
+			{Name: "Name", Value: m.Name},
+			{Name: "Alias", Value: m.Alias},
+			{Name: "DisplayName", Value: m.DisplayName},
+			{Name: "Identity", Value: m.Name},
+			{Name: "PrimarySmtpAddress", Value: m.PrimarySmtpAddress},
+			{Name: "UserPrincipalName", Value: m.UserPrincipalName},
+			{Name: "EmailAddresses", Value: addrs},
+			{Name: "RecipientTypeDetails", Value: string(m.Type)},
+			{Name: "RecipientLimits", Value: int64(m.RecipientLimits)},
+			{Name: "MaxSendSize", Value: Size(m.MaxSendSize)},
+			{Name: "MaxReceiveSize", Value: Size(m.MaxReceiveSize)},
+			{Name: "GrantSendOnBehalfTo", Value: nonNilList(onBehalf)},
+			{Name: "ExchangeGuid", Value: m.GUID},
+			{Name: "WhenCreated", Value: m.WhenCreated},
+		}}
+}
+
+func nonNilList(v []any) []any {
+	if v == nil {
+		return []any{}
+	}
+	return v
+}
+
+func (c *cmdlets) getMailbox(_ context.Context, inv *cmdlet.Invocation) ([]*cmdlet.Object, error) {
+	return c.mailboxes(inv, c.mailboxObject)
+}
+
+func (c *cmdlets) newMailbox(ctx context.Context, inv *cmdlet.Invocation) ([]*cmdlet.Object, error) {
+	p := NewMailboxParams{
+		Name: inv.String("Name"), DisplayName: inv.String("DisplayName"), Alias: inv.String("Alias"),
+		PrimarySmtpAddress: inv.String("PrimarySmtpAddress"), Password: inv.String("Password"), Shared: inv.Bool("Shared"),
+	}
+	if p.PrimarySmtpAddress == "" {
+		p.PrimarySmtpAddress = inv.String("MicrosoftOnlineServicesID")
+	}
+	if whatIf(inv, "Creating mailbox %q.", p.Name) {
+		return nil, nil
+	}
+	m, err := c.svc.NewMailbox(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	return []*cmdlet.Object{c.mailboxObject(m)}, nil
+}
+
+// multiValue reads a multi-valued parameter: a list replaces, a hashtable
+// @{Add=...; Remove=...} edits.
+func multiValue(inv *cmdlet.Invocation, name string) *MultiValue {
+	if !inv.Has(name) {
+		return nil
+	}
+	if h, ok := inv.Args[name].(*cmdlet.Hashtable); ok {
+		return &MultiValue{Add: cmdlet.Strings(h.Get("Add")), Remove: cmdlet.Strings(h.Get("Remove"))}
+	}
+	return &MultiValue{IsSet: true, Set: cmdlet.Strings(inv.Args[name])}
+}
+
+func (c *cmdlets) setMailbox(ctx context.Context, inv *cmdlet.Invocation) ([]*cmdlet.Object, error) {
+	p := SetMailboxParams{EmailAddresses: multiValue(inv, "EmailAddresses"), GrantSendOnBehalfTo: multiValue(inv, "GrantSendOnBehalfTo")}
+	for name, dst := range map[string]**string{"DisplayName": &p.DisplayName, "PrimarySmtpAddress": &p.PrimarySmtpAddress, "Password": &p.Password} {
+		if inv.Has(name) {
+			v := inv.String(name)
+			*dst = &v
+		}
+	}
+	if inv.Has("RecipientLimits") {
+		n, _ := inv.Int("RecipientLimits")
+		v := int(n)
+		p.RecipientLimits = &v
+	}
+	for name, dst := range map[string]**int64{"MaxSendSize": &p.MaxSendSize, "MaxReceiveSize": &p.MaxReceiveSize} {
+		if inv.Has(name) {
+			n, _ := inv.Int(name)
+			*dst = &n
+		}
+	}
+	if whatIf(inv, "Setting mailbox %q.", inv.String("Identity")) {
+		return nil, nil
+	}
+	return nil, c.svc.SetMailbox(ctx, inv.String("Identity"), p)
+}
+
+func (c *cmdlets) removeMailbox(ctx context.Context, inv *cmdlet.Invocation) ([]*cmdlet.Object, error) {
+	if whatIf(inv, "Removing mailbox %q.", inv.String("Identity")) {
+		return nil, nil
+	}
+	return nil, c.svc.RemoveMailbox(ctx, inv.String("Identity"))
+}
+
+func casObject(m *directory.Mailbox) *cmdlet.Object {
+	var disabled any
+	if m.SmtpClientAuthenticationDisabled != nil {
+		disabled = *m.SmtpClientAuthenticationDisabled
+	}
+	return &cmdlet.Object{TypeName: "CASMailbox", DefaultView: cmdlet.TableView,
+		DefaultDisplay: []string{"Name", "PrimarySmtpAddress", "SmtpClientAuthenticationDisabled"},
+		Props: []cmdlet.Prop{
+			{Name: "Name", Value: m.Name},
+			{Name: "Identity", Value: m.Name},
+			{Name: "DisplayName", Value: m.DisplayName},
+			{Name: "PrimarySmtpAddress", Value: m.PrimarySmtpAddress},
+			{Name: "SmtpClientAuthenticationDisabled", Value: disabled},
+		}}
+}
+
+func (c *cmdlets) getCASMailbox(_ context.Context, inv *cmdlet.Invocation) ([]*cmdlet.Object, error) {
+	return c.mailboxes(inv, casObject)
+}
+
+func (c *cmdlets) setCASMailbox(ctx context.Context, inv *cmdlet.Invocation) ([]*cmdlet.Object, error) {
+	if !inv.Has("SmtpClientAuthenticationDisabled") {
+		return nil, nil
+	}
+	if whatIf(inv, "Setting CAS mailbox %q.", inv.String("Identity")) {
+		return nil, nil
+	}
+	return nil, c.svc.SetCASMailbox(ctx, inv.String("Identity"), inv.NullableBool("SmtpClientAuthenticationDisabled"))
+}
+
+func userObject(m *directory.Mailbox) *cmdlet.Object {
+	return &cmdlet.Object{TypeName: "User", DefaultView: cmdlet.TableView,
+		DefaultDisplay: []string{"Name", "RecipientTypeDetails", "AuthenticationPolicy"},
+		Props: []cmdlet.Prop{
+			{Name: "Name", Value: m.Name},
+			{Name: "Identity", Value: m.Name},
+			{Name: "UserPrincipalName", Value: m.UserPrincipalName},
+			{Name: "RecipientTypeDetails", Value: string(m.Type)},
+			{Name: "AuthenticationPolicy", Value: nullIfEmpty(m.AuthenticationPolicy)},
+		}}
+}
+
+func (c *cmdlets) getUser(_ context.Context, inv *cmdlet.Invocation) ([]*cmdlet.Object, error) {
+	return c.mailboxes(inv, userObject)
+}
+
+func (c *cmdlets) setUser(ctx context.Context, inv *cmdlet.Invocation) ([]*cmdlet.Object, error) {
+	if !inv.Has("AuthenticationPolicy") {
+		return nil, nil
+	}
+	if whatIf(inv, "Setting user %q.", inv.String("Identity")) {
+		return nil, nil
+	}
+	return nil, c.svc.SetUser(ctx, inv.String("Identity"), inv.String("AuthenticationPolicy"))
+}
+
+func policyObject(p *directory.AuthenticationPolicy) *cmdlet.Object {
+	return &cmdlet.Object{TypeName: "AuthenticationPolicy", DefaultView: cmdlet.ListView, Props: []cmdlet.Prop{
+		{Name: "Name", Value: p.Name},
+		{Name: "Identity", Value: p.Name},
+		{Name: "AllowBasicAuthSmtp", Value: p.AllowBasicAuthSmtp},
+		{Name: "WhenCreated", Value: p.WhenCreated},
+	}}
+}
+
+func (c *cmdlets) getAuthenticationPolicy(_ context.Context, inv *cmdlet.Invocation) ([]*cmdlet.Object, error) {
+	ps, err := c.svc.AuthenticationPolicies(inv.String("Identity"))
+	if err != nil {
+		return nil, err
+	}
+	var out []*cmdlet.Object
+	for _, p := range ps {
+		out = append(out, policyObject(p))
+	}
+	return out, nil
+}
+
+func (c *cmdlets) newAuthenticationPolicy(ctx context.Context, inv *cmdlet.Invocation) ([]*cmdlet.Object, error) {
+	if whatIf(inv, "Creating authentication policy %q.", inv.String("Name")) {
+		return nil, nil
+	}
+	p, err := c.svc.NewAuthenticationPolicy(ctx, inv.String("Name"), inv.Bool("AllowBasicAuthSmtp"))
+	if err != nil {
+		return nil, err
+	}
+	return []*cmdlet.Object{policyObject(p)}, nil
+}
+
+func (c *cmdlets) setAuthenticationPolicy(ctx context.Context, inv *cmdlet.Invocation) ([]*cmdlet.Object, error) {
+	if whatIf(inv, "Setting authentication policy %q.", inv.String("Identity")) {
+		return nil, nil
+	}
+	return nil, c.svc.SetAuthenticationPolicy(ctx, inv.String("Identity"), boolPtr(inv, "AllowBasicAuthSmtp"))
+}
+
+func (c *cmdlets) removeAuthenticationPolicy(ctx context.Context, inv *cmdlet.Invocation) ([]*cmdlet.Object, error) {
+	if whatIf(inv, "Removing authentication policy %q.", inv.String("Identity")) {
+		return nil, nil
+	}
+	return nil, c.svc.RemoveAuthenticationPolicy(ctx, inv.String("Identity"))
+}
+
+func permissionObject(p Permission) *cmdlet.Object {
+	return &cmdlet.Object{TypeName: "RecipientPermission", DefaultView: cmdlet.TableView,
+		DefaultDisplay: []string{"Identity", "Trustee", "AccessControlType", "AccessRights"},
+		Props: []cmdlet.Prop{
+			{Name: "Identity", Value: p.Identity.Name},
+			{Name: "Trustee", Value: p.Trustee.PrimarySmtpAddress},
+			{Name: "AccessControlType", Value: "Allow"},
+			{Name: "AccessRights", Value: []any{"SendAs"}},
+			{Name: "IsInherited", Value: false},
+			{Name: "InheritanceType", Value: "None"},
+		}}
+}
+
+func (c *cmdlets) getRecipientPermission(_ context.Context, inv *cmdlet.Invocation) ([]*cmdlet.Object, error) {
+	ps, err := c.svc.RecipientPermissions(inv.String("Identity"), inv.String("Trustee"))
+	if err != nil {
+		return nil, err
+	}
+	var out []*cmdlet.Object
+	for _, p := range ps {
+		out = append(out, permissionObject(p))
+	}
+	return out, nil
+}
+
+func (c *cmdlets) addRecipientPermission(ctx context.Context, inv *cmdlet.Invocation) ([]*cmdlet.Object, error) {
+	if whatIf(inv, "Adding recipient permission 'SendAs' for user %q on recipient %q.", inv.String("Trustee"), inv.String("Identity")) {
+		return nil, nil
+	}
+	p, err := c.svc.AddRecipientPermission(ctx, inv.String("Identity"), inv.String("Trustee"), inv.String("AccessRights"))
+	if err != nil {
+		return nil, err
+	}
+	return []*cmdlet.Object{permissionObject(p)}, nil
+}
+
+func (c *cmdlets) removeRecipientPermission(ctx context.Context, inv *cmdlet.Invocation) ([]*cmdlet.Object, error) {
+	if whatIf(inv, "Removing recipient permission 'SendAs' for user %q on recipient %q.", inv.String("Trustee"), inv.String("Identity")) {
+		return nil, nil
+	}
+	return nil, c.svc.RemoveRecipientPermission(ctx, inv.String("Identity"), inv.String("Trustee"), inv.String("AccessRights"))
+}
+
+func (c *cmdlets) getMailboxFolderStatistics(ctx context.Context, inv *cmdlet.Invocation) ([]*cmdlet.Object, error) {
+	m, stats, err := c.svc.FolderStatistics(ctx, inv.String("Identity"))
+	if err != nil {
+		return nil, err
+	}
+	var out []*cmdlet.Object
+	for _, f := range stats {
+		out = append(out, &cmdlet.Object{TypeName: "MailboxFolderStatistics", DefaultView: cmdlet.TableView,
+			DefaultDisplay: []string{"Name", "FolderPath", "ItemsInFolder", "FolderSize"},
+			Props: []cmdlet.Prop{
+				{Name: "Name", Value: f.Name},
+				{Name: "FolderPath", Value: f.FolderPath},
+				{Name: "FolderType", Value: f.FolderType},
+				{Name: "ItemsInFolder", Value: int64(f.ItemsInFolder)},
+				{Name: "FolderSize", Value: Size(f.FolderSize)},
+				{Name: "Identity", Value: m.Name + `\` + strings.TrimPrefix(f.FolderPath, "/")},
+			}})
+	}
+	return out, nil
+}
+
+// queueStatus is Exchange's message status in a queue: Ready when it may be
+// delivered now, Retry after a failed attempt, otherwise Deferred (paced).
+func queueStatus(q store.QueueItem, now time.Time) string {
+	switch {
+	case q.Attempts > 0:
+		return "Retry"
+	case q.NotBefore.After(now):
+		return "Deferred"
+	}
+	return "Ready"
+}
+
+// queueName names the queue an item waits in: outbound ones per next-hop
+// domain, paced local deliveries in "Submission" as Exchange's submission
+// queue holds throttled messages.
+func queueName(q store.QueueItem) (name, deliveryType string) {
+	if q.Local {
+		return "Submission", "MailboxDelivery"
+	}
+	_, domain, _ := strings.Cut(q.Recipient, "@")
+	return strings.ToLower(domain), "SmtpDeliveryToMailbox"
+}
+
+func (c *cmdlets) getQueue(ctx context.Context, _ *cmdlet.Invocation) ([]*cmdlet.Object, error) {
+	items, err := c.svc.QueueItems(ctx)
+	if err != nil {
+		return nil, err
+	}
+	type queue struct {
+		name, deliveryType, lastError string
+		count                         int64
+	}
+	byName := map[string]*queue{}
+	for _, it := range items {
+		name, typ := queueName(it)
+		q := byName[name]
+		if q == nil {
+			q = &queue{name: name, deliveryType: typ}
+			byName[name] = q
+		}
+		q.count++
+		if it.LastError != "" {
+			q.lastError = it.LastError
+		}
+	}
+	names := make([]string, 0, len(byName))
+	for n := range byName {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var out []*cmdlet.Object
+	for _, n := range names {
+		q := byName[n]
+		status := "Ready"
+		if q.lastError != "" {
+			status = "Retry"
+		}
+		out = append(out, &cmdlet.Object{TypeName: "Queue", DefaultView: cmdlet.TableView,
+			DefaultDisplay: []string{"Identity", "DeliveryType", "Status", "MessageCount", "NextHopDomain"},
+			Props: []cmdlet.Prop{
+				{Name: "Identity", Value: fmt.Sprintf(`%s\%s`, c.svc.Organization().Name, n)},
+				{Name: "DeliveryType", Value: q.deliveryType},
+				{Name: "Status", Value: status},
+				{Name: "MessageCount", Value: q.count},
+				{Name: "NextHopDomain", Value: n},
+				{Name: "LastError", Value: nullIfEmpty(q.lastError)},
+			}})
+	}
+	return out, nil
+}
+
+func (c *cmdlets) getQueueMessage(ctx context.Context, _ *cmdlet.Invocation) ([]*cmdlet.Object, error) {
+	items, err := c.svc.QueueItems(ctx)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	var out []*cmdlet.Object
+	for _, it := range items {
+		name, _ := queueName(it)
+		out = append(out, &cmdlet.Object{TypeName: "QueueMessage", DefaultView: cmdlet.TableView,
+			DefaultDisplay: []string{"Identity", "FromAddress", "Recipient", "Status", "Size", "Subject"},
+			Props: []cmdlet.Prop{
+				{Name: "Identity", Value: fmt.Sprintf(`%s\%d`, name, it.ID)},
+				{Name: "FromAddress", Value: it.FromAddress},
+				{Name: "Recipient", Value: it.Recipient},
+				{Name: "Status", Value: queueStatus(it, now)},
+				{Name: "Size", Value: Size(it.Size)},
+				{Name: "Subject", Value: it.Subject},
+				{Name: "Queue", Value: name},
+				{Name: "InternetMessageId", Value: "<" + it.MessageID + ">"},
+				{Name: "DateReceived", Value: it.ReceivedAt},
+				{Name: "NextRetryTime", Value: it.NotBefore},
+				{Name: "RetryCount", Value: int64(it.Attempts)},
+				{Name: "LastError", Value: nullIfEmpty(it.LastError)},
+			}})
+	}
+	return out, nil
+}

@@ -1,0 +1,355 @@
+package admin
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"postern.dev/postern/internal/address"
+	"postern.dev/postern/internal/directory"
+)
+
+// findMailbox resolves an Exchange-style identity — an email address, the
+// UPN, the Name, the Alias or the ExchangeGuid — within the organization.
+func findMailbox(dir *directory.Snapshot, org *directory.Organization, identity string) (*directory.Mailbox, error) {
+	id := strings.TrimSpace(identity)
+	if strings.Contains(id, "@") {
+		if key, err := address.Canonical(id); err == nil {
+			if m := dir.MailboxByAddress(key); m != nil && m.OrgID == org.ID {
+				return m, nil
+			}
+			if m := dir.MailboxBySignIn(key); m != nil && m.OrgID == org.ID {
+				return m, nil
+			}
+		}
+		return nil, notFound(identity)
+	}
+	var found *directory.Mailbox
+	for _, m := range dir.Contents().Mailboxes {
+		if m.OrgID != org.ID {
+			continue
+		}
+		if strings.EqualFold(m.Name, id) || strings.EqualFold(m.Alias, id) || strings.EqualFold(m.GUID, id) {
+			if found != nil && found != m {
+				return nil, ambiguous(identity)
+			}
+			found = m
+		}
+	}
+	if found == nil {
+		return nil, notFound(identity)
+	}
+	return found, nil
+}
+
+// Mailboxes returns the organization's mailboxes, all of them for an empty
+// identity, at most resultSize of them (0 = unlimited).
+func (s *Service) Mailboxes(identity string, resultSize int) ([]*directory.Mailbox, error) {
+	dir, org := s.Dir.Load(), s.org()
+	if identity != "" {
+		m, err := findMailbox(dir, org, identity)
+		if err != nil {
+			return nil, err
+		}
+		return []*directory.Mailbox{m}, nil
+	}
+	var out []*directory.Mailbox
+	for _, m := range dir.Contents().Mailboxes {
+		if m.OrgID == org.ID {
+			out = append(out, m)
+		}
+		if resultSize > 0 && len(out) == resultSize {
+			break
+		}
+	}
+	return out, nil
+}
+
+// NewMailboxParams are New-Mailbox's parameters.
+type NewMailboxParams struct {
+	Name               string
+	DisplayName        string
+	Alias              string
+	PrimarySmtpAddress string
+	Password           string
+	Shared             bool
+}
+
+// NewMailbox creates a mailbox (New-Mailbox). A user mailbox needs a
+// password; a shared one (-Shared) has none and never signs in. The primary
+// address must be in one of the organization's accepted domains.
+func (s *Service) NewMailbox(ctx context.Context, p NewMailboxParams) (*directory.Mailbox, error) {
+	if strings.TrimSpace(p.Name) == "" {
+		return nil, fmt.Errorf("Cannot process command because of one or more missing mandatory parameters: Name.")
+	}
+	var m *directory.Mailbox
+	err := s.change(ctx, func(dir *directory.Snapshot, org *directory.Organization) error {
+		alias := p.Alias
+		if alias == "" {
+			alias = strings.ReplaceAll(p.Name, " ", "")
+		}
+		primary := p.PrimarySmtpAddress
+		if primary == "" {
+			d := defaultDomain(dir, org)
+			if d == nil {
+				return fmt.Errorf("Mailbox '%s': the organization has no accepted domain; add one with New-AcceptedDomain or give -PrimarySmtpAddress.", p.Name)
+			}
+			primary = alias + "@" + d.DomainName
+		}
+		key, err := acceptedAddress(dir, org, "PrimarySmtpAddress", primary)
+		if err != nil {
+			return err
+		}
+		m = &directory.Mailbox{
+			OrgID: org.ID, GUID: newGUID(), Name: p.Name, DisplayName: p.DisplayName, Alias: alias,
+			PrimarySmtpAddress: key, UserPrincipalName: key, Type: directory.UserMailbox,
+			RecipientLimits: directory.DefaultRecipientLimits, MaxSendSize: directory.DefaultMaxSendSize,
+			MaxReceiveSize: directory.DefaultMaxReceiveSize,
+		}
+		if m.DisplayName == "" {
+			m.DisplayName = p.Name
+		}
+		switch {
+		case p.Shared:
+			m.Type = directory.SharedMailbox
+			if p.Password != "" {
+				return fmt.Errorf("Mailbox '%s': a shared mailbox has no password; leave out -Password or -Shared.", p.Name)
+			}
+		case p.Password == "":
+			return fmt.Errorf("Cannot process command because of one or more missing mandatory parameters: Password.")
+		default:
+			if m.PasswordHash, err = s.HashPassword(p.Password); err != nil {
+				return err
+			}
+		}
+		return storeError(s.Store.SaveMailbox(ctx, m), "mailbox", p.Name)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.Dir.Load().Mailbox(m.ID), nil
+}
+
+func defaultDomain(dir *directory.Snapshot, org *directory.Organization) *directory.AcceptedDomain {
+	var first *directory.AcceptedDomain
+	for _, d := range dir.Contents().Domains {
+		if d.OrgID != org.ID {
+			continue
+		}
+		if d.Default {
+			return d
+		}
+		if first == nil {
+			first = d
+		}
+	}
+	return first
+}
+
+// acceptedAddress validates an address an admin gave for a mailbox: it must
+// parse and its domain must be one of the organization's accepted domains.
+func acceptedAddress(dir *directory.Snapshot, org *directory.Organization, param, value string) (string, error) {
+	v := strings.TrimSpace(value)
+	// Exchange writes proxy addresses with a prefix: SMTP: for the primary,
+	// smtp: for the others.
+	if p, rest, ok := strings.Cut(v, ":"); ok && strings.EqualFold(p, "smtp") {
+		v = rest
+	}
+	a, err := address.Parse(v)
+	if err != nil {
+		return "", invalidValue(param, value, err.Error())
+	}
+	if d := dir.AcceptedDomain(a.Domain); d == nil || d.OrgID != org.ID {
+		return "", fmt.Errorf("The email address \"%s\" isn't correct: %s isn't an accepted domain for your organization. Add it with New-AcceptedDomain first.", value, a.Domain)
+	}
+	return a.Key(), nil
+}
+
+// MultiValue is a multi-valued parameter: either a whole new list (Set) or
+// Exchange's @{Add=...; Remove=...} edit.
+type MultiValue struct {
+	Set    []string
+	IsSet  bool
+	Add    []string
+	Remove []string
+}
+
+func (v MultiValue) apply(current []string, norm func(string) (string, error)) ([]string, error) {
+	out := slices.Clone(current)
+	if v.IsSet {
+		out = nil
+		for _, x := range v.Set {
+			n, err := norm(x)
+			if err != nil {
+				return nil, err
+			}
+			if !slices.Contains(out, n) {
+				out = append(out, n)
+			}
+		}
+		return out, nil
+	}
+	for _, x := range v.Add {
+		n, err := norm(x)
+		if err != nil {
+			return nil, err
+		}
+		if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	for _, x := range v.Remove {
+		n, err := norm(x)
+		if err != nil {
+			return nil, err
+		}
+		out = slices.DeleteFunc(out, func(y string) bool { return y == n })
+	}
+	return out, nil
+}
+
+// SetMailboxParams are Set-Mailbox's parameters; nil means not given.
+type SetMailboxParams struct {
+	DisplayName         *string
+	PrimarySmtpAddress  *string
+	EmailAddresses      *MultiValue
+	RecipientLimits     *int
+	MaxSendSize         *int64
+	MaxReceiveSize      *int64
+	GrantSendOnBehalfTo *MultiValue
+	Password            *string
+}
+
+// SetMailbox changes a mailbox (Set-Mailbox).
+func (s *Service) SetMailbox(ctx context.Context, identity string, p SetMailboxParams) error {
+	return s.change(ctx, func(dir *directory.Snapshot, org *directory.Organization) error {
+		cur, err := findMailbox(dir, org, identity)
+		if err != nil {
+			return err
+		}
+		m := *cur
+		if p.DisplayName != nil {
+			m.DisplayName = *p.DisplayName
+		}
+		if p.RecipientLimits != nil {
+			if n := *p.RecipientLimits; n < 1 || n > directory.MaxRecipientLimits {
+				return fmt.Errorf("Mailbox '%s': RecipientLimits must be an integer from 1 to 1000; %d is out of range.", m.Name, n)
+			}
+			m.RecipientLimits = *p.RecipientLimits
+		}
+		for _, sz := range []struct {
+			name string
+			v    *int64
+			dst  *int64
+		}{{"MaxSendSize", p.MaxSendSize, &m.MaxSendSize}, {"MaxReceiveSize", p.MaxReceiveSize, &m.MaxReceiveSize}} {
+			if sz.v == nil {
+				continue
+			}
+			if *sz.v < 1 || *sz.v > directory.MaxMessageSize {
+				return fmt.Errorf("Mailbox '%s': %s must be between 1 byte and 150 MB (157,286,400 bytes).", m.Name, sz.name)
+			}
+			*sz.dst = *sz.v
+		}
+		if p.PrimarySmtpAddress != nil {
+			key, err := acceptedAddress(dir, org, "PrimarySmtpAddress", *p.PrimarySmtpAddress)
+			if err != nil {
+				return err
+			}
+			// The old primary stays as a proxy address, as in Exchange.
+			if key != m.PrimarySmtpAddress {
+				m.EmailAddresses = append(slices.DeleteFunc(slices.Clone(m.EmailAddresses), func(a string) bool { return a == key }), m.PrimarySmtpAddress)
+				m.PrimarySmtpAddress = key
+			}
+		}
+		if p.EmailAddresses != nil {
+			all, err := p.EmailAddresses.apply(m.Addresses(), func(v string) (string, error) {
+				return acceptedAddress(dir, org, "EmailAddresses", v)
+			})
+			if err != nil {
+				return err
+			}
+			if !slices.Contains(all, m.PrimarySmtpAddress) {
+				return fmt.Errorf("Mailbox '%s': EmailAddresses must keep the primary address %s; change it with -PrimarySmtpAddress.", m.Name, m.PrimarySmtpAddress)
+			}
+			m.EmailAddresses = slices.DeleteFunc(all, func(a string) bool { return a == m.PrimarySmtpAddress })
+		}
+		if p.GrantSendOnBehalfTo != nil {
+			names := make([]string, 0, len(m.GrantSendOnBehalfTo))
+			for _, id := range m.GrantSendOnBehalfTo {
+				if t := dir.Mailbox(id); t != nil {
+					names = append(names, t.PrimarySmtpAddress)
+				}
+			}
+			all, err := p.GrantSendOnBehalfTo.apply(names, func(v string) (string, error) {
+				t, err := findMailbox(dir, org, v)
+				if err != nil {
+					return "", err
+				}
+				return t.PrimarySmtpAddress, nil
+			})
+			if err != nil {
+				return err
+			}
+			m.GrantSendOnBehalfTo = nil
+			for _, a := range all {
+				m.GrantSendOnBehalfTo = append(m.GrantSendOnBehalfTo, dir.MailboxByAddress(a).ID)
+			}
+		}
+		if p.Password != nil {
+			if m.Type == directory.SharedMailbox {
+				return fmt.Errorf("Mailbox '%s' is a shared mailbox; shared mailboxes have no password.", m.Name)
+			}
+			if m.PasswordHash, err = s.HashPassword(*p.Password); err != nil {
+				return err
+			}
+		}
+		return storeError(s.Store.SaveMailbox(ctx, &m), "mailbox", m.Name)
+	})
+}
+
+// RemoveMailbox deletes a mailbox with its folders and permissions.
+func (s *Service) RemoveMailbox(ctx context.Context, identity string) error {
+	return s.change(ctx, func(dir *directory.Snapshot, org *directory.Organization) error {
+		m, err := findMailbox(dir, org, identity)
+		if err != nil {
+			return err
+		}
+		return storeError(s.Store.DeleteMailbox(ctx, m.ID), "mailbox", identity)
+	})
+}
+
+// SetCASMailbox changes a mailbox's client access settings
+// (Set-CASMailbox -SmtpClientAuthenticationDisabled $true|$false|$null).
+func (s *Service) SetCASMailbox(ctx context.Context, identity string, smtpClientAuthDisabled *bool) error {
+	return s.change(ctx, func(dir *directory.Snapshot, org *directory.Organization) error {
+		cur, err := findMailbox(dir, org, identity)
+		if err != nil {
+			return err
+		}
+		m := *cur
+		m.SmtpClientAuthenticationDisabled = smtpClientAuthDisabled
+		return storeError(s.Store.SaveMailbox(ctx, &m), "mailbox", m.Name)
+	})
+}
+
+// SetUser assigns a user's authentication policy (Set-User
+// -AuthenticationPolicy <name>|$null); empty removes it.
+func (s *Service) SetUser(ctx context.Context, identity, authenticationPolicy string) error {
+	return s.change(ctx, func(dir *directory.Snapshot, org *directory.Organization) error {
+		cur, err := findMailbox(dir, org, identity)
+		if err != nil {
+			return err
+		}
+		m := *cur
+		m.AuthenticationPolicy = ""
+		if authenticationPolicy != "" {
+			p := dir.AuthenticationPolicy(org.ID, authenticationPolicy)
+			if p == nil {
+				return notFound(authenticationPolicy)
+			}
+			m.AuthenticationPolicy = p.Name
+		}
+		return storeError(s.Store.SaveMailbox(ctx, &m), "user", m.Name)
+	})
+}

@@ -1,0 +1,126 @@
+// Package admin is Postern's one admin service: every change to the
+// directory goes through it, whichever front end asked (the cmdlet shell
+// today; the REST API and web admin center later). Validation, defaults and
+// the error messages admins see live here once.
+//
+// Errors name the object and the problem in Exchange's words, e.g.
+// "The operation couldn't be performed because object 'x' couldn't be found."
+package admin
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"postern.dev/postern/internal/directory"
+	"postern.dev/postern/internal/store"
+)
+
+// Service is the admin service for one data directory.
+type Service struct {
+	Store store.Store
+	// Dir receives a new snapshot after every change, so the SMTP path sees
+	// it at the next command.
+	Dir *directory.Current
+	// HashPassword turns a new password into the stored hash.
+	HashPassword func(string) (string, error)
+
+	mu sync.Mutex // serialises changes: read-validate-write must not interleave
+}
+
+// DefaultOrganizationName is the organization a fresh data directory gets.
+const DefaultOrganizationName = "Default"
+
+// Open loads the directory into s.Dir, creating the default organization
+// on first use. A new organization starts with SMTP AUTH disabled, as
+// Exchange Online tenants created after January 2020 do.
+func (s *Service) Open(ctx context.Context) error {
+	if err := s.reload(ctx); err != nil {
+		return err
+	}
+	if s.org() != nil {
+		return nil
+	}
+	org := &directory.Organization{Name: DefaultOrganizationName, GUID: newGUID(), SmtpClientAuthenticationDisabled: true}
+	if err := s.Store.SaveOrganization(ctx, org); err != nil {
+		return err
+	}
+	return s.reload(ctx)
+}
+
+func (s *Service) reload(ctx context.Context) error {
+	c, err := s.Store.LoadDirectory(ctx)
+	if err != nil {
+		return fmt.Errorf("loading the directory: %w", err)
+	}
+	s.Dir.Store(directory.NewSnapshot(c))
+	return nil
+}
+
+// org is the organization the service acts on. Postern is multi-tenant in
+// its data model; until admin sign-in scopes a session to an organization,
+// the front ends act on the first (default) one.
+func (s *Service) org() *directory.Organization {
+	if orgs := s.Dir.Load().Contents().Organizations; len(orgs) > 0 {
+		return orgs[0]
+	}
+	return nil
+}
+
+// change runs fn under the change lock and reloads the snapshot afterwards,
+// also when fn failed part-way (the store's transactions keep each write
+// whole; the reload makes the snapshot agree with what was written).
+func (s *Service) change(ctx context.Context, fn func(dir *directory.Snapshot, org *directory.Organization) error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err := fn(s.Dir.Load(), s.org())
+	if rerr := s.reload(ctx); err == nil {
+		err = rerr
+	}
+	return err
+}
+
+// Errors in Exchange's words.
+
+func notFound(identity string) error {
+	return fmt.Errorf("The operation couldn't be performed because object '%s' couldn't be found.", identity)
+}
+
+func ambiguous(identity string) error {
+	return fmt.Errorf("The operation couldn't be performed because '%s' matches multiple entries.", identity)
+}
+
+func alreadyExists(kind, name string) error {
+	return fmt.Errorf("The %s '%s' already exists.", kind, name)
+}
+
+func invalidValue(param, value, why string) error {
+	return fmt.Errorf("Cannot process argument transformation on parameter '%s'. The value '%s' is not valid: %s", param, value, why)
+}
+
+// storeError turns a store error into one naming the object.
+func storeError(err error, kind, name string) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, store.ErrConflict):
+		if _, addr, ok := strings.Cut(err.Error(), "the address "); ok {
+			return fmt.Errorf("The proxy address \"SMTP:%s\" is already being used by another recipient.", addr)
+		}
+		return alreadyExists(kind, name)
+	case errors.Is(err, store.ErrNotFound):
+		return notFound(name)
+	}
+	return fmt.Errorf("%s '%s': %w", kind, name, err)
+}
+
+func newGUID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}

@@ -1,0 +1,120 @@
+// Package config reads Postern's configuration: a TOML file (strictly: an
+// unknown key is an error with its line, so a typo never goes unnoticed)
+// overridden by command-line flags.
+//
+// The TOML library is github.com/pelletier/go-toml/v2, chosen for its
+// built-in strict decoding (DisallowUnknownFields) with positioned errors.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/pelletier/go-toml/v2"
+)
+
+// Config is the whole configuration. Field comments are the documentation
+// of each key (README, "Configuration").
+type Config struct {
+	// Data is the data directory: the database, the generated certificate
+	// and the admin socket.
+	Data string `toml:"data"`
+	// Hostname is the name the server greets with and writes in Received
+	// fields and Message-IDs.
+	Hostname string `toml:"hostname"`
+	// Listener addresses; "off" disables one.
+	Submission  string `toml:"submission"`  // 587 role: STARTTLS + AUTH
+	Submissions string `toml:"submissions"` // 465 role: implicit TLS + AUTH
+	MX          string `toml:"mx"`          // 25 role: anonymous mail for local mailboxes; AUTH after STARTTLS
+	Admin       string `toml:"admin"`       // admin HTTP listener (reserved for the REST API)
+	// TLSCert and TLSKey are PEM files; when empty, a self-signed ECDSA
+	// P-256 certificate for Hostname is generated in the data directory.
+	TLSCert string `toml:"tls_cert"`
+	TLSKey  string `toml:"tls_key"`
+	// IdleTimeout is how long an SMTP client may stay silent.
+	IdleTimeout Duration `toml:"idle_timeout"`
+	// LogLevel is debug, info, warn or error.
+	LogLevel string `toml:"log_level"`
+}
+
+// Duration is a time.Duration written as "5m" in TOML.
+type Duration struct{ time.Duration }
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText writes the duration as a Go duration string.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// Off is the listener address that disables a listener.
+const Off = "off"
+
+// Defaults are the production defaults: the standard ports.
+func Defaults() Config {
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "localhost"
+	}
+	return Config{
+		Data:        "/var/lib/postern",
+		Hostname:    host,
+		Submission:  ":587",
+		Submissions: ":465",
+		MX:          ":25",
+		Admin:       Off,
+		IdleTimeout: Duration{5 * time.Minute},
+		LogLevel:    "info",
+	}
+}
+
+// Load reads the file at path (if not empty) over c.
+func (c *Config) Load(path string) error {
+	if path == "" {
+		return nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	dec := toml.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(c); err != nil {
+		var derr *toml.DecodeError
+		if errors.As(err, &derr) {
+			row, col := derr.Position()
+			return fmt.Errorf("%s:%d:%d: %s", path, row, col, derr.Error())
+		}
+		var serr *toml.StrictMissingError
+		if errors.As(err, &serr) {
+			return fmt.Errorf("%s: %s", path, serr.String())
+		}
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}
+
+// Flags defines flags for every key on fs, writing into c; parse the file
+// first, then the flags, so that flags override it.
+func (c *Config) Flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Data, "data", c.Data, "data directory")
+	fs.StringVar(&c.Hostname, "hostname", c.Hostname, "server host name (greeting, Received, Message-ID)")
+	fs.StringVar(&c.Submission, "submission", c.Submission, "submission listener (587 role: STARTTLS + AUTH), or off")
+	fs.StringVar(&c.Submissions, "submissions", c.Submissions, "submissions listener (465 role: implicit TLS), or off")
+	fs.StringVar(&c.MX, "mx", c.MX, "MX listener (25 role), or off")
+	fs.StringVar(&c.Admin, "admin", c.Admin, "admin HTTP listener, or off")
+	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "TLS certificate PEM file (default: generated)")
+	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "TLS key PEM file")
+	fs.DurationVar(&c.IdleTimeout.Duration, "idle-timeout", c.IdleTimeout.Duration, "how long an SMTP client may stay silent")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+}

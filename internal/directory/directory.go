@@ -1,0 +1,131 @@
+// Package directory holds Postern's directory objects — organizations,
+// accepted domains, mailboxes, permissions and authentication policies — and
+// Snapshot, an immutable in-memory view of all of them that the SMTP path
+// reads without touching the store.
+//
+// Object and property names are Exchange Online's (Set-TransportConfig,
+// Set-CASMailbox, Set-Mailbox, Add-RecipientPermission, New-AuthenticationPolicy)
+// so that a reader who knows the cmdlet finds the field that implements it.
+package directory
+
+import "time"
+
+// Defaults from Exchange Online (reference sections 4.1 and 4.5).
+const (
+	DefaultRecipientLimits = 500
+	MaxRecipientLimits     = 1000
+	DefaultMaxSendSize     = 35 << 20  // 35 MB
+	DefaultMaxReceiveSize  = 36 << 20  // 36 MB
+	MaxMessageSize         = 150 << 20 // the platform maximum, advertised as SIZE 157286400
+	RecipientRateLimit     = 10000     // recipients per rolling 24 hours
+	MessageRateLimit       = 30        // messages per minute, paced
+	ConcurrentConnections  = 3         // authenticated connections per mailbox
+)
+
+// Organization is a tenant. Its settings are those of Exchange's
+// Get-TransportConfig and Get-OrganizationConfig.
+type Organization struct {
+	ID   int64
+	Name string
+	GUID string
+	// SmtpClientAuthenticationDisabled (Set-TransportConfig): true, the
+	// default for organizations created after January 2020, turns SMTP AUTH
+	// off for every mailbox whose own setting is $null.
+	SmtpClientAuthenticationDisabled bool
+	// SecurityDefaultsEnabled (Set-OrganizationConfig) stands in for Entra ID
+	// security defaults, which block SMTP AUTH for everyone.
+	SecurityDefaultsEnabled bool
+	// DefaultAuthenticationPolicy (Set-OrganizationConfig) names the policy
+	// that applies to users without one of their own; empty for none.
+	DefaultAuthenticationPolicy string
+	WhenCreated                 time.Time
+}
+
+// DomainType of an accepted domain (Set-AcceptedDomain -DomainType).
+type DomainType string
+
+const (
+	// Authoritative: Postern hosts every address of the domain; mail for an
+	// unknown one is refused (DBEB, 5.1.10).
+	Authoritative DomainType = "Authoritative"
+	// InternalRelay: some addresses live elsewhere; mail for unknown ones is
+	// routed out rather than refused.
+	InternalRelay DomainType = "InternalRelay"
+)
+
+// AcceptedDomain is a domain the organization receives and sends mail for.
+type AcceptedDomain struct {
+	ID          int64
+	OrgID       int64
+	Name        string
+	DomainName  string // lower case
+	DomainType  DomainType
+	Default     bool
+	WhenCreated time.Time
+}
+
+// RecipientTypeDetails of a mailbox.
+type RecipientTypeDetails string
+
+const (
+	UserMailbox   RecipientTypeDetails = "UserMailbox"
+	SharedMailbox RecipientTypeDetails = "SharedMailbox"
+)
+
+// Mailbox is a mailbox with its Set-Mailbox and Set-CASMailbox properties.
+type Mailbox struct {
+	ID          int64
+	OrgID       int64
+	GUID        string // ExchangeGuid
+	Name        string
+	DisplayName string
+	Alias       string
+	// PrimarySmtpAddress and UserPrincipalName are lower case. The UPN is
+	// the sign-in name; Postern also accepts the primary address.
+	PrimarySmtpAddress string
+	UserPrincipalName  string
+	// EmailAddresses are the extra (proxy) addresses, lower case, without
+	// the primary one.
+	EmailAddresses []string
+	Type           RecipientTypeDetails
+	// PasswordHash is an argon2id PHC string; empty for mailboxes that cannot
+	// sign in (shared mailboxes).
+	PasswordHash string
+	// SmtpClientAuthenticationDisabled (Set-CASMailbox): nil ($null)
+	// inherits the organization's setting; true/false overrides it.
+	SmtpClientAuthenticationDisabled *bool
+	// AuthenticationPolicy (Set-User) names the user's own policy; it wins
+	// over the organization default. Empty for none.
+	AuthenticationPolicy string
+	RecipientLimits      int
+	MaxSendSize          int64
+	MaxReceiveSize       int64
+	// GrantSendOnBehalfTo lists the mailboxes (by ID) that may send on
+	// behalf of this one.
+	GrantSendOnBehalfTo []int64
+	WhenCreated         time.Time
+}
+
+// Addresses returns the primary address followed by the proxy addresses.
+func (m *Mailbox) Addresses() []string {
+	return append([]string{m.PrimarySmtpAddress}, m.EmailAddresses...)
+}
+
+// AuthenticationPolicy is New-AuthenticationPolicy's object. Only the SMTP
+// switch matters to Postern; a policy without it blocks Basic authentication.
+type AuthenticationPolicy struct {
+	ID                 int64
+	OrgID              int64
+	Name               string
+	AllowBasicAuthSmtp bool
+	WhenCreated        time.Time
+}
+
+// RecipientPermission is an Add-RecipientPermission grant: Trustee may send
+// as Identity. AccessRights is always SendAs, the only value Exchange knows.
+type RecipientPermission struct {
+	ID       int64
+	OrgID    int64
+	Identity int64 // the mailbox sent as
+	Trustee  int64 // the mailbox granted the right
+}

@@ -1,0 +1,141 @@
+package directory
+
+import (
+	"strings"
+	"sync/atomic"
+)
+
+// Snapshot is an immutable, indexed view of the whole directory. The SMTP
+// path reads it lock-free (the server swaps in a new one after every admin
+// change), so a session's decisions cost map lookups, not queries.
+type Snapshot struct {
+	contents  Contents
+	orgs      map[int64]*Organization
+	domains   map[string]*AcceptedDomain // by domain name
+	mailboxes map[int64]*Mailbox
+	byAddress map[string]*Mailbox // primary and proxy addresses
+	bySignIn  map[string]*Mailbox // UPN and primary address
+	policies  map[policyKey]*AuthenticationPolicy
+	sendAs    map[grant]bool
+	onBehalf  map[grant]bool
+}
+
+type policyKey struct {
+	org  int64
+	name string // lower case
+}
+
+type grant struct{ trustee, identity int64 }
+
+// Contents is everything a Snapshot is built from, as the store loads it.
+type Contents struct {
+	Organizations []*Organization
+	Domains       []*AcceptedDomain
+	Mailboxes     []*Mailbox
+	Policies      []*AuthenticationPolicy
+	Permissions   []*RecipientPermission
+}
+
+// NewSnapshot indexes c. The objects must not be modified afterwards.
+func NewSnapshot(c Contents) *Snapshot {
+	s := &Snapshot{
+		contents:  c,
+		orgs:      make(map[int64]*Organization, len(c.Organizations)),
+		domains:   make(map[string]*AcceptedDomain, len(c.Domains)),
+		mailboxes: make(map[int64]*Mailbox, len(c.Mailboxes)),
+		byAddress: make(map[string]*Mailbox, len(c.Mailboxes)),
+		bySignIn:  make(map[string]*Mailbox, len(c.Mailboxes)),
+		policies:  make(map[policyKey]*AuthenticationPolicy, len(c.Policies)),
+		sendAs:    make(map[grant]bool, len(c.Permissions)),
+		onBehalf:  make(map[grant]bool),
+	}
+	for _, o := range c.Organizations {
+		s.orgs[o.ID] = o
+	}
+	for _, d := range c.Domains {
+		s.domains[d.DomainName] = d
+	}
+	for _, m := range c.Mailboxes {
+		s.mailboxes[m.ID] = m
+		for _, a := range m.Addresses() {
+			s.byAddress[a] = m
+		}
+		s.bySignIn[m.PrimarySmtpAddress] = m
+		s.bySignIn[m.UserPrincipalName] = m
+		for _, t := range m.GrantSendOnBehalfTo {
+			s.onBehalf[grant{trustee: t, identity: m.ID}] = true
+		}
+	}
+	for _, p := range c.Policies {
+		s.policies[policyKey{p.OrgID, strings.ToLower(p.Name)}] = p
+	}
+	for _, p := range c.Permissions {
+		s.sendAs[grant{trustee: p.Trustee, identity: p.Identity}] = true
+	}
+	return s
+}
+
+// Contents returns the objects the snapshot was built from, in ID order.
+// Callers must not modify them.
+func (s *Snapshot) Contents() Contents { return s.contents }
+
+// Organization returns the organization with the given ID, or nil.
+func (s *Snapshot) Organization(id int64) *Organization { return s.orgs[id] }
+
+// Mailbox returns the mailbox with the given ID, or nil.
+func (s *Snapshot) Mailbox(id int64) *Mailbox { return s.mailboxes[id] }
+
+// MailboxByAddress finds the mailbox that owns an address (primary or
+// proxy); key must be lower case.
+func (s *Snapshot) MailboxByAddress(key string) *Mailbox { return s.byAddress[key] }
+
+// MailboxBySignIn finds the mailbox whose UPN or primary address is name
+// (any case), the names SMTP AUTH accepts.
+func (s *Snapshot) MailboxBySignIn(name string) *Mailbox {
+	return s.bySignIn[strings.ToLower(strings.TrimSpace(name))]
+}
+
+// AcceptedDomain returns the accepted domain named exactly domain (lower
+// case), or nil when no organization accepts it.
+func (s *Snapshot) AcceptedDomain(domain string) *AcceptedDomain { return s.domains[domain] }
+
+// AuthenticationPolicy returns the named policy of an organization, or nil.
+func (s *Snapshot) AuthenticationPolicy(org int64, name string) *AuthenticationPolicy {
+	if name == "" {
+		return nil
+	}
+	return s.policies[policyKey{org, strings.ToLower(name)}]
+}
+
+// EffectiveAuthenticationPolicy is the policy that governs m: its own
+// (Set-User -AuthenticationPolicy) wins over the organization default
+// (Set-OrganizationConfig -DefaultAuthenticationPolicy). Nil when neither is set.
+func (s *Snapshot) EffectiveAuthenticationPolicy(m *Mailbox) *AuthenticationPolicy {
+	if p := s.AuthenticationPolicy(m.OrgID, m.AuthenticationPolicy); p != nil {
+		return p
+	}
+	if o := s.orgs[m.OrgID]; o != nil {
+		return s.AuthenticationPolicy(o.ID, o.DefaultAuthenticationPolicy)
+	}
+	return nil
+}
+
+// HasSendAs reports whether trustee holds Send As on identity.
+func (s *Snapshot) HasSendAs(trustee, identity int64) bool {
+	return s.sendAs[grant{trustee, identity}]
+}
+
+// HasSendOnBehalf reports whether identity lists trustee in GrantSendOnBehalfTo.
+func (s *Snapshot) HasSendOnBehalf(trustee, identity int64) bool {
+	return s.onBehalf[grant{trustee, identity}]
+}
+
+// Current holds the snapshot in force. Sessions load it once per decision;
+// the admin service stores a new one after every change.
+type Current struct{ p atomic.Pointer[Snapshot] }
+
+// Load returns the snapshot in force.
+func (c *Current) Load() *Snapshot { return c.p.Load() }
+
+// Store makes s the snapshot in force.
+func (c *Current) Store(s *Snapshot) { c.p.Store(s) }

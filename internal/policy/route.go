@@ -1,0 +1,90 @@
+package policy
+
+import (
+	"postern.dev/postern/internal/address"
+	"postern.dev/postern/internal/directory"
+	"postern.dev/postern/internal/reply"
+)
+
+// Destination says where a recipient's copy goes.
+type Destination int
+
+const (
+	// Local: into a mailbox Postern hosts.
+	Local Destination = iota
+	// Outbound: to another server, through the outbound queue.
+	Outbound
+)
+
+// Route is the verdict for one recipient.
+type Route struct {
+	Destination Destination
+	Mailbox     *directory.Mailbox // for Local
+}
+
+// RouteAuthenticated decides where an authenticated submission's recipient
+// goes. SMTP AUTH may send to anyone (DESIGN.md, "The three ways in"):
+//   - an address of a mailbox (primary or proxy) is delivered locally;
+//   - an unknown address in an Authoritative accepted domain is refused at
+//     RCPT with 5.1.10, as directory-based edge blocking does;
+//   - an unknown address in an InternalRelay domain, and any address outside
+//     the accepted domains, is routed out.
+func RouteAuthenticated(dir *directory.Snapshot, rcpt address.Address) (Route, *reply.Reply) {
+	if m := dir.MailboxByAddress(rcpt.Key()); m != nil {
+		return Route{Destination: Local, Mailbox: m}, nil
+	}
+	if d := dir.AcceptedDomain(rcpt.Domain); d != nil && d.DomainType == directory.Authoritative {
+		return Route{}, reply.RecipientNotFound(rcpt.String())
+	}
+	return Route{Destination: Outbound}, nil
+}
+
+// RecipientLimit is the most recipients one message of m may have
+// (Set-Mailbox -RecipientLimits, 1 to 1000, default 500).
+func RecipientLimit(m *directory.Mailbox) int {
+	if m.RecipientLimits <= 0 {
+		return directory.DefaultRecipientLimits
+	}
+	return m.RecipientLimits
+}
+
+// CheckRecipientCount refuses the recipient that would take the message past
+// the mailbox's RecipientLimits; count includes it.
+func CheckRecipientCount(m *directory.Mailbox, count int) *reply.Reply {
+	if limit := RecipientLimit(m); count > limit {
+		return reply.TooManyRecipients(limit)
+	}
+	return nil
+}
+
+// SendSizeLimit is the largest message m may send (Set-Mailbox -MaxSendSize,
+// default 35 MB, never above the 150 MB platform maximum).
+func SendSizeLimit(m *directory.Mailbox) int64 {
+	if m.MaxSendSize <= 0 || m.MaxSendSize > directory.MaxMessageSize {
+		return directory.MaxMessageSize
+	}
+	return m.MaxSendSize
+}
+
+// CheckSize refuses a message (declared at MAIL FROM SIZE=, or measured at
+// end of DATA) larger than the sender's MaxSendSize.
+func CheckSize(m *directory.Mailbox, size int64) *reply.Reply {
+	if limit := SendSizeLimit(m); size > limit {
+		return reply.MessageTooLarge(limit)
+	}
+	return nil
+}
+
+// RouteAnonymous decides where an unauthenticated session's recipient goes.
+// Until inbound connectors grant relay rights, an anonymous client may only
+// reach mailboxes Postern hosts (Direct Send's rule); anything else is
+// refused at RCPT as Exchange refuses unattributed relay (reference 3, 5.7.64).
+func RouteAnonymous(dir *directory.Snapshot, rcpt address.Address) (Route, *reply.Reply) {
+	if m := dir.MailboxByAddress(rcpt.Key()); m != nil {
+		return Route{Destination: Local, Mailbox: m}, nil
+	}
+	if d := dir.AcceptedDomain(rcpt.Domain); d != nil && d.DomainType == directory.Authoritative {
+		return Route{}, reply.RecipientNotFound(rcpt.String())
+	}
+	return Route{}, reply.RelayDenied
+}

@@ -1,0 +1,210 @@
+// Package server assembles a running Postern from its parts: the store, the
+// directory snapshot, the admin service, the limits, the SMTP listeners, the
+// admin socket and the background workers.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"postern.dev/postern/internal/admin"
+	"postern.dev/postern/internal/auth"
+	"postern.dev/postern/internal/config"
+	"postern.dev/postern/internal/directory"
+	"postern.dev/postern/internal/limits"
+	"postern.dev/postern/internal/smtpd"
+	"postern.dev/postern/internal/store/sqlite"
+	"postern.dev/postern/internal/transport"
+)
+
+// Server is a running Postern.
+type Server struct {
+	cfg   config.Config
+	log   *slog.Logger
+	store *sqlite.Store
+	Admin *admin.Service
+	smtp  *smtpd.Server
+
+	recipients *limits.RecipientWindow
+	pacer      *limits.Pacer
+
+	listeners []net.Listener
+	adminSock net.Listener
+	wg        sync.WaitGroup
+	stop      chan struct{}
+}
+
+// OpenAdmin opens the data directory for administration only (no
+// listeners): what `postern <Cmdlet>` uses when no server runs.
+func OpenAdmin(ctx context.Context, dataDir string) (*admin.Service, func() error, error) {
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, nil, err
+	}
+	st, err := sqlite.Open(dataDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	svc := &admin.Service{Store: st, Dir: &directory.Current{}, HashPassword: auth.HashPassword}
+	if err := svc.Open(ctx); err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	return svc, st.Close, nil
+}
+
+// Start opens the data directory and starts every configured listener.
+func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, error) {
+	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
+		return nil, err
+	}
+	st, err := sqlite.Open(cfg.Data)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg: cfg, log: log, store: st, stop: make(chan struct{}),
+		recipients: limits.NewRecipientWindow(24*time.Hour, 288),
+		pacer:      limits.NewPacer(directory.MessageRateLimit, time.Minute),
+	}
+	s.Admin = &admin.Service{Store: st, Dir: &directory.Current{}, HashPassword: auth.HashPassword}
+	if err := s.start(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) start(ctx context.Context) error {
+	if err := s.Admin.Open(ctx); err != nil {
+		return err
+	}
+	// The rolling 24-hour recipient counts survive restarts: rebuild them
+	// from the messages of the last day (one query at start, never per message).
+	now := time.Now()
+	hist, err := s.store.RecipientHistory(ctx, now.Add(-24*time.Hour))
+	if err != nil {
+		return err
+	}
+	for _, h := range hist {
+		s.recipients.Add(h.Mailbox, h.Recipients, h.At)
+	}
+
+	tlsCfg, err := tlsConfig(s.cfg.TLSCert, s.cfg.TLSKey, s.cfg.Data, s.cfg.Hostname)
+	if err != nil {
+		return fmt.Errorf("TLS certificate: %w", err)
+	}
+	authn := &smtpd.Authenticator{
+		Directory: s.Admin.Dir,
+		Cache:     auth.NewLoginCache(5*time.Minute, 100000),
+		Throttle:  auth.NewThrottle(auth.DefaultThrottleConfig),
+		Now:       time.Now,
+		Sleep:     time.Sleep,
+	}
+	sub := &transport.Submitter{Store: s.store, Hostname: s.cfg.Hostname, Recipients: s.recipients, Pacer: s.pacer, Log: s.log, Now: time.Now}
+	s.smtp = smtpd.New(smtpd.Config{
+		Hostname: s.cfg.Hostname, TLS: tlsCfg, ReadTimeout: s.cfg.IdleTimeout.Duration, WriteTimeout: time.Minute,
+	}, s.Admin.Dir, authn, sub, limits.NewSlots(directory.ConcurrentConnections), s.log)
+
+	for _, l := range []struct {
+		addr string
+		role smtpd.Role
+	}{{s.cfg.Submission, smtpd.Submission}, {s.cfg.Submissions, smtpd.Submissions}, {s.cfg.MX, smtpd.MX}} {
+		if l.addr == "" || l.addr == config.Off {
+			continue
+		}
+		ln, err := net.Listen("tcp", l.addr)
+		if err != nil {
+			return fmt.Errorf("%s listener: %w", l.role, err)
+		}
+		s.listeners = append(s.listeners, ln)
+		s.log.Info("listening", "role", l.role.String(), "addr", ln.Addr().String())
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if err := s.smtp.Serve(ln, l.role); err != nil {
+				s.log.Error("listener stopped", "role", l.role.String(), "err", err)
+			}
+		}()
+	}
+	if err := s.listenAdminSocket(); err != nil {
+		return err
+	}
+	s.wg.Add(1)
+	go s.background()
+	return nil
+}
+
+// Addr returns the bound address of the listener for a role, or nil.
+func (s *Server) Addr(role smtpd.Role) net.Addr {
+	i := 0
+	for _, l := range []struct {
+		addr string
+		role smtpd.Role
+	}{{s.cfg.Submission, smtpd.Submission}, {s.cfg.Submissions, smtpd.Submissions}, {s.cfg.MX, smtpd.MX}} {
+		if l.addr == "" || l.addr == config.Off {
+			continue
+		}
+		if l.role == role {
+			return s.listeners[i].Addr()
+		}
+		i++
+	}
+	return nil
+}
+
+// background delivers paced local messages when their time comes and keeps
+// the in-memory limit state small.
+func (s *Server) background() {
+	defer s.wg.Done()
+	deliver := time.NewTicker(time.Second)
+	sweep := time.NewTicker(5 * time.Minute)
+	defer deliver.Stop()
+	defer sweep.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case now := <-deliver.C:
+			if n, err := s.store.DeliverDue(context.Background(), now); err != nil {
+				s.log.Error("paced delivery", "err", err)
+			} else if n > 0 {
+				s.log.Info("paced delivery", "delivered", n)
+			}
+		case now := <-sweep.C:
+			s.recipients.Sweep(now)
+			s.pacer.Sweep(now)
+		}
+	}
+}
+
+// Close stops the listeners, lets open sessions finish (up to 10 seconds),
+// stops the workers and closes the store.
+func (s *Server) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if s.adminSock != nil {
+		s.adminSock.Close()
+	}
+	if s.smtp != nil {
+		if err := s.smtp.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			s.log.Warn("shutdown", "err", err)
+		}
+	}
+	for _, l := range s.listeners {
+		l.Close()
+	}
+	close(s.stop)
+	s.wg.Wait()
+	os.Remove(SocketPath(s.cfg.Data))
+	return s.store.Close()
+}
+
+// SocketPath is where a running server listens for admin commands.
+func SocketPath(dataDir string) string { return filepath.Join(dataDir, "admin.sock") }

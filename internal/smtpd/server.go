@@ -1,0 +1,128 @@
+// Package smtpd runs Postern's SMTP listeners. It is a thin adapter over
+// github.com/emersion/go-smtp (the maintained Go SMTP server library, with
+// PIPELINING, CHUNKING, SMTPUTF8 and ENHANCEDSTATUSCODES): it turns protocol
+// events into questions to package policy and calls to package transport,
+// and holds no business rules of its own.
+package smtpd
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"postern.dev/postern/internal/directory"
+	"postern.dev/postern/internal/limits"
+	"postern.dev/postern/internal/transport"
+)
+
+// Role is what a listener is for.
+type Role int
+
+const (
+	// Submission is port 587's role: STARTTLS, then AUTH, then mail.
+	Submission Role = iota
+	// Submissions is port 465's role: implicit TLS (RFC 8314), beyond Exchange.
+	Submissions
+	// MX is port 25's role: anonymous mail for the organization's mailboxes,
+	// and SMTP AUTH after STARTTLS as Exchange allows on 25.
+	MX
+)
+
+func (r Role) String() string {
+	return [...]string{"submission", "submissions", "mx"}[r]
+}
+
+// requiresAuth reports whether MAIL FROM needs a prior successful AUTH.
+func (r Role) requiresAuth() bool { return r != MX }
+
+// Config is what the listeners share.
+type Config struct {
+	Hostname string
+	TLS      *tls.Config
+	// ReadTimeout is how long a client may stay silent (RFC 5321 section
+	// 4.5.3.2 suggests 5 minutes).
+	ReadTimeout  time.Duration
+	WriteTimeout time.Duration
+	// MaxAuthFailures is how many failed AUTH attempts one connection may
+	// make before it is closed.
+	MaxAuthFailures int
+}
+
+// Server is the set of SMTP listeners.
+type Server struct {
+	cfg       Config
+	dir       *directory.Current
+	auth      *Authenticator
+	submitter *transport.Submitter
+	slots     *limits.Slots
+	log       *slog.Logger
+
+	// insecureAuth lets tests authenticate without TLS; never set otherwise.
+	insecureAuth bool
+
+	mu      sync.Mutex
+	servers []*smtp.Server
+}
+
+// New builds a Server.
+func New(cfg Config, dir *directory.Current, a *Authenticator, sub *transport.Submitter, slots *limits.Slots, log *slog.Logger) *Server {
+	if cfg.MaxAuthFailures == 0 {
+		cfg.MaxAuthFailures = 3
+	}
+	return &Server{cfg: cfg, dir: dir, auth: a, submitter: sub, slots: slots, log: log}
+}
+
+// Serve accepts connections on l for a role until l is closed.
+func (s *Server) Serve(l net.Listener, role Role) error {
+	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
+		return s.newSession(c, role), nil
+	}))
+	srv.Domain = s.cfg.Hostname
+	srv.ReadTimeout = s.cfg.ReadTimeout
+	srv.WriteTimeout = s.cfg.WriteTimeout
+	srv.MaxMessageBytes = directory.MaxMessageSize
+	srv.MaxLineLength = 2000 // twice RFC 5321's 1000 (section 4.5.3.1.6), as is customary
+	srv.EnableSMTPUTF8 = true
+	srv.ErrorLog = slogLogger{s.log}
+	srv.AllowInsecureAuth = s.insecureAuth
+	// The tracking layer sits under TLS, so go-smtp still sees a *tls.Conn.
+	l = &trackingListener{Listener: l}
+	if role == Submissions {
+		l = tls.NewListener(l, s.cfg.TLS)
+	} else {
+		srv.TLSConfig = s.cfg.TLS
+	}
+	s.mu.Lock()
+	s.servers = append(s.servers, srv)
+	s.mu.Unlock()
+	err := srv.Serve(l)
+	if errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting and waits for open sessions to end, or for ctx.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	servers := s.servers
+	s.mu.Unlock()
+	var first error
+	for _, srv := range servers {
+		if err := srv.Shutdown(ctx); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+type slogLogger struct{ l *slog.Logger }
+
+func (l slogLogger) Printf(format string, v ...any) { l.l.Warn("smtp", "msg", sprintf(format, v...)) }
+func (l slogLogger) Println(v ...any)               { l.l.Warn("smtp", "msg", sprint(v...)) }

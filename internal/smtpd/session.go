@@ -1,0 +1,220 @@
+package smtpd
+
+import (
+	"context"
+	"crypto/tls"
+	"io"
+	"net/netip"
+	"slices"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+
+	"postern.dev/postern/internal/address"
+	"postern.dev/postern/internal/auth"
+	"postern.dev/postern/internal/directory"
+	"postern.dev/postern/internal/policy"
+	"postern.dev/postern/internal/reply"
+	"postern.dev/postern/internal/transport"
+)
+
+// Mechanisms offered after TLS. Exchange offers LOGIN (and XOAUTH2);
+// PLAIN is the standard one (RFC 4616) most libraries prefer.
+var basicMechanisms = []string{"LOGIN", "PLAIN"}
+
+// session is one go-smtp session: from EHLO to QUIT, or to STARTTLS.
+type session struct {
+	srv  *Server
+	role Role
+	conn *smtp.Conn
+	tc   *trackedConn
+	ip   netip.Addr
+	tls  *tls.ConnectionState
+
+	// Set by a successful AUTH; holdsSlot while it occupies one of the
+	// mailbox's concurrent-connection slots.
+	mailbox   *directory.Mailbox
+	holdsSlot bool
+
+	// The transaction.
+	from       address.Address
+	recipients []transport.Recipient
+}
+
+func (s *Server) newSession(c *smtp.Conn, role Role) *session {
+	sess := &session{srv: s, role: role, conn: c, tc: trackedOf(c.Conn())}
+	if sess.tc != nil {
+		sess.ip = sess.tc.ip
+	}
+	if st, ok := c.TLSConnectionState(); ok {
+		sess.tls = &st
+	}
+	return sess
+}
+
+// AuthMechanisms lists what EHLO advertises; go-smtp only advertises and
+// allows AUTH once the connection is encrypted.
+func (s *session) AuthMechanisms() []string { return basicMechanisms }
+
+// Auth starts a SASL exchange. go-smtp calls it for any mechanism name the
+// client sends, so the name is checked against what was offered.
+func (s *session) Auth(mech string) (sasl.Server, error) {
+	if !slices.Contains(basicMechanisms, mech) {
+		return nil, reply.AuthMechanismUnsupported
+	}
+	check := func(username, password string) error {
+		mb, rep := s.srv.auth.Basic(s.ip, username, password)
+		if rep != nil {
+			return s.authFailed(rep)
+		}
+		s.signedIn(mb)
+		return nil
+	}
+	if mech == "PLAIN" {
+		return auth.NewPlainServer(check), nil
+	}
+	return auth.NewLoginServer(check), nil
+}
+
+// authFailed counts a refused AUTH on this connection and, past the limit or
+// when the address is throttled, makes the refusal the connection's last reply.
+func (s *session) authFailed(rep *reply.Reply) error {
+	if s.tc == nil {
+		return rep
+	}
+	s.tc.authFailures++
+	if rep == reply.AuthThrottled {
+		s.tc.closeAfterWrite.Store(true)
+	} else if s.tc.authFailures >= s.srv.cfg.MaxAuthFailures {
+		s.tc.closeAfterWrite.Store(true)
+		s.srv.log.Info("closing after failed AUTH attempts", "ip", s.ip, "failures", s.tc.authFailures)
+	}
+	return rep
+}
+
+func (s *session) signedIn(mb *directory.Mailbox) {
+	s.mailbox = mb
+	// A mailbox may have 3 connections submitting at once; the 4th signs in
+	// but is refused at end of DATA with 432 4.3.2, as Exchange does, unless
+	// a slot has come free by then.
+	s.holdsSlot = s.srv.slots.Acquire(mb.ID)
+	s.srv.log.Info("authenticated", "ip", s.ip, "mailbox", mb.PrimarySmtpAddress, "tls", tlsVersion(s.tls))
+}
+
+// Mail handles MAIL FROM.
+func (s *session) Mail(from string, opts *smtp.MailOptions) error {
+	if s.role.requiresAuth() && s.mailbox == nil {
+		return reply.NotAuthenticated
+	}
+	var a address.Address
+	if from != "" {
+		var err error
+		if a, err = address.Parse(from); err != nil {
+			return reply.BadSenderSyntax
+		}
+	}
+	if s.mailbox != nil && opts != nil && opts.Size > 0 {
+		if rep := policy.CheckSize(s.mailbox, opts.Size); rep != nil {
+			return rep
+		}
+	}
+	s.from, s.recipients = a, nil
+	return nil
+}
+
+// Rcpt handles RCPT TO: the recipient limit per message, then routing.
+func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	a, err := address.Parse(to)
+	if err != nil {
+		return reply.BadRecipientSyntax
+	}
+	dir := s.srv.dir.Load()
+	var route policy.Route
+	var rep *reply.Reply
+	if s.mailbox != nil {
+		if rep = policy.CheckRecipientCount(s.mailbox, len(s.recipients)+1); rep != nil {
+			return rep
+		}
+		route, rep = policy.RouteAuthenticated(dir, a)
+	} else {
+		route, rep = policy.RouteAnonymous(dir, a)
+	}
+	if rep != nil {
+		return rep
+	}
+	s.recipients = append(s.recipients, transport.Recipient{Address: a, Route: route})
+	return nil
+}
+
+// Data reads the message and hands it to the transport once the checks
+// Exchange makes at end of DATA pass: concurrent connections, then Send As.
+func (s *session) Data(r io.Reader) error {
+	limit := int64(directory.MaxMessageSize)
+	if s.mailbox != nil {
+		limit = policy.SendSizeLimit(s.mailbox)
+	}
+	msg, rep := transport.ReadMessage(r, limit)
+	if rep != nil {
+		return rep
+	}
+	dir := s.srv.dir.Load()
+	in := &transport.Submission{
+		From: s.from, Recipients: s.recipients, Message: msg,
+		ClientIP: s.ip.String(), Helo: s.conn.Hostname(), TLS: s.tls,
+	}
+	if s.mailbox != nil {
+		// Directory changes made during the session (a revoked grant, a
+		// lowered limit) apply from this message on.
+		mb := dir.Mailbox(s.mailbox.ID)
+		if mb == nil {
+			return reply.AuthFailed
+		}
+		if !s.holdsSlot {
+			if s.holdsSlot = s.srv.slots.Acquire(mb.ID); !s.holdsSlot {
+				return reply.ConcurrentConnections
+			}
+		}
+		from, sender, err := msg.Senders()
+		if err != nil {
+			return reply.NoFromHeader
+		}
+		if len(from) == 0 {
+			if s.from.IsZero() {
+				return reply.NoFromHeader
+			}
+			from = []string{s.from.Key()} // the transport adds this From:
+		}
+		facts := policy.SenderFacts{Login: mb, HeaderFrom: from, HeaderSender: sender}
+		if !s.from.IsZero() {
+			facts.EnvelopeFrom = s.from.Key()
+		}
+		if rep := policy.CheckSendAs(dir, facts); rep != nil {
+			return rep
+		}
+		in.AuthMailbox, in.Org = mb, dir.Organization(mb.OrgID)
+	} else {
+		in.Org = dir.Organization(s.recipients[0].Route.Mailbox.OrgID)
+	}
+	return s.srv.submitter.Submit(context.Background(), in)
+}
+
+// Reset ends the transaction (RSET, or after DATA).
+func (s *session) Reset() {
+	s.from, s.recipients = address.Address{}, nil
+}
+
+// Logout ends the session and frees the mailbox's connection slot.
+func (s *session) Logout() error {
+	if s.holdsSlot {
+		s.srv.slots.Release(s.mailbox.ID)
+		s.holdsSlot = false
+	}
+	return nil
+}
+
+func tlsVersion(st *tls.ConnectionState) string {
+	if st == nil {
+		return "none"
+	}
+	return tls.VersionName(st.Version)
+}

@@ -1,0 +1,164 @@
+// Package store defines the one storage interface Postern's services use.
+// The embedded implementation is store/sqlite; no SQL lives outside the
+// store packages.
+//
+// Durability contract: when Commit returns nil, the message, its Sent Items
+// copy, every local delivery and every outbound queue item are on stable
+// storage (fsync'ed); a crash at any later point loses none of them. Commit is
+// the only place the SMTP path waits for the disk, and concurrent commits
+// share one transaction (group commit) so throughput is not bound by the
+// disk's fsync rate.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"postern.dev/postern/internal/directory"
+)
+
+// Errors the admin service maps to messages naming the object.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrConflict = errors.New("already exists")
+)
+
+// Store is Postern's storage.
+type Store interface {
+	// LoadDirectory reads every directory object, to build a Snapshot.
+	LoadDirectory(ctx context.Context) (directory.Contents, error)
+
+	// Save* insert an object when its ID is 0 (and set the ID), otherwise
+	// update it. ErrConflict reports a name or address already in use.
+	SaveOrganization(ctx context.Context, o *directory.Organization) error
+	SaveDomain(ctx context.Context, d *directory.AcceptedDomain) error
+	SaveMailbox(ctx context.Context, m *directory.Mailbox) error
+	SavePolicy(ctx context.Context, p *directory.AuthenticationPolicy) error
+	SavePermission(ctx context.Context, p *directory.RecipientPermission) error
+
+	// Delete* remove an object and whatever only it referred to (a
+	// mailbox's permissions, folders and items). ErrNotFound if absent.
+	DeleteDomain(ctx context.Context, id int64) error
+	DeleteMailbox(ctx context.Context, id int64) error
+	DeletePolicy(ctx context.Context, id int64) error
+	DeletePermission(ctx context.Context, id int64) error
+
+	// Commit durably stores an accepted message with all of its delivery
+	// work, then returns; see the package comment.
+	Commit(ctx context.Context, s *Submission) error
+
+	// DeliverDue moves local deliveries whose NotBefore has passed (paced
+	// messages) into their folders; it returns how many it moved.
+	DeliverDue(ctx context.Context, now time.Time) (int, error)
+
+	// RecipientHistory sums, per authenticated mailbox, the recipients of
+	// messages it submitted since the given time (to rebuild the rolling
+	// recipient counters after a restart).
+	RecipientHistory(ctx context.Context, since time.Time) ([]RecipientCount, error)
+
+	FolderStatistics(ctx context.Context, mailbox int64) ([]FolderStatistics, error)
+	FolderItems(ctx context.Context, mailbox int64, folder string) ([]Item, error)
+	QueueItems(ctx context.Context) ([]QueueItem, error)
+
+	Close() error
+}
+
+// Submission is one accepted message and its delivery work.
+type Submission struct {
+	OrgID        int64
+	MessageID    string // the Message-ID header's value, without <>
+	Subject      string
+	ReceivedAt   time.Time
+	EnvelopeFrom string
+	AuthMailbox  int64 // 0 for anonymous submissions
+	ClientIP     string
+	Body         []byte // the message as it will be delivered, headers included
+	Recipients   int    // envelope recipients, for the recipient rate limit
+	// SentItems is the mailbox whose Sent Items folder gets a copy, 0 for none.
+	SentItems int64
+	Local     []LocalDelivery
+	Remote    []RemoteDelivery
+
+	// ID is set by Commit.
+	ID int64
+}
+
+// LocalDelivery puts a copy into a mailbox folder, at NotBefore at the
+// earliest (message-rate pacing); a zero NotBefore delivers at once.
+type LocalDelivery struct {
+	Mailbox   int64
+	Folder    string
+	Recipient string
+	NotBefore time.Time
+}
+
+// RemoteDelivery queues a copy for an outside recipient.
+type RemoteDelivery struct {
+	Recipient string
+	NotBefore time.Time
+}
+
+// RecipientCount is one mailbox's recipients submitted at a time.
+type RecipientCount struct {
+	Mailbox    int64
+	At         time.Time
+	Recipients int
+}
+
+// FolderStatistics is one row of Get-MailboxFolderStatistics.
+type FolderStatistics struct {
+	Name          string
+	FolderPath    string
+	FolderType    string
+	ItemsInFolder int
+	FolderSize    int64
+}
+
+// Item is a message in a folder.
+type Item struct {
+	ID         int64
+	MessageID  string
+	Subject    string
+	From       string
+	ReceivedAt time.Time
+	Size       int64
+	Body       []byte
+}
+
+// QueueItem is one recipient's copy waiting in a queue: a paced local
+// delivery or an outbound one.
+type QueueItem struct {
+	ID          int64
+	Message     int64
+	MessageID   string
+	Subject     string
+	FromAddress string
+	Recipient   string
+	Local       bool
+	NotBefore   time.Time
+	Attempts    int
+	LastError   string
+	Size        int64
+	ReceivedAt  time.Time
+}
+
+// Folders every mailbox has, with Exchange's names and types
+// (Get-MailboxFolderStatistics).
+var DefaultFolders = []struct{ Name, Type string }{
+	{"Top of Information Store", "Root"},
+	{"Inbox", "Inbox"},
+	{"Sent Items", "SentItems"},
+	{"Drafts", "Drafts"},
+	{"Deleted Items", "DeletedItems"},
+	{"Junk Email", "JunkEmail"},
+	{"Outbox", "Outbox"},
+	{"Archive", "Archive"},
+}
+
+// Folder names Postern delivers into.
+const (
+	Inbox     = "Inbox"
+	SentItems = "Sent Items"
+	JunkEmail = "Junk Email"
+)

@@ -1,0 +1,180 @@
+// Package transport turns an accepted SMTP transaction into durable delivery
+// work: it adds the trace and identification headers an MSA owes the message
+// (RFC 5321 section 4.4, RFC 6409 section 8), applies the per-mailbox
+// recipient quota and message pacing, and commits the message with its Sent
+// Items copy, its local deliveries and its outbound queue items in one
+// durable write, before the client hears "250".
+package transport
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"postern.dev/postern/internal/address"
+	"postern.dev/postern/internal/directory"
+	"postern.dev/postern/internal/limits"
+	"postern.dev/postern/internal/policy"
+	"postern.dev/postern/internal/reply"
+	"postern.dev/postern/internal/store"
+)
+
+// Submitter commits accepted messages.
+type Submitter struct {
+	Store    store.Store
+	Hostname string
+	// Recipients is the rolling 24-hour recipient counter (10,000 per mailbox).
+	Recipients *limits.RecipientWindow
+	// Pacer releases a mailbox's messages at no more than 30 per minute.
+	Pacer *limits.Pacer
+	Log   *slog.Logger
+	Now   func() time.Time
+}
+
+// Recipient is an accepted RCPT TO with its routing verdict.
+type Recipient struct {
+	Address address.Address
+	Route   policy.Route
+}
+
+// Submission is one transaction as the SMTP session saw it.
+type Submission struct {
+	Org         *directory.Organization
+	AuthMailbox *directory.Mailbox // nil for anonymous mail
+	From        address.Address    // zero for the null reverse-path
+	Recipients  []Recipient
+	Message     *Message
+	ClientIP    string
+	Helo        string
+	TLS         *tls.ConnectionState
+}
+
+// Submit adds headers, applies the quota and pacing, and commits. It
+// returns the reply for the end of DATA: Accepted on success.
+func (s *Submitter) Submit(ctx context.Context, in *Submission) *reply.Reply {
+	now := s.Now()
+	body, messageID := s.finishHeaders(in, now)
+
+	releaseAt := now
+	if mb := in.AuthMailbox; mb != nil {
+		// The recipient rate limit counts envelope recipients; the message is
+		// refused outright when it would take the mailbox past 10,000 in the
+		// last 24 hours ("can't send until the number ... drops below").
+		if ok, _ := s.Recipients.Reserve(mb.ID, len(in.Recipients), directory.RecipientRateLimit, now); !ok {
+			return reply.SubmissionQuotaExceeded
+		}
+		// Over 30 messages a minute are accepted and held back, never refused.
+		releaseAt = s.Pacer.Admit(mb.ID, now)
+	}
+
+	sub := &store.Submission{
+		OrgID:        in.Org.ID,
+		MessageID:    messageID,
+		Subject:      in.Message.Subject(),
+		ReceivedAt:   now,
+		EnvelopeFrom: in.From.Key(),
+		ClientIP:     in.ClientIP,
+		Body:         body,
+		Recipients:   len(in.Recipients),
+	}
+	if in.From.IsZero() {
+		sub.EnvelopeFrom = ""
+	}
+	if mb := in.AuthMailbox; mb != nil {
+		// SMTP AUTH submissions are saved to the authenticating mailbox's
+		// Sent Items, even when sent as another address (reference 4.6).
+		sub.AuthMailbox, sub.SentItems = mb.ID, mb.ID
+	}
+	for _, r := range in.Recipients {
+		switch r.Route.Destination {
+		case policy.Local:
+			sub.Local = append(sub.Local, store.LocalDelivery{Mailbox: r.Route.Mailbox.ID, Folder: store.Inbox, Recipient: r.Address.Key(), NotBefore: releaseAt})
+		case policy.Outbound:
+			sub.Remote = append(sub.Remote, store.RemoteDelivery{Recipient: r.Address.String(), NotBefore: releaseAt})
+		}
+	}
+	if err := s.Store.Commit(ctx, sub); err != nil {
+		if in.AuthMailbox != nil {
+			s.Recipients.Release(in.AuthMailbox.ID, len(in.Recipients), now)
+		}
+		s.Log.Error("commit failed", "message_id", messageID, "err", err)
+		return reply.StorageUnavailable
+	}
+	s.Log.Info("accepted", "message_id", messageID, "id", sub.ID, "from", sub.EnvelopeFrom, "rcpts", len(in.Recipients),
+		"local", len(sub.Local), "remote", len(sub.Remote), "size", len(body), "paced_until", paced(releaseAt, now))
+	return reply.Accepted(messageID, s.Hostname)
+}
+
+func paced(releaseAt, now time.Time) string {
+	if !releaseAt.After(now) {
+		return ""
+	}
+	return releaseAt.Format(time.RFC3339)
+}
+
+// finishHeaders prepends the Received field and adds Message-ID, Date and
+// From where the client left them out (RFC 6409 sections 8.2 and 8.3 allow
+// an MSA to). It returns the final message and its Message-ID.
+func (s *Submitter) finishHeaders(in *Submission, now time.Time) ([]byte, string) {
+	m := in.Message
+	var add strings.Builder
+	add.WriteString(s.received(in, now))
+
+	messageID := strings.Trim(strings.TrimSpace(m.Header.Get("Message-Id")), "<>")
+	if messageID == "" {
+		messageID = newMessageID(s.Hostname)
+		fmt.Fprintf(&add, "Message-ID: <%s>\r\n", messageID)
+	}
+	if m.Header.Get("Date") == "" {
+		fmt.Fprintf(&add, "Date: %s\r\n", now.Format(time.RFC1123Z))
+	}
+	if len(m.Header.Values("From")) == 0 && !in.From.IsZero() {
+		fmt.Fprintf(&add, "From: <%s>\r\n", in.From.String())
+	}
+	body := make([]byte, 0, add.Len()+len(m.Raw))
+	body = append(body, add.String()...)
+	return append(body, m.Raw...), messageID
+}
+
+// received renders the Received field of RFC 5321 section 4.4, with the
+// protocol names of RFC 3848 and the TLS version and cipher in the comment.
+func (s *Submitter) received(in *Submission, now time.Time) string {
+	proto := "ESMTP"
+	if in.TLS != nil {
+		proto += "S"
+	}
+	if in.AuthMailbox != nil {
+		proto += "A"
+	}
+	tlsInfo := ""
+	if in.TLS != nil {
+		tlsInfo = fmt.Sprintf("\r\n\t(version=%s cipher=%s)", tls.VersionName(in.TLS.Version), tls.CipherSuiteName(in.TLS.CipherSuite))
+	}
+	return fmt.Sprintf("Received: from %s ([%s])\r\n\tby %s (Postern) with %s%s;\r\n\t%s\r\n",
+		sanitizeHelo(in.Helo), in.ClientIP, s.Hostname, proto, tlsInfo, now.Format(time.RFC1123Z))
+}
+
+// sanitizeHelo keeps the client's HELO argument from breaking the header.
+func sanitizeHelo(h string) string {
+	h = strings.Map(func(r rune) rune {
+		if r <= ' ' || r == '(' || r == ')' || r == ';' || r > '~' {
+			return -1
+		}
+		return r
+	}, h)
+	if h == "" {
+		return "unknown"
+	}
+	return h
+}
+
+func newMessageID(host string) string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:]) + "@" + host
+}
