@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 )
 
 func hostPort(t *testing.T, addr string) (string, string) {
@@ -123,5 +124,40 @@ with smtplib.SMTP(host, int(port)) as s:
 	}
 	if n := in.folderCount("sean@contoso.com", "Inbox"); n != 2 {
 		t.Errorf("sean's Inbox: %d, want 2", n)
+	}
+}
+
+// TestDemo starts `postern serve --demo` and sends a message with the swaks
+// command it prints, as a first-time user would.
+func TestDemo(t *testing.T) {
+	requireTool(t, "swaks")
+	data := t.TempDir()
+	log := &syncBuffer{}
+	cmd := exec.Command(binary, "serve", "--demo", "--data", data,
+		"--submission", "127.0.0.1:0", "--submissions", "127.0.0.1:0", "--mx", "127.0.0.1:0")
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	in := &instance{t: t, data: data, cmd: cmd}
+	t.Cleanup(in.stop)
+	var swaks string
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		out := log.String()
+		if i := strings.Index(out, "  swaks "); i >= 0 && strings.Contains(out[i:], "Scan from the copier'") {
+			end := strings.Index(out[i:], "'\n") + i + 1
+			swaks = strings.ReplaceAll(out[i:end], "\\\n", " ")
+			break
+		}
+	}
+	if swaks == "" {
+		t.Fatalf("demo printed no swaks command:\n%s", log.String())
+	}
+	out, err := exec.Command("sh", "-c", swaks).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "250 2.0.0 OK <") {
+		t.Fatalf("the printed command failed: %v\n%s\n%s", err, swaks, out)
+	}
+	if n := in.folderCount("sean@contoso.com", "Inbox"); n != 1 {
+		t.Errorf("sean's Inbox: %d, want 1", n)
 	}
 }

@@ -39,7 +39,6 @@ func TestBadInput(t *testing.T) {
 		c.login(in.tlsConfig(), sean, "Sean-Pass-1")
 		c.expect("MAIL FROM:<not an address>", "501")
 		c.expect("MAIL FROM:<sean@contoso.com>", "250")
-		c.expect("RCPT TO:<@contoso.com:user@outside.example>", "501 5.1.3")
 		c.expect("RCPT TO:<user%outside.example@contoso.com>", "501 5.1.3")
 		c.expect("RCPT TO:<user@[192.0.2.1]>", "501 5.1.3")
 	})
@@ -52,7 +51,7 @@ func TestBadInput(t *testing.T) {
 		c := dial(t, in.addrs["submission"])
 		c.login(in.tlsConfig(), sean, "Sean-Pass-1")
 		got := c.send(sean, []string{sean}, message(sean, sean, "long")+strings.Repeat("y", 5000)+"\r\n")
-		if !strings.HasPrefix(got, "250") && !strings.HasPrefix(got, "5") {
+		if !strings.HasPrefix(got, "550 5.6.0 Message has a line longer than 2000 octets") {
 			t.Fatalf("long text line: %q", got)
 		}
 	})
@@ -269,10 +268,11 @@ for (mid,) in db.execute("SELECT message_id FROM messages m JOIN queue q ON q.me
 			t.Errorf("acknowledged message %s is missing after SIGKILL", id)
 		}
 	}
-	// And the server starts again on the same data.
+	// And the server starts again on the same data. Each sender's first 30
+	// messages went straight to the Inbox; the rest are paced (30 a minute).
 	in.start()
-	if n := in.folderCount("sink@contoso.com", "Inbox"); n < len(acked) {
-		t.Errorf("sink Inbox %d < %d acknowledged", n, len(acked))
+	if n := in.folderCount("sink@contoso.com", "Inbox"); n != 30*senders {
+		t.Errorf("sink Inbox %d, want %d (30 per sender, the rest paced)", n, 30*senders)
 	}
 	t.Logf("%d messages acknowledged before SIGKILL, all present afterwards", len(acked))
 }

@@ -321,6 +321,9 @@ func TestPortRoles(t *testing.T) {
 	mx.expect("EHLO printer", "250")
 	mx.expect("MAIL FROM:<printer@contoso.com>", "250")
 	mx.expect("RCPT TO:<someone@outside.example>", "550 5.7.64 TenantAttribution; Relay Access Denied")
+	// go-smtp drops source routes (RFC 5321 section 4.1.1.3 says to ignore
+	// them), so the real destination is what gets refused.
+	mx.expect("RCPT TO:<@contoso.com:someone@outside.example>", "550 5.7.64 TenantAttribution; Relay Access Denied")
 	mx.expect("RCPT TO:<sean@contoso.com>", "250")
 	mx.expect("DATA", "354")
 	w := mx.text.DotWriter()

@@ -123,6 +123,9 @@ func (s *Service) NewMailbox(ctx context.Context, p NewMailboxParams) (*director
 				return err
 			}
 		}
+		if err := checkAddressesFree(dir, m); err != nil {
+			return err
+		}
 		return storeError(s.Store.SaveMailbox(ctx, m), "mailbox", p.Name)
 	})
 	if err != nil {
@@ -304,8 +307,26 @@ func (s *Service) SetMailbox(ctx context.Context, identity string, p SetMailboxP
 				return err
 			}
 		}
+		if err := checkAddressesFree(dir, &m); err != nil {
+			return err
+		}
 		return storeError(s.Store.SaveMailbox(ctx, &m), "mailbox", m.Name)
 	})
+}
+
+// checkAddressesFree refuses an address another recipient already owns,
+// in Exchange's words. (The store enforces it too; this names the owner.)
+func checkAddressesFree(dir *directory.Snapshot, m *directory.Mailbox) error {
+	for _, a := range m.Addresses() {
+		owner := dir.MailboxByAddress(a)
+		if owner == nil {
+			owner = dir.MailboxBySignIn(a)
+		}
+		if owner != nil && owner.ID != m.ID {
+			return fmt.Errorf("The proxy address \"SMTP:%s\" is already being used by the proxy addresses or LegacyExchangeDN of \"%s\". Please choose another proxy address.", a, owner.Name)
+		}
+	}
+	return nil
 }
 
 // RemoveMailbox deletes a mailbox with its folders and permissions.

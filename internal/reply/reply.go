@@ -131,6 +131,10 @@ var (
 	// BareLineEnding: a CR or LF not part of CRLF in the message. RFC 5321
 	// section 2.3.8 forbids them; accepting them enables SMTP smuggling.
 	BareLineEnding = r(550, 5, 6, 11, "Message contains bare CR or LF characters; lines must end with CRLF (RFC 5321 section 2.3.8)")
+	// LineTooLong: a text line over the 2,000 octets Postern reads (twice
+	// RFC 5321 section 4.5.3.1.6's 1,000). go-smtp cannot resynchronise
+	// after such a line, so the connection closes after this reply.
+	LineTooLong = r(550, 5, 6, 0, "Message has a line longer than 2000 octets (RFC 5321 section 4.5.3.1.6 allows 1000); closing the connection")
 	// NULInMessage: a NUL byte in the message, which RFC 5322 does not allow.
 	NULInMessage = r(550, 5, 6, 0, "Message contains NUL characters")
 	// NoFromHeader: a message without one valid From: header (RFC 5322

@@ -10,6 +10,8 @@ import (
 	"net/textproto"
 	"strings"
 
+	"github.com/emersion/go-smtp"
+
 	"postern.dev/postern/internal/reply"
 )
 
@@ -40,9 +42,13 @@ func ReadMessage(r io.Reader, limit int64) (*Message, *reply.Reply) {
 	raw, err := io.ReadAll(io.LimitReader(r, limit+1))
 	if err != nil {
 		var smtpErr *reply.Reply
-		if errors.As(err, &smtpErr) {
+		switch {
+		case errors.As(err, &smtpErr):
 			return nil, smtpErr
+		case errors.Is(err, smtp.ErrTooLongLine):
+			return nil, reply.LineTooLong
 		}
+		// The client is gone; nobody reads this reply.
 		return nil, reply.StorageUnavailable
 	}
 	if int64(len(raw)) > limit {
