@@ -319,7 +319,11 @@ func (c *cmdlets) setMailbox(ctx context.Context, inv *cmdlet.Invocation) ([]*cm
 	}
 	for name, dst := range map[string]**int64{"MaxSendSize": &p.MaxSendSize, "MaxReceiveSize": &p.MaxReceiveSize} {
 		if inv.Has(name) {
-			n, _ := inv.Int(name)
+			// Unlimited means the platform maximum, 150 MB, as in Exchange Online.
+			n, unlimited := inv.Int(name)
+			if unlimited {
+				n = directory.MaxMessageSize
+			}
 			*dst = &n
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/pelletier/go-toml/v2"
@@ -90,14 +91,16 @@ func (c *Config) Load(path string) error {
 	dec := toml.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(c); err != nil {
+		var serr *toml.StrictMissingError
+		if errors.As(err, &serr) && len(serr.Errors) > 0 {
+			e := serr.Errors[0]
+			row, col := e.Position()
+			return fmt.Errorf("%s:%d:%d: unknown key %q", path, row, col, strings.Join(e.Key(), "."))
+		}
 		var derr *toml.DecodeError
 		if errors.As(err, &derr) {
 			row, col := derr.Position()
 			return fmt.Errorf("%s:%d:%d: %s", path, row, col, derr.Error())
-		}
-		var serr *toml.StrictMissingError
-		if errors.As(err, &serr) {
-			return fmt.Errorf("%s: %s", path, serr.String())
 		}
 		return fmt.Errorf("%s: %w", path, err)
 	}
