@@ -24,10 +24,9 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
-	"time"
 
-	"postern.dev/postern/internal/bench"
 	"postern.dev/postern/internal/config"
+	"postern.dev/postern/internal/loadgen"
 	"postern.dev/postern/internal/server"
 )
 
@@ -93,7 +92,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "postern: unknown command %q\n\n%s", cmd, usage)
 			return 2
 		}
-		return admin(server.AdminRequest{Args: args}, resolveData(dataDir, configFile), stdout, stderr)
+		return runAdmin(server.AdminRequest{Args: args}, resolveData(dataDir, configFile), stdout, stderr)
 	}
 }
 
@@ -189,9 +188,9 @@ func logLevel(s string) slog.Level {
 	return l
 }
 
-// admin runs a request against the running server, or directly on the data
+// runAdmin runs a request against the running server, or directly on the data
 // directory when none runs.
-func admin(req server.AdminRequest, dataDir string, stdout, stderr io.Writer) int {
+func runAdmin(req server.AdminRequest, dataDir string, stdout, stderr io.Writer) int {
 	resp, err := server.SendAdmin(dataDir, req)
 	if errors.Is(err, server.ErrNoServer) {
 		svc, closeStore, oerr := server.OpenAdmin(context.Background(), dataDir)
@@ -218,14 +217,14 @@ func admin(req server.AdminRequest, dataDir string, stdout, stderr io.Writer) in
 func shell(args []string, dataDir string, stdin io.Reader, stdout, stderr io.Writer) int {
 	switch {
 	case len(args) == 2 && args[0] == "-c":
-		return admin(server.AdminRequest{Script: args[1]}, dataDir, stdout, stderr)
+		return runAdmin(server.AdminRequest{Script: args[1]}, dataDir, stdout, stderr)
 	case len(args) == 2 && args[0] == "-f":
 		src, err := os.ReadFile(args[1])
 		if err != nil {
 			fmt.Fprintln(stderr, "postern:", err)
 			return 1
 		}
-		return admin(server.AdminRequest{Script: string(src)}, dataDir, stdout, stderr)
+		return runAdmin(server.AdminRequest{Script: string(src)}, dataDir, stdout, stderr)
 	case len(args) == 0:
 		// Interactive: one statement per line; errors are shown, not fatal.
 		in := bufio.NewScanner(stdin)
@@ -236,7 +235,7 @@ func shell(args []string, dataDir string, stdin io.Reader, stdout, stderr io.Wri
 				break
 			}
 			if line != "" {
-				admin(server.AdminRequest{Script: line}, dataDir, stdout, stdout)
+				runAdmin(server.AdminRequest{Script: line}, dataDir, stdout, stdout)
 			}
 			fmt.Fprint(stdout, "PS> ")
 		}
@@ -250,13 +249,13 @@ func shell(args []string, dataDir string, stdin io.Reader, stdout, stderr io.Wri
 func runBench(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cfg := bench.RegisterFlags(fs)
+	cfg := loadgen.RegisterFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	res, err := bench.Run(ctx, *cfg)
+	res, err := loadgen.Run(ctx, *cfg)
 	if err != nil {
 		fmt.Fprintln(stderr, "postern bench:", err)
 		return 1
@@ -264,6 +263,3 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	res.Print(stdout, *cfg)
 	return 0
 }
-
-// unused guard for time import in builds without demo.
-var _ = time.Second

@@ -35,7 +35,7 @@ type Server struct {
 	recipients *limits.RecipientWindow
 	pacer      *limits.Pacer
 
-	listeners []net.Listener
+	listeners map[smtpd.Role]net.Listener
 	adminSock net.Listener
 	wg        sync.WaitGroup
 	stop      chan struct{}
@@ -69,7 +69,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 		return nil, err
 	}
 	s := &Server{
-		cfg: cfg, log: log, store: st, stop: make(chan struct{}),
+		cfg: cfg, log: log, store: st, stop: make(chan struct{}), listeners: make(map[smtpd.Role]net.Listener),
 		recipients: limits.NewRecipientWindow(24*time.Hour, 288),
 		pacer:      limits.NewPacer(directory.MessageRateLimit, time.Minute),
 	}
@@ -123,7 +123,7 @@ func (s *Server) start(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("%s listener: %w", l.role, err)
 		}
-		s.listeners = append(s.listeners, ln)
+		s.listeners[l.role] = ln
 		s.log.Info("listening", "role", l.role.String(), "addr", ln.Addr().String())
 		s.wg.Add(1)
 		go func() {
@@ -143,18 +143,8 @@ func (s *Server) start(ctx context.Context) error {
 
 // Addr returns the bound address of the listener for a role, or nil.
 func (s *Server) Addr(role smtpd.Role) net.Addr {
-	i := 0
-	for _, l := range []struct {
-		addr string
-		role smtpd.Role
-	}{{s.cfg.Submission, smtpd.Submission}, {s.cfg.Submissions, smtpd.Submissions}, {s.cfg.MX, smtpd.MX}} {
-		if l.addr == "" || l.addr == config.Off {
-			continue
-		}
-		if l.role == role {
-			return s.listeners[i].Addr()
-		}
-		i++
+	if l := s.listeners[role]; l != nil {
+		return l.Addr()
 	}
 	return nil
 }

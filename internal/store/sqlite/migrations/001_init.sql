@@ -110,5 +110,8 @@ CREATE TABLE queue (
 	attempts   INTEGER NOT NULL DEFAULT 0,
 	last_error TEXT NOT NULL DEFAULT ''
 );
-CREATE INDEX queue_due ON queue (not_before);
+-- Paced local deliveries and outbound work are polled separately, so each
+-- poll reads only its own due rows.
+CREATE INDEX queue_local_due ON queue (not_before) WHERE mailbox_id IS NOT NULL;
+CREATE INDEX queue_remote_due ON queue (not_before) WHERE mailbox_id IS NULL;
 CREATE INDEX queue_by_message ON queue (message);
