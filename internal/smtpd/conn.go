@@ -2,7 +2,6 @@ package smtpd
 
 import (
 	"crypto/tls"
-	"fmt"
 	"net"
 	"net/netip"
 	"sync/atomic"
@@ -57,6 +56,3 @@ func trackedOf(c net.Conn) *trackedConn {
 		}
 	}
 }
-
-func sprintf(format string, v ...any) string { return fmt.Sprintf(format, v...) }
-func sprint(v ...any) string                 { return fmt.Sprint(v...) }

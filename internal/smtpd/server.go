@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"sync"
@@ -124,5 +125,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 type slogLogger struct{ l *slog.Logger }
 
-func (l slogLogger) Printf(format string, v ...any) { l.l.Warn("smtp", "msg", sprintf(format, v...)) }
-func (l slogLogger) Println(v ...any)               { l.l.Warn("smtp", "msg", sprint(v...)) }
+func (l slogLogger) Printf(format string, v ...any) {
+	l.l.Warn("smtp", "msg", fmt.Sprintf(format, v...))
+}
+func (l slogLogger) Println(v ...any) { l.l.Warn("smtp", "msg", fmt.Sprint(v...)) }

@@ -25,9 +25,6 @@ const maxHeaderBytes = 1 << 20
 type Message struct {
 	Raw    []byte
 	Header textproto.MIMEHeader
-	// HeaderLen is the length of the header section in Raw, including the
-	// empty line that ends it (0 when the message has no body separator).
-	HeaderLen int
 }
 
 // ReadMessage reads DATA up to limit bytes and checks what RFC 5321 and 5322
@@ -87,12 +84,8 @@ func (m *Message) parseHeader() *reply.Reply {
 	switch {
 	case bytes.HasPrefix(m.Raw, []byte("\r\n")):
 		end = 0 // no header fields at all
-		m.HeaderLen = 2
 	case end < 0:
 		end = len(m.Raw) // header only, no body
-		m.HeaderLen = len(m.Raw)
-	default:
-		m.HeaderLen = end + 4
 	}
 	if end > maxHeaderBytes {
 		return reply.HeaderTooLarge
