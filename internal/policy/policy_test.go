@@ -176,13 +176,19 @@ func TestCheckSendAs(t *testing.T) {
 		{name: "Send on Behalf needs the grant", login: "scanner", envelope: "scanner@contoso.com", from: []string{"sean@contoso.com"}, sender: "scanner@contoso.com", denied: "sean@contoso.com"},
 		{name: "Send on Behalf needs Sender to be the login", login: "sean", envelope: "sean@contoso.com", from: []string{"chris@contoso.com"}, sender: "chris@contoso.com", denied: "chris@contoso.com"},
 		{name: "Sender of another mailbox", login: "sean", envelope: "sean@contoso.com", from: []string{"sean@contoso.com"}, sender: "chris@contoso.com", denied: "chris@contoso.com"},
+		{name: "no From: the envelope stands in", login: "sean", envelope: "sean@contoso.com", from: nil},
+		{name: "no From, null envelope", login: "sean", envelope: "", from: nil, denied: "-nofrom"},
 		{name: "second From address checked", login: "sean", envelope: "sean@contoso.com", from: []string{"sean@contoso.com", "ceo@contoso.com"}, sender: "sean@contoso.com", denied: "ceo@contoso.com"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := CheckSendAs(dir, SenderFacts{Login: mb[tt.login], EnvelopeFrom: tt.envelope, HeaderFrom: tt.from, HeaderSender: tt.sender})
 			var want *reply.Reply
-			if tt.denied != "" {
+			switch tt.denied {
+			case "":
+			case "-nofrom":
+				want = reply.NoFromHeader
+			default:
 				want = reply.SendAsDenied(mb[tt.login].PrimarySmtpAddress, tt.denied)
 			}
 			if describe(got) != describe(want) {

@@ -31,6 +31,17 @@ type SenderFacts struct {
 func CheckSendAs(dir *directory.Snapshot, f SenderFacts) *reply.Reply {
 	deny := func(addr string) *reply.Reply { return reply.SendAsDenied(f.Login.PrimarySmtpAddress, addr) }
 
+	from := f.HeaderFrom
+	if len(from) == 0 {
+		// A message without From: gets From: <envelope sender> from the
+		// transport (RFC 6409 section 8); with a null sender there is
+		// nothing to put there, and RFC 5322 section 3.6 requires one.
+		if f.EnvelopeFrom == "" {
+			return reply.NoFromHeader
+		}
+		from = []string{f.EnvelopeFrom}
+	}
+
 	if f.EnvelopeFrom != "" && !maySendAs(dir, f.Login, f.EnvelopeFrom) {
 		return deny(f.EnvelopeFrom)
 	}
@@ -38,16 +49,16 @@ func CheckSendAs(dir *directory.Snapshot, f SenderFacts) *reply.Reply {
 		return deny(f.HeaderSender)
 	}
 	onBehalf := f.HeaderSender != "" && owns(f.Login, f.HeaderSender)
-	for _, from := range f.HeaderFrom {
-		if maySendAs(dir, f.Login, from) {
+	for _, addr := range from {
+		if maySendAs(dir, f.Login, addr) {
 			continue
 		}
 		if onBehalf {
-			if owner := dir.MailboxByAddress(from); owner != nil && dir.HasSendOnBehalf(f.Login.ID, owner.ID) {
+			if owner := dir.MailboxByAddress(addr); owner != nil && dir.HasSendOnBehalf(f.Login.ID, owner.ID) {
 				continue
 			}
 		}
-		return deny(from)
+		return deny(addr)
 	}
 	return nil
 }

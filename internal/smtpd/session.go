@@ -178,12 +178,6 @@ func (s *session) Data(r io.Reader) error {
 		if err != nil {
 			return reply.NoFromHeader
 		}
-		if len(from) == 0 {
-			if s.from.IsZero() {
-				return reply.NoFromHeader
-			}
-			from = []string{s.from.Key()} // the transport adds this From:
-		}
 		facts := policy.SenderFacts{Login: mb, HeaderFrom: from, HeaderSender: sender}
 		if !s.from.IsZero() {
 			facts.EnvelopeFrom = s.from.Key()
