@@ -335,3 +335,20 @@ func lines(s string) []string {
 	}
 	return out
 }
+
+// messageHeader returns a header field of the message queued for (or
+// delivered to) recipient, read from the database by python3's sqlite3.
+func (in *instance) messageHeader(t *testing.T, recipient, field string) string {
+	t.Helper()
+	py := requireTool(t, "python3")
+	script := `import sqlite3, sys, email
+db = sqlite3.connect("file:" + sys.argv[1] + "?mode=ro", uri=True)
+row = db.execute("SELECT m.body FROM messages m JOIN queue q ON q.message = m.id WHERE q.recipient = ? ORDER BY m.id DESC LIMIT 1", (sys.argv[2],)).fetchone()
+print(email.message_from_bytes(row[0]).get(sys.argv[3], "") if row else "")
+`
+	out, err := exec.Command(py, "-c", script, filepath.Join(in.data, "postern.db"), recipient, field).CombinedOutput()
+	if err != nil {
+		t.Fatalf("python3: %v\n%s", err, out)
+	}
+	return strings.TrimSpace(string(out))
+}

@@ -29,8 +29,9 @@ func Cmdlets(svc *Service) *cmdlet.Registry {
 			SupportsWhatIf: true, Params: []cmdlet.ParamSpec{{Name: "SmtpClientAuthenticationDisabled", Type: cmdlet.Bool, Position: -1}}, Run: c.setTransportConfig},
 		{Name: "Get-OrganizationConfig", Synopsis: "Shows organization-wide settings.", Run: c.getOrganizationConfig},
 		{Name: "Set-OrganizationConfig", Synopsis: "Changes organization-wide settings: security defaults and the default authentication policy.", SupportsWhatIf: true,
-			Params: []cmdlet.ParamSpec{{Name: "SecurityDefaultsEnabled", Type: cmdlet.Bool, Position: -1}, {Name: "DefaultAuthenticationPolicy", Type: cmdlet.String, Position: -1}},
-			Run:    c.setOrganizationConfig},
+			Params: []cmdlet.ParamSpec{{Name: "SecurityDefaultsEnabled", Type: cmdlet.Bool, Position: -1}, {Name: "DefaultAuthenticationPolicy", Type: cmdlet.String, Position: -1},
+				{Name: "RejectDirectSend", Type: cmdlet.Bool, Position: -1}},
+			Run: c.setOrganizationConfig},
 		{Name: "Get-AcceptedDomain", Synopsis: "Lists the domains the organization accepts mail for.", Params: []cmdlet.ParamSpec{optionalIdentity}, Run: c.getAcceptedDomain},
 		{Name: "New-AcceptedDomain", Synopsis: "Adds an accepted domain.", SupportsWhatIf: true, Params: []cmdlet.ParamSpec{
 			{Name: "Name", Type: cmdlet.String, Position: 0, Required: true},
@@ -86,6 +87,12 @@ func Cmdlets(svc *Service) *cmdlet.Registry {
 			{Name: "AccessRights", Type: cmdlet.Enum, ValidValues: []string{"SendAs"}, Position: -1, Required: true},
 		}, Run: c.removeRecipientPermission},
 		{Name: "Get-MailboxFolderStatistics", Synopsis: "Lists a mailbox's folders with their item counts and sizes.", Params: []cmdlet.ParamSpec{identity}, Run: c.getMailboxFolderStatistics},
+		{Name: "Get-InboundConnector", Synopsis: "Lists inbound connectors.", Params: []cmdlet.ParamSpec{optionalIdentity}, Run: c.getInboundConnector},
+		{Name: "New-InboundConnector", Synopsis: "Creates an inbound connector: how anonymous mail on port 25 is recognised (by IP range or TLS certificate).",
+			SupportsWhatIf: true, Params: append([]cmdlet.ParamSpec{{Name: "Name", Type: cmdlet.String, Position: 0, Required: true}}, connectorParams...), Run: c.newInboundConnector},
+		{Name: "Set-InboundConnector", Synopsis: "Changes an inbound connector.", SupportsWhatIf: true,
+			Params: append([]cmdlet.ParamSpec{identity, {Name: "Name", Type: cmdlet.String, Position: -1}}, connectorParams...), Run: c.setInboundConnector},
+		{Name: "Remove-InboundConnector", Synopsis: "Deletes an inbound connector.", SupportsWhatIf: true, Params: []cmdlet.ParamSpec{identity}, Run: c.removeInboundConnector},
 		{Name: "Get-Queue", Synopsis: "Lists the delivery queues: outbound per next-hop domain, and paced local deliveries.", Run: c.getQueue},
 		{Name: "Get-QueueMessage", Synopsis: "Lists queued messages, one row per recipient.", Run: c.getQueueMessage},
 	} {
@@ -95,6 +102,105 @@ func Cmdlets(svc *Service) *cmdlet.Registry {
 }
 
 type cmdlets struct{ svc *Service }
+
+// connectorParams are the parameters New- and Set-InboundConnector share.
+var connectorParams = []cmdlet.ParamSpec{
+	{Name: "ConnectorType", Type: cmdlet.Enum, ValidValues: []string{"OnPremises", "Partner"}, Position: -1},
+	{Name: "SenderDomains", Type: cmdlet.StringList, MultiValued: true, Position: -1},
+	{Name: "SenderIPAddresses", Type: cmdlet.StringList, MultiValued: true, Position: -1},
+	{Name: "TlsSenderCertificateName", Type: cmdlet.String, Position: -1},
+	{Name: "TlsSenderCertificateFingerprints", Type: cmdlet.StringList, MultiValued: true, Position: -1},
+	{Name: "RequireTls", Type: cmdlet.Bool, Position: -1},
+	{Name: "RestrictDomainsToIPAddresses", Type: cmdlet.Bool, Position: -1},
+	{Name: "RestrictDomainsToCertificate", Type: cmdlet.Bool, Position: -1},
+	{Name: "Enabled", Type: cmdlet.Bool, Position: -1},
+	{Name: "Comment", Type: cmdlet.String, Position: -1},
+}
+
+func connectorParamsOf(inv *cmdlet.Invocation) InboundConnectorParams {
+	p := InboundConnectorParams{
+		SenderDomains: multiValue(inv, "SenderDomains"), SenderIPAddresses: multiValue(inv, "SenderIPAddresses"),
+		TlsSenderCertificateFingerprints: multiValue(inv, "TlsSenderCertificateFingerprints"),
+		RequireTls:                       boolPtr(inv, "RequireTls"), RestrictDomainsToIPAddresses: boolPtr(inv, "RestrictDomainsToIPAddresses"),
+		RestrictDomainsToCertificate: boolPtr(inv, "RestrictDomainsToCertificate"), Enabled: boolPtr(inv, "Enabled"),
+	}
+	for name, dst := range map[string]**string{"Name": &p.Name, "ConnectorType": &p.ConnectorType,
+		"TlsSenderCertificateName": &p.TlsSenderCertificateName, "Comment": &p.Comment} {
+		if inv.Has(name) {
+			v := inv.String(name)
+			*dst = &v
+		}
+	}
+	return p
+}
+
+func connectorObject(ic *directory.InboundConnector) *cmdlet.Object {
+	ips := make([]any, len(ic.SenderIPAddresses))
+	for i, p := range ic.SenderIPAddresses {
+		ips[i] = p.String()
+	}
+	list := func(s []string) []any {
+		out := make([]any, len(s))
+		for i, v := range s {
+			out[i] = v
+		}
+		return out
+	}
+	return &cmdlet.Object{TypeName: "InboundConnector", DefaultView: cmdlet.TableView,
+		DefaultDisplay: []string{"Name", "ConnectorType", "SenderIPAddresses", "TlsSenderCertificateName", "Enabled"},
+		Props: []cmdlet.Prop{
+			{Name: "Name", Value: ic.Name},
+			{Name: "Identity", Value: ic.Name},
+			{Name: "ConnectorType", Value: string(ic.ConnectorType)},
+			{Name: "SenderDomains", Value: list(ic.SenderDomains)},
+			{Name: "SenderIPAddresses", Value: ips},
+			{Name: "TlsSenderCertificateName", Value: nullIfEmpty(ic.TlsSenderCertificateName)},
+			{Name: "TlsSenderCertificateFingerprints", Value: list(ic.TlsSenderCertificateFingerprints)},
+			{Name: "RequireTls", Value: ic.RequireTls},
+			{Name: "RestrictDomainsToIPAddresses", Value: ic.RestrictDomainsToIPAddresses},
+			{Name: "RestrictDomainsToCertificate", Value: ic.RestrictDomainsToCertificate},
+			{Name: "Enabled", Value: ic.Enabled},
+			{Name: "Comment", Value: nullIfEmpty(ic.Comment)},
+			{Name: "WhenCreated", Value: ic.WhenCreated},
+		}}
+}
+
+func (c *cmdlets) getInboundConnector(_ context.Context, inv *cmdlet.Invocation) ([]*cmdlet.Object, error) {
+	cs, err := c.svc.InboundConnectors(inv.String("Identity"))
+	if err != nil {
+		return nil, err
+	}
+	var out []*cmdlet.Object
+	for _, ic := range cs {
+		out = append(out, connectorObject(ic))
+	}
+	return out, nil
+}
+
+func (c *cmdlets) newInboundConnector(ctx context.Context, inv *cmdlet.Invocation) ([]*cmdlet.Object, error) {
+	if whatIf(inv, "Creating inbound connector %q.", inv.String("Name")) {
+		return nil, nil
+	}
+	ic, err := c.svc.NewInboundConnector(ctx, connectorParamsOf(inv))
+	if err != nil {
+		return nil, err
+	}
+	return []*cmdlet.Object{connectorObject(ic)}, nil
+}
+
+func (c *cmdlets) setInboundConnector(ctx context.Context, inv *cmdlet.Invocation) ([]*cmdlet.Object, error) {
+	if whatIf(inv, "Setting inbound connector %q.", inv.String("Identity")) {
+		return nil, nil
+	}
+	return nil, c.svc.SetInboundConnector(ctx, inv.String("Identity"), connectorParamsOf(inv))
+}
+
+func (c *cmdlets) removeInboundConnector(ctx context.Context, inv *cmdlet.Invocation) ([]*cmdlet.Object, error) {
+	if whatIf(inv, "Removing inbound connector %q.", inv.String("Identity")) {
+		return nil, nil
+	}
+	return nil, c.svc.RemoveInboundConnector(ctx, inv.String("Identity"))
+}
 
 func whatIf(inv *cmdlet.Invocation, format string, args ...any) bool {
 	if inv.WhatIf {
@@ -136,12 +242,13 @@ func (c *cmdlets) getOrganizationConfig(_ context.Context, _ *cmdlet.Invocation)
 		{Name: "Guid", Value: o.GUID},
 		{Name: "SecurityDefaultsEnabled", Value: o.SecurityDefaultsEnabled},
 		{Name: "DefaultAuthenticationPolicy", Value: nullIfEmpty(o.DefaultAuthenticationPolicy)},
+		{Name: "RejectDirectSend", Value: o.RejectDirectSend},
 		{Name: "WhenCreated", Value: o.WhenCreated},
 	}}}, nil
 }
 
 func (c *cmdlets) setOrganizationConfig(ctx context.Context, inv *cmdlet.Invocation) ([]*cmdlet.Object, error) {
-	p := OrganizationParams{SecurityDefaultsEnabled: boolPtr(inv, "SecurityDefaultsEnabled")}
+	p := OrganizationParams{SecurityDefaultsEnabled: boolPtr(inv, "SecurityDefaultsEnabled"), RejectDirectSend: boolPtr(inv, "RejectDirectSend")}
 	if inv.Has("DefaultAuthenticationPolicy") {
 		name := inv.String("DefaultAuthenticationPolicy")
 		p.DefaultAuthenticationPolicy = &name

@@ -20,6 +20,7 @@ type OrganizationParams struct {
 	SecurityDefaultsEnabled          *bool
 	// DefaultAuthenticationPolicy: a policy name, or "" for $null.
 	DefaultAuthenticationPolicy *string
+	RejectDirectSend            *bool
 }
 
 // SetOrganization changes organization-wide settings.
@@ -31,6 +32,9 @@ func (s *Service) SetOrganization(ctx context.Context, p OrganizationParams) err
 		}
 		if p.SecurityDefaultsEnabled != nil {
 			o.SecurityDefaultsEnabled = *p.SecurityDefaultsEnabled
+		}
+		if p.RejectDirectSend != nil {
+			o.RejectDirectSend = *p.RejectDirectSend
 		}
 		if p.DefaultAuthenticationPolicy != nil {
 			o.DefaultAuthenticationPolicy = ""

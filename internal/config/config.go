@@ -36,6 +36,10 @@ type Config struct {
 	// P-256 certificate for Hostname is generated in the data directory.
 	TLSCert string `toml:"tls_cert"`
 	TLSKey  string `toml:"tls_key"`
+	// TLSClientCA is a PEM file of CAs whose client certificates may match
+	// certificate-based inbound connectors; without it only certificates
+	// pinned on a connector (-TlsSenderCertificateFingerprints) count.
+	TLSClientCA string `toml:"tls_client_ca"`
 	// IdleTimeout is how long an SMTP client may stay silent.
 	IdleTimeout Duration `toml:"idle_timeout"`
 	// LogLevel is debug, info, warn or error.
@@ -118,6 +122,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Admin, "admin", c.Admin, "admin HTTP listener, or off")
 	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "TLS certificate PEM file (default: generated)")
 	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "TLS key PEM file")
+	fs.StringVar(&c.TLSClientCA, "tls-client-ca", c.TLSClientCA, "PEM CAs trusted for client certificates of inbound connectors")
 	fs.DurationVar(&c.IdleTimeout.Duration, "idle-timeout", c.IdleTimeout.Duration, "how long an SMTP client may stay silent")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 }

@@ -38,7 +38,11 @@ type Organization struct {
 	// DefaultAuthenticationPolicy (Set-OrganizationConfig) names the policy
 	// that applies to users without one of their own; empty for none.
 	DefaultAuthenticationPolicy string
-	WhenCreated                 time.Time
+	// RejectDirectSend (Set-OrganizationConfig) refuses anonymous mail whose
+	// envelope sender is in an accepted domain, from a client that matches
+	// no IP- or certificate-based inbound connector (5.7.68).
+	RejectDirectSend bool
+	WhenCreated      time.Time
 }
 
 // DomainType of an accepted domain (Set-AcceptedDomain -DomainType).

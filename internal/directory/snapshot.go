@@ -18,6 +18,7 @@ type Snapshot struct {
 	policies  map[policyKey]*AuthenticationPolicy
 	sendAs    map[grant]bool
 	onBehalf  map[grant]bool
+	enabled   []*InboundConnector
 }
 
 type policyKey struct {
@@ -34,6 +35,7 @@ type Contents struct {
 	Mailboxes     []*Mailbox
 	Policies      []*AuthenticationPolicy
 	Permissions   []*RecipientPermission
+	Connectors    []*InboundConnector
 }
 
 // NewSnapshot indexes c. The objects must not be modified afterwards.
@@ -71,6 +73,11 @@ func NewSnapshot(c Contents) *Snapshot {
 	}
 	for _, p := range c.Permissions {
 		s.sendAs[grant{trustee: p.Trustee, identity: p.Identity}] = true
+	}
+	for _, ic := range c.Connectors {
+		if ic.Enabled {
+			s.enabled = append(s.enabled, ic)
+		}
 	}
 	return s
 }
@@ -129,6 +136,9 @@ func (s *Snapshot) HasSendAs(trustee, identity int64) bool {
 func (s *Snapshot) HasSendOnBehalf(trustee, identity int64) bool {
 	return s.onBehalf[grant{trustee, identity}]
 }
+
+// InboundConnectors returns every enabled inbound connector, in ID order.
+func (s *Snapshot) InboundConnectors() []*InboundConnector { return s.enabled }
 
 // Current holds the snapshot in force. Sessions load it once per decision;
 // the admin service stores a new one after every change.

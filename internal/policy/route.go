@@ -74,17 +74,3 @@ func CheckSize(m *directory.Mailbox, size int64) *reply.Reply {
 	}
 	return nil
 }
-
-// RouteAnonymous decides where an unauthenticated session's recipient goes.
-// Until inbound connectors grant relay rights, an anonymous client may only
-// reach mailboxes Postern hosts (Direct Send's rule); anything else is
-// refused at RCPT as Exchange refuses unattributed relay (reference 3, 5.7.64).
-func RouteAnonymous(dir *directory.Snapshot, rcpt address.Address) (Route, *reply.Reply) {
-	if m := dir.MailboxByAddress(rcpt.Key()); m != nil {
-		return Route{Destination: Local, Mailbox: m}, nil
-	}
-	if d := dir.AcceptedDomain(rcpt.Domain); d != nil && d.DomainType == directory.Authoritative {
-		return Route{}, reply.RecipientNotFound(rcpt.String())
-	}
-	return Route{}, reply.RelayDenied
-}

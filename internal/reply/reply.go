@@ -85,6 +85,25 @@ func RecipientNotFound(addr string) *Reply {
 // organization (reference section 3, 5.7.64 at RCPT TO).
 var RelayDenied = r(550, 5, 7, 64, "TenantAttribution; Relay Access Denied")
 
+// Anonymous mail on the 25 role (reference sections 6 and 7).
+var (
+	// RelayDeniedATTR36: an OnPremises connector matched, but the sender is
+	// not in the organization's accepted domains (reference 7.1).
+	RelayDeniedATTR36 = r(550, 5, 7, 64, "Relay Access Denied ATTR36. For more details please refer to KB 3169958.")
+	// DirectSendRejected: Set-OrganizationConfig -RejectDirectSend $true and
+	// the client matches no IP- or certificate-based inbound connector.
+	DirectSendRejected = r(550, 5, 7, 68, "TenantInboundAttribution; Direct Send not allowed for this organization from unauthorized sources")
+	// TLSRequired: a connector with RequireTls matched a client that did
+	// not use STARTTLS (RFC 3207 section 4's reply).
+	TLSRequired = r(530, 5, 7, 0, "Must issue a STARTTLS command first")
+	// PartnerConnectorMismatch: a Partner connector with
+	// RestrictDomainsToIPAddresses or RestrictDomainsToCertificate covers
+	// the sender's domain, and the client is not the source it names.
+	// Exchange's exact text for this case is not documented; the wording
+	// follows its 5.7.51 TenantInboundAttribution replies.
+	PartnerConnectorMismatch = r(550, 5, 7, 51, "TenantInboundAttribution; There is a partner connector configured that matched the message's sender domain, but the sending server's IP address or certificate does not match it")
+)
+
 // TooManyRecipients: more recipients than the mailbox's RecipientLimits
 // (default 500). RFC 5321 section 4.5.3.1.8 prescribes 452 with 4.5.3 so the
 // client sends the rest in another transaction.

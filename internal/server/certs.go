@@ -35,7 +35,26 @@ func tlsConfig(certFile, keyFile, dir, hostname string) (*tls.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+	// Client certificates are asked for, never required: a device with one
+	// can match a certificate-based inbound connector; Go does not verify
+	// it here, the SMTP layer does (against tls_client_ca or a pin).
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, ClientAuth: tls.RequestClientCert}, nil
+}
+
+// clientCAs loads the CAs trusted for client certificates; nil for none.
+func clientCAs(file string) (*x509.CertPool, error) {
+	if file == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, errors.New(file + ": no certificates found")
+	}
+	return pool, nil
 }
 
 // generateCert writes a self-signed certificate valid for hostname,

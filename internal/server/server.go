@@ -100,6 +100,10 @@ func (s *Server) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("TLS certificate: %w", err)
 	}
+	cas, err := clientCAs(s.cfg.TLSClientCA)
+	if err != nil {
+		return fmt.Errorf("tls_client_ca: %w", err)
+	}
 	authn := &smtpd.Authenticator{
 		Directory: s.Admin.Dir,
 		Cache:     auth.NewLoginCache(5*time.Minute, 100000),
@@ -109,7 +113,7 @@ func (s *Server) start(ctx context.Context) error {
 	}
 	sub := &transport.Submitter{Store: s.store, Hostname: s.cfg.Hostname, Recipients: s.recipients, Pacer: s.pacer, Log: s.log, Now: time.Now}
 	s.smtp = smtpd.New(smtpd.Config{
-		Hostname: s.cfg.Hostname, TLS: tlsCfg, ReadTimeout: s.cfg.IdleTimeout.Duration, WriteTimeout: time.Minute,
+		Hostname: s.cfg.Hostname, TLS: tlsCfg, ReadTimeout: s.cfg.IdleTimeout.Duration, WriteTimeout: time.Minute, ClientCAs: cas,
 	}, s.Admin.Dir, authn, sub, limits.NewSlots(directory.ConcurrentConnections), s.log)
 
 	for _, l := range []struct {

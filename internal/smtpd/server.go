@@ -7,7 +7,10 @@ package smtpd
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -53,6 +56,9 @@ type Config struct {
 	// MaxAuthFailures is how many failed AUTH attempts one connection may
 	// make before it is closed.
 	MaxAuthFailures int
+	// ClientCAs verifies client certificates for certificate-based inbound
+	// connectors; nil trusts only certificates pinned on a connector.
+	ClientCAs *x509.CertPool
 }
 
 // Server is the set of SMTP listeners.
@@ -121,6 +127,28 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 	return first
+}
+
+// clientCertificate returns a client certificate's names (CN and DNS
+// SANs), whether it chains to a configured client CA, and the SHA-256 of
+// its public key, which connectors can pin.
+func (s *Server) clientCertificate(chain []*x509.Certificate) (names []string, verified bool, fingerprint string) {
+	leaf := chain[0]
+	if leaf.Subject.CommonName != "" {
+		names = append(names, leaf.Subject.CommonName)
+	}
+	names = append(names, leaf.DNSNames...)
+	sum := sha256.Sum256(leaf.RawSubjectPublicKeyInfo)
+	fingerprint = hex.EncodeToString(sum[:])
+	if s.cfg.ClientCAs != nil {
+		inter := x509.NewCertPool()
+		for _, c := range chain[1:] {
+			inter.AddCert(c)
+		}
+		_, err := leaf.Verify(x509.VerifyOptions{Roots: s.cfg.ClientCAs, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+		verified = err == nil
+	}
+	return names, verified, fingerprint
 }
 
 type slogLogger struct{ l *slog.Logger }

@@ -36,9 +36,11 @@ type session struct {
 	mailbox   *directory.Mailbox
 	holdsSlot bool
 
-	// The transaction.
+	// The transaction. att is the inbound connector an anonymous client
+	// matched, decided at MAIL FROM.
 	from       address.Address
 	recipients []transport.Recipient
+	att        policy.Attribution
 }
 
 func (s *Server) newSession(c *smtp.Conn, role Role) *session {
@@ -118,8 +120,29 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 			return rep
 		}
 	}
+	if s.mailbox == nil {
+		// Anonymous: attribute the client to a connector (or none) and
+		// decide the sender. A failed AUTH never gets here with relay
+		// rights: s.mailbox is only set by a successful one.
+		dir := s.srv.dir.Load()
+		facts := s.clientFacts()
+		att := policy.Attribute(dir, facts)
+		if rep := policy.CheckAnonymousSender(dir, att, facts, a); rep != nil {
+			return rep
+		}
+		s.att = att
+	}
 	s.from, s.recipients = a, nil
 	return nil
+}
+
+// clientFacts describes how the client connected, for connector matching.
+func (s *session) clientFacts() policy.ClientFacts {
+	f := policy.ClientFacts{IP: s.ip, TLS: s.tls != nil}
+	if s.tls != nil && len(s.tls.PeerCertificates) > 0 {
+		f.CertNames, f.CertVerified, f.CertFingerprint = s.srv.clientCertificate(s.tls.PeerCertificates)
+	}
+	return f
 }
 
 // Rcpt handles RCPT TO: the recipient limit per message, then routing.
@@ -137,7 +160,7 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		}
 		route, rep = policy.RouteAuthenticated(dir, a)
 	} else {
-		route, rep = policy.RouteAnonymous(dir, a)
+		route, rep = policy.RouteAnonymous(dir, s.att, s.from, a)
 	}
 	if rep != nil {
 		return rep
@@ -187,14 +210,31 @@ func (s *session) Data(r io.Reader) error {
 		}
 		in.AuthMailbox, in.Org = mb, dir.Organization(mb.OrgID)
 	} else {
-		in.Org = dir.Organization(s.recipients[0].Route.Mailbox.OrgID)
+		in.Org = anonymousOrg(dir, s.att, s.recipients)
+		if s.att.Connector != nil {
+			in.InboundConnector = s.att.Connector.Name
+		}
 	}
 	return s.srv.submitter.Submit(context.Background(), in)
 }
 
+// anonymousOrg is the organization anonymous mail is attributed to: the
+// matched connector's, else the first local recipient's.
+func anonymousOrg(dir *directory.Snapshot, att policy.Attribution, rcpts []transport.Recipient) *directory.Organization {
+	if att.Connector != nil {
+		return dir.Organization(att.Connector.OrgID)
+	}
+	for _, r := range rcpts {
+		if r.Route.Mailbox != nil {
+			return dir.Organization(r.Route.Mailbox.OrgID)
+		}
+	}
+	return nil
+}
+
 // Reset ends the transaction (RSET, or after DATA).
 func (s *session) Reset() {
-	s.from, s.recipients = address.Address{}, nil
+	s.from, s.recipients, s.att = address.Address{}, nil, policy.Attribution{}
 }
 
 // Logout ends the session and frees the mailbox's connection slot.

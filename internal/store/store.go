@@ -36,6 +36,7 @@ type Store interface {
 	SaveMailbox(ctx context.Context, m *directory.Mailbox) error
 	SavePolicy(ctx context.Context, p *directory.AuthenticationPolicy) error
 	SavePermission(ctx context.Context, p *directory.RecipientPermission) error
+	SaveConnector(ctx context.Context, c *directory.InboundConnector) error
 
 	// Delete* remove an object and whatever only it referred to (a
 	// mailbox's permissions, folders and items). ErrNotFound if absent.
@@ -43,6 +44,7 @@ type Store interface {
 	DeleteMailbox(ctx context.Context, id int64) error
 	DeletePolicy(ctx context.Context, id int64) error
 	DeletePermission(ctx context.Context, id int64) error
+	DeleteConnector(ctx context.Context, id int64) error
 
 	// Commit durably stores an accepted message with all of its delivery
 	// work, then returns; see the package comment.
@@ -72,6 +74,8 @@ type Submission struct {
 	ReceivedAt   time.Time
 	EnvelopeFrom string
 	AuthMailbox  int64 // 0 for anonymous submissions
+	// InboundConnector names the connector that admitted anonymous mail.
+	InboundConnector string
 	ClientIP     string
 	Body         []byte // the message as it will be delivered, headers included
 	Recipients   int    // envelope recipients, for the recipient rate limit

@@ -52,6 +52,8 @@ type Submission struct {
 	ClientIP    string
 	Helo        string
 	TLS         *tls.ConnectionState
+	// InboundConnector names the connector that admitted anonymous mail.
+	InboundConnector string
 }
 
 // Submit adds headers, applies the quota and pacing, and commits. It
@@ -73,14 +75,15 @@ func (s *Submitter) Submit(ctx context.Context, in *Submission) *reply.Reply {
 	}
 
 	sub := &store.Submission{
-		OrgID:        in.Org.ID,
-		MessageID:    messageID,
-		Subject:      in.Message.Subject(),
-		ReceivedAt:   now,
-		EnvelopeFrom: in.From.Key(),
-		ClientIP:     in.ClientIP,
-		Body:         body,
-		Recipients:   len(in.Recipients),
+		OrgID:            in.Org.ID,
+		MessageID:        messageID,
+		Subject:          in.Message.Subject(),
+		ReceivedAt:       now,
+		EnvelopeFrom:     in.From.Key(),
+		ClientIP:         in.ClientIP,
+		Body:             body,
+		Recipients:       len(in.Recipients),
+		InboundConnector: in.InboundConnector,
 	}
 	if in.From.IsZero() {
 		sub.EnvelopeFrom = ""
@@ -133,6 +136,11 @@ func (s *Submitter) finishHeaders(in *Submission, now time.Time) ([]byte, string
 	if m.Header.Get("Date") == "" {
 		fmt.Fprintf(&add, "Date: %s\r\n", now.Format(time.RFC1123Z))
 	}
+	if in.InboundConnector != "" {
+		// Which connector admitted the message, as Exchange records the
+		// attributing connector; the value is the admin's connector name.
+		fmt.Fprintf(&add, "X-Postern-Inbound-Connector: %s\r\n", sanitizeHeaderValue(in.InboundConnector))
+	}
 	if len(m.Header.Values("From")) == 0 && !in.From.IsZero() {
 		fmt.Fprintf(&add, "From: <%s>\r\n", in.From.String())
 	}
@@ -171,6 +179,16 @@ func sanitizeHelo(h string) string {
 		return "unknown"
 	}
 	return h
+}
+
+// sanitizeHeaderValue keeps an admin-chosen name on one header line.
+func sanitizeHeaderValue(v string) string {
+	return strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return -1
+		}
+		return r
+	}, v)
 }
 
 func newMessageID(host string) string {

@@ -23,11 +23,11 @@ func (s *Store) LoadDirectory(ctx context.Context) (directory.Contents, error) {
 	defer tx.Rollback()
 
 	err = each(ctx, tx, `SELECT id, name, guid, smtp_client_authentication_disabled, security_defaults_enabled,
-		default_authentication_policy, when_created FROM organizations ORDER BY id`, func(rows *sql.Rows) error {
+		default_authentication_policy, reject_direct_send, when_created FROM organizations ORDER BY id`, func(rows *sql.Rows) error {
 		o := &directory.Organization{}
 		var created int64
 		if err := rows.Scan(&o.ID, &o.Name, &o.GUID, &o.SmtpClientAuthenticationDisabled, &o.SecurityDefaultsEnabled,
-			&o.DefaultAuthenticationPolicy, &created); err != nil {
+			&o.DefaultAuthenticationPolicy, &o.RejectDirectSend, &created); err != nil {
 			return err
 		}
 		o.WhenCreated = fromNanos(created)
@@ -102,6 +102,28 @@ func (s *Store) LoadDirectory(ctx context.Context) (directory.Contents, error) {
 		c.Permissions = append(c.Permissions, p)
 		return nil
 	})
+	if err != nil {
+		return c, err
+	}
+	err = each(ctx, tx, `SELECT id, org_id, name, connector_type, sender_domains, sender_ip_addresses,
+		tls_sender_certificate_name, tls_sender_certificate_fingerprints, require_tls, restrict_domains_to_ip_addresses,
+		restrict_domains_to_certificate, enabled, comment, when_created FROM inbound_connectors ORDER BY id`, func(rows *sql.Rows) error {
+		ic := &directory.InboundConnector{}
+		var domains, ips, pins string
+		var created int64
+		if err := rows.Scan(&ic.ID, &ic.OrgID, &ic.Name, &ic.ConnectorType, &domains, &ips, &ic.TlsSenderCertificateName, &pins,
+			&ic.RequireTls, &ic.RestrictDomainsToIPAddresses, &ic.RestrictDomainsToCertificate, &ic.Enabled, &ic.Comment, &created); err != nil {
+			return err
+		}
+		for col, dst := range map[string]any{domains: &ic.SenderDomains, ips: &ic.SenderIPAddresses, pins: &ic.TlsSenderCertificateFingerprints} {
+			if err := json.Unmarshal([]byte(col), dst); err != nil {
+				return fmt.Errorf("inbound connector %d: %w", ic.ID, err)
+			}
+		}
+		ic.WhenCreated = fromNanos(created)
+		c.Connectors = append(c.Connectors, ic)
+		return nil
+	})
 	return c, err
 }
 
@@ -167,8 +189,8 @@ func created(t *time.Time) int64 {
 func (s *Store) SaveOrganization(ctx context.Context, o *directory.Organization) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		return upsert(ctx, tx, "organizations", &o.ID,
-			[]string{"name", "guid", "smtp_client_authentication_disabled", "security_defaults_enabled", "default_authentication_policy", "when_created"},
-			[]any{o.Name, o.GUID, o.SmtpClientAuthenticationDisabled, o.SecurityDefaultsEnabled, o.DefaultAuthenticationPolicy, created(&o.WhenCreated)})
+			[]string{"name", "guid", "smtp_client_authentication_disabled", "security_defaults_enabled", "default_authentication_policy", "reject_direct_send", "when_created"},
+			[]any{o.Name, o.GUID, o.SmtpClientAuthenticationDisabled, o.SecurityDefaultsEnabled, o.DefaultAuthenticationPolicy, o.RejectDirectSend, created(&o.WhenCreated)})
 	})
 }
 
@@ -196,6 +218,34 @@ func (s *Store) SavePermission(ctx context.Context, p *directory.RecipientPermis
 		return upsert(ctx, tx, "recipient_permissions", &p.ID,
 			[]string{"org_id", "identity", "trustee"}, []any{p.OrgID, p.Identity, p.Trustee})
 	})
+}
+
+// SaveConnector inserts or updates an inbound connector.
+func (s *Store) SaveConnector(ctx context.Context, ic *directory.InboundConnector) error {
+	var lists [3]string
+	for i, v := range []any{nonNil(ic.SenderDomains), ic.SenderIPAddresses, nonNil(ic.TlsSenderCertificateFingerprints)} {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		lists[i] = string(b)
+	}
+	if ic.SenderIPAddresses == nil {
+		lists[1] = "[]"
+	}
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		return upsert(ctx, tx, "inbound_connectors", &ic.ID,
+			[]string{"org_id", "name", "connector_type", "sender_domains", "sender_ip_addresses", "tls_sender_certificate_name",
+				"tls_sender_certificate_fingerprints", "require_tls", "restrict_domains_to_ip_addresses", "restrict_domains_to_certificate",
+				"enabled", "comment", "when_created"},
+			[]any{ic.OrgID, ic.Name, string(ic.ConnectorType), lists[0], lists[1], ic.TlsSenderCertificateName, lists[2], ic.RequireTls,
+				ic.RestrictDomainsToIPAddresses, ic.RestrictDomainsToCertificate, ic.Enabled, ic.Comment, created(&ic.WhenCreated)})
+	})
+}
+
+// DeleteConnector removes an inbound connector.
+func (s *Store) DeleteConnector(ctx context.Context, id int64) error {
+	return s.deleteByID(ctx, "inbound_connectors", id)
 }
 
 // SaveMailbox inserts or updates a mailbox, its address claims and, for a

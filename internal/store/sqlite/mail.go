@@ -104,9 +104,9 @@ func insertSubmission(ctx context.Context, tx *sql.Tx, sub *store.Submission) er
 		auth = sub.AuthMailbox
 	}
 	res, err := tx.ExecContext(ctx, `INSERT INTO messages (org_id, message_id, subject, received_at, envelope_from,
-		auth_mailbox, client_ip, recipients, size, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		auth_mailbox, client_ip, recipients, size, body, inbound_connector) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		sub.OrgID, sub.MessageID, sub.Subject, nanos(sub.ReceivedAt), sub.EnvelopeFrom, auth, sub.ClientIP,
-		sub.Recipients, len(sub.Body), sub.Body)
+		sub.Recipients, len(sub.Body), sub.Body, sub.InboundConnector)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,122 @@
+package policy
+
+import (
+	"net/netip"
+	"slices"
+	"strings"
+
+	"postern.dev/postern/internal/address"
+	"postern.dev/postern/internal/directory"
+	"postern.dev/postern/internal/reply"
+)
+
+// ClientFacts say how an anonymous client connected.
+type ClientFacts struct {
+	IP  netip.Addr
+	TLS bool
+	// CertNames are the CN and DNS SANs of the client certificate, if one
+	// was presented; CertVerified says whether it chains to a CA the admin
+	// configured; CertFingerprint is the SHA-256 of its public key (hex).
+	CertNames       []string
+	CertVerified    bool
+	CertFingerprint string
+}
+
+// Attribution is the inbound connector an anonymous client matched, if any.
+type Attribution struct {
+	Connector     *directory.InboundConnector
+	ByCertificate bool
+}
+
+// Attribute finds the enabled inbound connector a client matches. The
+// certificate comes first, then the IP address — Exchange's attribution
+// order for connectors (reference section 7.2). A certificate counts only
+// when it is trusted: chained to a configured CA, or pinned on the connector.
+func Attribute(dir *directory.Snapshot, c ClientFacts) Attribution {
+	for _, ic := range dir.InboundConnectors() {
+		trusted := c.CertVerified || (c.CertFingerprint != "" && slices.Contains(ic.TlsSenderCertificateFingerprints, c.CertFingerprint))
+		if trusted && ic.MatchesCertificate(c.CertNames) {
+			return Attribution{Connector: ic, ByCertificate: true}
+		}
+	}
+	for _, ic := range dir.InboundConnectors() {
+		if ic.MatchesIP(c.IP) {
+			return Attribution{Connector: ic}
+		}
+	}
+	return Attribution{}
+}
+
+// CheckAnonymousSender decides MAIL FROM for an anonymous client.
+func CheckAnonymousSender(dir *directory.Snapshot, att Attribution, c ClientFacts, from address.Address) *reply.Reply {
+	if ic := att.Connector; ic != nil && ic.RequireTls && !c.TLS {
+		return reply.TLSRequired
+	}
+	if from.IsZero() {
+		return nil
+	}
+	// RejectDirectSend: mail claiming one of the organization's accepted
+	// domains must come through a connector (reference section 6; only the
+	// envelope sender is checked, as in Exchange).
+	if d := dir.AcceptedDomain(from.Domain); d != nil && att.Connector == nil {
+		if o := dir.Organization(d.OrgID); o != nil && o.RejectDirectSend {
+			return reply.DirectSendRejected
+		}
+	}
+	// A Partner connector may reserve its sender domains to its own
+	// addresses or certificate (RestrictDomainsTo*).
+	for _, ic := range dir.InboundConnectors() {
+		if ic.ConnectorType != directory.Partner || ic == att.Connector || !ic.MatchesSenderDomain(from.Domain) {
+			continue
+		}
+		if ic.RestrictDomainsToIPAddresses && !ic.MatchesIP(c.IP) {
+			return reply.PartnerConnectorMismatch
+		}
+		if ic.RestrictDomainsToCertificate && !(att.ByCertificate && att.Connector == ic) {
+			return reply.PartnerConnectorMismatch
+		}
+	}
+	return nil
+}
+
+// RouteAnonymous decides where an anonymous session's recipient goes:
+//   - a mailbox of an organization: delivered (Direct Send, or inbound mail);
+//   - an unknown address in an Authoritative accepted domain: 5.1.10;
+//   - anything else only through an OnPremises connector, and then only for
+//     senders in the connector organization's accepted domains — or, for a
+//     certificate connector, a certificate name in them (reference 7.1).
+//     Otherwise 5.7.64: Postern is never an open relay.
+func RouteAnonymous(dir *directory.Snapshot, att Attribution, from, rcpt address.Address) (Route, *reply.Reply) {
+	if m := dir.MailboxByAddress(rcpt.Key()); m != nil {
+		return Route{Destination: Local, Mailbox: m}, nil
+	}
+	if d := dir.AcceptedDomain(rcpt.Domain); d != nil && d.DomainType == directory.Authoritative {
+		return Route{}, reply.RecipientNotFound(rcpt.String())
+	}
+	ic := att.Connector
+	if ic == nil || ic.ConnectorType != directory.OnPremises {
+		return Route{}, reply.RelayDenied
+	}
+	if !senderAccepted(dir, ic, att.ByCertificate, from) {
+		return Route{}, reply.RelayDeniedATTR36
+	}
+	return Route{Destination: Outbound}, nil
+}
+
+// senderAccepted applies reference 7.1: "Either the sender domain is an
+// accepted domain or the cert-connector domain is accepted".
+func senderAccepted(dir *directory.Snapshot, ic *directory.InboundConnector, byCert bool, from address.Address) bool {
+	accepted := func(domain string) bool {
+		d := dir.AcceptedDomain(domain)
+		return d != nil && d.OrgID == ic.OrgID
+	}
+	if !from.IsZero() && accepted(from.Domain) {
+		return true
+	}
+	if byCert {
+		name := ic.TlsSenderCertificateName
+		name = strings.TrimPrefix(name, "*.")
+		return accepted(name)
+	}
+	return false
+}
