@@ -76,9 +76,9 @@ type Submission struct {
 	AuthMailbox  int64 // 0 for anonymous submissions
 	// InboundConnector names the connector that admitted anonymous mail.
 	InboundConnector string
-	ClientIP     string
-	Body         []byte // the message as it will be delivered, headers included
-	Recipients   int    // envelope recipients, for the recipient rate limit
+	ClientIP         string
+	Body             []byte // the message as it will be delivered, headers included
+	Recipients       int    // envelope recipients, for the recipient rate limit
 	// SentItems is the mailbox whose Sent Items folder gets a copy, 0 for none.
 	SentItems int64
 	Local     []LocalDelivery
