@@ -35,7 +35,7 @@ type Attribution struct {
 func Attribute(dir *directory.Snapshot, c ClientFacts) Attribution {
 	for _, ic := range dir.InboundConnectors() {
 		trusted := c.CertVerified || (c.CertFingerprint != "" && slices.Contains(ic.TlsSenderCertificateFingerprints, c.CertFingerprint))
-		if trusted && ic.MatchesCertificate(c.CertNames) {
+		if c.TLS && trusted && ic.MatchesCertificate(c.CertNames) {
 			return Attribution{Connector: ic, ByCertificate: true}
 		}
 	}
