@@ -282,3 +282,23 @@ func writePEM(t *testing.T, path, typ string, der []byte) {
 		t.Fatal(err)
 	}
 }
+
+// TestDeviceQuirks: what old devices do that is safe is accepted on the 25
+// role — HELO without a dot, no TLS, addresses without angle brackets.
+func TestDeviceQuirks(t *testing.T) {
+	in := newInstance(t)
+	in.mailbox("sean", "Sean-Pass-1")
+	in.start()
+	c := dialFrom(t, "127.0.0.3", in.addrs["mx"])
+	c.expect("HELO COPIER01", "250")
+	c.expect("MAIL FROM:scanner@contoso.com", "250")
+	c.expect("RCPT TO:sean@contoso.com", "250")
+	c.expect("DATA", "354")
+	c.conn.Write([]byte("From: Scanner <scanner@contoso.com>\r\nSubject: Scan\r\n\r\nscan attached\r\n.\r\n"))
+	if got := c.read(); !strings.HasPrefix(got, "250 2.0.0 OK") {
+		t.Fatalf("quirky device: %q", got)
+	}
+	if n := in.folderCount("sean@contoso.com", "Inbox"); n != 1 {
+		t.Errorf("sean's Inbox: %d", n)
+	}
+}
