@@ -190,7 +190,7 @@ func (s *session) Data(r io.Reader) error {
 		// lowered limit) apply from this message on.
 		mb := dir.Mailbox(s.mailbox.ID)
 		if mb == nil {
-			return reply.AuthFailed
+			return reply.NotAuthenticated // the mailbox was removed meanwhile
 		}
 		if !s.holdsSlot {
 			if s.holdsSlot = s.srv.slots.Acquire(mb.ID); !s.holdsSlot {
