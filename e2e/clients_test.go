@@ -133,7 +133,7 @@ func TestDemo(t *testing.T) {
 	requireTool(t, "swaks")
 	data := t.TempDir()
 	log := &syncBuffer{}
-	cmd := exec.Command(binary, "serve", "--demo", "--data", data,
+	cmd := exec.Command(binary, "serve", "--demo", "--data", data, "--resolver", emptyDNS,
 		"--submission", "127.0.0.1:0", "--submissions", "127.0.0.1:0", "--mx", "127.0.0.1:0")
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {

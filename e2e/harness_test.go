@@ -28,6 +28,11 @@ import (
 
 var binary string
 
+// emptyDNS answers NXDOMAIN for every name; every instance resolves through
+// it unless its test passes its own --resolver, so no test sends a DNS
+// query off this machine.
+var emptyDNS string
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "postern-e2e")
 	if err != nil {
@@ -40,7 +45,14 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "building postern:", err)
 		os.Exit(1)
 	}
+	addr, stopDNS, err := serveDNS(nil)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loopback DNS:", err)
+		os.Exit(1)
+	}
+	emptyDNS = addr
 	code := m.Run()
+	stopDNS()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -119,8 +131,9 @@ var listening = regexp.MustCompile(`msg=listening role=(\w+) addr=(\S+)`)
 func (in *instance) start() {
 	in.t.Helper()
 	in.log = &syncBuffer{}
-	args := append([]string{"serve", "--data", in.data, "--hostname", "mail.contoso.com",
-		"--submission", "127.0.0.1:0", "--submissions", "127.0.0.1:0", "--mx", "127.0.0.1:0"}, in.extra...)
+	args := []string{"serve", "--data", in.data, "--hostname", "mail.contoso.com",
+		"--submission", "127.0.0.1:0", "--submissions", "127.0.0.1:0", "--mx", "127.0.0.1:0", "--resolver", emptyDNS}
+	args = append(args, in.extra...) // a test's own --resolver comes later and wins
 	in.cmd = exec.Command(binary, args...)
 	in.cmd.Stderr = in.log
 	in.cmd.Stdout = in.log
@@ -347,6 +360,25 @@ row = db.execute("SELECT m.body FROM messages m JOIN queue q ON q.message = m.id
 print(email.message_from_bytes(row[0]).get(sys.argv[3], "") if row else "")
 `
 	out, err := exec.Command(py, "-c", script, filepath.Join(in.data, "postern.db"), recipient, field).CombinedOutput()
+	if err != nil {
+		t.Fatalf("python3: %v\n%s", err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// deliveredHeader returns a header field of the newest message in a
+// mailbox folder, read by python3's sqlite3.
+func (in *instance) deliveredHeader(t *testing.T, mailbox, folder, field string) string {
+	t.Helper()
+	py := requireTool(t, "python3")
+	script := `import sqlite3, sys, email
+db = sqlite3.connect("file:" + sys.argv[1] + "?mode=ro", uri=True)
+row = db.execute("""SELECT m.body FROM messages m JOIN folder_items i ON i.message = m.id JOIN folders f ON f.id = i.folder_id
+  JOIN mailboxes b ON b.id = f.mailbox_id WHERE b.primary_smtp_address = ? AND f.name = ? ORDER BY i.id DESC LIMIT 1""",
+  (sys.argv[2], sys.argv[3])).fetchone()
+print(email.message_from_bytes(row[0]).get(sys.argv[4], "") if row else "")
+`
+	out, err := exec.Command(py, "-c", script, filepath.Join(in.data, "postern.db"), mailbox, folder, field).CombinedOutput()
 	if err != nil {
 		t.Fatalf("python3: %v\n%s", err, out)
 	}

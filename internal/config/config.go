@@ -40,6 +40,10 @@ type Config struct {
 	// certificate-based inbound connectors; without it only certificates
 	// pinned on a connector (-TlsSenderCertificateFingerprints) count.
 	TLSClientCA string `toml:"tls_client_ca"`
+	// Resolver is the DNS server (host:port) for SPF, DKIM and DMARC
+	// lookups; empty uses the system's resolver. Tests point it at a
+	// loopback server.
+	Resolver string `toml:"resolver"`
 	// IdleTimeout is how long an SMTP client may stay silent.
 	IdleTimeout Duration `toml:"idle_timeout"`
 	// LogLevel is debug, info, warn or error.
@@ -123,6 +127,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "TLS certificate PEM file (default: generated)")
 	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "TLS key PEM file")
 	fs.StringVar(&c.TLSClientCA, "tls-client-ca", c.TLSClientCA, "PEM CAs trusted for client certificates of inbound connectors")
+	fs.StringVar(&c.Resolver, "resolver", c.Resolver, "DNS server host:port for SPF/DKIM/DMARC (default: the system's)")
 	fs.DurationVar(&c.IdleTimeout.Duration, "idle-timeout", c.IdleTimeout.Duration, "how long an SMTP client may stay silent")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 }

@@ -19,6 +19,7 @@ import (
 	"postern.dev/postern/internal/config"
 	"postern.dev/postern/internal/directory"
 	"postern.dev/postern/internal/limits"
+	"postern.dev/postern/internal/senderauth"
 	"postern.dev/postern/internal/smtpd"
 	"postern.dev/postern/internal/store/sqlite"
 	"postern.dev/postern/internal/transport"
@@ -114,6 +115,7 @@ func (s *Server) start(ctx context.Context) error {
 	sub := &transport.Submitter{Store: s.store, Hostname: s.cfg.Hostname, Recipients: s.recipients, Pacer: s.pacer, Log: s.log, Now: time.Now}
 	s.smtp = smtpd.New(smtpd.Config{
 		Hostname: s.cfg.Hostname, TLS: tlsCfg, ReadTimeout: s.cfg.IdleTimeout.Duration, WriteTimeout: time.Minute, ClientCAs: cas,
+		SenderAuth: &senderauth.Checker{Resolver: newResolver(s.cfg.Resolver), Hostname: s.cfg.Hostname},
 	}, s.Admin.Dir, authn, sub, limits.NewSlots(directory.ConcurrentConnections), s.log)
 
 	for _, l := range []struct {

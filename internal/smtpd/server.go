@@ -22,6 +22,7 @@ import (
 
 	"postern.dev/postern/internal/directory"
 	"postern.dev/postern/internal/limits"
+	"postern.dev/postern/internal/senderauth"
 	"postern.dev/postern/internal/transport"
 )
 
@@ -59,6 +60,9 @@ type Config struct {
 	// ClientCAs verifies client certificates for certificate-based inbound
 	// connectors; nil trusts only certificates pinned on a connector.
 	ClientCAs *x509.CertPool
+	// SenderAuth checks SPF, DKIM and DMARC of anonymous mail that no
+	// connector admitted; nil skips the checks.
+	SenderAuth *senderauth.Checker
 }
 
 // Server is the set of SMTP listeners.

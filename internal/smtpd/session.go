@@ -15,6 +15,7 @@ import (
 	"postern.dev/postern/internal/directory"
 	"postern.dev/postern/internal/policy"
 	"postern.dev/postern/internal/reply"
+	"postern.dev/postern/internal/senderauth"
 	"postern.dev/postern/internal/transport"
 )
 
@@ -213,6 +214,16 @@ func (s *session) Data(r io.Reader) error {
 		in.Org = anonymousOrg(dir, s.att, s.recipients)
 		if s.att.Connector != nil {
 			in.InboundConnector = s.att.Connector.Name
+		} else if c := s.srv.cfg.SenderAuth; c != nil {
+			// Direct Send and other unattributed mail proves its sender
+			// with SPF, DKIM and DMARC; what fails its domain's policy is
+			// delivered to Junk Email.
+			from := ""
+			if !s.from.IsZero() {
+				from = s.from.String()
+			}
+			res := c.Check(context.Background(), senderauth.Input{ClientIP: s.ip, Helo: s.conn.Hostname(), MailFrom: from, Message: msg.Raw})
+			in.AuthenticationResults, in.Junk = res.Header, res.Junk
 		}
 	}
 	return s.srv.submitter.Submit(context.Background(), in)

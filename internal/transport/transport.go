@@ -54,6 +54,11 @@ type Submission struct {
 	TLS         *tls.ConnectionState
 	// InboundConnector names the connector that admitted anonymous mail.
 	InboundConnector string
+	// AuthenticationResults is the complete Authentication-Results header
+	// line (RFC 8601) for anonymous mail checked with SPF, DKIM and DMARC.
+	AuthenticationResults string
+	// Junk files local copies in Junk Email instead of the Inbox.
+	Junk bool
 }
 
 // Submit adds headers, applies the quota and pacing, and commits. It
@@ -96,7 +101,11 @@ func (s *Submitter) Submit(ctx context.Context, in *Submission) *reply.Reply {
 	for _, r := range in.Recipients {
 		switch r.Route.Destination {
 		case policy.Local:
-			sub.Local = append(sub.Local, store.LocalDelivery{Mailbox: r.Route.Mailbox.ID, Folder: store.Inbox, Recipient: r.Address.Key(), NotBefore: releaseAt})
+			folder := store.Inbox
+			if in.Junk {
+				folder = store.JunkEmail
+			}
+			sub.Local = append(sub.Local, store.LocalDelivery{Mailbox: r.Route.Mailbox.ID, Folder: folder, Recipient: r.Address.Key(), NotBefore: releaseAt})
 		case policy.Outbound:
 			sub.Remote = append(sub.Remote, store.RemoteDelivery{Recipient: r.Address.String(), NotBefore: releaseAt})
 		}
@@ -126,6 +135,8 @@ func paced(releaseAt, now time.Time) string {
 func (s *Submitter) finishHeaders(in *Submission, now time.Time) ([]byte, string) {
 	m := in.Message
 	var add strings.Builder
+	// Trace fields go on top, newest first (RFC 5321 section 4.4).
+	add.WriteString(in.AuthenticationResults)
 	add.WriteString(s.received(in, now))
 
 	messageID := strings.Trim(strings.TrimSpace(m.Header.Get("Message-Id")), "<>")
