@@ -24,6 +24,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"postern.dev/postern/internal/testdns"
 )
 
 var binary string
@@ -45,14 +47,14 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "building postern:", err)
 		os.Exit(1)
 	}
-	addr, stopDNS, err := serveDNS(nil)
+	dns, err := testdns.Start(nil)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "loopback DNS:", err)
 		os.Exit(1)
 	}
-	emptyDNS = addr
+	emptyDNS = dns.Addr
 	code := m.Run()
-	stopDNS()
+	dns.Close()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

@@ -1,46 +1,22 @@
 package e2e
 
 import (
-	"net"
 	"strings"
 	"testing"
 
-	"github.com/miekg/dns"
+	"postern.dev/postern/internal/testdns"
 )
 
-// startDNS serves TXT records on loopback UDP and answers NXDOMAIN for
-// every other name, so that Postern's lookups never leave the machine.
+// startDNS serves TXT records on loopback (NXDOMAIN for the rest), so that
+// Postern's lookups never leave the machine.
 func startDNS(t *testing.T, txt map[string]string) string {
 	t.Helper()
-	addr, stop, err := serveDNS(txt)
+	s, err := testdns.Start(txt)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(stop)
-	return addr
-}
-
-func serveDNS(txt map[string]string) (addr string, stop func(), err error) {
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		return "", nil, err
-	}
-	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
-		m := new(dns.Msg)
-		m.SetReply(r)
-		q := r.Question[0]
-		name := strings.ToLower(q.Name)
-		if v, ok := txt[name]; ok {
-			if q.Qtype == dns.TypeTXT {
-				m.Answer = append(m.Answer, &dns.TXT{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: 60}, Txt: []string{v}})
-			}
-		} else {
-			m.Rcode = dns.RcodeNameError
-		}
-		w.WriteMsg(m)
-	})}
-	go srv.ActivateAndServe()
-	return pc.LocalAddr().String(), func() { srv.Shutdown() }, nil
+	t.Cleanup(s.Close)
+	return s.Addr
 }
 
 // TestDirectSendAuthentication: anonymous mail without a connector is

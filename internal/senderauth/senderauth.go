@@ -24,6 +24,8 @@ import (
 	"github.com/emersion/go-msgauth/dkim"
 	"github.com/emersion/go-msgauth/dmarc"
 	"golang.org/x/net/publicsuffix"
+
+	"postern.dev/postern/internal/address"
 )
 
 // Checker checks messages; its lookups all go through Resolver.
@@ -115,10 +117,24 @@ func (c *Checker) checkSPF(ctx context.Context, in Input) (spf.Result, string) {
 		sender = "postmaster@" + in.Helo
 	}
 	_, domain, _ := strings.Cut(sender, "@")
+	domain = validDomain(domain)
+	if domain == "" {
+		return spf.None, "" // nothing to look up, and nothing to report
+	}
 	// spf reports the verdict in the Result; err only explains it.
 	res, _ := spf.CheckHostWithSender(net.IP(in.ClientIP.AsSlice()), in.Helo, sender,
 		spf.WithResolver(c.Resolver), spf.WithContext(ctx))
-	return res, strings.ToLower(domain)
+	return res, domain
+}
+
+// validDomain returns d normalised, or "" when it is not a domain name:
+// what goes into the header must not be able to break it.
+func validDomain(d string) string {
+	n, err := address.NormalizeDomain(d)
+	if err != nil {
+		return ""
+	}
+	return n
 }
 
 // checkDKIM verifies every signature and returns the domains of the ones
@@ -197,7 +213,7 @@ func fromDomain(msg []byte) string {
 		return ""
 	}
 	_, domain, _ := strings.Cut(list[0].Address, "@")
-	return strings.ToLower(strings.TrimSuffix(domain, "."))
+	return validDomain(domain)
 }
 
 func (c *Checker) header(r *Result, in Input, spfDomain string) string {
