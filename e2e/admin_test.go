@@ -80,6 +80,11 @@ func TestAdminErrors(t *testing.T) {
 		{[]string{"Add-RecipientPermission", "-Identity", "sean", "-AccessRights", "FullAccess", "-Trustee", "sean"}, "FullAccess"},
 		{[]string{"Get-Frobnicator"}, "Get-Frobnicator"},
 		{[]string{"Set-User", "-Identity", "sean", "-AuthenticationPolicy", "NoSuchPolicy"}, "NoSuchPolicy"},
+		{[]string{"New-InboundConnector", "-Name", "x", "-SenderIPAddresses", "192.168.0.0/33"}, "192.168.0.0/33"},
+		{[]string{"New-InboundConnector", "-Name", "x", "-ConnectorType", "Sideways"}, "Sideways"},
+		{[]string{"New-InboundConnector", "-Name", "x", "-SenderDomains", "con*toso.com"}, "con*toso.com"},
+		{[]string{"New-InboundConnector", "-Name", "x", "-TlsSenderCertificateFingerprints", "abc"}, "abc"},
+		{[]string{"Set-InboundConnector", "-Identity", "nope", "-Enabled", "$false"}, "nope"},
 	}
 	for _, tt := range tests {
 		out, err := in.try(tt.args...)
@@ -99,5 +104,13 @@ func TestAdminErrors(t *testing.T) {
 	}
 	if out := in.shell("Get-Mailbox | Format-Table Name"); strings.Contains(out, "sean2") || strings.Contains(out, "chris") {
 		t.Errorf("failed New-Mailbox left a mailbox behind:\n%s", out)
+	}
+	if out := in.shell("Get-InboundConnector"); strings.TrimSpace(out) != "" {
+		t.Errorf("failed New-InboundConnector left a connector behind:\n%s", out)
+	}
+	// IPv6 ranges are accepted (beyond Exchange) and shown canonically.
+	in.admin("New-InboundConnector", "-Name", "v6", "-SenderIPAddresses", "2001:DB8::1/32,192.0.2.7")
+	if out := in.shell("Get-InboundConnector v6 | Format-List SenderIPAddresses"); !strings.Contains(out, "{2001:db8::/32, 192.0.2.7/32}") {
+		t.Errorf("IPv6 connector:\n%s", out)
 	}
 }

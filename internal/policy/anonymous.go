@@ -120,3 +120,20 @@ func senderAccepted(dir *directory.Snapshot, ic *directory.InboundConnector, byC
 	}
 	return false
 }
+
+// Organization is the organization anonymous mail is attributed to, in
+// Exchange's order (reference section 7.2): the matched connector's, else
+// the one whose accepted domain the envelope sender uses, else the first
+// local recipient's.
+func Organization(dir *directory.Snapshot, att Attribution, from address.Address, local []*directory.Mailbox) *directory.Organization {
+	if att.Connector != nil {
+		return dir.Organization(att.Connector.OrgID)
+	}
+	if d := dir.AcceptedDomain(from.Domain); d != nil && !from.IsZero() {
+		return dir.Organization(d.OrgID)
+	}
+	for _, m := range local {
+		return dir.Organization(m.OrgID)
+	}
+	return nil
+}

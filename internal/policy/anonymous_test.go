@@ -103,6 +103,36 @@ func TestAnonymousDecisions(t *testing.T) {
 	}
 }
 
+func TestOrganizationAttribution(t *testing.T) {
+	dir := directory.NewSnapshot(directory.Contents{
+		Organizations: []*directory.Organization{{ID: 1, Name: "contoso"}, {ID: 2, Name: "fabrikam"}},
+		Domains:       []*directory.AcceptedDomain{{ID: 1, OrgID: 1, DomainName: "contoso.com"}, {ID: 2, OrgID: 2, DomainName: "fabrikam.com"}},
+		Connectors:    []*directory.InboundConnector{{ID: 1, OrgID: 2, Name: "f", Enabled: true, SenderIPAddresses: []netip.Prefix{netip.MustParsePrefix("2001:db8::/32")}}},
+	})
+	sean := &directory.Mailbox{ID: 1, OrgID: 1}
+	contoso, _ := address.Parse("scan@contoso.com")
+	outside, _ := address.Parse("x@outside.example")
+	v6 := Attribute(dir, ClientFacts{IP: netip.MustParseAddr("2001:db8:1::5")})
+	if v6.Connector == nil || v6.Connector.Name != "f" {
+		t.Fatalf("IPv6 range not matched: %+v", v6)
+	}
+	for _, tt := range []struct {
+		name string
+		att  Attribution
+		from address.Address
+		want string
+	}{
+		{"connector first", v6, contoso, "fabrikam"},
+		{"then the sender's accepted domain", Attribution{}, contoso, "contoso"},
+		{"then the recipient", Attribution{}, outside, "contoso"},
+		{"null sender: the recipient", Attribution{}, address.Address{}, "contoso"},
+	} {
+		if got := Organization(dir, tt.att, tt.from, []*directory.Mailbox{sean}); got == nil || got.Name != tt.want {
+			t.Errorf("%s: got %v, want %s", tt.name, got, tt.want)
+		}
+	}
+}
+
 func TestRequireTlsOnMatchedConnector(t *testing.T) {
 	dir := connectors()
 	c := ClientFacts{IP: netip.MustParseAddr("192.0.2.5")}

@@ -211,7 +211,13 @@ func (s *session) Data(r io.Reader) error {
 		}
 		in.AuthMailbox, in.Org = mb, dir.Organization(mb.OrgID)
 	} else {
-		in.Org = anonymousOrg(dir, s.att, s.recipients)
+		var local []*directory.Mailbox
+		for _, r := range s.recipients {
+			if r.Route.Mailbox != nil {
+				local = append(local, r.Route.Mailbox)
+			}
+		}
+		in.Org = policy.Organization(dir, s.att, s.from, local)
 		if s.att.Connector != nil {
 			in.InboundConnector = s.att.Connector.Name
 		} else if c := s.srv.cfg.SenderAuth; c != nil {
@@ -227,20 +233,6 @@ func (s *session) Data(r io.Reader) error {
 		}
 	}
 	return s.srv.submitter.Submit(context.Background(), in)
-}
-
-// anonymousOrg is the organization anonymous mail is attributed to: the
-// matched connector's, else the first local recipient's.
-func anonymousOrg(dir *directory.Snapshot, att policy.Attribution, rcpts []transport.Recipient) *directory.Organization {
-	if att.Connector != nil {
-		return dir.Organization(att.Connector.OrgID)
-	}
-	for _, r := range rcpts {
-		if r.Route.Mailbox != nil {
-			return dir.Organization(r.Route.Mailbox.OrgID)
-		}
-	}
-	return nil
 }
 
 // Reset ends the transaction (RSET, or after DATA).
