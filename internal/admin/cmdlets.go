@@ -103,6 +103,18 @@ func Cmdlets(svc *Service) *cmdlet.Registry {
 
 type cmdlets struct{ svc *Service }
 
+// objects turns a Get- cmdlet's items into output objects.
+func objects[T any](items []T, err error, object func(T) *cmdlet.Object) ([]*cmdlet.Object, error) {
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*cmdlet.Object, 0, len(items))
+	for _, it := range items {
+		out = append(out, object(it))
+	}
+	return out, nil
+}
+
 // connectorParams are the parameters New- and Set-InboundConnector share.
 var connectorParams = []cmdlet.ParamSpec{
 	{Name: "ConnectorType", Type: cmdlet.Enum, ValidValues: []string{"OnPremises", "Partner"}, Position: -1},
@@ -167,14 +179,7 @@ func connectorObject(ic *directory.InboundConnector) *cmdlet.Object {
 
 func (c *cmdlets) getInboundConnector(_ context.Context, inv *cmdlet.Invocation) ([]*cmdlet.Object, error) {
 	cs, err := c.svc.InboundConnectors(inv.String("Identity"))
-	if err != nil {
-		return nil, err
-	}
-	var out []*cmdlet.Object
-	for _, ic := range cs {
-		out = append(out, connectorObject(ic))
-	}
-	return out, nil
+	return objects(cs, err, connectorObject)
 }
 
 func (c *cmdlets) newInboundConnector(ctx context.Context, inv *cmdlet.Invocation) ([]*cmdlet.Object, error) {
@@ -281,14 +286,7 @@ func domainObject(d *directory.AcceptedDomain) *cmdlet.Object {
 
 func (c *cmdlets) getAcceptedDomain(_ context.Context, inv *cmdlet.Invocation) ([]*cmdlet.Object, error) {
 	ds, err := c.svc.AcceptedDomains(inv.String("Identity"))
-	if err != nil {
-		return nil, err
-	}
-	var out []*cmdlet.Object
-	for _, d := range ds {
-		out = append(out, domainObject(d))
-	}
-	return out, nil
+	return objects(ds, err, domainObject)
 }
 
 func (c *cmdlets) newAcceptedDomain(ctx context.Context, inv *cmdlet.Invocation) ([]*cmdlet.Object, error) {
@@ -328,14 +326,7 @@ func resultSize(inv *cmdlet.Invocation) int {
 
 func (c *cmdlets) mailboxes(inv *cmdlet.Invocation, object func(*directory.Mailbox) *cmdlet.Object) ([]*cmdlet.Object, error) {
 	ms, err := c.svc.Mailboxes(inv.String("Identity"), resultSize(inv))
-	if err != nil {
-		return nil, err
-	}
-	out := make([]*cmdlet.Object, 0, len(ms))
-	for _, m := range ms {
-		out = append(out, object(m))
-	}
-	return out, nil
+	return objects(ms, err, object)
 }
 
 func (c *cmdlets) mailboxObject(m *directory.Mailbox) *cmdlet.Object {
@@ -514,14 +505,7 @@ func policyObject(p *directory.AuthenticationPolicy) *cmdlet.Object {
 
 func (c *cmdlets) getAuthenticationPolicy(_ context.Context, inv *cmdlet.Invocation) ([]*cmdlet.Object, error) {
 	ps, err := c.svc.AuthenticationPolicies(inv.String("Identity"))
-	if err != nil {
-		return nil, err
-	}
-	var out []*cmdlet.Object
-	for _, p := range ps {
-		out = append(out, policyObject(p))
-	}
-	return out, nil
+	return objects(ps, err, policyObject)
 }
 
 func (c *cmdlets) newAuthenticationPolicy(ctx context.Context, inv *cmdlet.Invocation) ([]*cmdlet.Object, error) {
@@ -564,14 +548,7 @@ func permissionObject(p Permission) *cmdlet.Object {
 
 func (c *cmdlets) getRecipientPermission(_ context.Context, inv *cmdlet.Invocation) ([]*cmdlet.Object, error) {
 	ps, err := c.svc.RecipientPermissions(inv.String("Identity"), inv.String("Trustee"))
-	if err != nil {
-		return nil, err
-	}
-	var out []*cmdlet.Object
-	for _, p := range ps {
-		out = append(out, permissionObject(p))
-	}
-	return out, nil
+	return objects(ps, err, permissionObject)
 }
 
 func (c *cmdlets) addRecipientPermission(ctx context.Context, inv *cmdlet.Invocation) ([]*cmdlet.Object, error) {

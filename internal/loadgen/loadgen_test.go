@@ -20,6 +20,8 @@ import (
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
+
+	"postern.dev/postern/internal/auth"
 )
 
 // sink is a go-smtp backend that checks PLAIN/LOGIN credentials, refuses
@@ -45,7 +47,7 @@ func (ss *sinkSession) Auth(mech string) (sasl.Server, error) {
 	if mech == "PLAIN" {
 		return sasl.NewPlainServer(func(_, u, p string) error { return check(u, p) }), nil
 	}
-	return &loginServer{check: check}, nil
+	return auth.NewLoginServer(check), nil
 }
 func (ss *sinkSession) Mail(string, *smtp.MailOptions) error {
 	if ss.user == "" {
@@ -72,28 +74,6 @@ func (ss *sinkSession) Data(r io.Reader) error {
 }
 func (ss *sinkSession) Reset()        {}
 func (ss *sinkSession) Logout() error { return nil }
-
-type loginServer struct {
-	check func(u, p string) error
-	step  int
-	user  string
-}
-
-func (l *loginServer) Next(r []byte) ([]byte, bool, error) {
-	l.step++
-	switch l.step {
-	case 1:
-		if r == nil {
-			return []byte("Username:"), false, nil
-		}
-		l.step = 2 // the initial response is the user name
-		fallthrough
-	case 2:
-		l.user = string(r)
-		return []byte("Password:"), false, nil
-	}
-	return nil, true, l.check(l.user, string(r))
-}
 
 func startSink(t *testing.T, implicit bool) (*sink, string) {
 	t.Helper()
