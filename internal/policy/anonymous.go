@@ -3,7 +3,6 @@ package policy
 import (
 	"net/netip"
 	"slices"
-	"strings"
 
 	"postern.dev/postern/internal/address"
 	"postern.dev/postern/internal/directory"
@@ -83,8 +82,10 @@ func CheckAnonymousSender(dir *directory.Snapshot, att Attribution, c ClientFact
 //   - a mailbox of an organization: delivered (Direct Send, or inbound mail);
 //   - an unknown address in an Authoritative accepted domain: 5.1.10;
 //   - anything else only through an OnPremises connector, and then only for
-//     senders in the connector organization's accepted domains — or, for a
-//     certificate connector, a certificate name in them (reference 7.1).
+//     senders in the connector organization's accepted domains (ATTR36
+//     otherwise). Exchange also lets a certificate connector whose name is
+//     an accepted domain relay for any sender (reference 7.1); Postern's
+//     specification (issue 3) does not, which closes that path for abuse.
 //     Otherwise 5.7.64: Postern is never an open relay.
 func RouteAnonymous(dir *directory.Snapshot, att Attribution, from, rcpt address.Address) (Route, *reply.Reply) {
 	if m := dir.MailboxByAddress(rcpt.Key()); m != nil {
@@ -97,28 +98,10 @@ func RouteAnonymous(dir *directory.Snapshot, att Attribution, from, rcpt address
 	if ic == nil || ic.ConnectorType != directory.OnPremises {
 		return Route{}, reply.RelayDenied
 	}
-	if !senderAccepted(dir, ic, att.ByCertificate, from) {
+	if d := dir.AcceptedDomain(from.Domain); from.IsZero() || d == nil || d.OrgID != ic.OrgID {
 		return Route{}, reply.RelayDeniedATTR36
 	}
 	return Route{Destination: Outbound}, nil
-}
-
-// senderAccepted applies reference 7.1: "Either the sender domain is an
-// accepted domain or the cert-connector domain is accepted".
-func senderAccepted(dir *directory.Snapshot, ic *directory.InboundConnector, byCert bool, from address.Address) bool {
-	accepted := func(domain string) bool {
-		d := dir.AcceptedDomain(domain)
-		return d != nil && d.OrgID == ic.OrgID
-	}
-	if !from.IsZero() && accepted(from.Domain) {
-		return true
-	}
-	if byCert {
-		name := ic.TlsSenderCertificateName
-		name = strings.TrimPrefix(name, "*.")
-		return accepted(name)
-	}
-	return false
 }
 
 // Organization is the organization anonymous mail is attributed to, in
