@@ -6,66 +6,49 @@ import (
 	"time"
 )
 
-// ThrottleConfig sets how failed sign-ins from one address are slowed
-// down and then refused.
+// ThrottleConfig sets how failed logins from one address are slowed down.
 type ThrottleConfig struct {
-	Window     time.Duration // an address's failures are forgotten this long after its last one
-	SlowAfter  int           // failures before the next attempt is delayed
+	Window     time.Duration // failures older than this are forgotten
+	SlowAfter  int           // failures before replies are delayed
 	BlockAfter int           // failures that lock the address out
-	BlockFor   time.Duration // how long a lockout lasts, from the failure that caused it
-	MaxDelay   time.Duration // cap on the doubling delay
+	BlockFor   time.Duration // how long a lockout lasts
+	MaxDelay   time.Duration
+	MaxTracked int // addresses remembered at most
 }
 
-// DefaultThrottleConfig delays attempts from the 4th failure within 15
-// minutes (1 s, 2 s, 4 s, then 5 s each) and locks the address out for 15
-// minutes at the 10th.
+// DefaultThrottleConfig: delays from the 4th failure in 15 minutes (1 s,
+// 2 s, 4 s, capped at 5 s), lockout for 15 minutes at the 10th.
 var DefaultThrottleConfig = ThrottleConfig{
-	Window:     15 * time.Minute,
-	SlowAfter:  3,
-	BlockAfter: 10,
-	BlockFor:   15 * time.Minute,
-	MaxDelay:   5 * time.Second,
+	Window: 15 * time.Minute, SlowAfter: 3, BlockAfter: 10, BlockFor: 15 * time.Minute,
+	MaxDelay: 5 * time.Second, MaxTracked: 100000,
 }
 
-// maxTrackedAddrs bounds the throttle's memory (on the order of 100 bytes
-// an address), so that failures from a great many addresses cannot
-// exhaust it.
-const maxTrackedAddrs = 100_000
-
-// Throttle counts failed sign-ins per client address, whatever the user
-// name tried, so that guessing passwords — or mailbox names — from one
-// place slows down and then stops, while the replies stay the same for
-// existing and unknown mailboxes. IPv6 clients are counted per /64, the
-// smallest prefix a site is normally assigned (RFC 6177), since one host
-// can use any address in it.
-//
-// A record is forgotten Window after its most recent failure, so failures
-// spaced less than Window apart keep adding up: stricter than a sliding
-// window, and constant memory an address.
-//
-// Throttle never sleeps: Check returns the delay and the caller waits.
+// Throttle counts failed logins per client address (IPv6 per /64, the
+// usual size of one site's network) regardless of the user name tried, so
+// that guessing many passwords or many mailboxes from one place slows down
+// and then stops, while the replies stay the same for existing and unknown
+// mailboxes. A successful login does not clear the count — otherwise one
+// valid account would let its holder reset it between guesses; failures
+// expire with the window. It never sleeps itself: the caller waits.
 type Throttle struct {
-	cfg        ThrottleConfig
-	maxTracked int
+	cfg ThrottleConfig
 
-	mu      sync.Mutex
-	records map[netip.Prefix]*failures
+	mu    sync.Mutex
+	addrs map[netip.Prefix]*failures
 }
 
 type failures struct {
-	count        int       // since the record started or the last lockout
-	last         time.Time // most recent failure
+	count        int
+	last         time.Time
 	blockedUntil time.Time
 }
 
-// NewThrottle returns a throttle configured by cfg.
+// NewThrottle makes a throttle.
 func NewThrottle(cfg ThrottleConfig) *Throttle {
-	return &Throttle{cfg: cfg, maxTracked: maxTrackedAddrs, records: make(map[netip.Prefix]*failures)}
+	return &Throttle{cfg: cfg, addrs: make(map[netip.Prefix]*failures)}
 }
 
-// throttleKey is the address's /32 (IPv4, including IPv4-mapped IPv6) or
-// /64 (IPv6). An invalid address yields the zero Prefix, one shared key.
-func throttleKey(ip netip.Addr) netip.Prefix {
+func key(ip netip.Addr) netip.Prefix {
 	ip = ip.Unmap()
 	bits := 32
 	if ip.Is6() {
@@ -75,99 +58,71 @@ func throttleKey(ip netip.Addr) netip.Prefix {
 	return p
 }
 
-func (f *failures) blocked(now time.Time) bool { return now.Before(f.blockedUntil) }
-
-func (f *failures) stale(now time.Time, window time.Duration) bool {
-	return !f.blocked(now) && now.Sub(f.last) >= window
-}
-
-// live returns k's record, or nil if there is none or it went stale (and
-// is then dropped).
-func (t *Throttle) live(k netip.Prefix, now time.Time) *failures {
-	f := t.records[k]
-	if f != nil && f.stale(now, t.cfg.Window) {
-		delete(t.records, k)
+// current returns ip's record with expired failures forgotten; nil if none.
+func (t *Throttle) current(k netip.Prefix, now time.Time) *failures {
+	f := t.addrs[k]
+	if f == nil {
+		return nil
+	}
+	if now.Before(f.blockedUntil) {
+		return f
+	}
+	if now.Sub(f.last) > t.cfg.Window {
+		delete(t.addrs, k)
 		return nil
 	}
 	return f
 }
 
-// Check returns how long the caller should wait before checking the next
-// password from ip, or blocked if ip is locked out and the attempt must be
-// refused without checking anything.
+// Check says how long to delay the next login attempt from ip, or that ip
+// is locked out.
 func (t *Throttle) Check(ip netip.Addr, now time.Time) (delay time.Duration, blocked bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	f := t.live(throttleKey(ip), now)
+	f := t.current(key(ip), now)
 	switch {
 	case f == nil:
 		return 0, false
-	case f.blocked(now):
+	case now.Before(f.blockedUntil):
 		return 0, true
+	case f.count < t.cfg.SlowAfter:
+		return 0, false
 	}
-	return t.delay(f.count), false
+	delay = time.Second << min(f.count-t.cfg.SlowAfter, 16)
+	return min(delay, t.cfg.MaxDelay), false
 }
 
-// delay is 0 below SlowAfter failures, then 1 s doubling with each further
-// failure, capped at MaxDelay.
-func (t *Throttle) delay(count int) time.Duration {
-	extra := count - t.cfg.SlowAfter
-	if extra < 0 {
-		return 0
-	}
-	// 2^30 s still fits a Duration; past that the cap applies anyway.
-	return min(time.Second<<min(extra, 30), t.cfg.MaxDelay)
-}
-
-// Failure records a failed sign-in from ip. The BlockAfter-th failure
-// locks the address out for BlockFor and starts its count afresh, so that
-// after the lockout it is delayed again only from the SlowAfter-th new
-// failure.
+// Failure records a failed login from ip.
 func (t *Throttle) Failure(ip netip.Addr, now time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	k := throttleKey(ip)
-	f := t.live(k, now)
+	k := key(ip)
+	f := t.current(k, now)
 	if f == nil {
-		if len(t.records) >= t.maxTracked {
-			t.evict(now)
+		if len(t.addrs) >= t.cfg.MaxTracked {
+			t.sweep(now)
 		}
 		f = &failures{}
-		t.records[k] = f
+		t.addrs[k] = f
 	}
 	f.count++
 	f.last = now
 	if f.count >= t.cfg.BlockAfter {
-		f.count = 0
 		f.blockedUntil = now.Add(t.cfg.BlockFor)
+		f.count = 0 // after the lockout the address starts afresh
 	}
 }
 
-// Success records a successful sign-in from ip and clears its record,
-// lockout included (Check having let the attempt through, a lockout can
-// only be one that a concurrent attempt just caused). Note that a client
-// holding one valid account can thereby reset its count between guesses
-// at other accounts; a caller that cares may skip Success.
-func (t *Throttle) Success(ip netip.Addr) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	delete(t.records, throttleKey(ip))
-}
-
-// evict runs when the table is full: it drops stale records and then, if
-// needed, arbitrary ones until a tenth of the room is free, so that the
-// scan is paid once per many new addresses rather than on each.
-func (t *Throttle) evict(now time.Time) {
-	for k, f := range t.records {
-		if f.stale(now, t.cfg.Window) {
-			delete(t.records, k)
-		}
+// sweep drops stale records, and arbitrary ones if all are fresh, so that a
+// flood from many addresses cannot grow memory without bound.
+func (t *Throttle) sweep(now time.Time) {
+	for k := range t.addrs {
+		t.current(k, now)
 	}
-	target := t.maxTracked - max(t.maxTracked/10, 1)
-	for k := range t.records {
-		if len(t.records) <= target {
+	for k := range t.addrs {
+		if len(t.addrs) < t.cfg.MaxTracked {
 			break
 		}
-		delete(t.records, k)
+		delete(t.addrs, k)
 	}
 }
