@@ -217,6 +217,13 @@ func TestThrottle(t *testing.T) {
 	if _, blocked := th.Check(netip.MustParseAddr("2001:db8:0:1::1"), now); blocked {
 		t.Fatal("another /64 must not")
 	}
+	// A config without MaxTracked still remembers failures.
+	partial := NewThrottle(ThrottleConfig{Window: time.Minute, SlowAfter: 1, BlockAfter: 5, BlockFor: time.Minute, MaxDelay: time.Second})
+	partial.Failure(ip, now)
+	partial.Failure(ip, now)
+	if d, _ := partial.Check(ip, now); d != time.Second {
+		t.Fatalf("zero MaxTracked forgot failures: delay %v", d)
+	}
 	// Old failures are forgotten.
 	th.Failure(ip, now.Add(20*time.Minute))
 	if d, _ := th.Check(ip, now.Add(40*time.Minute)); d != 0 {

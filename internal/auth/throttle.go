@@ -43,8 +43,12 @@ type failures struct {
 	blockedUntil time.Time
 }
 
-// NewThrottle makes a throttle.
+// NewThrottle makes a throttle. A zero MaxTracked means the default; a
+// zero cap would otherwise empty the table at every failure.
 func NewThrottle(cfg ThrottleConfig) *Throttle {
+	if cfg.MaxTracked <= 0 {
+		cfg.MaxTracked = DefaultThrottleConfig.MaxTracked
+	}
 	return &Throttle{cfg: cfg, addrs: make(map[netip.Prefix]*failures)}
 }
 
