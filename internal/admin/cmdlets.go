@@ -2,14 +2,10 @@ package admin
 
 import (
 	"context"
-	"fmt"
-	"sort"
 	"strings"
-	"time"
 
 	"postern.dev/postern/internal/cmdlet"
 	"postern.dev/postern/internal/directory"
-	"postern.dev/postern/internal/store"
 )
 
 // Cmdlets returns the registry of every cmdlet, bound to svc. Names and
@@ -93,9 +89,10 @@ func Cmdlets(svc *Service) *cmdlet.Registry {
 		{Name: "Set-InboundConnector", Synopsis: "Changes an inbound connector.", SupportsWhatIf: true,
 			Params: append([]cmdlet.ParamSpec{identity, {Name: "Name", Type: cmdlet.String, Position: -1}}, connectorParams...), Run: c.setInboundConnector},
 		{Name: "Remove-InboundConnector", Synopsis: "Deletes an inbound connector.", SupportsWhatIf: true, Params: []cmdlet.ParamSpec{identity}, Run: c.removeInboundConnector},
-		{Name: "Get-Queue", Synopsis: "Lists the delivery queues: outbound per next-hop domain, and paced local deliveries.", Run: c.getQueue},
-		{Name: "Get-QueueMessage", Synopsis: "Lists queued messages, one row per recipient.", Run: c.getQueueMessage},
 	} {
+		r.Register(s)
+	}
+	for _, s := range c.deliverySpecs(identity, optionalIdentity) {
 		r.Register(s)
 	}
 	return r
@@ -585,106 +582,6 @@ func (c *cmdlets) getMailboxFolderStatistics(ctx context.Context, inv *cmdlet.In
 				{Name: "ItemsInFolder", Value: int64(f.ItemsInFolder)},
 				{Name: "FolderSize", Value: Size(f.FolderSize)},
 				{Name: "Identity", Value: m.Name + `\` + strings.TrimPrefix(f.FolderPath, "/")},
-			}})
-	}
-	return out, nil
-}
-
-// queueStatus is Exchange's message status in a queue: Ready when it may be
-// delivered now, Retry after a failed attempt, otherwise Deferred (paced).
-func queueStatus(q store.QueueItem, now time.Time) string {
-	switch {
-	case q.Attempts > 0:
-		return "Retry"
-	case q.NotBefore.After(now):
-		return "Deferred"
-	}
-	return "Ready"
-}
-
-// queueName names the queue an item waits in: outbound ones per next-hop
-// domain, paced local deliveries in "Submission" as Exchange's submission
-// queue holds throttled messages.
-func queueName(q store.QueueItem) (name, deliveryType string) {
-	if q.Local {
-		return "Submission", "MailboxDelivery"
-	}
-	_, domain, _ := strings.Cut(q.Recipient, "@")
-	return strings.ToLower(domain), "SmtpDeliveryToMailbox"
-}
-
-func (c *cmdlets) getQueue(ctx context.Context, _ *cmdlet.Invocation) ([]*cmdlet.Object, error) {
-	items, err := c.svc.QueueItems(ctx)
-	if err != nil {
-		return nil, err
-	}
-	type queue struct {
-		name, deliveryType, lastError string
-		count                         int64
-	}
-	byName := map[string]*queue{}
-	for _, it := range items {
-		name, typ := queueName(it)
-		q := byName[name]
-		if q == nil {
-			q = &queue{name: name, deliveryType: typ}
-			byName[name] = q
-		}
-		q.count++
-		if it.LastError != "" {
-			q.lastError = it.LastError
-		}
-	}
-	names := make([]string, 0, len(byName))
-	for n := range byName {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	var out []*cmdlet.Object
-	for _, n := range names {
-		q := byName[n]
-		status := "Ready"
-		if q.lastError != "" {
-			status = "Retry"
-		}
-		out = append(out, &cmdlet.Object{TypeName: "Queue", DefaultView: cmdlet.TableView,
-			DefaultDisplay: []string{"Identity", "DeliveryType", "Status", "MessageCount", "NextHopDomain"},
-			Props: []cmdlet.Prop{
-				{Name: "Identity", Value: fmt.Sprintf(`%s\%s`, c.svc.Organization().Name, n)},
-				{Name: "DeliveryType", Value: q.deliveryType},
-				{Name: "Status", Value: status},
-				{Name: "MessageCount", Value: q.count},
-				{Name: "NextHopDomain", Value: n},
-				{Name: "LastError", Value: nullIfEmpty(q.lastError)},
-			}})
-	}
-	return out, nil
-}
-
-func (c *cmdlets) getQueueMessage(ctx context.Context, _ *cmdlet.Invocation) ([]*cmdlet.Object, error) {
-	items, err := c.svc.QueueItems(ctx)
-	if err != nil {
-		return nil, err
-	}
-	now := time.Now()
-	var out []*cmdlet.Object
-	for _, it := range items {
-		name, _ := queueName(it)
-		out = append(out, &cmdlet.Object{TypeName: "QueueMessage", DefaultView: cmdlet.TableView,
-			DefaultDisplay: []string{"Identity", "FromAddress", "Recipient", "Status", "Size", "Subject"},
-			Props: []cmdlet.Prop{
-				{Name: "Identity", Value: fmt.Sprintf(`%s\%d`, name, it.ID)},
-				{Name: "FromAddress", Value: it.FromAddress},
-				{Name: "Recipient", Value: it.Recipient},
-				{Name: "Status", Value: queueStatus(it, now)},
-				{Name: "Size", Value: Size(it.Size)},
-				{Name: "Subject", Value: it.Subject},
-				{Name: "Queue", Value: name},
-				{Name: "InternetMessageId", Value: "<" + it.MessageID + ">"},
-				{Name: "DateReceived", Value: it.ReceivedAt},
-				{Name: "NextRetryTime", Value: it.NotBefore},
-				{Name: "RetryCount", Value: int64(it.Attempts)},
-				{Name: "LastError", Value: nullIfEmpty(it.LastError)},
 			}})
 	}
 	return out, nil

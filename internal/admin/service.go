@@ -16,6 +16,7 @@ import (
 	"sync"
 
 	"postern.dev/postern/internal/directory"
+	"postern.dev/postern/internal/secret"
 	"postern.dev/postern/internal/store"
 )
 
@@ -27,6 +28,13 @@ type Service struct {
 	Dir *directory.Current
 	// HashPassword turns a new password into the stored hash.
 	HashPassword func(string) (string, error)
+	// Secrets seals the secrets admins give (smart-host passwords, OAuth
+	// client secrets, DKIM keys) before they are stored.
+	Secrets *secret.Box
+	// Hostname names this server in queue identities (Server\NextHop).
+	Hostname string
+	// Queue acts on the outbound queue (Retry-Queue, Remove-QueueMessage).
+	Queue QueueControl
 
 	mu sync.Mutex // serialises changes: read-validate-write must not interleave
 }

@@ -44,10 +44,45 @@ type Config struct {
 	// lookups; empty uses the system's resolver. Tests point it at a
 	// loopback server.
 	Resolver string `toml:"resolver"`
+	// SecretKeyFile holds the key that seals stored secrets (smart-host
+	// passwords, OAuth client secrets, DKIM keys); empty means
+	// DATA/secret.key, created on first start. Keep it out of database
+	// backups to keep those backups free of usable secrets.
+	SecretKeyFile string `toml:"secret_key_file"`
+	// Delivery is outbound delivery: the queue's workers and retries.
+	Delivery Delivery `toml:"delivery"`
 	// IdleTimeout is how long an SMTP client may stay silent.
 	IdleTimeout Duration `toml:"idle_timeout"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `toml:"log_level"`
+}
+
+// Delivery configures the outbound queue ([delivery] in the file).
+type Delivery struct {
+	// Workers is how many SMTP sessions deliver at once in all.
+	Workers int `toml:"workers"`
+	// PerDestination is how many of them may go to one destination (one
+	// recipient domain, or one connector's smart hosts).
+	PerDestination int `toml:"per_destination"`
+	// RetryMin is the wait after the first temporary failure; it doubles
+	// with each further one, up to RetryMax (±20% jitter).
+	RetryMin Duration `toml:"retry_min"`
+	RetryMax Duration `toml:"retry_max"`
+	// RetryFor is how long a message is retried before it is returned to
+	// the sender with a non-delivery report (Exchange's
+	// MessageExpirationTimeout).
+	RetryFor Duration `toml:"retry_for"`
+	// DelayNotice is when the sender is told that delivery is delayed
+	// (Exchange's DelayNotificationTimeout); 0 never.
+	DelayNotice Duration `toml:"delay_notice"`
+	// MXPort is the port MX hosts are contacted on. Only tests change it.
+	MXPort int `toml:"mx_port"`
+	// CommandTimeout bounds the wait for each reply of a remote server
+	// (RFC 5321 §4.5.3.2 asks for 5 minutes).
+	CommandTimeout Duration `toml:"command_timeout"`
+	// RootCAFile adds PEM CAs to the system's roots for verifying smart
+	// hosts (TlsSettings CertificateValidation and DomainValidation).
+	RootCAFile string `toml:"root_ca_file"`
 }
 
 // Duration is a time.Duration written as "5m" in TOML.
@@ -84,6 +119,16 @@ func Defaults() Config {
 		Admin:       Off,
 		IdleTimeout: Duration{5 * time.Minute},
 		LogLevel:    "info",
+		Delivery: Delivery{
+			Workers:        32,
+			PerDestination: 4,
+			RetryMin:       Duration{time.Minute},
+			RetryMax:       Duration{time.Hour},
+			RetryFor:       Duration{48 * time.Hour},
+			DelayNotice:    Duration{4 * time.Hour},
+			MXPort:         25,
+			CommandTimeout: Duration{5 * time.Minute},
+		},
 	}
 }
 
@@ -130,4 +175,12 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Resolver, "resolver", c.Resolver, "DNS server host:port for SPF/DKIM/DMARC (default: the system's)")
 	fs.DurationVar(&c.IdleTimeout.Duration, "idle-timeout", c.IdleTimeout.Duration, "how long an SMTP client may stay silent")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+	fs.StringVar(&c.SecretKeyFile, "secret-key-file", c.SecretKeyFile, "key file sealing stored secrets (default DATA/secret.key)")
+	fs.IntVar(&c.Delivery.MXPort, "delivery-mx-port", c.Delivery.MXPort, "port MX hosts are contacted on (tests only)")
+	fs.DurationVar(&c.Delivery.RetryMin.Duration, "delivery-retry-min", c.Delivery.RetryMin.Duration, "wait after the first temporary delivery failure")
+	fs.DurationVar(&c.Delivery.RetryMax.Duration, "delivery-retry-max", c.Delivery.RetryMax.Duration, "longest wait between delivery attempts")
+	fs.DurationVar(&c.Delivery.RetryFor.Duration, "delivery-retry-for", c.Delivery.RetryFor.Duration, "how long to retry before a non-delivery report")
+	fs.DurationVar(&c.Delivery.DelayNotice.Duration, "delivery-delay-notice", c.Delivery.DelayNotice.Duration, "when to tell the sender of a delay (0 never)")
+	fs.DurationVar(&c.Delivery.CommandTimeout.Duration, "delivery-command-timeout", c.Delivery.CommandTimeout.Duration, "wait for each reply of a remote server")
+	fs.StringVar(&c.Delivery.RootCAFile, "delivery-root-ca", c.Delivery.RootCAFile, "PEM CAs trusted for smart hosts, besides the system's")
 }

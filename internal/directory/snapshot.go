@@ -19,6 +19,8 @@ type Snapshot struct {
 	sendAs    map[grant]bool
 	onBehalf  map[grant]bool
 	enabled   []*InboundConnector
+	outbound  []*OutboundConnector
+	dkim      map[string]*DkimSigningConfig // by domain
 }
 
 type policyKey struct {
@@ -36,6 +38,8 @@ type Contents struct {
 	Policies      []*AuthenticationPolicy
 	Permissions   []*RecipientPermission
 	Connectors    []*InboundConnector
+	Outbound      []*OutboundConnector
+	Dkim          []*DkimSigningConfig
 }
 
 // NewSnapshot indexes c. The objects must not be modified afterwards.
@@ -50,6 +54,7 @@ func NewSnapshot(c Contents) *Snapshot {
 		policies:  make(map[policyKey]*AuthenticationPolicy, len(c.Policies)),
 		sendAs:    make(map[grant]bool, len(c.Permissions)),
 		onBehalf:  make(map[grant]bool),
+		dkim:      make(map[string]*DkimSigningConfig, len(c.Dkim)),
 	}
 	for _, o := range c.Organizations {
 		s.orgs[o.ID] = o
@@ -78,6 +83,14 @@ func NewSnapshot(c Contents) *Snapshot {
 		if ic.Enabled {
 			s.enabled = append(s.enabled, ic)
 		}
+	}
+	for _, oc := range c.Outbound {
+		if oc.Enabled {
+			s.outbound = append(s.outbound, oc)
+		}
+	}
+	for _, d := range c.Dkim {
+		s.dkim[d.Domain] = d
 	}
 	return s
 }
@@ -135,6 +148,28 @@ func (s *Snapshot) HasSendAs(trustee, identity int64) bool {
 // HasSendOnBehalf reports whether identity lists trustee in GrantSendOnBehalfTo.
 func (s *Snapshot) HasSendOnBehalf(trustee, identity int64) bool {
 	return s.onBehalf[grant{trustee, identity}]
+}
+
+// OutboundConnectorFor returns the enabled outbound connector of org whose
+// RecipientDomains cover domain most specifically, or nil to deliver by MX.
+// Ties go to the older connector.
+func (s *Snapshot) OutboundConnectorFor(org int64, domain string) *OutboundConnector {
+	var best *OutboundConnector
+	rank := 0
+	for _, oc := range s.outbound {
+		if oc.OrgID != org {
+			continue
+		}
+		if r := oc.MatchRank(domain); r > rank {
+			best, rank = oc, r
+		}
+	}
+	return best
+}
+
+// DkimSigningConfig returns the DKIM configuration of a domain, or nil.
+func (s *Snapshot) DkimSigningConfig(domain string) *DkimSigningConfig {
+	return s.dkim[strings.ToLower(domain)]
 }
 
 // InboundConnectors returns every enabled inbound connector, in ID order.

@@ -96,3 +96,23 @@ func generateCert(certFile, keyFile, hostname string) error {
 	}
 	return os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
 }
+
+// rootCAs is the system's root pool plus the CAs in file, for verifying
+// smart hosts; nil (the system's roots alone) when file is empty.
+func rootCAs(file string) (*x509.CertPool, error) {
+	if file == "" {
+		return nil, nil
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, errors.New(file + ": no certificates found")
+	}
+	return pool, nil
+}

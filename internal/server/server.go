@@ -19,7 +19,10 @@ import (
 	"postern.dev/postern/internal/config"
 	"postern.dev/postern/internal/directory"
 	"postern.dev/postern/internal/limits"
+	"postern.dev/postern/internal/queue"
+	"postern.dev/postern/internal/secret"
 	"postern.dev/postern/internal/senderauth"
+	"postern.dev/postern/internal/smtpclient"
 	"postern.dev/postern/internal/smtpd"
 	"postern.dev/postern/internal/store/sqlite"
 	"postern.dev/postern/internal/transport"
@@ -33,6 +36,7 @@ type Server struct {
 	Admin *admin.Service
 	smtp  *smtpd.Server
 
+	queue      *queue.Queue
 	recipients *limits.RecipientWindow
 	pacer      *limits.Pacer
 
@@ -52,7 +56,15 @@ func OpenAdmin(ctx context.Context, dataDir string) (*admin.Service, func() erro
 	if err != nil {
 		return nil, nil, err
 	}
-	svc := &admin.Service{Store: st, Dir: &directory.Current{}, HashPassword: auth.HashPassword}
+	box, err := secret.LoadOrCreate(filepath.Join(dataDir, secretKeyName))
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	svc := &admin.Service{Store: st, Dir: &directory.Current{}, HashPassword: auth.HashPassword, Secrets: box}
+	// The queue is not run here: it only carries out Retry-Queue and
+	// Remove-QueueMessage; the server delivers when it next starts.
+	svc.Queue = queue.New(queue.Config{Store: st, Directory: svc.Dir, Secrets: box, Hostname: "localhost"})
 	if err := svc.Open(ctx); err != nil {
 		st.Close()
 		return nil, nil, err
@@ -74,7 +86,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 		recipients: limits.NewRecipientWindow(24*time.Hour, 288),
 		pacer:      limits.NewPacer(directory.MessageRateLimit, time.Minute),
 	}
-	s.Admin = &admin.Service{Store: st, Dir: &directory.Current{}, HashPassword: auth.HashPassword}
+	s.Admin = &admin.Service{Store: st, Dir: &directory.Current{}, HashPassword: auth.HashPassword, Hostname: cfg.Hostname}
 	if err := s.start(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -83,9 +95,32 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 }
 
 func (s *Server) start(ctx context.Context) error {
+	keyFile := s.cfg.SecretKeyFile
+	if keyFile == "" {
+		keyFile = filepath.Join(s.cfg.Data, secretKeyName)
+	}
+	box, err := secret.LoadOrCreate(keyFile)
+	if err != nil {
+		return err
+	}
+	s.Admin.Secrets = box
 	if err := s.Admin.Open(ctx); err != nil {
 		return err
 	}
+	roots, err := rootCAs(s.cfg.Delivery.RootCAFile)
+	if err != nil {
+		return fmt.Errorf("delivery root_ca_file: %w", err)
+	}
+	d := s.cfg.Delivery
+	s.queue = queue.New(queue.Config{
+		Store: s.store, Directory: s.Admin.Dir, Secrets: box, Resolver: newResolver(s.cfg.Resolver),
+		Hostname: s.cfg.Hostname, Log: s.log, MXPort: d.MXPort, Workers: d.Workers, PerDestination: d.PerDestination,
+		Schedule: queue.Schedule{Min: d.RetryMin.Duration, Max: d.RetryMax.Duration, For: d.RetryFor.Duration, DelayNotice: d.DelayNotice.Duration},
+		Timeouts: smtpclient.Timeouts{Greeting: d.CommandTimeout.Duration, Command: d.CommandTimeout.Duration,
+			DataLine: d.CommandTimeout.Duration, DataEnd: 2 * d.CommandTimeout.Duration},
+		RootCAs: roots,
+	})
+	s.Admin.Queue = s.queue
 	// The rolling 24-hour recipient counts survive restarts: rebuild them
 	// from the messages of the last day (one query at start, never per message).
 	now := time.Now()
@@ -112,7 +147,8 @@ func (s *Server) start(ctx context.Context) error {
 		Now:       time.Now,
 		Sleep:     time.Sleep,
 	}
-	sub := &transport.Submitter{Store: s.store, Hostname: s.cfg.Hostname, Recipients: s.recipients, Pacer: s.pacer, Log: s.log, Now: time.Now}
+	sub := &transport.Submitter{Store: s.store, Hostname: s.cfg.Hostname, Recipients: s.recipients, Pacer: s.pacer, Log: s.log, Now: time.Now,
+		Queued: s.queue.Nudge}
 	s.smtp = smtpd.New(smtpd.Config{
 		Hostname: s.cfg.Hostname, TLS: tlsCfg, ReadTimeout: s.cfg.IdleTimeout.Duration, WriteTimeout: time.Minute, ClientCAs: cas,
 		SenderAuth: &senderauth.Checker{Resolver: newResolver(s.cfg.Resolver), Hostname: s.cfg.Hostname},
@@ -142,8 +178,14 @@ func (s *Server) start(ctx context.Context) error {
 	if err := s.listenAdminSocket(); err != nil {
 		return err
 	}
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go s.background()
+	go func() {
+		defer s.wg.Done()
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() { <-s.stop; cancel() }()
+		s.queue.Run(ctx)
+	}()
 	return nil
 }
 
@@ -173,6 +215,8 @@ func (s *Server) background() {
 			} else if n > 0 {
 				s.log.Info("paced delivery", "delivered", n)
 			}
+			// Paced outbound items fall due without a nudge; the queue's
+			// own poll finds them.
 		case now := <-sweep.C:
 			s.recipients.Sweep(now)
 			s.pacer.Sweep(now)
@@ -201,6 +245,9 @@ func (s *Server) Close() error {
 	os.Remove(SocketPath(s.cfg.Data))
 	return s.store.Close()
 }
+
+// secretKeyName is the default key file in the data directory.
+const secretKeyName = "secret.key"
 
 // SocketPath is where a running server listens for admin commands.
 func SocketPath(dataDir string) string { return filepath.Join(dataDir, "admin.sock") }

@@ -37,6 +37,8 @@ type Store interface {
 	SavePolicy(ctx context.Context, p *directory.AuthenticationPolicy) error
 	SavePermission(ctx context.Context, p *directory.RecipientPermission) error
 	SaveConnector(ctx context.Context, c *directory.InboundConnector) error
+	SaveOutboundConnector(ctx context.Context, c *directory.OutboundConnector) error
+	SaveDkimSigningConfig(ctx context.Context, d *directory.DkimSigningConfig) error
 
 	// Delete* remove an object and whatever only it referred to (a
 	// mailbox's permissions, folders and items). ErrNotFound if absent.
@@ -45,6 +47,7 @@ type Store interface {
 	DeletePolicy(ctx context.Context, id int64) error
 	DeletePermission(ctx context.Context, id int64) error
 	DeleteConnector(ctx context.Context, id int64) error
+	DeleteOutboundConnector(ctx context.Context, id int64) error
 
 	// Commit durably stores an accepted message with all of its delivery
 	// work, then returns; see the package comment.
@@ -62,6 +65,25 @@ type Store interface {
 	FolderStatistics(ctx context.Context, mailbox int64) ([]FolderStatistics, error)
 	FolderItems(ctx context.Context, mailbox int64, folder string) ([]Item, error)
 	QueueItems(ctx context.Context) ([]QueueItem, error)
+
+	// ClaimOutbound leases up to limit outbound items that are due at now
+	// and not leased by anyone, until now+lease, for node. A lease keeps
+	// every other worker off the item; it ends with RecordOutcomes, when it
+	// expires, or with ReleaseLeases.
+	ClaimOutbound(ctx context.Context, now time.Time, lease time.Duration, node string, limit int) ([]OutboundItem, error)
+	// ReleaseLeases frees every lease node holds: at start, its leases are
+	// left over from a crash, and their deliveries must be tried again.
+	ReleaseLeases(ctx context.Context, node string) error
+	// MessageBody returns a stored message as it is delivered.
+	MessageBody(ctx context.Context, message int64) ([]byte, error)
+	// RecordOutcomes applies delivery outcomes and commits notices (DSNs)
+	// in one durable transaction: a failed item is never removed without
+	// its non-delivery report being stored, and the reverse.
+	RecordOutcomes(ctx context.Context, outcomes []Outcome, notices []*Submission) error
+	// RetryNow makes the given outbound items due at now (Retry-Queue).
+	RetryNow(ctx context.Context, ids []int64, now time.Time) (int, error)
+	// TraceEvents lists a message's trace events in order.
+	TraceEvents(ctx context.Context, message int64) ([]TraceEvent, error)
 
 	Close() error
 }
@@ -145,6 +167,60 @@ type QueueItem struct {
 	LastError   string
 	Size        int64
 	ReceivedAt  time.Time
+	// LeasedUntil is set while a delivery worker holds the item.
+	LeasedUntil time.Time
+	OrgID       int64
+}
+
+// OutboundItem is one outside recipient's copy, leased for delivery.
+type OutboundItem struct {
+	QueueID       int64
+	Message       int64
+	OrgID         int64
+	MessageID     string
+	Subject       string
+	EnvelopeFrom  string // "" for a notification (null sender)
+	Recipient     string
+	Attempts      int
+	ReceivedAt    time.Time
+	DelayNotified bool
+	Size          int64
+}
+
+// Trace events (Exchange message tracking's EventId names).
+const (
+	EventReceive = "Receive" // accepted from a client
+	EventDeliver = "Deliver" // filed into a local mailbox
+	EventSend    = "Send"    // accepted by the next hop
+	EventDefer   = "Defer"   // a temporary failure; will be retried
+	EventFail    = "Fail"    // a permanent failure, or given up
+	EventDSN     = "DSN"     // a delivery status notification went to the sender
+	EventDrop    = "Drop"    // removed from the queue by an admin, without NDR
+)
+
+// Outcome is what happened to one queue item, or, with QueueID 0, an event
+// to record without touching the queue (EventDSN). Send, Fail and Drop
+// remove the item; Defer reschedules it at NextAttempt and ends its lease.
+type Outcome struct {
+	QueueID    int64
+	Message    int64
+	Recipient  string
+	Event      string
+	Detail     string // the remote reply or the local cause
+	RemoteHost string
+	At         time.Time
+	// Defer only.
+	NextAttempt   time.Time
+	DelayNotified bool
+}
+
+// TraceEvent is one recorded step of a message.
+type TraceEvent struct {
+	At         time.Time
+	Event      string
+	Recipient  string
+	Detail     string
+	RemoteHost string
 }
 
 // Folders every mailbox has, with Exchange's names and types

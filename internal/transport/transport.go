@@ -34,6 +34,9 @@ type Submitter struct {
 	Pacer *limits.Pacer
 	Log   *slog.Logger
 	Now   func() time.Time
+	// Queued, when set, is told that outbound work was committed, so the
+	// delivery workers start on it without waiting for their next poll.
+	Queued func()
 }
 
 // Recipient is an accepted RCPT TO with its routing verdict.
@@ -116,6 +119,9 @@ func (s *Submitter) Submit(ctx context.Context, in *Submission) *reply.Reply {
 		}
 		s.Log.Error("commit failed", "message_id", messageID, "err", err)
 		return reply.StorageUnavailable
+	}
+	if len(sub.Remote) > 0 && s.Queued != nil && !releaseAt.After(now) {
+		s.Queued()
 	}
 	s.Log.Info("accepted", "message_id", messageID, "id", sub.ID, "from", sub.EnvelopeFrom, "rcpts", len(in.Recipients),
 		"local", len(sub.Local), "remote", len(sub.Remote), "size", len(body), "paced_until", paced(releaseAt, now))

@@ -124,7 +124,10 @@ func (s *Store) LoadDirectory(ctx context.Context) (directory.Contents, error) {
 		c.Connectors = append(c.Connectors, ic)
 		return nil
 	})
-	return c, err
+	if err != nil {
+		return c, err
+	}
+	return c, loadOutbound(ctx, tx, &c)
 }
 
 type querier interface {
