@@ -67,7 +67,7 @@ type Queue struct {
 	mu       sync.Mutex
 	dests    map[string]*destination
 	idle     map[string][]idleSession // open connections between jobs, by route
-	inflight int // leased items not yet recorded
+	inflight int                      // leased items not yet recorded
 	sem      chan struct{}
 	wg       sync.WaitGroup
 }
