@@ -252,7 +252,7 @@ func TestNothingAcknowledgedIsLost(t *testing.T) {
 	py := requireTool(t, "python3")
 	script := `import sqlite3, sys
 db = sqlite3.connect("file:" + sys.argv[1] + "?mode=ro", uri=True)
-for (mid,) in db.execute("SELECT message_id FROM messages m JOIN queue q ON q.message = m.id WHERE q.recipient = 'bob@fabrikam.example'"):
+for (mid,) in db.execute("SELECT message_id FROM messages"):
     print(mid)
 `
 	out, err := exec.Command(py, "-c", script, in.data+"/postern.db").CombinedOutput()

@@ -23,7 +23,7 @@ import (
 // harness runs a real queue over a real SQLite store, with a loopback DNS
 // server and scripted SMTP receivers as the outside world.
 type harness struct {
-	t       *testing.T
+	t       testing.TB
 	st      *sqlite.Store
 	dir     *directory.Current
 	box     *secret.Box
@@ -38,7 +38,7 @@ type harness struct {
 	done    chan struct{}
 }
 
-func newHarness(t *testing.T, tune func(*Config)) *harness {
+func newHarness(t testing.TB, tune func(*Config)) *harness {
 	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(t.TempDir())
@@ -97,7 +97,7 @@ func newHarness(t *testing.T, tune func(*Config)) *harness {
 	return h
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
@@ -193,4 +193,15 @@ func (h *harness) inbox() []store.Item {
 	items, err := h.st.FolderItems(context.Background(), h.sean.ID, store.Inbox)
 	must(h.t, err)
 	return items
+}
+
+// dropConnections waits until no runner is busy, then closes the
+// connections kept for reuse, so that the next delivery connects anew.
+func (h *harness) dropConnections() {
+	h.waitFor("idle runners", func() bool {
+		h.q.mu.Lock()
+		defer h.q.mu.Unlock()
+		return len(h.q.dests) == 0
+	})
+	h.q.expireIdle(time.Now(), true)
 }
