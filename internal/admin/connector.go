@@ -96,14 +96,11 @@ func applyConnector(c *directory.InboundConnector, p InboundConnectorParams) err
 		next.Name = strings.TrimSpace(*p.Name)
 	}
 	if p.ConnectorType != nil {
-		switch {
-		case strings.EqualFold(*p.ConnectorType, string(directory.OnPremises)):
-			next.ConnectorType = directory.OnPremises
-		case strings.EqualFold(*p.ConnectorType, string(directory.Partner)):
-			next.ConnectorType = directory.Partner
-		default:
-			return fmt.Errorf("Cannot validate argument on parameter 'ConnectorType'. The argument \"%s\" does not belong to the set \"OnPremises,Partner\".", *p.ConnectorType)
+		t, err := connectorType(*p.ConnectorType)
+		if err != nil {
+			return err
 		}
+		next.ConnectorType = t
 	}
 	var err error
 	if p.SenderDomains != nil {
@@ -158,6 +155,17 @@ func applyConnector(c *directory.InboundConnector, p InboundConnectorParams) err
 	}
 	*c = next
 	return nil
+}
+
+// connectorType reads -ConnectorType, which inbound and outbound
+// connectors share.
+func connectorType(v string) (directory.ConnectorType, error) {
+	for _, t := range []directory.ConnectorType{directory.OnPremises, directory.Partner} {
+		if strings.EqualFold(v, string(t)) {
+			return t, nil
+		}
+	}
+	return "", fmt.Errorf("Cannot validate argument on parameter 'ConnectorType'. The argument \"%s\" does not belong to the set \"OnPremises,Partner\".", v)
 }
 
 // domainPattern validates "*", "contoso.com" or "*.contoso.com"; Exchange

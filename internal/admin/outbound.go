@@ -117,14 +117,11 @@ func (s *Service) applyOutbound(c *directory.OutboundConnector, p OutboundConnec
 		next.Comment = *p.Comment
 	}
 	if p.ConnectorType != nil {
-		switch {
-		case strings.EqualFold(*p.ConnectorType, string(directory.OnPremises)):
-			next.ConnectorType = directory.OnPremises
-		case strings.EqualFold(*p.ConnectorType, string(directory.Partner)):
-			next.ConnectorType = directory.Partner
-		default:
-			return fmt.Errorf("Cannot validate argument on parameter 'ConnectorType'. The argument \"%s\" does not belong to the set \"OnPremises,Partner\".", *p.ConnectorType)
+		t, err := connectorType(*p.ConnectorType)
+		if err != nil {
+			return err
 		}
+		next.ConnectorType = t
 	}
 	if p.TlsSettings != nil {
 		v := strings.TrimSpace(*p.TlsSettings)
