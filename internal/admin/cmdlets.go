@@ -21,8 +21,9 @@ func Cmdlets(svc *Service) *cmdlet.Registry {
 
 	for _, s := range []cmdlet.Spec{
 		{Name: "Get-TransportConfig", Synopsis: "Shows the organization's transport settings.", Run: c.getTransportConfig},
-		{Name: "Set-TransportConfig", Synopsis: "Changes organization-wide transport settings: -SmtpClientAuthenticationDisabled $true turns SMTP AUTH off for every mailbox that inherits it.",
-			SupportsWhatIf: true, Params: []cmdlet.ParamSpec{{Name: "SmtpClientAuthenticationDisabled", Type: cmdlet.Bool, Position: -1}}, Run: c.setTransportConfig},
+		{Name: "Set-TransportConfig", Synopsis: "Changes organization-wide transport settings: -SmtpClientAuthenticationDisabled $true turns SMTP AUTH off for every mailbox that inherits it; -SmtpBasicAuthDisabled $true allows only OAuth.",
+			SupportsWhatIf: true, Params: []cmdlet.ParamSpec{{Name: "SmtpClientAuthenticationDisabled", Type: cmdlet.Bool, Position: -1},
+				{Name: "SmtpBasicAuthDisabled", Type: cmdlet.Bool, Position: -1}}, Run: c.setTransportConfig},
 		{Name: "Get-OrganizationConfig", Synopsis: "Shows organization-wide settings.", Run: c.getOrganizationConfig},
 		{Name: "Set-OrganizationConfig", Synopsis: "Changes organization-wide settings: security defaults and the default authentication policy.", SupportsWhatIf: true,
 			Params: []cmdlet.ParamSpec{{Name: "SecurityDefaultsEnabled", Type: cmdlet.Bool, Position: -1}, {Name: "DefaultAuthenticationPolicy", Type: cmdlet.String, Position: -1},
@@ -92,7 +93,7 @@ func Cmdlets(svc *Service) *cmdlet.Registry {
 	} {
 		r.Register(s)
 	}
-	for _, s := range c.deliverySpecs(identity, optionalIdentity) {
+	for _, s := range append(c.deliverySpecs(identity, optionalIdentity), c.oauthSpecs(identity, optionalIdentity)...) {
 		r.Register(s)
 	}
 	return r
@@ -224,12 +225,14 @@ func (c *cmdlets) getTransportConfig(_ context.Context, _ *cmdlet.Invocation) ([
 	return []*cmdlet.Object{{TypeName: "TransportConfig", DefaultView: cmdlet.ListView, Props: []cmdlet.Prop{
 		{Name: "Identity", Value: "Transport Settings"},
 		{Name: "SmtpClientAuthenticationDisabled", Value: o.SmtpClientAuthenticationDisabled},
+		{Name: "SmtpBasicAuthDisabled", Value: o.SmtpBasicAuthDisabled},
 		{Name: "MaxRecipientEnvelopeLimit", Value: "Unlimited"},
 	}}}, nil
 }
 
 func (c *cmdlets) setTransportConfig(ctx context.Context, inv *cmdlet.Invocation) ([]*cmdlet.Object, error) {
-	p := OrganizationParams{SmtpClientAuthenticationDisabled: boolPtr(inv, "SmtpClientAuthenticationDisabled")}
+	p := OrganizationParams{SmtpClientAuthenticationDisabled: boolPtr(inv, "SmtpClientAuthenticationDisabled"),
+		SmtpBasicAuthDisabled: boolPtr(inv, "SmtpBasicAuthDisabled")}
 	if whatIf(inv, "Setting transport configuration \"Transport Settings\".") {
 		return nil, nil
 	}

@@ -21,6 +21,7 @@ type OrganizationParams struct {
 	// DefaultAuthenticationPolicy: a policy name, or "" for $null.
 	DefaultAuthenticationPolicy *string
 	RejectDirectSend            *bool
+	SmtpBasicAuthDisabled       *bool
 }
 
 // SetOrganization changes organization-wide settings.
@@ -35,6 +36,9 @@ func (s *Service) SetOrganization(ctx context.Context, p OrganizationParams) err
 		}
 		if p.RejectDirectSend != nil {
 			o.RejectDirectSend = *p.RejectDirectSend
+		}
+		if p.SmtpBasicAuthDisabled != nil {
+			o.SmtpBasicAuthDisabled = *p.SmtpBasicAuthDisabled
 		}
 		if p.DefaultAuthenticationPolicy != nil {
 			o.DefaultAuthenticationPolicy = ""

@@ -42,7 +42,12 @@ type Organization struct {
 	// envelope sender is in an accepted domain, from a client that matches
 	// no IP- or certificate-based inbound connector (5.7.68).
 	RejectDirectSend bool
-	WhenCreated      time.Time
+	// SmtpBasicAuthDisabled (Set-TransportConfig, Postern's name for the
+	// switch Microsoft has not documented yet) turns Basic authentication
+	// (LOGIN, PLAIN) off for SMTP in the whole organization, as Exchange
+	// Online's retirement does: 550 5.7.30. OAuth is unaffected.
+	SmtpBasicAuthDisabled bool
+	WhenCreated           time.Time
 }
 
 // DomainType of an accepted domain (Set-AcceptedDomain -DomainType).

@@ -9,18 +9,23 @@ import (
 // path reads it lock-free (the server swaps in a new one after every admin
 // change), so a session's decisions cost map lookups, not queries.
 type Snapshot struct {
-	contents  Contents
-	orgs      map[int64]*Organization
-	domains   map[string]*AcceptedDomain // by domain name
-	mailboxes map[int64]*Mailbox
-	byAddress map[string]*Mailbox // primary and proxy addresses
-	bySignIn  map[string]*Mailbox // UPN and primary address
-	policies  map[policyKey]*AuthenticationPolicy
-	sendAs    map[grant]bool
-	onBehalf  map[grant]bool
-	enabled   []*InboundConnector
-	outbound  []*OutboundConnector
-	dkim      map[string]*DkimSigningConfig // by domain
+	contents   Contents
+	orgs       map[int64]*Organization
+	domains    map[string]*AcceptedDomain // by domain name
+	mailboxes  map[int64]*Mailbox
+	byAddress  map[string]*Mailbox // primary and proxy addresses
+	bySignIn   map[string]*Mailbox // UPN and primary address
+	policies   map[policyKey]*AuthenticationPolicy
+	sendAs     map[grant]bool
+	onBehalf   map[grant]bool
+	enabled    []*InboundConnector
+	outbound   []*OutboundConnector
+	dkim       map[string]*DkimSigningConfig // by domain
+	fullAccess map[fullAccessKey]bool
+}
+
+type fullAccessKey struct {
+	mailbox, principal, trustee int64
 }
 
 type policyKey struct {
@@ -40,6 +45,10 @@ type Contents struct {
 	Connectors    []*InboundConnector
 	Outbound      []*OutboundConnector
 	Dkim          []*DkimSigningConfig
+	AuthServers   []*AuthServer
+	Principals    []*ServicePrincipal
+	MailboxPerms  []*MailboxPermission
+	OAuthApps     []*OAuthApp
 }
 
 // NewSnapshot indexes c. The objects must not be modified afterwards.
@@ -91,6 +100,10 @@ func NewSnapshot(c Contents) *Snapshot {
 	}
 	for _, d := range c.Dkim {
 		s.dkim[d.Domain] = d
+	}
+	s.fullAccess = make(map[fullAccessKey]bool, len(c.MailboxPerms))
+	for _, p := range c.MailboxPerms {
+		s.fullAccess[fullAccessKey{p.Identity, p.TrusteePrincipal, p.TrusteeMailbox}] = true
 	}
 	return s
 }
@@ -165,6 +178,51 @@ func (s *Snapshot) OutboundConnectorFor(org int64, domain string) *OutboundConne
 		}
 	}
 	return best
+}
+
+// AuthServers returns the organization's enabled trusted token issuers.
+func (s *Snapshot) AuthServers(org int64) []*AuthServer {
+	var out []*AuthServer
+	for _, a := range s.contents.AuthServers {
+		if a.OrgID == org && a.Enabled {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// ServicePrincipal returns the organization's service principal for an
+// application ID, or nil.
+func (s *Snapshot) ServicePrincipal(org int64, appID string) *ServicePrincipal {
+	for _, p := range s.contents.Principals {
+		if p.OrgID == org && strings.EqualFold(p.AppId, appID) {
+			return p
+		}
+	}
+	return nil
+}
+
+// PrincipalHasFullAccess reports whether a service principal was granted
+// FullAccess on a mailbox.
+func (s *Snapshot) PrincipalHasFullAccess(principal, mailbox int64) bool {
+	return s.fullAccess[fullAccessKey{mailbox: mailbox, principal: principal}]
+}
+
+// MailboxHasFullAccess reports whether a mailbox's user was granted
+// FullAccess on another mailbox (a delegate of a shared mailbox).
+func (s *Snapshot) MailboxHasFullAccess(trustee, mailbox int64) bool {
+	return s.fullAccess[fullAccessKey{mailbox: mailbox, trustee: trustee}]
+}
+
+// OAuthApp returns the built-in issuer's app registration with an
+// application ID, or nil.
+func (s *Snapshot) OAuthApp(appID string) *OAuthApp {
+	for _, a := range s.contents.OAuthApps {
+		if a.AppId == appID {
+			return a
+		}
+	}
+	return nil
 }
 
 // DkimSigningConfig returns the DKIM configuration of a domain, or nil.

@@ -51,9 +51,12 @@ func Authenticate(f AuthFacts) *reply.Reply {
 	switch {
 	case f.Mailbox == nil || f.Org == nil || !f.CredentialsValid:
 		return reply.AuthFailed
-	case f.Mailbox.Type == directory.SharedMailbox:
-		// Shared mailboxes have no password of their own and never sign in.
+	case f.Mailbox.Type == directory.SharedMailbox && f.Method == Basic:
+		// Shared mailboxes have no password of their own; only a delegate's
+		// token may name one (reference 8.3).
 		return reply.AuthFailed
+	case f.Method == Basic && f.Org.SmtpBasicAuthDisabled:
+		return reply.BasicAuthRetired
 	}
 	// Set-CASMailbox $true/$false overrides Set-TransportConfig; $null inherits.
 	if disabled := f.Mailbox.SmtpClientAuthenticationDisabled; disabled != nil {

@@ -71,8 +71,10 @@ func TestAuthenticate(t *testing.T) {
 
 // TestAuthenticateExhaustive checks every combination of the switches
 // against the rules stated the other way round: a login succeeds exactly when
-// the credentials are good, the mailbox is a user mailbox, the effective SMTP
-// AUTH switch is on, security defaults are off, and Basic is allowed where used.
+// the credentials are good, the mailbox is a user mailbox (or a shared one
+// reached with a token), the effective SMTP AUTH switch is on, security
+// defaults are off, and Basic is allowed where used (by the organization and
+// by the authentication policy).
 func TestAuthenticateExhaustive(t *testing.T) {
 	mailboxSettings := []*bool{nil, ptr(true), ptr(false)}
 	policies := []*directory.AuthenticationPolicy{nil, {AllowBasicAuthSmtp: true}, {AllowBasicAuthSmtp: false}}
@@ -84,28 +86,34 @@ func TestAuthenticateExhaustive(t *testing.T) {
 					for _, sd := range []bool{false, true} {
 						for _, pol := range policies {
 							for _, method := range []AuthMethod{Basic, OAuth} {
-								typ := directory.UserMailbox
-								if shared {
-									typ = directory.SharedMailbox
+								for _, basicOff := range []bool{false, true} {
+									typ := directory.UserMailbox
+									if shared {
+										typ = directory.SharedMailbox
+									}
+									got := Authenticate(AuthFacts{
+										Mailbox:          &directory.Mailbox{Type: typ, SmtpClientAuthenticationDisabled: mbx},
+										CredentialsValid: creds, Method: method, Policy: pol,
+										Org: &directory.Organization{SmtpClientAuthenticationDisabled: org, SecurityDefaultsEnabled: sd, SmtpBasicAuthDisabled: basicOff},
+									})
+									effectiveDisabled := org
+									if mbx != nil {
+										effectiveDisabled = *mbx
+									}
+									basicBlocked := method == Basic && (basicOff || pol != nil && !pol.AllowBasicAuthSmtp)
+									sharedBasic := shared && method == Basic
+									wantOK := creds && !sharedBasic && !effectiveDisabled && !sd && !basicBlocked
+									if (got == nil) != wantOK {
+										t.Errorf("creds=%v shared=%v mailbox=%v org=%v sd=%v policy=%v %v: got %s", creds, shared, fmtBool(mbx), org, sd, pol, method, describe(got))
+									}
+									if got != nil && (!creds || sharedBasic) && got != reply.AuthFailed {
+										t.Errorf("a failed sign-in must not reveal settings: got %s", describe(got))
+									}
+									if basicOff && method == Basic && creds && !sharedBasic && got != reply.BasicAuthRetired {
+										t.Errorf("Basic with Basic off: got %s", describe(got))
+									}
+									n++
 								}
-								got := Authenticate(AuthFacts{
-									Mailbox:          &directory.Mailbox{Type: typ, SmtpClientAuthenticationDisabled: mbx},
-									CredentialsValid: creds, Method: method, Policy: pol,
-									Org: &directory.Organization{SmtpClientAuthenticationDisabled: org, SecurityDefaultsEnabled: sd},
-								})
-								effectiveDisabled := org
-								if mbx != nil {
-									effectiveDisabled = *mbx
-								}
-								basicBlocked := method == Basic && pol != nil && !pol.AllowBasicAuthSmtp
-								wantOK := creds && !shared && !effectiveDisabled && !sd && !basicBlocked
-								if (got == nil) != wantOK {
-									t.Errorf("creds=%v shared=%v mailbox=%v org=%v sd=%v policy=%v %v: got %s", creds, shared, fmtBool(mbx), org, sd, pol, method, describe(got))
-								}
-								if got != nil && (!creds || shared) && got != reply.AuthFailed {
-									t.Errorf("a failed sign-in must not reveal settings: got %s", describe(got))
-								}
-								n++
 							}
 						}
 					}
@@ -113,7 +121,7 @@ func TestAuthenticateExhaustive(t *testing.T) {
 			}
 		}
 	}
-	if n != 2*2*3*2*2*3*2 {
+	if n != 2*2*3*2*2*3*2*2 {
 		t.Fatalf("covered %d combinations", n)
 	}
 }

@@ -55,6 +55,13 @@ var (
 	// BasicAuthBlocked: an authentication policy without -AllowBasicAuthSmtp
 	// applies to the user (its own policy, or the organization default).
 	BasicAuthBlocked = r(535, 5, 7, 139, "Authentication unsuccessful, basic authentication is disabled.")
+	// BasicAuthRetired: Basic authentication for SMTP is off in the whole
+	// organization (Set-TransportConfig -SmtpBasicAuthDisabled $true), the
+	// reply Exchange Online gives after its retirement (reference 8.2).
+	BasicAuthRetired = r(550, 5, 7, 30, "Basic authentication is not supported for Client Submission.")
+	// AuthTemporary: a token could not be checked because the issuer's keys
+	// are unavailable (RFC 4954 section 6's temporary failure).
+	AuthTemporary = r(454, 4, 7, 0, "Temporary authentication failure")
 	// AuthThrottled: too many failed logins from the client's address; said
 	// before credentials are checked, the same for every user name.
 	AuthThrottled = r(421, 4, 7, 0, "Too many failed authentication attempts from your address; try again later")

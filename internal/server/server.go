@@ -19,6 +19,7 @@ import (
 	"postern.dev/postern/internal/config"
 	"postern.dev/postern/internal/directory"
 	"postern.dev/postern/internal/limits"
+	"postern.dev/postern/internal/oauth"
 	"postern.dev/postern/internal/queue"
 	"postern.dev/postern/internal/secret"
 	"postern.dev/postern/internal/senderauth"
@@ -146,6 +147,8 @@ func (s *Server) start(ctx context.Context) error {
 		Throttle:  auth.NewThrottle(auth.DefaultThrottleConfig),
 		Now:       time.Now,
 		Sleep:     time.Sleep,
+		Verifier:  oauth.NewVerifier(nil, nil),
+		Log:       s.log,
 	}
 	sub := &transport.Submitter{Store: s.store, Hostname: s.cfg.Hostname, Recipients: s.recipients, Pacer: s.pacer, Log: s.log, Now: time.Now,
 		Queued: s.queue.Nudge}

@@ -1,11 +1,15 @@
 package smtpd
 
 import (
+	"context"
+	"errors"
+	"log/slog"
 	"net/netip"
 	"time"
 
 	"postern.dev/postern/internal/auth"
 	"postern.dev/postern/internal/directory"
+	"postern.dev/postern/internal/oauth"
 	"postern.dev/postern/internal/policy"
 	"postern.dev/postern/internal/reply"
 )
@@ -19,6 +23,10 @@ type Authenticator struct {
 	Now       func() time.Time
 	// Sleep waits out a throttling delay; replaced in tests.
 	Sleep func(time.Duration)
+	// Verifier checks OAuth bearer tokens; Log records why one was refused
+	// (never the token itself).
+	Verifier *oauth.Verifier
+	Log      *slog.Logger
 }
 
 // Basic signs in with a user name and password. It returns the mailbox on
@@ -62,6 +70,61 @@ func (a *Authenticator) Basic(ip netip.Addr, username, password string) (*direct
 		if !valid {
 			a.Throttle.Failure(ip, now)
 		}
+		return nil, rep
+	}
+	return mb, nil
+}
+
+// OAuth signs in with a bearer token (XOAUTH2 or OAUTHBEARER) for user
+// (which may be empty with OAUTHBEARER). It returns the mailbox on success,
+// otherwise the reply for the client. The client learns only what Exchange
+// tells it, "Authentication unsuccessful"; the reason goes to the log.
+func (a *Authenticator) OAuth(ctx context.Context, ip netip.Addr, user, token string) (*directory.Mailbox, *reply.Reply) {
+	now := a.Now()
+	delay, blocked := a.Throttle.Check(ip, now)
+	if blocked {
+		return nil, reply.AuthThrottled
+	}
+	if delay > 0 {
+		a.Sleep(delay)
+	}
+	refuse := func(rep *reply.Reply, reason string) (*directory.Mailbox, *reply.Reply) {
+		if a.Log != nil {
+			a.Log.Warn("OAuth sign-in refused", "ip", ip, "user", user, "reason", reason)
+		}
+		if rep == reply.AuthFailed {
+			a.Throttle.Failure(ip, now)
+		}
+		return nil, rep
+	}
+	dir := a.Directory.Load()
+	var issuers []oauth.Issuer
+	orgOf := map[int64]int64{}
+	for _, s := range dir.Contents().AuthServers {
+		if s.Enabled {
+			issuers = append(issuers, oauth.Issuer{ID: s.ID, Name: s.Name, Issuer: s.Issuer, JwksURI: s.JwksUri,
+				Audience: s.Audience, UserClaims: s.UserClaims})
+			orgOf[s.ID] = s.OrgID
+		}
+	}
+	if a.Verifier == nil || len(issuers) == 0 {
+		return refuse(reply.AuthFailed, "no AuthServer is configured (New-AuthServer)")
+	}
+	id, iss, err := a.Verifier.Verify(ctx, token, issuers)
+	if errors.Is(err, oauth.ErrKeysUnavailable) {
+		return refuse(reply.AuthTemporary, err.Error())
+	}
+	if err != nil {
+		return refuse(reply.AuthFailed, err.Error())
+	}
+	mb, rep, reason := policy.AuthorizeToken(dir, policy.TokenFacts{Org: orgOf[iss.ID], User: id.User, AppID: id.AppID,
+		Scopes: id.Scopes, Roles: id.Roles, Requested: user})
+	if rep != nil {
+		return refuse(rep, "AuthServer "+iss.Name+": "+reason)
+	}
+	facts := policy.AuthFacts{Mailbox: mb, CredentialsValid: true, Method: policy.OAuth,
+		Org: dir.Organization(mb.OrgID), Policy: dir.EffectiveAuthenticationPolicy(mb)}
+	if rep := policy.Authenticate(facts); rep != nil {
 		return nil, rep
 	}
 	return mb, nil

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/netip"
 	"slices"
+	"strings"
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
@@ -19,9 +20,14 @@ import (
 	"postern.dev/postern/internal/transport"
 )
 
-// Mechanisms offered after TLS. Exchange offers LOGIN (and XOAUTH2);
-// PLAIN is the standard one (RFC 4616) most libraries prefer.
-var basicMechanisms = []string{"LOGIN", "PLAIN"}
+// Mechanisms offered after TLS. Exchange offers LOGIN and XOAUTH2; PLAIN
+// is the standard password mechanism (RFC 4616) most libraries prefer, and
+// OAUTHBEARER the standard token one (RFC 7628).
+var (
+	basicMechanisms = []string{"LOGIN", "PLAIN"}
+	tokenMechanisms = []string{"XOAUTH2", "OAUTHBEARER"}
+	allMechanisms   = append(append([]string{}, basicMechanisms...), tokenMechanisms...)
+)
 
 // session is one go-smtp session: from EHLO to QUIT, or to STARTTLS.
 type session struct {
@@ -36,6 +42,8 @@ type session struct {
 	// mailbox's concurrent-connection slots.
 	mailbox   *directory.Mailbox
 	holdsSlot bool
+	// authProtocol is "Basic" or "OAuth", for the SMTP AUTH clients report.
+	authProtocol string
 
 	// The transaction. att is the inbound connector an anonymous client
 	// matched, decided at MAIL FROM.
@@ -57,24 +65,63 @@ func (s *Server) newSession(c *smtp.Conn, role Role) *session {
 
 // AuthMechanisms lists what EHLO advertises; go-smtp only advertises and
 // allows AUTH once the connection is encrypted.
-func (s *session) AuthMechanisms() []string { return basicMechanisms }
+//
+// Before AUTH the client has named no user, so its organization is not
+// known: LOGIN and PLAIN are left out only when Basic authentication is off
+// in every organization (Set-TransportConfig -SmtpBasicAuthDisabled). In a
+// deployment with organizations of both kinds they stay advertised, and a
+// password for a mailbox whose organization turned Basic off gets 550
+// 5.7.30 after the credentials.
+func (s *session) AuthMechanisms() []string {
+	if s.basicOff() {
+		return tokenMechanisms
+	}
+	return allMechanisms
+}
+
+func (s *session) basicOff() bool {
+	orgs := s.srv.dir.Load().Contents().Organizations
+	for _, o := range orgs {
+		if !o.SmtpBasicAuthDisabled {
+			return false
+		}
+	}
+	return len(orgs) > 0
+}
 
 // Auth starts a SASL exchange. go-smtp calls it for any mechanism name the
 // client sends, so the name is checked against what was offered.
 func (s *session) Auth(mech string) (sasl.Server, error) {
-	if !slices.Contains(basicMechanisms, mech) {
+	mech = strings.ToUpper(mech)
+	if !slices.Contains(allMechanisms, mech) {
 		return nil, reply.AuthMechanismUnsupported
+	}
+	if slices.Contains(basicMechanisms, mech) && s.basicOff() {
+		return nil, s.authFailed(reply.BasicAuthRetired)
 	}
 	check := func(username, password string) error {
 		mb, rep := s.srv.auth.Basic(s.ip, username, password)
 		if rep != nil {
 			return s.authFailed(rep)
 		}
-		s.signedIn(mb)
+		s.signedIn(mb, policy.Basic)
 		return nil
 	}
-	if mech == "PLAIN" {
+	checkToken := func(user, token string) error {
+		mb, rep := s.srv.auth.OAuth(context.Background(), s.ip, user, token)
+		if rep != nil {
+			return s.authFailed(rep)
+		}
+		s.signedIn(mb, policy.OAuth)
+		return nil
+	}
+	switch mech {
+	case "PLAIN":
 		return auth.NewPlainServer(check), nil
+	case "XOAUTH2":
+		return auth.NewXOAuth2Server(checkToken), nil
+	case "OAUTHBEARER":
+		return auth.NewOAuthBearerServer(checkToken), nil
 	}
 	return auth.NewLoginServer(check), nil
 }
@@ -95,13 +142,13 @@ func (s *session) authFailed(rep *reply.Reply) error {
 	return rep
 }
 
-func (s *session) signedIn(mb *directory.Mailbox) {
-	s.mailbox = mb
+func (s *session) signedIn(mb *directory.Mailbox, method policy.AuthMethod) {
+	s.mailbox, s.authProtocol = mb, method.String()
 	// A mailbox may have 3 connections submitting at once; the 4th signs in
 	// but is refused at end of DATA with 432 4.3.2, as Exchange does, unless
 	// a slot has come free by then.
 	s.holdsSlot = s.srv.slots.Acquire(mb.ID)
-	s.srv.log.Info("authenticated", "ip", s.ip, "mailbox", mb.PrimarySmtpAddress, "tls", tlsVersion(s.tls))
+	s.srv.log.Info("authenticated", "ip", s.ip, "mailbox", mb.PrimarySmtpAddress, "tls", tlsVersion(s.tls), "protocol", s.authProtocol)
 }
 
 // Mail handles MAIL FROM.
@@ -210,6 +257,7 @@ func (s *session) Data(r io.Reader) error {
 			return rep
 		}
 		in.AuthMailbox, in.Org = mb, dir.Organization(mb.OrgID)
+		in.AuthProtocol, in.TLSVersion = s.authProtocol, tlsVersion(s.tls)
 	} else {
 		var local []*directory.Mailbox
 		for _, r := range s.recipients {

@@ -39,6 +39,10 @@ type Store interface {
 	SaveConnector(ctx context.Context, c *directory.InboundConnector) error
 	SaveOutboundConnector(ctx context.Context, c *directory.OutboundConnector) error
 	SaveDkimSigningConfig(ctx context.Context, d *directory.DkimSigningConfig) error
+	SaveAuthServer(ctx context.Context, a *directory.AuthServer) error
+	SaveServicePrincipal(ctx context.Context, p *directory.ServicePrincipal) error
+	SaveMailboxPermission(ctx context.Context, p *directory.MailboxPermission) error
+	SaveOAuthApp(ctx context.Context, a *directory.OAuthApp) error
 
 	// Delete* remove an object and whatever only it referred to (a
 	// mailbox's permissions, folders and items). ErrNotFound if absent.
@@ -48,6 +52,19 @@ type Store interface {
 	DeletePermission(ctx context.Context, id int64) error
 	DeleteConnector(ctx context.Context, id int64) error
 	DeleteOutboundConnector(ctx context.Context, id int64) error
+	DeleteAuthServer(ctx context.Context, id int64) error
+	DeleteServicePrincipal(ctx context.Context, id int64) error
+	DeleteMailboxPermission(ctx context.Context, id int64) error
+	DeleteOAuthApp(ctx context.Context, id int64) error
+
+	// IssuerKeys lists the built-in issuer's signing keys, newest first;
+	// SaveIssuerKey adds one and keeps only the newest keep keys.
+	IssuerKeys(ctx context.Context) ([]IssuerKey, error)
+	SaveIssuerKey(ctx context.Context, k IssuerKey, keep int) error
+
+	// SmtpAuthClients sums authenticated submissions per sending mailbox,
+	// TLS version and authentication protocol since a time.
+	SmtpAuthClients(ctx context.Context, since time.Time) ([]SmtpAuthClientRow, error)
 
 	// Commit durably stores an accepted message with all of its delivery
 	// work, then returns; see the package comment.
@@ -101,6 +118,10 @@ type Submission struct {
 	ClientIP         string
 	Body             []byte // the message as it will be delivered, headers included
 	Recipients       int    // envelope recipients, for the recipient rate limit
+	// AuthProtocol ("Basic" or "OAuth") and TLSVersion ("TLS1.3") of an
+	// authenticated submission, for the SMTP AUTH clients report.
+	AuthProtocol string
+	TLSVersion   string
 	// SentItems is the mailbox whose Sent Items folder gets a copy, 0 for none.
 	SentItems int64
 	Local     []LocalDelivery
@@ -185,6 +206,22 @@ type OutboundItem struct {
 	ReceivedAt    time.Time
 	DelayNotified bool
 	Size          int64
+}
+
+// IssuerKey is a signing key of the built-in OAuth issuer.
+type IssuerKey struct {
+	Kid           string
+	PrivateSealed string // sealed PKCS#8 PEM
+	Created       time.Time
+}
+
+// SmtpAuthClientRow is one line of the SMTP AUTH clients report source.
+type SmtpAuthClientRow struct {
+	Mailbox      int64
+	TLSVersion   string
+	AuthProtocol string
+	Messages     int64
+	Last         time.Time
 }
 
 // Trace events (Exchange message tracking's EventId names).

@@ -62,6 +62,9 @@ type Submission struct {
 	AuthenticationResults string
 	// Junk files local copies in Junk Email instead of the Inbox.
 	Junk bool
+	// AuthProtocol ("Basic" or "OAuth") and TLSVersion of an authenticated
+	// submission, for the SMTP AUTH clients report.
+	AuthProtocol, TLSVersion string
 }
 
 // Submit adds headers, applies the quota and pacing, and commits. It
@@ -92,6 +95,8 @@ func (s *Submitter) Submit(ctx context.Context, in *Submission) *reply.Reply {
 		Body:             body,
 		Recipients:       len(in.Recipients),
 		InboundConnector: in.InboundConnector,
+		AuthProtocol:     in.AuthProtocol,
+		TLSVersion:       in.TLSVersion,
 	}
 	if in.From.IsZero() {
 		sub.EnvelopeFrom = ""

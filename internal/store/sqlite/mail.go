@@ -105,9 +105,10 @@ func insertSubmission(ctx context.Context, tx *sql.Tx, sub *store.Submission) er
 		auth = sub.AuthMailbox
 	}
 	res, err := tx.ExecContext(ctx, `INSERT INTO messages (org_id, message_id, subject, received_at, envelope_from,
-		auth_mailbox, client_ip, recipients, size, body, inbound_connector) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		auth_mailbox, client_ip, recipients, size, body, inbound_connector, auth_protocol, tls_version)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		sub.OrgID, sub.MessageID, sub.Subject, nanos(sub.ReceivedAt), sub.EnvelopeFrom, auth, sub.ClientIP,
-		sub.Recipients, len(sub.Body), sub.Body, sub.InboundConnector)
+		sub.Recipients, len(sub.Body), sub.Body, sub.InboundConnector, sub.AuthProtocol, sub.TLSVersion)
 	if err != nil {
 		return err
 	}

@@ -39,7 +39,7 @@ func loadOutbound(ctx context.Context, tx *sql.Tx, c *directory.Contents) error 
 	if err != nil {
 		return err
 	}
-	return each(ctx, tx, `SELECT id, org_id, domain, enabled, algorithm, key_size, active_selector, selector1_key,
+	err = each(ctx, tx, `SELECT id, org_id, domain, enabled, algorithm, key_size, active_selector, selector1_key,
 		selector2_key, selector1_public, selector2_public, key_creation_time, rotate_on_date, when_created
 		FROM dkim_signing_configs ORDER BY id`, func(rows *sql.Rows) error {
 		d := &directory.DkimSigningConfig{}
@@ -56,6 +56,10 @@ func loadOutbound(ctx context.Context, tx *sql.Tx, c *directory.Contents) error 
 		c.Dkim = append(c.Dkim, d)
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	return loadOAuth(ctx, tx, c)
 }
 
 // SaveOutboundConnector inserts or updates an outbound connector.

@@ -1,0 +1,169 @@
+package oauth
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+
+	"postern.dev/postern/internal/testidp"
+)
+
+func setup(t *testing.T) (*testidp.IdP, *Verifier, []Issuer) {
+	t.Helper()
+	idp, err := testidp.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(idp.Close)
+	md, err := FetchMetadata(context.Background(), nil2(), idp.MetadataURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := NewVerifier(nil, nil)
+	return idp, v, []Issuer{{Name: "Test IdP", Issuer: md.Issuer, JwksURI: md.JwksURI, Audience: "https://outlook.office365.com"}}
+}
+
+func TestVerify(t *testing.T) {
+	idp, v, issuers := setup(t)
+	aud := "https://outlook.office365.com"
+	otherKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+	ecKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	hour := time.Hour
+	now := time.Now()
+	unsigned := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"JWT"}`)) + "." +
+		base64.RawURLEncoding.EncodeToString([]byte(`{"iss":"`+idp.URL+`","aud":"`+aud+`","exp":9999999999,"upn":"sean@contoso.com"}`)) + "."
+	for _, tt := range []struct {
+		name  string
+		token string
+		want  error
+		user  string
+		app   string
+	}{
+		{"delegated", idp.Token(testidp.Claims{"aud": aud, "scp": "SMTP.Send", "upn": "sean@contoso.com"}), nil, "sean@contoso.com", ""},
+		{"preferred_username", idp.Token(testidp.Claims{"aud": aud, "scp": "SMTP.Send", "preferred_username": "chris@contoso.com"}), nil, "chris@contoso.com", ""},
+		{"application", idp.Token(testidp.Claims{"aud": []string{"x", aud}, "roles": []string{"SMTP.SendAsApp"}, "appid": "app-1"}), nil, "", "app-1"},
+		{"expired", idp.Token(testidp.Claims{"aud": aud, "exp": now.Add(-hour).Unix()}), ErrExpired, "", ""},
+		{"expired within the skew", idp.Token(testidp.Claims{"aud": aud, "exp": now.Add(-time.Minute).Unix()}), nil, "", ""},
+		{"not yet valid", idp.Token(testidp.Claims{"aud": aud, "nbf": now.Add(hour).Unix()}), ErrNotYetValid, "", ""},
+		{"no expiry", idp.Token(testidp.Claims{"aud": aud, "exp": nil}), ErrNoExpiry, "", ""},
+		{"wrong audience", idp.Token(testidp.Claims{"aud": "api://other"}), ErrAudience, "", ""},
+		{"wrong issuer", idp.Token(testidp.Claims{"aud": aud, "iss": "https://evil.example"}), ErrUnknownIssuer, "", ""},
+		{"unknown key", idp.Unpublished(testidp.Claims{"aud": aud}, "forged"), ErrUnknownKey, "", ""},
+		{"wrong signature under a known kid", testidp.SignWith(otherKey, jose.RS256, "k1", testidp.Claims{"iss": idp.URL, "aud": aud, "exp": now.Add(hour).Unix()}), ErrSignature, "", ""},
+		{"known kid, another algorithm", testidp.SignWith(ecKey, jose.ES256, "k1", testidp.Claims{"iss": idp.URL, "aud": aud, "exp": now.Add(hour).Unix()}), ErrUnknownKey, "", ""},
+		{"alg none", unsigned, ErrMalformed, "", ""},
+		{"garbage", "not.a.token", ErrMalformed, "", ""},
+		{"empty", "", ErrMalformed, "", ""},
+		{"oversized", strings.Repeat("a", MaxTokenSize+1), ErrTooLarge, "", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			id, _, err := v.Verify(context.Background(), tt.token, issuers)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("err %v, want %v", err, tt.want)
+			}
+			if err == nil && (id.User != tt.user || id.AppID != tt.app || id.Issuer != "Test IdP") {
+				t.Errorf("identity %+v", id)
+			}
+		})
+	}
+}
+
+// A stream of tokens with unknown key IDs fetches the JWKS at most once per
+// MinRefresh; a key rotation is picked up once that time has passed.
+func TestKeyRefreshIsBounded(t *testing.T) {
+	idp, v, issuers := setup(t)
+	now := time.Now()
+	v.now = func() time.Time { return now }
+	aud := issuers[0].Audience
+	if _, _, err := v.Verify(context.Background(), idp.Token(testidp.Claims{"aud": aud}), issuers); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 50; i++ {
+		if _, _, err := v.Verify(context.Background(), idp.Unpublished(testidp.Claims{"aud": aud}, "forged"), issuers); !errors.Is(err, ErrUnknownKey) {
+			t.Fatal(err)
+		}
+	}
+	if n := idp.JWKSFetches(); n != 1 {
+		t.Errorf("%d JWKS fetches, want 1", n)
+	}
+	if err := idp.Rotate(); err != nil {
+		t.Fatal(err)
+	}
+	rotated := idp.Token(testidp.Claims{"aud": aud})
+	if _, _, err := v.Verify(context.Background(), rotated, issuers); !errors.Is(err, ErrUnknownKey) {
+		t.Fatalf("new key accepted before MinRefresh: %v", err)
+	}
+	now = now.Add(v.MinRefresh + time.Second)
+	if _, _, err := v.Verify(context.Background(), rotated, issuers); err != nil {
+		t.Fatalf("after MinRefresh: %v", err)
+	}
+}
+
+// An identity provider that is down or slow: known keys keep working, and
+// a token needing a fetch fails quickly as unavailable, not as invalid.
+func TestKeysUnavailable(t *testing.T) {
+	idp, v, issuers := setup(t)
+	aud := issuers[0].Audience
+	good := idp.Token(testidp.Claims{"aud": aud})
+	idp.Down(true)
+	if _, _, err := v.Verify(context.Background(), good, issuers); !errors.Is(err, ErrKeysUnavailable) {
+		t.Fatalf("err %v, want ErrKeysUnavailable", err)
+	}
+	idp.Down(false)
+	v.now = func() time.Time { return time.Now().Add(2 * v.MinRefresh) }
+	if _, _, err := v.Verify(context.Background(), good, issuers); err != nil {
+		t.Fatal(err)
+	}
+	idp.Down(true)
+	if _, _, err := v.Verify(context.Background(), good, issuers); err != nil {
+		t.Fatalf("a cached key stopped working while the IdP is down: %v", err)
+	}
+
+	slow := NewVerifier(nil2(), nil)
+	slow.client.Timeout = 200 * time.Millisecond
+	idp.Down(false)
+	idp.Slow(2 * time.Second)
+	start := time.Now()
+	if _, _, err := slow.Verify(context.Background(), good, issuers); !errors.Is(err, ErrKeysUnavailable) || time.Since(start) > time.Second {
+		t.Fatalf("slow IdP: %v after %v", err, time.Since(start))
+	}
+}
+
+func TestCheckURL(t *testing.T) {
+	for url, ok := range map[string]bool{"https://login.microsoftonline.com/x/v2.0/.well-known/openid-configuration": true,
+		"http://127.0.0.1:8080/x": true, "http://localhost/x": true, "http://idp.contoso.com/x": false, "ftp://x/y": false, "/relative": false} {
+		if err := CheckURL(url); (err == nil) != ok {
+			t.Errorf("CheckURL(%q) = %v", url, err)
+		}
+	}
+}
+
+func FuzzVerify(f *testing.F) {
+	idp, err := testidp.Start()
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer idp.Close()
+	issuers := []Issuer{{Name: "t", Issuer: idp.URL, JwksURI: idp.URL + "/keys", Audience: "a"}}
+	v := NewVerifier(nil, nil)
+	f.Add(idp.Token(testidp.Claims{"aud": "a"}))
+	f.Add("eyJhbGciOiJub25lIn0.e30.")
+	f.Fuzz(func(t *testing.T, token string) {
+		id, _, err := v.Verify(context.Background(), token, issuers)
+		if err == nil && id == nil {
+			t.Fatal("nil identity without error")
+		}
+	})
+}
+
+func nil2() *http.Client { return &http.Client{Timeout: 5 * time.Second} }

@@ -1,0 +1,49 @@
+package policy
+
+import (
+	"testing"
+
+	"postern.dev/postern/internal/directory"
+	"postern.dev/postern/internal/reply"
+)
+
+func TestAuthorizeToken(t *testing.T) {
+	mb := func(id int64, addr string, typ directory.RecipientTypeDetails) *directory.Mailbox {
+		return &directory.Mailbox{ID: id, OrgID: 1, PrimarySmtpAddress: addr, UserPrincipalName: addr, Type: typ}
+	}
+	sean, info, scanner := mb(1, "sean@contoso.com", directory.UserMailbox), mb(2, "info@contoso.com", directory.SharedMailbox),
+		mb(3, "scanner@contoso.com", directory.UserMailbox)
+	other := &directory.Mailbox{ID: 4, OrgID: 2, PrimarySmtpAddress: "x@fabrikam.com", UserPrincipalName: "x@fabrikam.com"}
+	dir := directory.NewSnapshot(directory.Contents{
+		Mailboxes:    []*directory.Mailbox{sean, info, scanner, other},
+		Principals:   []*directory.ServicePrincipal{{ID: 7, OrgID: 1, AppId: "app-1"}, {ID: 8, OrgID: 1, AppId: "app-2"}},
+		MailboxPerms: []*directory.MailboxPermission{{Identity: 3, TrusteePrincipal: 7}, {Identity: 2, TrusteeMailbox: 1}},
+	})
+	send := []string{"SMTP.Send"}
+	app := []string{"SMTP.SendAsApp"}
+	for _, tt := range []struct {
+		name string
+		t    TokenFacts
+		want *directory.Mailbox
+	}{
+		{"user's own mailbox", TokenFacts{Org: 1, User: "sean@contoso.com", Scopes: send, Requested: "Sean@Contoso.com"}, sean},
+		{"user, no user= (OAUTHBEARER without a=)", TokenFacts{Org: 1, User: "sean@contoso.com", Scopes: send}, sean},
+		{"full scope URI", TokenFacts{Org: 1, User: "sean@contoso.com", Scopes: []string{"openid", "https://outlook.office.com/SMTP.Send"}}, sean},
+		{"delegate of a shared mailbox", TokenFacts{Org: 1, User: "sean@contoso.com", Scopes: send, Requested: "info@contoso.com"}, info},
+		{"user as someone else", TokenFacts{Org: 1, User: "sean@contoso.com", Scopes: send, Requested: "scanner@contoso.com"}, nil},
+		{"user without the scope", TokenFacts{Org: 1, User: "sean@contoso.com", Scopes: []string{"Mail.Read"}}, nil},
+		{"user of another organization", TokenFacts{Org: 1, User: "x@fabrikam.com", Scopes: send}, nil},
+		{"unknown user", TokenFacts{Org: 1, User: "nobody@contoso.com", Scopes: send}, nil},
+		{"application granted", TokenFacts{Org: 1, AppID: "app-1", Roles: app, Requested: "scanner@contoso.com"}, scanner},
+		{"application not granted on that mailbox", TokenFacts{Org: 1, AppID: "app-1", Roles: app, Requested: "sean@contoso.com"}, nil},
+		{"application granted nothing", TokenFacts{Org: 1, AppID: "app-2", Roles: app, Requested: "scanner@contoso.com"}, nil},
+		{"unregistered application", TokenFacts{Org: 1, AppID: "app-9", Roles: app, Requested: "scanner@contoso.com"}, nil},
+		{"application without the role", TokenFacts{Org: 1, AppID: "app-1", Requested: "scanner@contoso.com"}, nil},
+		{"application, no mailbox named", TokenFacts{Org: 1, AppID: "app-1", Roles: app}, nil},
+	} {
+		got, rep, reason := AuthorizeToken(dir, tt.t)
+		if got != tt.want || (got == nil) != (rep == reply.AuthFailed) || (got == nil && reason == "") {
+			t.Errorf("%s: got %v %v %q", tt.name, got, rep, reason)
+		}
+	}
+}
