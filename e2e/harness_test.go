@@ -148,8 +148,9 @@ func (in *instance) start() {
 	in.t.Cleanup(func() { in.stop() })
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
-		ms := listening.FindAllStringSubmatch(in.log.String(), -1)
-		if len(ms) == 3 {
+		log := in.log.String()
+		if strings.Contains(log, `msg="postern started"`) {
+			ms := listening.FindAllStringSubmatch(log, -1)
 			in.addrs = map[string]string{}
 			for _, m := range ms {
 				in.addrs[m[1]] = m[2]

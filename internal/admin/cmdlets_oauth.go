@@ -41,6 +41,17 @@ func (c *cmdlets) oauthSpecs(identity, optionalIdentity cmdlet.ParamSpec) []cmdl
 			Params: []cmdlet.ParamSpec{identity, user, accessRights}, Run: c.addMailboxPermission},
 		{Name: "Remove-MailboxPermission", Synopsis: "Revokes a FullAccess grant.", SupportsWhatIf: true, Params: []cmdlet.ParamSpec{identity, user, accessRights}, Run: c.removeMailboxPermission},
 
+		{Name: "Get-OAuthApp", Synopsis: "Lists the applications registered with Postern's built-in token issuer.", Params: []cmdlet.ParamSpec{optionalIdentity}, Run: c.getOAuthApp},
+		{Name: "New-OAuthApp", Synopsis: "Registers an application with the built-in issuer (and as a service principal); shows its client secret once, or takes -Certificate (PEM or a file) for private_key_jwt.", SupportsWhatIf: true,
+			Params: []cmdlet.ParamSpec{{Name: "Name", Type: cmdlet.String, Position: 0, Required: true}, {Name: "Certificate", Type: cmdlet.String, Position: -1}}, Run: c.newOAuthApp},
+		{Name: "New-OAuthAppSecret", Synopsis: "Adds a client secret to an application and shows it once; older secrets keep working.", SupportsWhatIf: true,
+			Params: []cmdlet.ParamSpec{identity}, Run: c.newOAuthAppSecret},
+		{Name: "Add-OAuthAppCertificate", Synopsis: "Registers a certificate whose key may sign the application's client assertions.", SupportsWhatIf: true,
+			Params: []cmdlet.ParamSpec{identity, {Name: "Certificate", Type: cmdlet.String, Position: -1, Required: true}}, Run: c.addOAuthAppCertificate},
+		{Name: "Remove-OAuthApp", Synopsis: "Deletes an application registration, its service principal and its mailbox permissions.", SupportsWhatIf: true,
+			Params: []cmdlet.ParamSpec{identity}, Run: c.removeOAuthApp},
+		{Name: "Rotate-OAuthSigningKey", Synopsis: "Gives the built-in issuer a new signing key; the previous one stays published for its tokens.", SupportsWhatIf: true, Run: c.rotateOAuthSigningKey},
+
 		{Name: "Get-SmtpAuthClientReport", Synopsis: "Who sends with SMTP AUTH: messages, TLS versions and authentication protocol (Basic or OAuth) per sender over -Days (default 7, at most 90).",
 			Params: []cmdlet.ParamSpec{{Name: "Days", Type: cmdlet.Int, Position: -1}}, Run: c.getSmtpAuthClientReport},
 	}
@@ -194,4 +205,81 @@ func (c *cmdlets) getSmtpAuthClientReport(ctx context.Context, inv *cmdlet.Invoc
 				{Name: "LastSent", Value: r.LastSent},
 			}}
 	})
+}
+
+func (c *cmdlets) oauthAppObject(a *directory.OAuthApp, clientSecret string) *cmdlet.Object {
+	tokenEndpoint := ""
+	for _, s := range c.svc.Dir.Load().Contents().AuthServers {
+		if s.BuiltIn && s.OrgID == a.OrgID {
+			tokenEndpoint = s.TokenEndpoint
+		}
+	}
+	props := []cmdlet.Prop{
+		{Name: "Name", Value: a.Name},
+		{Name: "AppId", Value: a.AppId},
+		{Name: "Identity", Value: a.Name},
+		{Name: "Secrets", Value: int64(len(a.SecretHashes))},
+		{Name: "Certificates", Value: int64(len(a.Certificates))},
+		{Name: "TokenEndpoint", Value: nullIfEmpty(tokenEndpoint)},
+		{Name: "Scope", Value: "https://outlook.office365.com/.default"},
+		{Name: "WhenCreated", Value: a.WhenCreated},
+	}
+	display := []string{"Name", "AppId", "Secrets", "Certificates"}
+	if clientSecret != "" {
+		props = append(props, cmdlet.Prop{Name: "ClientSecret", Value: clientSecret})
+		display = []string{"Name", "AppId", "ClientSecret", "TokenEndpoint"}
+	}
+	return &cmdlet.Object{TypeName: "OAuthApp", DefaultView: cmdlet.ListView, DefaultDisplay: display, Props: props}
+}
+
+func (c *cmdlets) getOAuthApp(_ context.Context, inv *cmdlet.Invocation) ([]*cmdlet.Object, error) {
+	apps, err := c.svc.OAuthApps(inv.String("Identity"))
+	return objects(apps, err, func(a *directory.OAuthApp) *cmdlet.Object { return c.oauthAppObject(a, "") })
+}
+
+func (c *cmdlets) newOAuthApp(ctx context.Context, inv *cmdlet.Invocation) ([]*cmdlet.Object, error) {
+	if whatIf(inv, "Creating app %q.", inv.String("Name")) {
+		return nil, nil
+	}
+	a, secret, err := c.svc.NewOAuthApp(ctx, inv.String("Name"), inv.String("Certificate"))
+	if err != nil {
+		return nil, err
+	}
+	return []*cmdlet.Object{c.oauthAppObject(a, secret)}, nil
+}
+
+func (c *cmdlets) newOAuthAppSecret(ctx context.Context, inv *cmdlet.Invocation) ([]*cmdlet.Object, error) {
+	if whatIf(inv, "Adding a client secret to app %q.", inv.String("Identity")) {
+		return nil, nil
+	}
+	secret, err := c.svc.NewOAuthAppSecret(ctx, inv.String("Identity"))
+	if err != nil {
+		return nil, err
+	}
+	apps, err := c.svc.OAuthApps(inv.String("Identity"))
+	if err != nil {
+		return nil, err
+	}
+	return []*cmdlet.Object{c.oauthAppObject(apps[0], secret)}, nil
+}
+
+func (c *cmdlets) addOAuthAppCertificate(ctx context.Context, inv *cmdlet.Invocation) ([]*cmdlet.Object, error) {
+	if whatIf(inv, "Adding a certificate to app %q.", inv.String("Identity")) {
+		return nil, nil
+	}
+	return nil, c.svc.AddOAuthAppCertificate(ctx, inv.String("Identity"), inv.String("Certificate"))
+}
+
+func (c *cmdlets) removeOAuthApp(ctx context.Context, inv *cmdlet.Invocation) ([]*cmdlet.Object, error) {
+	if whatIf(inv, "Removing app %q.", inv.String("Identity")) {
+		return nil, nil
+	}
+	return nil, c.svc.RemoveOAuthApp(ctx, inv.String("Identity"))
+}
+
+func (c *cmdlets) rotateOAuthSigningKey(ctx context.Context, inv *cmdlet.Invocation) ([]*cmdlet.Object, error) {
+	if whatIf(inv, "Rotating the built-in issuer's signing key.") {
+		return nil, nil
+	}
+	return nil, c.svc.RotateOAuthSigningKey(ctx)
 }

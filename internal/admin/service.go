@@ -16,6 +16,7 @@ import (
 	"sync"
 
 	"postern.dev/postern/internal/directory"
+	"postern.dev/postern/internal/issuer"
 	"postern.dev/postern/internal/secret"
 	"postern.dev/postern/internal/store"
 )
@@ -33,6 +34,8 @@ type Service struct {
 	Secrets *secret.Box
 	// Hostname names this server in queue identities (Server\NextHop).
 	Hostname string
+	// IssuerKeys are the built-in OAuth issuer's signing keys.
+	IssuerKeys *issuer.Keys
 	// Queue acts on the outbound queue (Retry-Queue, Remove-QueueMessage).
 	Queue QueueControl
 

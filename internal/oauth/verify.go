@@ -61,6 +61,9 @@ type Issuer struct {
 	JwksURI    string
 	Audience   string
 	UserClaims []string
+	// Keys, when set, gives the issuer's keys directly (Postern's own
+	// issuer, in the same process) instead of fetching JwksURI.
+	Keys func() jose.JSONWebKeySet
 }
 
 // Identity is what a valid token says.
@@ -132,7 +135,14 @@ func (v *Verifier) Verify(ctx context.Context, token string, issuers []Issuer) (
 	if iss == nil {
 		return nil, nil, fmt.Errorf("%w: %q", ErrUnknownIssuer, clip(unverified.Issuer))
 	}
-	key, err := v.key(ctx, iss.JwksURI, tok.Headers[0].KeyID, string(tok.Headers[0].Algorithm))
+	var key *jose.JSONWebKey
+	if iss.Keys != nil {
+		if key = pick(iss.Keys(), tok.Headers[0].KeyID, string(tok.Headers[0].Algorithm)); key == nil {
+			err = ErrUnknownKey
+		}
+	} else {
+		key, err = v.key(ctx, iss.JwksURI, tok.Headers[0].KeyID, string(tok.Headers[0].Algorithm))
+	}
 	if err != nil {
 		return nil, iss, err
 	}

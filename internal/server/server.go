@@ -5,12 +5,15 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -18,6 +21,7 @@ import (
 	"postern.dev/postern/internal/auth"
 	"postern.dev/postern/internal/config"
 	"postern.dev/postern/internal/directory"
+	"postern.dev/postern/internal/issuer"
 	"postern.dev/postern/internal/limits"
 	"postern.dev/postern/internal/oauth"
 	"postern.dev/postern/internal/queue"
@@ -43,6 +47,7 @@ type Server struct {
 
 	listeners map[smtpd.Role]net.Listener
 	adminSock net.Listener
+	https     *http.Server
 	wg        sync.WaitGroup
 	stop      chan struct{}
 }
@@ -66,6 +71,7 @@ func OpenAdmin(ctx context.Context, dataDir string) (*admin.Service, func() erro
 	// The queue is not run here: it only carries out Retry-Queue and
 	// Remove-QueueMessage; the server delivers when it next starts.
 	svc.Queue = queue.New(queue.Config{Store: st, Directory: svc.Dir, Secrets: box, Hostname: "localhost"})
+	svc.IssuerKeys = &issuer.Keys{Store: st, Secrets: box}
 	if err := svc.Open(ctx); err != nil {
 		st.Close()
 		return nil, nil, err
@@ -108,6 +114,11 @@ func (s *Server) start(ctx context.Context) error {
 	if err := s.Admin.Open(ctx); err != nil {
 		return err
 	}
+	keys := &issuer.Keys{Store: s.store, Secrets: box}
+	if err := keys.Load(ctx); err != nil {
+		return fmt.Errorf("built-in OAuth issuer: %w", err)
+	}
+	s.Admin.IssuerKeys = keys
 	roots, err := rootCAs(s.cfg.Delivery.RootCAFile)
 	if err != nil {
 		return fmt.Errorf("delivery root_ca_file: %w", err)
@@ -149,6 +160,7 @@ func (s *Server) start(ctx context.Context) error {
 		Sleep:     time.Sleep,
 		Verifier:  oauth.NewVerifier(nil, nil),
 		Log:       s.log,
+		LocalKeys: keys.JWKS,
 	}
 	sub := &transport.Submitter{Store: s.store, Hostname: s.cfg.Hostname, Recipients: s.recipients, Pacer: s.pacer, Log: s.log, Now: time.Now,
 		Queued: s.queue.Nudge}
@@ -179,6 +191,9 @@ func (s *Server) start(ctx context.Context) error {
 		}()
 	}
 	if err := s.listenAdminSocket(); err != nil {
+		return err
+	}
+	if err := s.listenHTTPS(ctx, tlsCfg, keys, authn.Throttle); err != nil {
 		return err
 	}
 	s.wg.Add(2)
@@ -235,6 +250,9 @@ func (s *Server) Close() error {
 	if s.adminSock != nil {
 		s.adminSock.Close()
 	}
+	if s.https != nil {
+		s.https.Shutdown(ctx)
+	}
 	if s.smtp != nil {
 		if err := s.smtp.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 			s.log.Warn("shutdown", "err", err)
@@ -247,6 +265,41 @@ func (s *Server) Close() error {
 	s.wg.Wait()
 	os.Remove(SocketPath(s.cfg.Data))
 	return s.store.Close()
+}
+
+// listenHTTPS starts the admin HTTPS listener (when configured), which
+// serves the built-in OAuth issuer's endpoints, and trusts that issuer at
+// its public URL.
+func (s *Server) listenHTTPS(ctx context.Context, tlsCfg *tls.Config, keys *issuer.Keys, throttle *auth.Throttle) error {
+	if s.cfg.Admin == "" || s.cfg.Admin == config.Off {
+		return nil
+	}
+	ln, err := net.Listen("tcp", s.cfg.Admin)
+	if err != nil {
+		return fmt.Errorf("admin listener: %w", err)
+	}
+	base := strings.TrimSuffix(s.cfg.PublicURL, "/")
+	if base == "" {
+		_, port, _ := net.SplitHostPort(ln.Addr().String())
+		base = "https://" + net.JoinHostPort(s.cfg.Hostname, port)
+	}
+	if err := s.Admin.EnsureBuiltInIssuer(ctx, base); err != nil {
+		ln.Close()
+		return err
+	}
+	mux := http.NewServeMux()
+	(&issuer.Handler{Keys: keys, Directory: s.Admin.Dir, Issuer: base, Throttle: throttle, Log: s.log, Now: time.Now}).Register(mux)
+	s.https = &http.Server{Handler: mux, TLSConfig: tlsCfg, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
+		WriteTimeout: time.Minute, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+	s.log.Info("listening", "role", "admin", "addr", ln.Addr().String(), "issuer", base)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := s.https.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("admin listener stopped", "err", err)
+		}
+	}()
+	return nil
 }
 
 // secretKeyName is the default key file in the data directory.

@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
+
 	"postern.dev/postern/internal/auth"
 	"postern.dev/postern/internal/directory"
 	"postern.dev/postern/internal/oauth"
@@ -27,6 +29,8 @@ type Authenticator struct {
 	// (never the token itself).
 	Verifier *oauth.Verifier
 	Log      *slog.Logger
+	// LocalKeys gives the built-in issuer's keys, checked in process.
+	LocalKeys func() jose.JSONWebKeySet
 }
 
 // Basic signs in with a user name and password. It returns the mailbox on
@@ -102,8 +106,15 @@ func (a *Authenticator) OAuth(ctx context.Context, ip netip.Addr, user, token st
 	orgOf := map[int64]int64{}
 	for _, s := range dir.Contents().AuthServers {
 		if s.Enabled {
-			issuers = append(issuers, oauth.Issuer{ID: s.ID, Name: s.Name, Issuer: s.Issuer, JwksURI: s.JwksUri,
-				Audience: s.Audience, UserClaims: s.UserClaims})
+			iss := oauth.Issuer{ID: s.ID, Name: s.Name, Issuer: s.Issuer, JwksURI: s.JwksUri,
+				Audience: s.Audience, UserClaims: s.UserClaims}
+			if s.BuiltIn {
+				if a.LocalKeys == nil {
+					continue // the built-in issuer is not running here
+				}
+				iss.Keys = a.LocalKeys
+			}
+			issuers = append(issuers, iss)
 			orgOf[s.ID] = s.OrgID
 		}
 	}
