@@ -63,9 +63,9 @@ func (h *Handler) metadata(w http.ResponseWriter, _ *http.Request) {
 		"grant_types_supported":                 []string{"client_credentials"},
 		"token_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post", "private_key_jwt"},
 		"token_endpoint_auth_signing_alg_values_supported": []string{"RS256", "PS256", "ES256"},
-		"response_types_supported":              []string{"token"},
-		"scopes_supported":                      []string{Audience + "/.default"},
-		"id_token_signing_alg_values_supported": []string{"ES256"},
+		"response_types_supported":                         []string{"token"},
+		"scopes_supported":                                 []string{Audience + "/.default"},
+		"id_token_signing_alg_values_supported":            []string{"ES256"},
 	})
 }
 
@@ -253,4 +253,3 @@ func clientIP(r *http.Request) netip.Addr {
 	a, _ := netip.ParseAddr(host)
 	return a.Unmap()
 }
-
