@@ -248,29 +248,29 @@ func (s *Service) trustee(user string) (principal, mailbox int64, err error) {
 // AddMailboxPermission grants FullAccess on a mailbox (Exchange's
 // Add-MailboxPermission -Identity -User -AccessRights FullAccess).
 func (s *Service) AddMailboxPermission(ctx context.Context, identity, user string) error {
-	return s.change(ctx, func(dir *directory.Snapshot, org *directory.Organization) error {
-		mb, err := findMailbox(s.Dir.Load(), s.org(), identity)
-		if err != nil {
-			return err
+	return s.onGrant(ctx, identity, user, func(grant directory.MailboxPermission, existing *directory.MailboxPermission) error {
+		if existing != nil {
+			return nil // already granted: Exchange reports no change
 		}
-		sp, tm, err := s.trustee(user)
-		if err != nil {
-			return err
-		}
-		for _, p := range dir.Contents().MailboxPerms {
-			if p.Identity == mb.ID && p.TrusteePrincipal == sp && p.TrusteeMailbox == tm {
-				return nil // already granted: Exchange reports no change
-			}
-		}
-		return storeError(s.Store.SaveMailboxPermission(ctx, &directory.MailboxPermission{OrgID: org.ID, Identity: mb.ID,
-			TrusteePrincipal: sp, TrusteeMailbox: tm}), "mailbox permission", identity)
+		return storeError(s.Store.SaveMailboxPermission(ctx, &grant), "mailbox permission", identity)
 	})
 }
 
 // RemoveMailboxPermission revokes a FullAccess grant.
 func (s *Service) RemoveMailboxPermission(ctx context.Context, identity, user string) error {
+	return s.onGrant(ctx, identity, user, func(_ directory.MailboxPermission, existing *directory.MailboxPermission) error {
+		if existing == nil {
+			return fmt.Errorf("The mailbox '%s' has no FullAccess permission for '%s'.", identity, user)
+		}
+		return storeError(s.Store.DeleteMailboxPermission(ctx, existing.ID), "mailbox permission", identity)
+	})
+}
+
+// onGrant resolves a mailbox and a trustee, finds their grant if any, and
+// runs fn under the change lock.
+func (s *Service) onGrant(ctx context.Context, identity, user string, fn func(grant directory.MailboxPermission, existing *directory.MailboxPermission) error) error {
 	return s.change(ctx, func(dir *directory.Snapshot, org *directory.Organization) error {
-		mb, err := findMailbox(s.Dir.Load(), s.org(), identity)
+		mb, err := findMailbox(dir, org, identity)
 		if err != nil {
 			return err
 		}
@@ -278,12 +278,13 @@ func (s *Service) RemoveMailboxPermission(ctx context.Context, identity, user st
 		if err != nil {
 			return err
 		}
+		grant := directory.MailboxPermission{OrgID: org.ID, Identity: mb.ID, TrusteePrincipal: sp, TrusteeMailbox: tm}
 		for _, p := range dir.Contents().MailboxPerms {
 			if p.Identity == mb.ID && p.TrusteePrincipal == sp && p.TrusteeMailbox == tm {
-				return storeError(s.Store.DeleteMailboxPermission(ctx, p.ID), "mailbox permission", identity)
+				return fn(grant, p)
 			}
 		}
-		return fmt.Errorf("The mailbox '%s' has no FullAccess permission for '%s'.", identity, user)
+		return fn(grant, nil)
 	})
 }
 

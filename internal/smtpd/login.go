@@ -33,6 +33,19 @@ type Authenticator struct {
 	LocalKeys func() jose.JSONWebKeySet
 }
 
+// admit applies the failed-AUTH throttle to a client address: a refusal
+// for an address that failed too often, or a delay before checking.
+func (a *Authenticator) admit(ip netip.Addr, now time.Time) *reply.Reply {
+	delay, blocked := a.Throttle.Check(ip, now)
+	if blocked {
+		return reply.AuthThrottled
+	}
+	if delay > 0 {
+		a.Sleep(delay)
+	}
+	return nil
+}
+
 // Basic signs in with a user name and password. It returns the mailbox on
 // success, otherwise the reply for the client.
 //
@@ -41,12 +54,8 @@ type Authenticator struct {
 // exists; only a client that knows the password sees which switch refuses it.
 func (a *Authenticator) Basic(ip netip.Addr, username, password string) (*directory.Mailbox, *reply.Reply) {
 	now := a.Now()
-	delay, blocked := a.Throttle.Check(ip, now)
-	if blocked {
-		return nil, reply.AuthThrottled
-	}
-	if delay > 0 {
-		a.Sleep(delay)
+	if rep := a.admit(ip, now); rep != nil {
+		return nil, rep
 	}
 
 	dir := a.Directory.Load()
@@ -85,12 +94,8 @@ func (a *Authenticator) Basic(ip netip.Addr, username, password string) (*direct
 // tells it, "Authentication unsuccessful"; the reason goes to the log.
 func (a *Authenticator) OAuth(ctx context.Context, ip netip.Addr, user, token string) (*directory.Mailbox, *reply.Reply) {
 	now := a.Now()
-	delay, blocked := a.Throttle.Check(ip, now)
-	if blocked {
-		return nil, reply.AuthThrottled
-	}
-	if delay > 0 {
-		a.Sleep(delay)
+	if rep := a.admit(ip, now); rep != nil {
+		return nil, rep
 	}
 	refuse := func(rep *reply.Reply, reason string) (*directory.Mailbox, *reply.Reply) {
 		if a.Log != nil {
