@@ -93,7 +93,7 @@ func Cmdlets(svc *Service) *cmdlet.Registry {
 	} {
 		r.Register(s)
 	}
-	for _, s := range append(c.deliverySpecs(identity, optionalIdentity), c.oauthSpecs(identity, optionalIdentity)...) {
+	for _, s := range append(append(c.deliverySpecs(identity, optionalIdentity), c.oauthSpecs(identity, optionalIdentity)...), c.traceSpecs()...) {
 		r.Register(s)
 	}
 	return r

@@ -54,6 +54,9 @@ type Config struct {
 	SecretKeyFile string `toml:"secret_key_file"`
 	// Delivery is outbound delivery: the queue's workers and retries.
 	Delivery Delivery `toml:"delivery"`
+	// TraceRetention is how long message trace events and the connection
+	// log are kept (Exchange keeps 90 days).
+	TraceRetention Duration `toml:"trace_retention"`
 	// IdleTimeout is how long an SMTP client may stay silent.
 	IdleTimeout Duration `toml:"idle_timeout"`
 	// LogLevel is debug, info, warn or error.
@@ -114,14 +117,15 @@ func Defaults() Config {
 		host = "localhost"
 	}
 	return Config{
-		Data:        "/var/lib/postern",
-		Hostname:    host,
-		Submission:  ":587",
-		Submissions: ":465",
-		MX:          ":25",
-		Admin:       Off,
-		IdleTimeout: Duration{5 * time.Minute},
-		LogLevel:    "info",
+		Data:           "/var/lib/postern",
+		Hostname:       host,
+		Submission:     ":587",
+		Submissions:    ":465",
+		MX:             ":25",
+		Admin:          Off,
+		IdleTimeout:    Duration{5 * time.Minute},
+		TraceRetention: Duration{90 * 24 * time.Hour},
+		LogLevel:       "info",
 		Delivery: Delivery{
 			Workers:        32,
 			PerDestination: 4,
@@ -179,6 +183,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Resolver, "resolver", c.Resolver, "DNS server host:port for SPF/DKIM/DMARC (default: the system's)")
 	fs.DurationVar(&c.IdleTimeout.Duration, "idle-timeout", c.IdleTimeout.Duration, "how long an SMTP client may stay silent")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+	fs.DurationVar(&c.TraceRetention.Duration, "trace-retention", c.TraceRetention.Duration, "how long message trace and the connection log are kept")
 	fs.StringVar(&c.SecretKeyFile, "secret-key-file", c.SecretKeyFile, "key file sealing stored secrets (default DATA/secret.key)")
 	fs.IntVar(&c.Delivery.MXPort, "delivery-mx-port", c.Delivery.MXPort, "port MX hosts are contacted on (tests only)")
 	fs.DurationVar(&c.Delivery.RetryMin.Duration, "delivery-retry-min", c.Delivery.RetryMin.Duration, "wait after the first temporary delivery failure")

@@ -20,6 +20,7 @@ import (
 	"postern.dev/postern/internal/admin"
 	"postern.dev/postern/internal/auth"
 	"postern.dev/postern/internal/config"
+	"postern.dev/postern/internal/connlog"
 	"postern.dev/postern/internal/directory"
 	"postern.dev/postern/internal/issuer"
 	"postern.dev/postern/internal/limits"
@@ -42,6 +43,7 @@ type Server struct {
 	smtp  *smtpd.Server
 
 	queue      *queue.Queue
+	connLog    *connlog.Logger
 	recipients *limits.RecipientWindow
 	pacer      *limits.Pacer
 
@@ -162,11 +164,13 @@ func (s *Server) start(ctx context.Context) error {
 		Log:       s.log,
 		LocalKeys: keys.JWKS,
 	}
+	s.connLog = connlog.New(s.store, s.log)
 	sub := &transport.Submitter{Store: s.store, Hostname: s.cfg.Hostname, Recipients: s.recipients, Pacer: s.pacer, Log: s.log, Now: time.Now,
 		Queued: s.queue.Nudge}
 	s.smtp = smtpd.New(smtpd.Config{
 		Hostname: s.cfg.Hostname, TLS: tlsCfg, ReadTimeout: s.cfg.IdleTimeout.Duration, WriteTimeout: time.Minute, ClientCAs: cas,
 		SenderAuth: &senderauth.Checker{Resolver: newResolver(s.cfg.Resolver), Hostname: s.cfg.Hostname},
+		ConnLog:    s.connLog,
 	}, s.Admin.Dir, authn, sub, limits.NewSlots(directory.ConcurrentConnections), s.log)
 
 	for _, l := range []struct {
@@ -196,8 +200,14 @@ func (s *Server) start(ctx context.Context) error {
 	if err := s.listenHTTPS(ctx, tlsCfg, keys, authn.Throttle); err != nil {
 		return err
 	}
-	s.wg.Add(2)
+	s.wg.Add(3)
 	go s.background()
+	go func() {
+		defer s.wg.Done()
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() { <-s.stop; cancel() }()
+		s.connLog.Run(ctx)
+	}()
 	go func() {
 		defer s.wg.Done()
 		ctx, cancel := context.WithCancel(context.Background())
@@ -238,6 +248,13 @@ func (s *Server) background() {
 		case now := <-sweep.C:
 			s.recipients.Sweep(now)
 			s.pacer.Sweep(now)
+			if r := s.cfg.TraceRetention.Duration; r > 0 {
+				if n, err := s.store.PruneTrace(context.Background(), now.Add(-r)); err != nil {
+					s.log.Error("trace retention", "err", err)
+				} else if n > 0 {
+					s.log.Info("trace retention", "deleted", n)
+				}
+			}
 		}
 	}
 }

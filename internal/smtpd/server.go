@@ -22,6 +22,7 @@ import (
 
 	"postern.dev/postern/internal/directory"
 	"postern.dev/postern/internal/limits"
+	"postern.dev/postern/internal/connlog"
 	"postern.dev/postern/internal/senderauth"
 	"postern.dev/postern/internal/transport"
 )
@@ -63,6 +64,8 @@ type Config struct {
 	// SenderAuth checks SPF, DKIM and DMARC of anonymous mail that no
 	// connector admitted; nil skips the checks.
 	SenderAuth *senderauth.Checker
+	// ConnLog records refusals before acceptance; nil records none.
+	ConnLog *connlog.Logger
 }
 
 // Server is the set of SMTP listeners.

@@ -17,6 +17,7 @@ import (
 	"postern.dev/postern/internal/policy"
 	"postern.dev/postern/internal/reply"
 	"postern.dev/postern/internal/senderauth"
+	"postern.dev/postern/internal/store"
 	"postern.dev/postern/internal/transport"
 )
 
@@ -97,12 +98,12 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 		return nil, reply.AuthMechanismUnsupported
 	}
 	if slices.Contains(basicMechanisms, mech) && s.basicOff() {
-		return nil, s.authFailed(reply.BasicAuthRetired)
+		return nil, s.authFailed(reply.BasicAuthRetired, "")
 	}
 	check := func(username, password string) error {
 		mb, rep := s.srv.auth.Basic(s.ip, username, password)
 		if rep != nil {
-			return s.authFailed(rep)
+			return s.authFailed(rep, username)
 		}
 		s.signedIn(mb, policy.Basic)
 		return nil
@@ -110,7 +111,7 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 	checkToken := func(user, token string) error {
 		mb, rep := s.srv.auth.OAuth(context.Background(), s.ip, user, token)
 		if rep != nil {
-			return s.authFailed(rep)
+			return s.authFailed(rep, user)
 		}
 		s.signedIn(mb, policy.OAuth)
 		return nil
@@ -128,7 +129,11 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 
 // authFailed counts a refused AUTH on this connection and, past the limit or
 // when the address is throttled, makes the refusal the connection's last reply.
-func (s *session) authFailed(rep *reply.Reply) error {
+func (s *session) authFailed(rep *reply.Reply, user string) error {
+	if s.srv.cfg.ConnLog != nil {
+		s.srv.cfg.ConnLog.Record(store.ConnectionEvent{ClientIP: s.ip.String(), Role: s.role.String(), Event: "AuthFailed",
+			SignIn: user, Reply: reply.String(rep)})
+	}
 	if s.tc == nil {
 		return rep
 	}
@@ -152,7 +157,7 @@ func (s *session) signedIn(mb *directory.Mailbox, method policy.AuthMethod) {
 }
 
 // Mail handles MAIL FROM.
-func (s *session) Mail(from string, opts *smtp.MailOptions) error {
+func (s *session) mail(from string, opts *smtp.MailOptions) error {
 	if s.role.requiresAuth() && s.mailbox == nil {
 		return reply.NotAuthenticated
 	}
@@ -194,7 +199,7 @@ func (s *session) clientFacts() policy.ClientFacts {
 }
 
 // Rcpt handles RCPT TO: the recipient limit per message, then routing.
-func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+func (s *session) rcpt(to string) error {
 	a, err := address.Parse(to)
 	if err != nil {
 		return reply.BadRecipientSyntax
@@ -219,7 +224,7 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 
 // Data reads the message and hands it to the transport once the checks
 // Exchange makes at end of DATA pass: concurrent connections, then Send As.
-func (s *session) Data(r io.Reader) error {
+func (s *session) data(r io.Reader) error {
 	limit := int64(directory.MaxMessageSize)
 	if s.mailbox != nil {
 		limit = policy.SendSizeLimit(s.mailbox)
@@ -257,7 +262,7 @@ func (s *session) Data(r io.Reader) error {
 			return rep
 		}
 		in.AuthMailbox, in.Org = mb, dir.Organization(mb.OrgID)
-		in.AuthProtocol, in.TLSVersion = s.authProtocol, tlsVersion(s.tls)
+		in.AuthProtocol = s.authProtocol
 	} else {
 		var local []*directory.Mailbox
 		for _, r := range s.recipients {
@@ -280,7 +285,45 @@ func (s *session) Data(r io.Reader) error {
 			in.AuthenticationResults, in.Junk = res.Header, res.Junk
 		}
 	}
+	in.TLSVersion = tlsVersion(s.tls)
 	return s.srv.submitter.Submit(context.Background(), in)
+}
+
+// Mail, Rcpt and Data run the commands and put every refusal in the
+// connection log, where an admin looks first when a device cannot send.
+func (s *session) Mail(from string, opts *smtp.MailOptions) error {
+	return s.logged("MailRejected", from, "", s.mail(from, opts))
+}
+
+func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	return s.logged("RcptRejected", s.from.String(), to, s.rcpt(to))
+}
+
+func (s *session) Data(r io.Reader) error {
+	var to []string
+	for _, rc := range s.recipients {
+		to = append(to, rc.Address.String())
+	}
+	return s.logged("DataRejected", s.from.String(), strings.Join(to, ", "), s.data(r))
+}
+
+// logged records err, if it is a refusal, and returns it unchanged.
+func (s *session) logged(event, sender, recipient string, err error) error {
+	if rep, ok := err.(*reply.Reply); ok && err != nil && s.srv.cfg.ConnLog != nil {
+		if sender == "@" {
+			sender = ""
+		}
+		s.srv.cfg.ConnLog.Record(store.ConnectionEvent{ClientIP: s.ip.String(), Role: s.role.String(), Event: event,
+			SignIn: s.signIn(), Sender: sender, Recipient: recipient, Reply: reply.String(rep)})
+	}
+	return err
+}
+
+func (s *session) signIn() string {
+	if s.mailbox != nil {
+		return s.mailbox.PrimarySmtpAddress
+	}
+	return ""
 }
 
 // Reset ends the transaction (RSET, or after DATA).

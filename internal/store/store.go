@@ -101,6 +101,14 @@ type Store interface {
 	RetryNow(ctx context.Context, ids []int64, now time.Time) (int, error)
 	// TraceEvents lists a message's trace events in order.
 	TraceEvents(ctx context.Context, message int64) ([]TraceEvent, error)
+	// MessageTrace finds messages and the state of each recipient.
+	MessageTrace(ctx context.Context, q TraceQuery) ([]TracedMessage, error)
+	// LogConnections appends to the connection log; ConnectionLog reads it.
+	LogConnections(ctx context.Context, events []ConnectionEvent) error
+	ConnectionLog(ctx context.Context, q ConnectionQuery) ([]ConnectionEvent, error)
+	// PruneTrace deletes trace events and connection log entries older
+	// than a time (the trace retention).
+	PruneTrace(ctx context.Context, before time.Time) (int64, error)
 
 	Close() error
 }
@@ -249,6 +257,64 @@ type Outcome struct {
 	// Defer only.
 	NextAttempt   time.Time
 	DelayNotified bool
+}
+
+// TraceQuery selects messages for Get-MessageTrace. Empty fields match
+// everything; Sender and Recipient may contain * wildcards.
+type TraceQuery struct {
+	OrgID             int64
+	Sender, Recipient string
+	Start, End        time.Time
+	MessageID         string // the Internet Message-ID, without <>
+	Message           int64  // Postern's ID (MessageTraceId)
+	FromIP            string
+	Subject           string // contained in the subject
+	Limit             int
+}
+
+// TracedMessage is a message with what happened to each recipient.
+type TracedMessage struct {
+	Message      int64
+	MessageID    string
+	Subject      string
+	Sender       string
+	ClientIP     string
+	ReceivedAt   time.Time
+	Size         int64
+	AuthMailbox  int64
+	AuthProtocol string
+	TLSVersion   string
+	Connector    string
+	Recipients   []TracedRecipient
+}
+
+// TracedRecipient is one recipient's latest state.
+type TracedRecipient struct {
+	Address    string
+	LastEvent  string // "" while it waits untried in the queue
+	Detail     string
+	RemoteHost string
+	Queued     bool
+}
+
+// ConnectionEvent is a refusal before acceptance.
+type ConnectionEvent struct {
+	At        time.Time
+	ClientIP  string
+	Role      string // Submission, Submissions, MX
+	Event     string // AuthFailed, MailRejected, RcptRejected, DataRejected
+	SignIn    string // the user name an AUTH named
+	Sender    string
+	Recipient string
+	Reply     string
+	Detail    string
+}
+
+// ConnectionQuery selects connection log entries.
+type ConnectionQuery struct {
+	Start, End time.Time
+	ClientIP   string
+	Limit      int
 }
 
 // TraceEvent is one recorded step of a message.

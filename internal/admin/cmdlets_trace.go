@@ -1,0 +1,118 @@
+package admin
+
+import (
+	"context"
+	"time"
+
+	"postern.dev/postern/internal/cmdlet"
+	"postern.dev/postern/internal/store"
+)
+
+// traceSpecs are message trace (Exchange Online's Get-MessageTrace,
+// Get-MessageTraceV2 and Get-MessageTraceDetail) and the connection log.
+func (c *cmdlets) traceSpecs() []cmdlet.Spec {
+	str := func(name string) cmdlet.ParamSpec { return cmdlet.ParamSpec{Name: name, Type: cmdlet.String, Position: -1} }
+	traceParams := []cmdlet.ParamSpec{str("SenderAddress"), str("RecipientAddress"), str("StartDate"), str("EndDate"),
+		{Name: "Status", Type: cmdlet.Enum, Position: -1, ValidValues: []string{"Delivered", "Failed", "Pending", "FilteredAsSpam", "Expanded", "Quarantined", "GettingStatus"}},
+		str("MessageId"), str("MessageTraceId"), str("FromIP"), str("ToIP"), str("Subject"),
+		{Name: "ResultSize", Type: cmdlet.IntOrUnlimited, Position: -1}, {Name: "PageSize", Type: cmdlet.Int, Position: -1}}
+	return []cmdlet.Spec{
+		{Name: "Get-MessageTrace", Synopsis: "Finds messages (one row per recipient) and their status; the last 48 hours unless -StartDate/-EndDate are given.", Params: traceParams, Run: c.getMessageTrace},
+		{Name: "Get-MessageTraceV2", Synopsis: "Get-MessageTrace under its newer name.", Params: traceParams, Run: c.getMessageTrace},
+		{Name: "Get-MessageTraceDetail", Synopsis: "What happened to one message for one recipient, step by step (RECEIVE, SUBMIT, DELIVER, SEND, DEFER, FAIL, DSN).",
+			Params: []cmdlet.ParamSpec{{Name: "MessageTraceId", Type: cmdlet.String, Position: -1, Required: true}, {Name: "RecipientAddress", Type: cmdlet.String, Position: -1}},
+			Run:    c.getMessageTraceDetail},
+		{Name: "Get-ConnectionLog", Synopsis: "Refusals before a message was accepted: failed AUTH, relay and Direct Send refusals, unknown recipients, Send As.",
+			Params: []cmdlet.ParamSpec{str("StartDate"), str("EndDate"), str("ClientIP"), {Name: "ResultSize", Type: cmdlet.IntOrUnlimited, Position: -1}},
+			Run:    c.getConnectionLog},
+	}
+}
+
+// dates reads -StartDate and -EndDate.
+func dates(inv *cmdlet.Invocation) (start, end time.Time, err error) {
+	if inv.Has("StartDate") {
+		if start, err = ParseDate("StartDate", inv.String("StartDate")); err != nil {
+			return
+		}
+	}
+	if inv.Has("EndDate") {
+		end, err = ParseDate("EndDate", inv.String("EndDate"))
+	}
+	return
+}
+
+func traceResultSize(inv *cmdlet.Invocation, def int) int {
+	for _, name := range []string{"ResultSize", "PageSize"} {
+		if inv.Has(name) {
+			n, unlimited := inv.Int(name)
+			if unlimited {
+				return 1 << 30
+			}
+			return int(n)
+		}
+	}
+	return def
+}
+
+func (c *cmdlets) getMessageTrace(ctx context.Context, inv *cmdlet.Invocation) ([]*cmdlet.Object, error) {
+	start, end, err := dates(inv)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := c.svc.MessageTrace(ctx, TraceParams{SenderAddress: inv.String("SenderAddress"), RecipientAddress: inv.String("RecipientAddress"),
+		StartDate: start, EndDate: end, Status: inv.String("Status"), MessageID: inv.String("MessageId"), MessageTraceID: inv.String("MessageTraceId"),
+		FromIP: inv.String("FromIP"), ToIP: inv.String("ToIP"), Subject: inv.String("Subject"), ResultSize: traceResultSize(inv, 1000)})
+	return objects(rows, err, func(r TraceRow) *cmdlet.Object {
+		return &cmdlet.Object{TypeName: "MessageTrace", DefaultView: cmdlet.TableView,
+			DefaultDisplay: []string{"Received", "SenderAddress", "RecipientAddress", "Subject", "Status"},
+			Props: []cmdlet.Prop{
+				{Name: "Received", Value: r.Received},
+				{Name: "SenderAddress", Value: r.SenderAddress},
+				{Name: "RecipientAddress", Value: r.RecipientAddress},
+				{Name: "Subject", Value: r.Subject},
+				{Name: "Status", Value: r.Status},
+				{Name: "ToIP", Value: nullIfEmpty(r.ToIP)},
+				{Name: "FromIP", Value: nullIfEmpty(r.FromIP)},
+				{Name: "Size", Value: r.Size},
+				{Name: "MessageId", Value: r.MessageID},
+				{Name: "MessageTraceId", Value: r.MessageTraceID},
+			}}
+	})
+}
+
+func (c *cmdlets) getMessageTraceDetail(ctx context.Context, inv *cmdlet.Invocation) ([]*cmdlet.Object, error) {
+	ds, err := c.svc.MessageTraceDetail(ctx, inv.String("MessageTraceId"), inv.String("RecipientAddress"))
+	return objects(ds, err, func(d TraceDetail) *cmdlet.Object {
+		return &cmdlet.Object{TypeName: "MessageTraceDetail", DefaultView: cmdlet.TableView,
+			DefaultDisplay: []string{"Date", "Event", "Detail"},
+			Props: []cmdlet.Prop{
+				{Name: "Date", Value: d.Date},
+				{Name: "Event", Value: d.Event},
+				{Name: "Action", Value: nullIfEmpty(d.Action)},
+				{Name: "Detail", Value: d.Detail},
+				{Name: "MessageTraceId", Value: inv.String("MessageTraceId")},
+			}}
+	})
+}
+
+func (c *cmdlets) getConnectionLog(ctx context.Context, inv *cmdlet.Invocation) ([]*cmdlet.Object, error) {
+	start, end, err := dates(inv)
+	if err != nil {
+		return nil, err
+	}
+	es, err := c.svc.ConnectionLog(ctx, start, end, inv.String("ClientIP"), traceResultSize(inv, 1000))
+	return objects(es, err, func(e store.ConnectionEvent) *cmdlet.Object {
+		return &cmdlet.Object{TypeName: "ConnectionLogEntry", DefaultView: cmdlet.TableView,
+			DefaultDisplay: []string{"Date", "ClientIP", "Event", "SignIn", "Reply"},
+			Props: []cmdlet.Prop{
+				{Name: "Date", Value: e.At},
+				{Name: "ClientIP", Value: e.ClientIP},
+				{Name: "Role", Value: e.Role},
+				{Name: "Event", Value: e.Event},
+				{Name: "SignIn", Value: nullIfEmpty(e.SignIn)},
+				{Name: "Sender", Value: nullIfEmpty(e.Sender)},
+				{Name: "Recipient", Value: nullIfEmpty(e.Recipient)},
+				{Name: "Reply", Value: e.Reply},
+			}}
+	})
+}

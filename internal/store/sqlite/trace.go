@@ -1,0 +1,184 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"strings"
+	"time"
+
+	"postern.dev/postern/internal/store"
+)
+
+// likePattern turns a * wildcard pattern into a LIKE pattern (with \ as
+// the escape character).
+func likePattern(p string) string {
+	r := strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`, "*", "%")
+	return r.Replace(strings.ToLower(p))
+}
+
+// MessageTrace selects messages newest first, then reads their recipients'
+// events and queue items.
+func (s *Store) MessageTrace(ctx context.Context, q store.TraceQuery) ([]store.TracedMessage, error) {
+	where := []string{"m.org_id = ?"}
+	args := []any{q.OrgID}
+	if !q.Start.IsZero() {
+		where, args = append(where, "m.received_at >= ?"), append(args, nanos(q.Start))
+	}
+	if !q.End.IsZero() {
+		where, args = append(where, "m.received_at <= ?"), append(args, nanos(q.End))
+	}
+	if q.Sender != "" {
+		where, args = append(where, `LOWER(m.envelope_from) LIKE ? ESCAPE '\'`), append(args, likePattern(q.Sender))
+	}
+	if q.MessageID != "" {
+		where, args = append(where, "m.message_id = ?"), append(args, strings.Trim(q.MessageID, "<>"))
+	}
+	if q.Message != 0 {
+		where, args = append(where, "m.id = ?"), append(args, q.Message)
+	}
+	if q.FromIP != "" {
+		where, args = append(where, "m.client_ip = ?"), append(args, q.FromIP)
+	}
+	if q.Subject != "" {
+		where, args = append(where, `LOWER(m.subject) LIKE ? ESCAPE '\'`), append(args, "%"+likePattern(q.Subject)+"%")
+	}
+	if q.Recipient != "" {
+		p := likePattern(q.Recipient)
+		where = append(where, `(EXISTS (SELECT 1 FROM trace_events e WHERE e.message = m.id AND LOWER(e.recipient) LIKE ? ESCAPE '\')
+			OR EXISTS (SELECT 1 FROM queue u WHERE u.message = m.id AND LOWER(u.recipient) LIKE ? ESCAPE '\'))`)
+		args = append(args, p, p)
+	}
+	limit := q.Limit
+	if limit <= 0 {
+		limit = 1000
+	}
+	var out []store.TracedMessage
+	index := map[int64]int{}
+	err := each(ctx, s.r, `SELECT m.id, m.message_id, m.subject, m.envelope_from, m.client_ip, m.received_at, m.size,
+		COALESCE(m.auth_mailbox, 0), m.auth_protocol, m.tls_version, m.inbound_connector
+		FROM messages m WHERE `+strings.Join(where, " AND ")+` ORDER BY m.received_at DESC, m.id DESC LIMIT ?`,
+		func(rows *sql.Rows) error {
+			var t store.TracedMessage
+			var at int64
+			if err := rows.Scan(&t.Message, &t.MessageID, &t.Subject, &t.Sender, &t.ClientIP, &at, &t.Size,
+				&t.AuthMailbox, &t.AuthProtocol, &t.TLSVersion, &t.Connector); err != nil {
+				return err
+			}
+			t.ReceivedAt = fromNanos(at)
+			index[t.Message] = len(out)
+			out = append(out, t)
+			return nil
+		}, append(args, limit)...)
+	if err != nil || len(out) == 0 {
+		return out, err
+	}
+	ids := make([]any, 0, len(out))
+	for _, t := range out {
+		ids = append(ids, t.Message)
+	}
+	// A recipient's state is its last event; one still in the queue and
+	// never tried has none.
+	type key struct {
+		msg  int64
+		rcpt string
+	}
+	pos := map[key]int{}
+	add := func(msg int64, rcpt string) *store.TracedRecipient {
+		k := key{msg, strings.ToLower(rcpt)}
+		t := &out[index[msg]]
+		if i, ok := pos[k]; ok {
+			return &t.Recipients[i]
+		}
+		pos[k] = len(t.Recipients)
+		t.Recipients = append(t.Recipients, store.TracedRecipient{Address: rcpt})
+		return &t.Recipients[len(t.Recipients)-1]
+	}
+	err = each(ctx, s.r, `SELECT message, event, recipient, detail, remote_host FROM trace_events
+		WHERE message IN (`+placeholders(len(ids))+`) AND recipient != '' AND event != 'DSN' ORDER BY id`, func(rows *sql.Rows) error {
+		var msg int64
+		var ev, rcpt, detail, remote string
+		if err := rows.Scan(&msg, &ev, &rcpt, &detail, &remote); err != nil {
+			return err
+		}
+		r := add(msg, rcpt)
+		r.LastEvent, r.Detail, r.RemoteHost = ev, detail, remote
+		return nil
+	}, ids...)
+	if err != nil {
+		return nil, err
+	}
+	err = each(ctx, s.r, `SELECT message, recipient FROM queue WHERE message IN (`+placeholders(len(ids))+`) ORDER BY id`,
+		func(rows *sql.Rows) error {
+			var msg int64
+			var rcpt string
+			if err := rows.Scan(&msg, &rcpt); err != nil {
+				return err
+			}
+			add(msg, rcpt).Queued = true
+			return nil
+		}, ids...)
+	return out, err
+}
+
+// LogConnections appends refusals to the connection log in one
+// transaction.
+func (s *Store) LogConnections(ctx context.Context, events []store.ConnectionEvent) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		for _, e := range events {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO connection_log (at, client_ip, role, event, sign_in, sender, recipient, reply, detail)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, nanos(e.At), e.ClientIP, e.Role, e.Event, e.SignIn, e.Sender, e.Recipient, e.Reply, e.Detail); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// ConnectionLog reads the connection log, newest first.
+func (s *Store) ConnectionLog(ctx context.Context, q store.ConnectionQuery) ([]store.ConnectionEvent, error) {
+	where, args := []string{"1 = 1"}, []any{}
+	if !q.Start.IsZero() {
+		where, args = append(where, "at >= ?"), append(args, nanos(q.Start))
+	}
+	if !q.End.IsZero() {
+		where, args = append(where, "at <= ?"), append(args, nanos(q.End))
+	}
+	if q.ClientIP != "" {
+		where, args = append(where, "client_ip = ?"), append(args, q.ClientIP)
+	}
+	limit := q.Limit
+	if limit <= 0 {
+		limit = 1000
+	}
+	var out []store.ConnectionEvent
+	err := each(ctx, s.r, `SELECT at, client_ip, role, event, sign_in, sender, recipient, reply, detail FROM connection_log
+		WHERE `+strings.Join(where, " AND ")+` ORDER BY id DESC LIMIT ?`, func(rows *sql.Rows) error {
+		var e store.ConnectionEvent
+		var at int64
+		if err := rows.Scan(&at, &e.ClientIP, &e.Role, &e.Event, &e.SignIn, &e.Sender, &e.Recipient, &e.Reply, &e.Detail); err != nil {
+			return err
+		}
+		e.At = fromNanos(at)
+		out = append(out, e)
+		return nil
+	}, append(args, limit)...)
+	return out, err
+}
+
+// PruneTrace deletes trace events and connection log entries older than
+// before.
+func (s *Store) PruneTrace(ctx context.Context, before time.Time) (int64, error) {
+	var n int64
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		for _, table := range []string{"trace_events", "connection_log"} {
+			res, err := tx.ExecContext(ctx, "DELETE FROM "+table+" WHERE at < ?", nanos(before))
+			if err != nil {
+				return err
+			}
+			c, _ := res.RowsAffected()
+			n += c
+		}
+		return nil
+	})
+	return n, err
+}
