@@ -11,7 +11,9 @@ import (
 // traceSpecs are message trace (Exchange Online's Get-MessageTrace,
 // Get-MessageTraceV2 and Get-MessageTraceDetail) and the connection log.
 func (c *cmdlets) traceSpecs() []cmdlet.Spec {
-	str := func(name string) cmdlet.ParamSpec { return cmdlet.ParamSpec{Name: name, Type: cmdlet.String, Position: -1} }
+	str := func(name string) cmdlet.ParamSpec {
+		return cmdlet.ParamSpec{Name: name, Type: cmdlet.String, Position: -1}
+	}
 	traceParams := []cmdlet.ParamSpec{str("SenderAddress"), str("RecipientAddress"), str("StartDate"), str("EndDate"),
 		{Name: "Status", Type: cmdlet.Enum, Position: -1, ValidValues: []string{"Delivered", "Failed", "Pending", "FilteredAsSpam", "Expanded", "Quarantined", "GettingStatus"}},
 		str("MessageId"), str("MessageTraceId"), str("FromIP"), str("ToIP"), str("Subject"),

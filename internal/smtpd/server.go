@@ -20,9 +20,9 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"postern.dev/postern/internal/connlog"
 	"postern.dev/postern/internal/directory"
 	"postern.dev/postern/internal/limits"
-	"postern.dev/postern/internal/connlog"
 	"postern.dev/postern/internal/senderauth"
 	"postern.dev/postern/internal/transport"
 )

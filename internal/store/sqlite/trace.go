@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"strconv"
 	"strings"
 	"time"
 
@@ -14,6 +15,23 @@ import (
 func likePattern(p string) string {
 	r := strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`, "*", "%")
 	return r.Replace(strings.ToLower(p))
+}
+
+// addressMatch compares an address column without case: by equality (an
+// index lookup) or, for a * pattern, with LIKE (case-insensitive for ASCII,
+// and an index range for a pattern with a fixed prefix).
+func addressMatch(col, pattern string) string {
+	if strings.Contains(pattern, "*") {
+		return col + ` LIKE ? ESCAPE '\'`
+	}
+	return col + " = ? COLLATE NOCASE"
+}
+
+func addressArg(pattern string) string {
+	if strings.Contains(pattern, "*") {
+		return likePattern(pattern)
+	}
+	return pattern
 }
 
 // MessageTrace selects messages newest first, then reads their recipients'
@@ -28,10 +46,25 @@ func (s *Store) MessageTrace(ctx context.Context, q store.TraceQuery) ([]store.T
 		where, args = append(where, "m.received_at <= ?"), append(args, nanos(q.End))
 	}
 	if q.Sender != "" {
-		where, args = append(where, `LOWER(m.envelope_from) LIKE ? ESCAPE '\'`), append(args, likePattern(q.Sender))
+		where, args = append(where, addressMatch("m.envelope_from", q.Sender)), append(args, addressArg(q.Sender))
 	}
 	if q.MessageID != "" {
-		where, args = append(where, "m.message_id = ?"), append(args, strings.Trim(q.MessageID, "<>"))
+		// Resolved first through the Message-ID index: combined with the
+		// ORDER BY, the planner would walk the organization's messages by
+		// time instead.
+		var ids []string
+		err := each(ctx, s.r, "SELECT id FROM messages WHERE message_id = ?", func(rows *sql.Rows) error {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				return err
+			}
+			ids = append(ids, strconv.FormatInt(id, 10))
+			return nil
+		}, strings.Trim(q.MessageID, "<>"))
+		if err != nil || len(ids) == 0 {
+			return nil, err
+		}
+		where = append(where, "m.id IN ("+strings.Join(ids, ",")+")")
 	}
 	if q.Message != 0 {
 		where, args = append(where, "m.id = ?"), append(args, q.Message)
@@ -43,10 +76,9 @@ func (s *Store) MessageTrace(ctx context.Context, q store.TraceQuery) ([]store.T
 		where, args = append(where, `LOWER(m.subject) LIKE ? ESCAPE '\'`), append(args, "%"+likePattern(q.Subject)+"%")
 	}
 	if q.Recipient != "" {
-		p := likePattern(q.Recipient)
-		where = append(where, `(EXISTS (SELECT 1 FROM trace_events e WHERE e.message = m.id AND LOWER(e.recipient) LIKE ? ESCAPE '\')
-			OR EXISTS (SELECT 1 FROM queue u WHERE u.message = m.id AND LOWER(u.recipient) LIKE ? ESCAPE '\'))`)
-		args = append(args, p, p)
+		where = append(where, `m.id IN (SELECT e.message FROM trace_events e WHERE `+addressMatch("e.recipient", q.Recipient)+`
+			UNION SELECT u.message FROM queue u WHERE `+addressMatch("u.recipient", q.Recipient)+`)`)
+		args = append(args, addressArg(q.Recipient), addressArg(q.Recipient))
 	}
 	limit := q.Limit
 	if limit <= 0 {

@@ -1,9 +1,13 @@
 -- Message trace and the connection log (issue 6).
 
--- Trace queries pick messages by organization and time first.
+-- Trace queries pick messages by organization and time, by sender, by
+-- Message-ID, or by recipient through their events and queue items.
+-- Addresses compare without case.
 CREATE INDEX messages_by_time ON messages (org_id, received_at);
--- ... or by recipient, through their events.
-CREATE INDEX trace_events_by_recipient ON trace_events (recipient, message);
+CREATE INDEX messages_by_from ON messages (org_id, envelope_from COLLATE NOCASE, received_at);
+CREATE INDEX messages_by_message_id ON messages (message_id);
+CREATE INDEX trace_events_by_recipient ON trace_events (recipient COLLATE NOCASE, message);
+CREATE INDEX queue_by_recipient ON queue (recipient COLLATE NOCASE);
 
 -- Refusals before a message was accepted: failed AUTH, relay and Direct
 -- Send refusals, unknown recipients. Written in batches, off the SMTP path.
