@@ -24,6 +24,11 @@ func (c *cmdlets) traceSpecs() []cmdlet.Spec {
 		{Name: "Get-MessageTraceDetail", Synopsis: "What happened to one message for one recipient, step by step (RECEIVE, SUBMIT, DELIVER, SEND, DEFER, FAIL, DSN).",
 			Params: []cmdlet.ParamSpec{{Name: "MessageTraceId", Type: cmdlet.String, Position: -1, Required: true}, {Name: "RecipientAddress", Type: cmdlet.String, Position: -1}},
 			Run:    c.getMessageTraceDetail},
+		{Name: "Test-SmtpSubmission", Synopsis: "Why can't a device send? Walks the server's checks for -Identity (the mailbox it signs in as, or its sender) with -Port, -UseTls, -ClientIP, -From, -Recipient; -Server host:port probes a live server.",
+			Params: []cmdlet.ParamSpec{{Name: "Identity", Type: cmdlet.String, Position: 0}, str("ClientIP"), {Name: "Port", Type: cmdlet.Int, Position: -1},
+				{Name: "UseTls", Type: cmdlet.Bool, Position: -1}, {Name: "Authenticated", Type: cmdlet.Bool, Position: -1}, {Name: "OAuth", Type: cmdlet.Switch, Position: -1},
+				str("From"), str("Recipient"), str("Server")},
+			Run: c.testSmtpSubmission},
 		{Name: "Get-ConnectionLog", Synopsis: "Refusals before a message was accepted: failed AUTH, relay and Direct Send refusals, unknown recipients, Send As.",
 			Params: []cmdlet.ParamSpec{str("StartDate"), str("EndDate"), str("ClientIP"), {Name: "ResultSize", Type: cmdlet.IntOrUnlimited, Position: -1}},
 			Run:    c.getConnectionLog},
@@ -116,5 +121,38 @@ func (c *cmdlets) getConnectionLog(ctx context.Context, inv *cmdlet.Invocation) 
 				{Name: "Recipient", Value: nullIfEmpty(e.Recipient)},
 				{Name: "Reply", Value: e.Reply},
 			}}
+	})
+}
+
+func (c *cmdlets) testSmtpSubmission(ctx context.Context, inv *cmdlet.Invocation) ([]*cmdlet.Object, error) {
+	port, _ := inv.Int("Port")
+	var checks []Check
+	verdict := ""
+	if inv.Has("Server") {
+		checks = ProbeServer(ctx, inv.String("Server"), port == 465)
+	} else {
+		useTLS := true
+		if inv.Has("UseTls") {
+			useTLS = inv.Bool("UseTls")
+		}
+		var err error
+		checks, verdict, err = c.svc.TestSubmission(SubmissionTest{Identity: inv.String("Identity"), ClientIP: inv.String("ClientIP"),
+			Port: int(port), UseTls: useTLS, Authenticated: inv.Bool("Authenticated"), OAuth: inv.Bool("OAuth"),
+			From: inv.String("From"), Recipient: inv.String("Recipient")})
+		if err != nil {
+			return nil, err
+		}
+	}
+	if verdict != "" {
+		result := "Pass"
+		if verdict != acceptedVerdict {
+			result = "Fail"
+		}
+		checks = append(checks, Check{Check: "Verdict", Result: result, Detail: verdict})
+	}
+	return objects(checks, nil, func(ch Check) *cmdlet.Object {
+		return &cmdlet.Object{TypeName: "SmtpSubmissionCheck", DefaultView: cmdlet.ListView,
+			DefaultDisplay: []string{"Check", "Result", "Detail"},
+			Props:          []cmdlet.Prop{{Name: "Check", Value: ch.Check}, {Name: "Result", Value: ch.Result}, {Name: "Detail", Value: ch.Detail}}}
 	})
 }

@@ -91,22 +91,32 @@ func Dial(ctx context.Context, d *net.Dialer, addr, server string, t Timeouts) (
 		return nil, &Error{Step: "connect", Err: err}
 	}
 	c := NewClient(conn, server, t)
-	conn.SetReadDeadline(time.Now().Add(c.t.Greeting))
-	rep, err := readReply(c.r)
-	if err != nil {
+	if err := c.ReadGreeting(); err != nil {
 		conn.Close()
-		return nil, &Error{Step: "greeting", Err: err}
-	}
-	c.Greeting = rep
-	if rep.Code != 220 {
-		conn.Close()
-		return nil, &Error{Step: "greeting", Reply: rep}
+		return nil, err
 	}
 	return c, nil
 }
 
-// NewClient wraps a connection whose greeting the caller reads itself
-// (tests); Dial is the usual way in.
+// ReadGreeting reads the 220 greeting on a connection made with NewClient.
+func (c *Client) ReadGreeting() error {
+	c.conn.SetReadDeadline(time.Now().Add(c.t.Greeting))
+	rep, err := readReply(c.r)
+	if err != nil {
+		return &Error{Step: "greeting", Err: err}
+	}
+	c.Greeting = rep
+	if rep.Code != 220 {
+		return &Error{Step: "greeting", Reply: rep}
+	}
+	if tc, ok := c.conn.(*tls.Conn); ok {
+		c.tls = tc.ConnectionState().HandshakeComplete
+	}
+	return nil
+}
+
+// NewClient wraps a connection whose greeting the caller reads with
+// ReadGreeting; Dial is the usual way in.
 func NewClient(conn net.Conn, server string, t Timeouts) *Client {
 	t.fill()
 	return &Client{conn: conn, r: bufio.NewReader(conn), w: bufio.NewWriter(conn), t: t, server: server}

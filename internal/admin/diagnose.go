@@ -1,0 +1,284 @@
+package admin
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"time"
+
+	"postern.dev/postern/internal/address"
+	"postern.dev/postern/internal/directory"
+	"postern.dev/postern/internal/policy"
+	"postern.dev/postern/internal/reply"
+	"postern.dev/postern/internal/smtpclient"
+)
+
+// SubmissionTest is what an admin knows about a device (Test-SmtpSubmission).
+type SubmissionTest struct {
+	Identity      string // the mailbox it signs in as, or the sender address
+	ClientIP      string
+	Port          int  // 587, 465 or 25
+	UseTls        bool // STARTTLS on 587 and 25; 465 is always TLS
+	Authenticated bool // it signs in (on 25; always on 587 and 465)
+	OAuth         bool // it signs in with a token, not a password
+	From          string
+	Recipient     string
+}
+
+// Check is one step of the diagnosis.
+type Check struct {
+	Check  string
+	Result string // Pass, Fail, Info
+	Detail string // what was found, and the fix in Exchange terms
+}
+
+// Verdict is the reply the server would give the device at the first
+// refusal, or "250 2.0.0 OK" when it would accept the message.
+const acceptedVerdict = "250 2.0.0 OK"
+
+// TestSubmission walks the decision chain the server walks, with the same
+// policy functions, and says for each step what passes, what fails and
+// how to fix it. It returns the checks and the verdict.
+func (s *Service) TestSubmission(t SubmissionTest) ([]Check, string, error) {
+	dir, org := s.Dir.Load(), s.org()
+	var checks []Check
+	add := func(check, result, detail string, args ...any) {
+		checks = append(checks, Check{Check: check, Result: result, Detail: fmt.Sprintf(detail, args...)})
+	}
+	fail := func(check string, rep *reply.Reply, fix string, args ...any) ([]Check, string, error) {
+		add(check, "Fail", fix, args...)
+		return checks, reply.String(rep), nil
+	}
+	if t.Port == 0 {
+		t.Port = 587
+	}
+	auth := t.Authenticated || t.Port == 587 || t.Port == 465
+	switch t.Port {
+	case 465:
+		add("Port", "Pass", "Port 465: implicit TLS (SMTPS); the device must use SSL/TLS from the first byte, not STARTTLS.")
+		t.UseTls = true
+	case 587:
+		add("Port", "Pass", "Port 587: SMTP AUTH client submission with STARTTLS, as smtp.office365.com.")
+	case 25:
+		if auth {
+			add("Port", "Pass", "Port 25 with SMTP AUTH after STARTTLS.")
+		} else {
+			add("Port", "Pass", "Port 25 without sign-in: Direct Send or relay through an inbound connector.")
+		}
+	default:
+		add("Port", "Fail", "Postern listens on 587 (STARTTLS), 465 (implicit TLS) and 25; port %d is none of them.", t.Port)
+		return checks, "", nil
+	}
+	if auth && !t.UseTls {
+		return fail("TLS", reply.NotAuthenticated, "AUTH is offered only after STARTTLS: turn on TLS/SSL (STARTTLS) in the device, or use port 465 with SSL. Without it the device cannot sign in and MAIL FROM gets 530 5.7.57.")
+	}
+	if t.UseTls {
+		add("TLS", "Pass", "TLS 1.2 or 1.3 is required; devices limited to TLS 1.0/1.1 cannot connect (as Exchange Online since 2022).")
+	}
+	var from address.Address
+	if t.From != "" {
+		a, err := address.Parse(t.From)
+		if err != nil {
+			return checks, "", invalidValue("From", t.From, "give an email address")
+		}
+		from = a
+	}
+	var rcpt address.Address
+	if t.Recipient != "" {
+		a, err := address.Parse(t.Recipient)
+		if err != nil {
+			return checks, "", invalidValue("Recipient", t.Recipient, "give an email address")
+		}
+		rcpt = a
+	}
+
+	if auth {
+		mb := dir.MailboxBySignIn(t.Identity)
+		if mb == nil || mb.OrgID != org.ID {
+			return fail("Mailbox", reply.AuthFailed, "No mailbox signs in as '%s': the device must use the mailbox's full address (its UPN) as user name.", t.Identity)
+		}
+		if mb.Type == directory.SharedMailbox && !t.OAuth {
+			return fail("Mailbox", reply.AuthFailed, "'%s' is a shared mailbox: it has no password and cannot sign in. Sign in as a user mailbox with Send As on it (Add-RecipientPermission -Identity %s -Trustee <user> -AccessRights SendAs), or with a delegate's OAuth token.", mb.PrimarySmtpAddress, mb.PrimarySmtpAddress)
+		}
+		add("Mailbox", "Pass", "'%s' is a %s.", mb.PrimarySmtpAddress, mb.Type)
+		method := policy.Basic
+		if t.OAuth {
+			method = policy.OAuth
+		}
+		facts := policy.AuthFacts{Mailbox: mb, CredentialsValid: true, Method: method, Org: dir.Organization(mb.OrgID),
+			Policy: dir.EffectiveAuthenticationPolicy(mb)}
+		if rep := policy.Authenticate(facts); rep != nil {
+			return fail("SMTP AUTH", rep, "%s", authFix(rep, mb, facts.Policy))
+		}
+		add("SMTP AUTH", "Pass", "SMTP AUTH is allowed for '%s' with %s (with the right password or token; a wrong one gets 535 5.7.3).", mb.PrimarySmtpAddress, method)
+		if !from.IsZero() {
+			if rep := policy.CheckSendAs(dir, policy.SenderFacts{Login: mb, EnvelopeFrom: from.Key(), HeaderFrom: []string{from.Key()}}); rep != nil {
+				return fail("Send As", rep, "The From address %s differs from the mailbox and no Send As grant exists: set the device's From to %s, or run Add-RecipientPermission -Identity %s -Trustee %s -AccessRights SendAs.",
+					from, mb.PrimarySmtpAddress, from, mb.PrimarySmtpAddress)
+			}
+			add("Send As", "Pass", "'%s' may send as %s.", mb.PrimarySmtpAddress, from)
+		}
+		if !rcpt.IsZero() {
+			route, rep := policy.RouteAuthenticated(dir, rcpt)
+			if rep != nil {
+				return fail("Recipient", rep, "%s is in an Authoritative accepted domain and no mailbox has that address.", rcpt)
+			}
+			add("Recipient", "Pass", "%s", routeText(route, rcpt))
+		}
+		add("Limits", "Info", "At most %d recipients per message, 10,000 per 24 hours, 30 messages a minute (more are paced), 3 connections at once, %s per message.",
+			policy.RecipientLimit(mb), Size(policy.SendSizeLimit(mb)))
+		return checks, acceptedVerdict, nil
+	}
+
+	// Anonymous on port 25: Direct Send or relay through a connector. The
+	// identity, when it is an address, is the sender.
+	if from.IsZero() && strings.Contains(t.Identity, "@") {
+		from, _ = address.Parse(t.Identity)
+	}
+	ip, err := netip.ParseAddr(strings.TrimSpace(t.ClientIP))
+	if err != nil {
+		return checks, "", invalidValue("ClientIP", t.ClientIP, "give the device's IP address")
+	}
+	facts := policy.ClientFacts{IP: ip, TLS: t.UseTls}
+	att := policy.Attribute(dir, facts)
+	if att.Connector != nil {
+		add("Inbound connector", "Pass", "%s matches the %s connector '%s'.", ip, att.Connector.ConnectorType, att.Connector.Name)
+	} else {
+		add("Inbound connector", "Info", "%s matches no inbound connector: this is Direct Send, which can only reach the organization's own mailboxes. To relay to outside recipients, create one: New-InboundConnector -Name <name> -ConnectorType OnPremises -SenderIPAddresses %s -RequireTls $false.", ip, ip)
+	}
+	if rep := policy.CheckAnonymousSender(dir, att, facts, from); rep != nil {
+		return fail("Sender", rep, "%s", anonymousFix(rep, att, from, ip))
+	}
+	if !from.IsZero() {
+		add("Sender", "Pass", "The sender %s is accepted from this client.", from)
+	}
+	if !rcpt.IsZero() {
+		route, rep := policy.RouteAnonymous(dir, att, from, rcpt)
+		if rep != nil {
+			return fail("Recipient", rep, "%s", anonymousFix(rep, att, from, ip))
+		}
+		add("Recipient", "Pass", "%s", routeText(route, rcpt))
+	}
+	if att.Connector == nil && !from.IsZero() {
+		add("SPF", "Info", "Direct Send mail is checked with SPF, DKIM and DMARC: the domain's SPF record should include %s, or mail failing its DMARC policy goes to Junk Email.", ip)
+	}
+	return checks, acceptedVerdict, nil
+}
+
+func routeText(r policy.Route, rcpt address.Address) string {
+	if r.Destination == policy.Local {
+		return fmt.Sprintf("%s is the mailbox %s: delivered to its Inbox.", rcpt, r.Mailbox.PrimarySmtpAddress)
+	}
+	return fmt.Sprintf("%s is outside the organization: queued for delivery.", rcpt)
+}
+
+// authFix explains a refusal of the SMTP AUTH chain with its fix.
+func authFix(rep *reply.Reply, mb *directory.Mailbox, pol *directory.AuthenticationPolicy) string {
+	switch rep {
+	case reply.TenantAuthDisabled:
+		return fmt.Sprintf("SMTP AUTH is disabled for the organization and the mailbox inherits it: run Set-CASMailbox -Identity %s -SmtpClientAuthenticationDisabled $false (or enable it for everyone with Set-TransportConfig -SmtpClientAuthenticationDisabled $false).", mb.PrimarySmtpAddress)
+	case reply.MailboxAuthDisabled:
+		return fmt.Sprintf("SMTP AUTH is disabled for the mailbox itself: run Set-CASMailbox -Identity %s -SmtpClientAuthenticationDisabled $false.", mb.PrimarySmtpAddress)
+	case reply.SecurityDefaults:
+		return "Security defaults block SMTP AUTH: run Set-OrganizationConfig -SecurityDefaultsEnabled $false."
+	case reply.BasicAuthBlocked:
+		name := ""
+		if pol != nil {
+			name = pol.Name
+		}
+		return fmt.Sprintf("The authentication policy '%s' blocks Basic authentication for SMTP: run Set-AuthenticationPolicy -Identity '%s' -AllowBasicAuthSmtp, assign another (Set-User -Identity %s -AuthenticationPolicy $null), or sign in with OAuth.", name, name, mb.PrimarySmtpAddress)
+	case reply.BasicAuthRetired:
+		return "Basic authentication is off for SMTP in the organization: sign in with OAuth (XOAUTH2), or run Set-TransportConfig -SmtpBasicAuthDisabled $false."
+	}
+	return reply.String(rep)
+}
+
+// anonymousFix explains a refusal of an anonymous client.
+func anonymousFix(rep *reply.Reply, att policy.Attribution, from address.Address, ip netip.Addr) string {
+	switch rep {
+	case reply.RelayDenied:
+		return fmt.Sprintf("The recipient is outside the organization and %s matches no OnPremises inbound connector: Direct Send can only reach the organization's mailboxes. Create one (New-InboundConnector -ConnectorType OnPremises -SenderIPAddresses %s) or have the device use SMTP AUTH on 587.", ip, ip)
+	case reply.RelayDeniedATTR36:
+		return fmt.Sprintf("The connector relays only for senders in the accepted domains, and %s is not in one: change the device's From address.", from)
+	case reply.DirectSendRejected:
+		return fmt.Sprintf("RejectDirectSend is on and %s matches no IP- or certificate-based connector: create a Partner or OnPremises inbound connector for %s, or run Set-OrganizationConfig -RejectDirectSend $false.", ip, ip)
+	case reply.TLSRequired:
+		return fmt.Sprintf("The connector '%s' requires TLS: turn on STARTTLS in the device, or set -RequireTls $false on the connector.", att.Connector.Name)
+	}
+	return reply.String(rep)
+}
+
+// ProbeServer is the live mode, the Test-NetConnection step of the
+// troubleshooting guides: it connects to addr as a device would and
+// reports the banner, STARTTLS, the TLS version and certificate, and the
+// AUTH mechanisms offered. implicitTLS is port 465's way.
+func ProbeServer(ctx context.Context, addr string, implicitTLS bool) []Check {
+	var checks []Check
+	add := func(check, result, detail string, args ...any) {
+		checks = append(checks, Check{Check: check, Result: result, Detail: fmt.Sprintf(detail, args...)})
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		add("Connect", "Fail", "%q is not host:port.", addr)
+		return checks
+	}
+	t := smtpclient.Timeouts{Connect: 10 * time.Second, Greeting: 10 * time.Second, Command: 10 * time.Second}
+	cfg := &tls.Config{ServerName: host, InsecureSkipVerify: true} // reported, not enforced
+	var c *smtpclient.Client
+	if implicitTLS {
+		d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: t.Connect}, Config: cfg}
+		conn, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			add("Connect", "Fail", "No TLS connection to %s: %v. Check the address, the port and any firewall between the device and the server.", addr, err)
+			return checks
+		}
+		c = smtpclient.NewClient(conn, host, t)
+		if err := c.ReadGreeting(); err != nil {
+			add("Banner", "Fail", "%v", err)
+			c.Close()
+			return checks
+		}
+	} else {
+		if c, err = smtpclient.Dial(ctx, &net.Dialer{}, addr, host, t); err != nil {
+			add("Connect", "Fail", "%v. Check the address, the port and any firewall between the device and the server.", err)
+			return checks
+		}
+	}
+	defer c.Quit()
+	add("Banner", "Pass", "%s", c.Greeting)
+	if err := c.Hello("postern-test"); err != nil {
+		add("EHLO", "Fail", "%v", err)
+		return checks
+	}
+	if !c.TLS() {
+		if ok, _ := c.Extension("STARTTLS"); !ok {
+			add("STARTTLS", "Fail", "The server does not offer STARTTLS: devices cannot sign in safely here.")
+		} else if err := c.StartTLS(cfg, "postern-test"); err != nil {
+			add("STARTTLS", "Fail", "%v", err)
+			return checks
+		} else {
+			add("STARTTLS", "Pass", "Offered and negotiated.")
+		}
+	}
+	if st, ok := c.TLSState(); ok {
+		add("TLS", "Pass", "%s, %s.", tls.VersionName(st.Version), tls.CipherSuiteName(st.CipherSuite))
+		if len(st.PeerCertificates) > 0 {
+			leaf := st.PeerCertificates[0]
+			result := "Pass"
+			if time.Now().After(leaf.NotAfter) {
+				result = "Fail"
+			}
+			add("Certificate", result, "Subject %s, names %v, issued by %s, valid until %s.", leaf.Subject.CommonName, leaf.DNSNames,
+				leaf.Issuer.CommonName, leaf.NotAfter.Format("2006-01-02"))
+		}
+	}
+	if ok, mechs := c.Extension("AUTH"); ok {
+		add("AUTH", "Pass", "Mechanisms offered: %s.", mechs)
+	} else {
+		add("AUTH", "Info", "No AUTH offered: only anonymous mail (Direct Send, connectors) is possible here.")
+	}
+	return checks
+}
