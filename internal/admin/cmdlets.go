@@ -91,9 +91,15 @@ func Cmdlets(svc *Service) *cmdlet.Registry {
 			Params: append([]cmdlet.ParamSpec{identity, {Name: "Name", Type: cmdlet.String, Position: -1}}, connectorParams...), Run: c.setInboundConnector},
 		{Name: "Remove-InboundConnector", Synopsis: "Deletes an inbound connector.", SupportsWhatIf: true, Params: []cmdlet.ParamSpec{identity}, Run: c.removeInboundConnector},
 	} {
+		if s.SupportsWhatIf {
+			s = c.audited(s)
+		}
 		r.Register(s)
 	}
 	for _, s := range append(append(c.deliverySpecs(identity, optionalIdentity), c.oauthSpecs(identity, optionalIdentity)...), c.traceSpecs()...) {
+		if s.SupportsWhatIf {
+			s = c.audited(s)
+		}
 		r.Register(s)
 	}
 	return r

@@ -32,6 +32,9 @@ type Service struct {
 	// Secrets seals the secrets admins give (smart-host passwords, OAuth
 	// client secrets, DKIM keys) before they are stored.
 	Secrets *secret.Box
+	// Caller names who runs cmdlets, for the admin audit log; empty: the
+	// local account.
+	Caller string
 	// Hostname names this server in queue identities (Server\NextHop).
 	Hostname string
 	// IssuerKeys are the built-in OAuth issuer's signing keys.

@@ -106,6 +106,9 @@ type Store interface {
 	// LogConnections appends to the connection log; ConnectionLog reads it.
 	LogConnections(ctx context.Context, events []ConnectionEvent) error
 	ConnectionLog(ctx context.Context, q ConnectionQuery) ([]ConnectionEvent, error)
+	// AppendAudit records an admin change; SearchAudit reads them back.
+	AppendAudit(ctx context.Context, e AuditEntry) error
+	SearchAudit(ctx context.Context, q AuditQuery) ([]AuditEntry, error)
 	// PruneTrace deletes trace events and connection log entries older
 	// than a time (the trace retention).
 	PruneTrace(ctx context.Context, before time.Time) (int64, error)
@@ -295,6 +298,27 @@ type TracedRecipient struct {
 	Detail     string
 	RemoteHost string
 	Queued     bool
+}
+
+// AuditEntry is one admin change (Search-AdminAuditLog).
+type AuditEntry struct {
+	OrgID      int64
+	At         time.Time
+	Caller     string
+	Cmdlet     string
+	Parameters string
+	Object     string
+	Succeeded  bool
+	Error      string
+}
+
+// AuditQuery selects audit entries, newest first.
+type AuditQuery struct {
+	OrgID      int64
+	Cmdlets    []string
+	Object     string
+	Start, End time.Time
+	Limit      int
 }
 
 // ConnectionEvent is a refusal before acceptance.

@@ -1,0 +1,135 @@
+package admin
+
+import (
+	"context"
+	"os/user"
+	"sort"
+	"strings"
+	"time"
+
+	"postern.dev/postern/internal/cmdlet"
+	"postern.dev/postern/internal/store"
+)
+
+// audited wraps a changing cmdlet (one that supports -WhatIf: every New-,
+// Set-, Remove-, Add-, Rotate- and Retry-) so that each run, successful or
+// not, is written to the admin audit log, as Exchange's admin audit logging
+// records every cmdlet that changes something. -WhatIf runs change nothing
+// and are not recorded.
+func (c *cmdlets) audited(spec cmdlet.Spec) cmdlet.Spec {
+	run := spec.Run
+	secret := map[string]bool{}
+	for _, p := range spec.Params {
+		if p.Type == cmdlet.SecureString {
+			secret[p.Name] = true
+		}
+	}
+	spec.Run = func(ctx context.Context, inv *cmdlet.Invocation) ([]*cmdlet.Object, error) {
+		out, err := run(ctx, inv)
+		if inv.WhatIf {
+			return out, err
+		}
+		e := store.AuditEntry{OrgID: c.svc.org().ID, At: time.Now().UTC(), Caller: c.svc.caller(), Cmdlet: spec.Name,
+			Parameters: renderParams(inv, secret), Object: auditObject(inv), Succeeded: err == nil}
+		if err != nil {
+			e.Error = err.Error()
+		}
+		if aerr := c.svc.Store.AppendAudit(context.WithoutCancel(ctx), e); aerr != nil {
+			inv.Printf("WARNING: the change was made, but the admin audit log could not record it: %v\n", aerr)
+		}
+		return out, err
+	}
+	return spec
+}
+
+// renderParams writes the parameters as they were given, in a stable
+// order; secrets show as ********.
+func renderParams(inv *cmdlet.Invocation, secret map[string]bool) string {
+	names := make([]string, 0, len(inv.Args))
+	for n := range inv.Args {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for i, n := range names {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString("-" + n + " ")
+		switch v := inv.Args[n]; {
+		case secret[n]:
+			b.WriteString("********")
+		case v == nil:
+			b.WriteString("$null")
+		case v == true:
+			b.WriteString("$true")
+		case v == false:
+			b.WriteString("$false")
+		default:
+			text := cmdlet.FormatValue(v)
+			if strings.ContainsAny(text, " ,;") {
+				text = "'" + strings.ReplaceAll(text, "'", "''") + "'"
+			}
+			b.WriteString(text)
+		}
+	}
+	return b.String()
+}
+
+// auditObject is the object a change was about: its Identity, or the Name
+// (or DomainName) it created.
+func auditObject(inv *cmdlet.Invocation) string {
+	for _, n := range []string{"Identity", "Name", "DomainName", "AppId"} {
+		if inv.Has(n) {
+			return inv.String(n)
+		}
+	}
+	return ""
+}
+
+// caller names who ran a cmdlet. Cmdlets reach the server through its
+// admin socket, which only the data directory's owner may open, so the
+// caller is that account; the REST API will name its API key.
+func (s *Service) caller() string {
+	if s.Caller != "" {
+		return s.Caller
+	}
+	if u, err := user.Current(); err == nil {
+		return u.Username + " (local administrator)"
+	}
+	return "local administrator"
+}
+
+// AuditLog is Search-AdminAuditLog.
+func (s *Service) AuditLog(ctx context.Context, cmdlets []string, object string, start, end time.Time, limit int) ([]store.AuditEntry, error) {
+	return s.Store.SearchAudit(ctx, store.AuditQuery{OrgID: s.org().ID, Cmdlets: cmdlets, Object: object, Start: start, End: end, Limit: limit})
+}
+
+func (c *cmdlets) searchAdminAuditLog(ctx context.Context, inv *cmdlet.Invocation) ([]*cmdlet.Object, error) {
+	start, end, err := dates(inv)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	if inv.Has("Cmdlets") {
+		if list, ok := inv.Args["Cmdlets"].([]string); ok {
+			names = list
+		} else {
+			names = strings.Split(inv.String("Cmdlets"), ",")
+		}
+	}
+	es, err := c.svc.AuditLog(ctx, names, inv.String("ObjectIds"), start, end, traceResultSize(inv, 1000))
+	return objects(es, err, func(e store.AuditEntry) *cmdlet.Object {
+		return &cmdlet.Object{TypeName: "AdminAuditLogEvent", DefaultView: cmdlet.ListView,
+			DefaultDisplay: []string{"RunDate", "Caller", "CmdletName", "CmdletParameters", "ObjectModified", "Succeeded", "Error"},
+			Props: []cmdlet.Prop{
+				{Name: "RunDate", Value: e.At},
+				{Name: "Caller", Value: e.Caller},
+				{Name: "CmdletName", Value: e.Cmdlet},
+				{Name: "CmdletParameters", Value: e.Parameters},
+				{Name: "ObjectModified", Value: nullIfEmpty(e.Object)},
+				{Name: "Succeeded", Value: e.Succeeded},
+				{Name: "Error", Value: nullIfEmpty(e.Error)},
+			}}
+	})
+}
