@@ -215,16 +215,17 @@ func runAdmin(req server.AdminRequest, dataDir string, stdout, stderr io.Writer)
 }
 
 func shell(args []string, dataDir string, stdin io.Reader, stdout, stderr io.Writer) int {
+	wd, _ := os.Getwd()
 	switch {
 	case len(args) == 2 && args[0] == "-c":
-		return runAdmin(server.AdminRequest{Script: args[1]}, dataDir, stdout, stderr)
+		return runAdmin(server.AdminRequest{Script: args[1], Dir: wd}, dataDir, stdout, stderr)
 	case len(args) == 2 && args[0] == "-f":
 		src, err := os.ReadFile(args[1])
 		if err != nil {
 			fmt.Fprintln(stderr, "postern:", err)
 			return 1
 		}
-		return runAdmin(server.AdminRequest{Script: string(src)}, dataDir, stdout, stderr)
+		return runAdmin(server.AdminRequest{Script: string(src), Dir: wd}, dataDir, stdout, stderr)
 	case len(args) == 0:
 		// Interactive: one statement per line; errors are shown, not fatal.
 		in := bufio.NewScanner(stdin)
@@ -235,7 +236,7 @@ func shell(args []string, dataDir string, stdin io.Reader, stdout, stderr io.Wri
 				break
 			}
 			if line != "" {
-				runAdmin(server.AdminRequest{Script: line}, dataDir, stdout, stdout)
+				runAdmin(server.AdminRequest{Script: line, Dir: wd}, dataDir, stdout, stdout)
 			}
 			fmt.Fprint(stdout, "PS> ")
 		}

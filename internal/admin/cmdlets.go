@@ -17,6 +17,7 @@ func Cmdlets(svc *Service) *cmdlet.Registry {
 	identity := cmdlet.ParamSpec{Name: "Identity", Type: cmdlet.Identity, Position: 0, Required: true}
 	optionalIdentity := cmdlet.ParamSpec{Name: "Identity", Type: cmdlet.Identity, Position: 0}
 	resultSize := cmdlet.ParamSpec{Name: "ResultSize", Type: cmdlet.IntOrUnlimited, Position: -1}
+	filter := cmdlet.ParamSpec{Name: "Filter", Type: cmdlet.String, Position: -1}
 	smtpAuth := cmdlet.ParamSpec{Name: "SmtpClientAuthenticationDisabled", Type: cmdlet.NullableBool, Position: -1}
 
 	for _, s := range []cmdlet.Spec{
@@ -40,7 +41,7 @@ func Cmdlets(svc *Service) *cmdlet.Registry {
 			{Name: "MakeDefault", Type: cmdlet.Switch, Position: -1},
 		}, Run: c.setAcceptedDomain},
 		{Name: "Remove-AcceptedDomain", Synopsis: "Removes an accepted domain that no mailbox uses.", SupportsWhatIf: true, Params: []cmdlet.ParamSpec{identity}, Run: c.removeAcceptedDomain},
-		{Name: "Get-Mailbox", Synopsis: "Lists mailboxes.", Params: []cmdlet.ParamSpec{optionalIdentity, resultSize}, Run: c.getMailbox},
+		{Name: "Get-Mailbox", Synopsis: "Lists mailboxes.", Params: []cmdlet.ParamSpec{optionalIdentity, resultSize, filter}, Run: c.getMailbox},
 		{Name: "New-Mailbox", Synopsis: "Creates a user mailbox (with -Password) or a shared mailbox (-Shared).", SupportsWhatIf: true, Params: []cmdlet.ParamSpec{
 			{Name: "Name", Type: cmdlet.String, Position: 0, Required: true},
 			{Name: "DisplayName", Type: cmdlet.String, Position: -1},
@@ -61,7 +62,7 @@ func Cmdlets(svc *Service) *cmdlet.Registry {
 			{Name: "Password", Type: cmdlet.SecureString, Position: -1},
 		}, Run: c.setMailbox},
 		{Name: "Remove-Mailbox", Synopsis: "Deletes a mailbox and its contents.", SupportsWhatIf: true, Params: []cmdlet.ParamSpec{identity}, Run: c.removeMailbox},
-		{Name: "Get-CASMailbox", Synopsis: "Shows mailboxes' client access settings, including SMTP AUTH.", Params: []cmdlet.ParamSpec{optionalIdentity, resultSize}, Run: c.getCASMailbox},
+		{Name: "Get-CASMailbox", Synopsis: "Shows mailboxes' client access settings, including SMTP AUTH.", Params: []cmdlet.ParamSpec{optionalIdentity, resultSize, filter}, Run: c.getCASMailbox},
 		{Name: "Set-CASMailbox", Synopsis: "Changes a mailbox's client access settings: -SmtpClientAuthenticationDisabled $true|$false|$null ($null inherits the organization's).",
 			SupportsWhatIf: true, Params: []cmdlet.ParamSpec{identity, smtpAuth}, Run: c.setCASMailbox},
 		{Name: "Get-User", Synopsis: "Shows users and their authentication policy.", Params: []cmdlet.ParamSpec{optionalIdentity, resultSize}, Run: c.getUser},
@@ -331,8 +332,35 @@ func resultSize(inv *cmdlet.Invocation) int {
 }
 
 func (c *cmdlets) mailboxes(inv *cmdlet.Invocation, object func(*directory.Mailbox) *cmdlet.Object) ([]*cmdlet.Object, error) {
-	ms, err := c.svc.Mailboxes(inv.String("Identity"), resultSize(inv))
-	return objects(ms, err, object)
+	if !inv.Has("Filter") {
+		ms, err := c.svc.Mailboxes(inv.String("Identity"), resultSize(inv))
+		return objects(ms, err, object)
+	}
+	// -Filter (OPATH) is applied to every mailbox, then -ResultSize.
+	f, err := cmdlet.CompileFilter(inv.String("Filter"))
+	if err != nil {
+		return nil, err
+	}
+	ms, err := c.svc.Mailboxes(inv.String("Identity"), 0)
+	all, err := objects(ms, err, object)
+	if err != nil {
+		return nil, err
+	}
+	limit := resultSize(inv)
+	var out []*cmdlet.Object
+	for _, o := range all {
+		ok, err := f.Match(context.Background(), o)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, o)
+		}
+		if limit > 0 && len(out) == limit {
+			break
+		}
+	}
+	return out, nil
 }
 
 func (c *cmdlets) mailboxObject(m *directory.Mailbox) *cmdlet.Object {

@@ -10,6 +10,10 @@ type Script struct {
 type pipeline struct {
 	expr     expr // nil when the pipeline starts with a command
 	commands []*command
+	// assign names the variable of "$name = pipeline", whose value is the
+	// pipeline in value; expr and commands are then unused.
+	assign string
+	value  *pipeline
 }
 
 type command struct {
@@ -60,6 +64,30 @@ type hashEntry struct {
 	value *pipeline
 }
 
+// blockExpr is a script block, { statements }: code a cmdlet runs, with
+// $_ set to each pipeline object (Where-Object, ForEach-Object).
+type blockExpr struct{ statements []*pipeline }
+
+// memberExpr is target.Name: an object's property.
+type memberExpr struct {
+	target expr
+	name   string
+}
+
+// binaryExpr is left -op right: a comparison (-eq, -like, ...) or a
+// logical operator (-and, -or).
+type binaryExpr struct {
+	op          string // lower case, without the dash
+	left, right expr
+}
+
+// notExpr is -not operand, or !operand.
+type notExpr struct{ operand expr }
+
+func (*blockExpr) isExpr()    {}
+func (*memberExpr) isExpr()   {}
+func (*binaryExpr) isExpr()   {}
+func (*notExpr) isExpr()      {}
 func (*constExpr) isExpr()    {}
 func (*expandExpr) isExpr()   {}
 func (*variableExpr) isExpr() {}

@@ -11,6 +11,7 @@ import (
 // RegisterBuiltins adds the shell's own cmdlets to r: Format-List (fl),
 // Format-Table (ft), ConvertTo-SecureString and Get-Command (gcm).
 func RegisterBuiltins(r *Registry) {
+	registerPipelineCmdlets(r)
 	property := ParamSpec{Name: "Property", Type: StringList, Position: 0,
 		Help: "The properties to show: names, wildcards such as Smtp*, or * for all."}
 	r.Register(Spec{

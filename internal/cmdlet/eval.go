@@ -12,6 +12,15 @@ import (
 type Runner struct {
 	Registry *Registry
 	Out      io.Writer
+	// Dir is where relative paths (Get-Content, Export-Csv) are taken
+	// from: the directory the shell was started in.
+	Dir string
+	// NoFiles refuses Get-Content and Export-Csv (fuzzing runs scripts
+	// from random input).
+	NoFiles bool
+
+	vars  map[string]Value // assigned variables, by lower-case name
+	under []Value          // $_ of the script blocks running, innermost last
 }
 
 // Run executes the script's statements in order, writing each one's output
@@ -39,6 +48,21 @@ func (r *Runner) out() io.Writer {
 }
 
 func (r *Runner) pipeline(ctx context.Context, pl *pipeline) ([]Value, error) {
+	if pl.value != nil {
+		out, err := r.pipeline(ctx, pl.value)
+		if err != nil {
+			return nil, err
+		}
+		if r.vars == nil {
+			r.vars = map[string]Value{}
+		}
+		v := collapse(out)
+		if len(out) > 1 {
+			v = out
+		}
+		r.vars[strings.ToLower(pl.assign)] = v
+		return nil, nil
+	}
 	var items []Value
 	fed := false // whether the next command reads pipeline input
 	if pl.expr != nil {
@@ -97,7 +121,7 @@ func (r *Runner) invoke(ctx context.Context, c *command, input []Value, fed bool
 	if err != nil {
 		return nil, commandError(spec.Name, err)
 	}
-	inv.Host = r.Out
+	inv.Host, inv.Dir, inv.noFiles = r.Out, r.Dir, r.NoFiles
 	// A command runs once per input object, so one fed nothing does not
 	// run at all: Get-Mailbox -Identity nobody* | Set-Mailbox ... is no
 	// error when nothing matches.
@@ -188,7 +212,20 @@ func (r *Runner) eval(ctx context.Context, e expr) (Value, error) {
 	case *constExpr:
 		return e.value, nil
 	case *variableExpr:
-		return variable(e.name), nil
+		return r.lookup(e.name), nil
+	case *blockExpr:
+		return &ScriptBlock{statements: e.statements, runner: r}, nil
+	case *memberExpr:
+		v, err := r.eval(ctx, e.target)
+		if err != nil {
+			return nil, err
+		}
+		return member(v, e.name), nil
+	case *binaryExpr:
+		return r.binary(ctx, e)
+	case *notExpr:
+		v, err := r.eval(ctx, e.operand)
+		return !truthy(v), err
 	case *expandExpr:
 		var b strings.Builder
 		for _, part := range e.parts {
@@ -245,16 +282,4 @@ func (r *Runner) eval(ctx context.Context, e expr) (Value, error) {
 		return h, nil
 	}
 	panic(fmt.Sprintf("cmdlet: cannot evaluate %T", e))
-}
-
-// variable returns a variable's value. Only the constants exist so far;
-// a variable never set is $null, as in PowerShell outside strict mode.
-func variable(name string) Value {
-	switch strings.ToLower(name) {
-	case "true":
-		return true
-	case "false":
-		return false
-	}
-	return nil
 }

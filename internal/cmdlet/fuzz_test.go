@@ -33,7 +33,7 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
-		(&Runner{Registry: newFixture().reg, Out: io.Discard}).Run(context.Background(), s)
+		(&Runner{Registry: newFixture().reg, Out: io.Discard, NoFiles: true}).Run(context.Background(), s)
 	})
 }
 
@@ -45,6 +45,6 @@ func FuzzRunArgs(f *testing.F) {
 	}
 	f.Add("Set-Mailbox\x00sean\x00-DisplayName\x00Sean Smith\x00|\x00fl")
 	f.Fuzz(func(t *testing.T, line string) {
-		(&Runner{Registry: newFixture().reg, Out: io.Discard}).RunArgs(context.Background(), strings.Split(line, "\x00"))
+		(&Runner{Registry: newFixture().reg, Out: io.Discard, NoFiles: true}).RunArgs(context.Background(), strings.Split(line, "\x00"))
 	})
 }

@@ -21,6 +21,9 @@ type Invocation struct {
 	// WhatIf is set by -WhatIf: describe the change with Printf
 	// ("What if: ...") instead of making it.
 	WhatIf bool
+	// Dir is the directory relative paths are taken from.
+	Dir     string
+	noFiles bool
 	// Host receives Printf's output; nil discards it.
 	Host io.Writer
 }

@@ -27,8 +27,9 @@ const (
 	tokParameter   // -Name, or -Name: when its argument is attached
 	tokVariable    // $name
 	tokNumber
-	tokString // a quoted string
-	tokWord   // a bare word: an argument, a command name, a hashtable key
+	tokString   // a quoted string
+	tokWord     // a bare word: an argument, a command name, a hashtable key
+	tokOperator // -eq, -and, -not ... (expressionMode); name holds it, lower case
 )
 
 // lexMode is what the parser expects next. PowerShell tokenizes a command's
@@ -133,8 +134,25 @@ func (l *lexer) next(pos int, mode lexMode) (token, error) {
 		return token{kind: tokString, pos: pos, end: end, value: b.expr()}, nil
 	case mode == commandMode && isDash(r) && isParameterStart(l.runeAt(pos+w)):
 		return l.parameter(pos, w), nil
+	case mode == expressionMode && isDash(r) && isParameterStart(l.runeAt(pos+w)) && !l.parameter(pos, w).colon &&
+		operators[strings.ToLower(l.parameter(pos, w).name)]:
+		// Any other -word in an expression stays a word.
+		t := l.parameter(pos, w)
+		return token{kind: tokOperator, pos: pos, end: t.end, name: strings.ToLower(t.name)}, nil
+	case mode == expressionMode && r == '!' && l.at(pos+1) != '=':
+		return token{kind: tokOperator, pos: pos, end: pos + 1, name: "not"}, nil
 	}
 	return l.word(pos, mode)
+}
+
+// operators are the expression operators the language knows.
+var operators = map[string]bool{
+	"eq": true, "ne": true, "gt": true, "ge": true, "lt": true, "le": true,
+	"like": true, "notlike": true, "match": true, "notmatch": true, "contains": true, "notcontains": true,
+	"in": true, "notin": true,
+	"ieq": true, "ine": true, "ilike": true, "inotlike": true, "imatch": true, "inotmatch": true,
+	"ceq": true, "cne": true, "clike": true, "cnotlike": true, "cmatch": true, "cnotmatch": true,
+	"and": true, "or": true, "not": true,
 }
 
 // skipSpace skips spaces, comments and line continuations (a backtick at

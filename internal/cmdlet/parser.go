@@ -15,6 +15,9 @@ type parser struct {
 	last  int // where the last token consumed ends, for "missing ... after" errors
 	depth int
 	err   error
+	// bareProperties reads a bare word in an expression as a property of
+	// $_: OPATH filters ('SmtpClientAuthenticationDisabled -eq $true').
+	bareProperties bool
 
 	// The token at pos, once lexed: the parser usually looks at a token
 	// before deciding what to do with it.
@@ -117,6 +120,20 @@ func (p *parser) statements(end tokenKind) []*pipeline {
 // pipeline parses cmd | cmd ..., or an expression piped into commands.
 func (p *parser) pipeline() *pipeline {
 	pl := &pipeline{}
+	if t := p.peek(expressionMode); t.kind == tokVariable {
+		// $name = pipeline: an assignment, told apart by the '=' after it.
+		if eq, err := p.lx.next(t.end, expressionMode); err == nil && eq.kind == tokEquals {
+			p.advance(t)
+			p.advance(eq)
+			p.skipNewlines(expressionMode)
+			if !p.enter(t.pos) {
+				return pl
+			}
+			defer p.leave()
+			pl.assign, pl.value = t.name, p.pipeline()
+			return pl
+		}
+	}
 	switch t := p.peek(expressionMode); {
 	case t.kind == tokWord:
 		pl.commands = append(pl.commands, p.command(t))
@@ -198,9 +215,64 @@ func (p *parser) argument() expr {
 	return list
 }
 
-// expression parses a value in expressionMode: a comma list of unary
-// expressions. It returns nil, without an error, when there is none.
+// expression parses a value in expressionMode: comparisons of comma
+// lists joined by -and and -or (PowerShell gives them equal precedence,
+// left to right). It returns nil, without an error, when there is none.
 func (p *parser) expression() expr {
+	left := p.comparison()
+	for left != nil {
+		t := p.peek(expressionMode)
+		if t.kind != tokOperator || (t.name != "and" && t.name != "or") {
+			return left
+		}
+		p.advance(t)
+		p.skipNewlines(expressionMode)
+		right := p.comparison()
+		if right == nil {
+			p.fail(p.last, "Missing expression after '-"+t.name+"'.")
+			return nil
+		}
+		left = &binaryExpr{op: t.name, left: left, right: right}
+	}
+	return left
+}
+
+// comparison parses [-not] list [-op list]...
+func (p *parser) comparison() expr {
+	t := p.peek(expressionMode)
+	if t.kind == tokOperator && t.name == "not" {
+		p.advance(t)
+		if !p.enter(t.pos) {
+			return nil
+		}
+		defer p.leave()
+		operand := p.comparison()
+		if operand == nil {
+			p.fail(p.last, "Missing expression after unary operator '-not'.")
+			return nil
+		}
+		return &notExpr{operand: operand}
+	}
+	left := p.list()
+	for left != nil {
+		t := p.peek(expressionMode)
+		if t.kind != tokOperator || t.name == "and" || t.name == "or" || t.name == "not" {
+			return left
+		}
+		p.advance(t)
+		right := p.list()
+		if right == nil {
+			p.fail(p.last, "You must provide a value expression following the '-"+t.name+"' operator.")
+			return nil
+		}
+		left = &binaryExpr{op: t.name, left: left, right: right}
+	}
+	return left
+}
+
+// list parses a comma list of unary expressions, or nil when there is
+// none.
+func (p *parser) list() expr {
 	first := p.unary()
 	if first == nil || p.peek(expressionMode).kind != tokComma {
 		return first
@@ -241,10 +313,37 @@ func (p *parser) unary() expr {
 // primary parses the value that starts with t; nil if t starts none. A
 // bare word is a value only as a command argument.
 func (p *parser) primary(t token, mode lexMode) expr {
+	e := p.atom(t, mode)
+	if e == nil {
+		return nil
+	}
+	switch e.(type) {
+	case *variableExpr, *parenExpr, *subExpr:
+		// .Name right after it (no space) reads a property: $_.Name.
+		for p.err == nil && p.pos < len(p.lx.src) && p.lx.src[p.pos] == '.' {
+			end := p.lx.name(p.pos + 1)
+			if end == p.pos+1 {
+				break
+			}
+			e = &memberExpr{target: e, name: p.lx.src[p.pos+1 : end]}
+			p.pos, p.last = end, end
+		}
+	}
+	return e
+}
+
+// atom parses the value that starts with t, without member access.
+func (p *parser) atom(t token, mode lexMode) expr {
 	switch t.kind {
+	case tokLCurly:
+		return p.block(t)
 	case tokWord:
 		if mode != commandMode {
-			return nil
+			if !p.bareProperties {
+				return nil
+			}
+			p.advance(t)
+			return &memberExpr{target: &variableExpr{name: "_"}, name: p.lx.src[t.pos:t.end]}
 		}
 		p.advance(t)
 		return t.value
@@ -264,6 +363,23 @@ func (p *parser) primary(t token, mode lexMode) expr {
 	return nil
 }
 
+// block parses { statements }, a script block.
+func (p *parser) block(open token) expr {
+	p.advance(open)
+	if !p.enter(open.pos) {
+		return nil
+	}
+	defer p.leave()
+	stmts := p.statements(tokRCurly)
+	t := p.peek(expressionMode)
+	if t.kind != tokRCurly {
+		p.fail(open.pos, "Missing closing '}' in statement block or type definition.")
+		return nil
+	}
+	p.advance(t)
+	return &blockExpr{statements: stmts}
+}
+
 // paren parses (pipeline).
 func (p *parser) paren(open token) expr {
 	p.advance(open)
@@ -280,7 +396,12 @@ func (p *parser) paren(open token) expr {
 		p.fail(p.last, "Missing closing ')' in expression.")
 		return nil
 	}
-	pl := p.pipeline()
+	var pl *pipeline
+	if p.bareProperties {
+		pl = &pipeline{expr: p.expression()} // a filter has no commands
+	} else {
+		pl = p.pipeline()
+	}
 	p.skipNewlines(expressionMode)
 	t := p.peek(expressionMode)
 	if t.kind != tokRParen {
@@ -381,7 +502,7 @@ func (p *parser) hashtable(open token) expr {
 // expression in expressionMode.
 func startsExpression(k tokenKind) bool {
 	switch k {
-	case tokNumber, tokString, tokVariable, tokLParen, tokAtParen, tokDollarParen, tokAtCurly, tokComma:
+	case tokNumber, tokString, tokVariable, tokLParen, tokAtParen, tokDollarParen, tokAtCurly, tokComma, tokLCurly, tokOperator:
 		return true
 	}
 	return false

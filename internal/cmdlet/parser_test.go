@@ -60,7 +60,7 @@ func TestParseErrors(t *testing.T) {
 		{`Get-Mailbox | "a"`, 1, 15, "Expressions are only allowed as the first element of a pipeline."},
 		{"Get-Mailbox )", 1, 13, "Unexpected token ')' in expression or statement."},
 		{`"a" "b"`, 1, 5, `Unexpected token '"b"' in expression or statement.`},
-		{"Get-Mailbox {", 1, 13, "Unexpected token '{' in expression or statement."},
+		{"Get-Mailbox {", 1, 13, "Missing closing '}' in statement block or type definition."},
 		{"@{Add='a'", 1, 10, "Missing closing '}' in statement block or type definition."},
 		{"@{Add}", 1, 6, "Missing '=' operator after key in hash literal."},
 		{"@{=1}", 1, 3, "Missing key before '=' in hash literal."},

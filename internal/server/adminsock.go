@@ -26,6 +26,9 @@ import (
 type AdminRequest struct {
 	Args   []string `json:"args,omitempty"`
 	Script string   `json:"script,omitempty"`
+	// Dir is the client's working directory, for relative paths in
+	// Get-Content and Export-Csv.
+	Dir string `json:"dir,omitempty"`
 }
 
 // AdminResponse carries what the cmdlets printed and the error, if any.
@@ -78,7 +81,7 @@ func (s *Server) serveAdmin(c net.Conn) {
 // Execute runs a request against an admin service.
 func Execute(ctx context.Context, svc *admin.Service, req AdminRequest) AdminResponse {
 	var out bytes.Buffer
-	runner := &cmdlet.Runner{Registry: admin.Cmdlets(svc), Out: &out}
+	runner := &cmdlet.Runner{Registry: admin.Cmdlets(svc), Out: &out, Dir: req.Dir}
 	var err error
 	if req.Script != "" {
 		var script *cmdlet.Script
