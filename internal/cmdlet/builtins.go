@@ -3,6 +3,7 @@ package cmdlet
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"slices"
 	"strings"
@@ -56,10 +57,73 @@ func RegisterBuiltins(r *Registry) {
 	r.Register(Spec{
 		Name:     "Get-Command",
 		Aliases:  []string{"gcm"},
-		Synopsis: "Lists the cmdlets, or those whose names match -Name (Get-Command *Mailbox*).",
-		Params:   []ParamSpec{{Name: "Name", Type: StringList, Position: 0}},
+		Synopsis: "Lists the cmdlets, or those matching -Name (Get-Command *Mailbox*), -Verb (Set) or -Noun (*Connector).",
+		Params: []ParamSpec{{Name: "Name", Type: StringList, Position: 0}, {Name: "Verb", Type: StringList, Position: Named},
+			{Name: "Noun", Type: StringList, Position: Named}},
 		process: func(_ context.Context, inv *Invocation, _ []Value) ([]Value, error) {
-			return getCommand(r, Strings(inv.Args["Name"]))
+			out, err := getCommand(r, Strings(inv.Args["Name"]))
+			if err != nil {
+				return nil, err
+			}
+			matches := func(patterns []string, part string) bool {
+				return len(patterns) == 0 || slices.ContainsFunc(patterns, func(p string) bool { return MatchWildcard(p, part) })
+			}
+			var kept []Value
+			for _, v := range out {
+				name := toString(member(v, "Name"))
+				verb, noun, _ := strings.Cut(name, "-")
+				if matches(Strings(inv.Args["Verb"]), verb) && matches(Strings(inv.Args["Noun"]), noun) {
+					kept = append(kept, v)
+				}
+			}
+			return kept, nil
+		},
+	})
+	r.Register(Spec{
+		Name:     "Get-Help",
+		Aliases:  []string{"help"},
+		Synopsis: "Shows what a cmdlet does and its parameters: Get-Help Set-CASMailbox.",
+		Params:   []ParamSpec{{Name: "Name", Type: String, Position: 0, Required: true}},
+		process: func(_ context.Context, inv *Invocation, _ []Value) ([]Value, error) {
+			spec, ok := r.Lookup(inv.String("Name"))
+			if !ok {
+				return nil, fmt.Errorf("Get-Help could not find %s in a help file in this session.", inv.String("Name"))
+			}
+			var b strings.Builder
+			fmt.Fprintf(&b, "\nNAME\n    %s\n\nSYNOPSIS\n    %s\n\nSYNTAX\n    %s", spec.Name, spec.Synopsis, spec.Name)
+			for _, p := range spec.bindable() {
+				arg := " <" + p.Type.String() + ">"
+				if p.Type == Switch {
+					arg = ""
+				}
+				part := "-" + p.Name + arg
+				if p.Position >= 0 {
+					part = "[-" + p.Name + "]" + arg
+				}
+				if !p.Required {
+					part = "[" + part + "]"
+				}
+				b.WriteString(" " + part)
+			}
+			b.WriteString("\n\nPARAMETERS\n")
+			for _, p := range spec.bindable() {
+				fmt.Fprintf(&b, "    -%s", p.Name)
+				if p.Type != Switch {
+					fmt.Fprintf(&b, " <%s>", p.Type)
+				}
+				b.WriteString("\n")
+				if p.Help != "" {
+					fmt.Fprintf(&b, "        %s\n", p.Help)
+				}
+				if len(p.ValidValues) > 0 {
+					fmt.Fprintf(&b, "        One of: %s\n", strings.Join(p.ValidValues, ", "))
+				}
+				fmt.Fprintf(&b, "        Required? %v\n", p.Required)
+			}
+			if len(spec.Aliases) > 0 {
+				fmt.Fprintf(&b, "\nALIASES\n    %s\n", strings.Join(spec.Aliases, ", "))
+			}
+			return []Value{b.String()}, nil
 		},
 	})
 }

@@ -36,6 +36,8 @@ func TestScriptLanguage(t *testing.T) {
 		{"count", `$m = Get-Mailbox; $m.Count`, "2"},
 		{"select", `Get-Mailbox | Select-Object -First 1 -ExpandProperty Name`, "sean"},
 		{"sort", `Get-Mailbox | Sort-Object Name | % {$_.Name}`, "kim\nsean"},
+		{"Get-Command -Verb -Noun", `Get-Command -Verb Get -Noun Mail* | % {$_.Name}`, "Get-Mailbox"},
+		{"Get-Help", `(Get-Help Where-Object) -like "*-FilterScript <System.Object>*Required? true*"`, "True"},
 		{"sort descending", `3,1,2 | Sort-Object -Descending`, "3\n2\n1"},
 		{"nested blocks", `1,2 | % { $o = $_; 10,20 | % { $o; $_ } } | measure | % {$_.Count}`, "8"},
 	} {
