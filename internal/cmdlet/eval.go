@@ -137,6 +137,14 @@ func (r *Runner) invoke(ctx context.Context, c *command, input []Value, fed bool
 		out, err = r.run(ctx, spec, inv, input, fed)
 	}
 	if err != nil {
+		switch ea, _ := inv.Args["ErrorAction"].(string); {
+		case strings.EqualFold(ea, "Continue"):
+			// A non-terminating error: shown, and the script goes on.
+			fmt.Fprintln(r.out(), commandError(spec.Name, err).Error())
+			return nil, nil
+		case strings.EqualFold(ea, "SilentlyContinue"), strings.EqualFold(ea, "Ignore"):
+			return nil, nil
+		}
 		return nil, commandError(spec.Name, err)
 	}
 	return out, nil

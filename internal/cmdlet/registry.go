@@ -124,11 +124,18 @@ var whatIfParams = []ParamSpec{
 
 // bindable returns the parameters arguments can bind to.
 func (s *Spec) bindable() []ParamSpec {
-	if !s.SupportsWhatIf {
-		return s.Params
+	params := append(slices.Clip(s.Params), errorActionParam)
+	if s.SupportsWhatIf {
+		params = append(params, whatIfParams...)
 	}
-	return append(slices.Clip(s.Params), whatIfParams...)
+	return params
 }
+
+// errorActionParam is the common parameter every cmdlet takes: Stop (the
+// default here: the script ends), Continue (the error is shown and the
+// script goes on), SilentlyContinue and Ignore (it goes on silently).
+var errorActionParam = ParamSpec{Name: "ErrorAction", Type: Enum, Position: Named,
+	ValidValues: []string{"Stop", "Continue", "SilentlyContinue", "Ignore"}}
 
 // param returns the declared parameter with the canonical name, or nil.
 func (s *Spec) param(name string) *ParamSpec {

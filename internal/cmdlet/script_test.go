@@ -38,6 +38,8 @@ func TestScriptLanguage(t *testing.T) {
 		{"sort", `Get-Mailbox | Sort-Object Name | % {$_.Name}`, "kim\nsean"},
 		{"Get-Command -Verb -Noun", `Get-Command -Verb Get -Noun Mail* | % {$_.Name}`, "Get-Mailbox"},
 		{"Get-Help", `(Get-Help Where-Object) -like "*-FilterScript <System.Object>*Required? true*"`, "True"},
+		{"ErrorAction SilentlyContinue", `Get-Content /nonexistent/x -ErrorAction SilentlyContinue; "after"`, "after"},
+		{"ErrorAction Continue", `Get-Content /nonexistent/x -ErrorAction Continue; "after"`, "Get-Content : Cannot find path '/nonexistent/x' because it does not exist.\nafter"},
 		{"sort descending", `3,1,2 | Sort-Object -Descending`, "3\n2\n1"},
 		{"nested blocks", `1,2 | % { $o = $_; 10,20 | % { $o; $_ } } | measure | % {$_.Count}`, "8"},
 	} {
