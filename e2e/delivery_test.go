@@ -3,7 +3,6 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -245,12 +244,7 @@ print("sent")
 // restart, when Retry-Queue asks for it.
 func TestQueueSurvivesSIGKILL(t *testing.T) {
 	// The MX host's port is reserved but nothing listens yet.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := freeAddr(t)
 	dns, err := testdns.Start(nil)
 	if err != nil {
 		t.Fatal(err)

@@ -197,6 +197,34 @@ func (in *instance) tlsConfig() *tls.Config {
 	return &tls.Config{RootCAs: pool, ServerName: "localhost"}
 }
 
+// freeAddr returns a loopback address whose port was free a moment ago,
+// for a listener the test starts (or leaves down) later.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// debianPython returns Debian's python3 (not one earlier on PATH, which
+// lacks Debian's packages) when it can import the modules. Without them
+// the test is skipped, except in CI, where .ci/run must have installed
+// them.
+func debianPython(t *testing.T, modules ...string) string {
+	t.Helper()
+	py := "/usr/bin/python3"
+	if _, err := os.Stat(py); err != nil || exec.Command(py, "-c", "import "+strings.Join(modules, ", ")).Run() != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("Debian's python3 modules %v are not installed; .ci/run must install them", modules)
+		}
+		t.Skipf("Debian's python3 modules %v are not installed", modules)
+	}
+	return py
+}
+
 // folderCount returns ItemsInFolder for a mailbox folder.
 func (in *instance) folderCount(identity, folder string) int {
 	in.t.Helper()

@@ -7,7 +7,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"math/big"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,21 +20,9 @@ import (
 // (python3's oauthlib with a client secret; PyJWT's client assertion with a
 // certificate; curl with HTTP Basic) and sends with XOAUTH2.
 func TestBuiltInIssuer(t *testing.T) {
-	requireTool(t, "python3")
-	py := "/usr/bin/python3"
-	if exec.Command(py, "-c", "import oauthlib, requests, jwt").Run() != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("python3-oauthlib, python3-requests and python3-jwt must be installed by .ci/run")
-		}
-		t.Skip("Debian's python3-oauthlib, python3-requests or python3-jwt is missing")
-	}
+	py := debianPython(t, "oauthlib", "requests", "jwt")
 	curl := requireTool(t, "curl")
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	adminAddr := l.Addr().String()
-	l.Close()
+	adminAddr := freeAddr(t)
 	base := "https://" + adminAddr
 	in := newInstance(t, "--admin", adminAddr, "--public-url", base)
 	scanner := in.mailbox("scanner", "Scan-Pass-1")

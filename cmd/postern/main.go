@@ -3,7 +3,7 @@
 //
 //	postern serve [--data DIR] [--config FILE] [--demo] [listener flags]
 //	postern --data DIR <Cmdlet> -Param value ...
-//	postern --data DIR shell [-c 'SCRIPT' | -f FILE]
+//	postern --data DIR [--organization NAME] shell [-c 'SCRIPT' | -f FILE]
 //	postern bench -addr HOST:PORT -user USER:PASSWORD ...
 //	postern version
 //
@@ -13,7 +13,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -39,11 +38,14 @@ Usage:
   postern serve [--data DIR] [--config FILE] [--demo] [flags]   run the server (serve -h lists the flags)
   postern [--data DIR] <Cmdlet> [-Param value ...]               run one admin cmdlet, e.g. Get-Mailbox
   postern [--data DIR] shell [-c SCRIPT | -f FILE]               run PowerShell-style admin commands
+                                                                 (without -c/-f: interactive, with history
+                                                                 and Tab completion)
   postern bench [flags]                                          load generator (bench -h lists the flags)
   postern version
 
 Cmdlets run against the server that owns DIR when one is running, otherwise
-directly on DIR. Get-Command lists them.
+directly on DIR. Get-Command lists them. --organization NAME, before the
+command, acts on that organization instead of the first.
 `
 
 func main() {
@@ -51,7 +53,7 @@ func main() {
 }
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	dataDir, configFile := "", ""
+	dataDir, configFile, org := "", "", ""
 	// Global options may come before the command.
 	for len(args) > 0 {
 		name, value, ok := globalOption(args)
@@ -63,6 +65,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			dataDir = value
 		case "config":
 			configFile = value
+		case "organization":
+			org = value
 		}
 		if strings.Contains(args[0], "=") {
 			args = args[1:]
@@ -86,20 +90,21 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, usage)
 		return 0
 	case "shell":
-		return shell(args[1:], resolveData(dataDir, configFile), stdin, stdout, stderr)
+		return shell(args[1:], resolveData(dataDir, configFile), org, stdin, stdout, stderr)
 	default:
 		if !strings.Contains(cmd, "-") || strings.HasPrefix(cmd, "-") {
 			fmt.Fprintf(stderr, "postern: unknown command %q\n\n%s", cmd, usage)
 			return 2
 		}
-		return runAdmin(server.AdminRequest{Args: args}, resolveData(dataDir, configFile), stdout, stderr)
+		return runAdmin(server.AdminRequest{Args: args, Organization: org}, resolveData(dataDir, configFile), stdout, stderr)
 	}
 }
 
-// globalOption recognises --data DIR, --data=DIR, --config FILE at args[0].
+// globalOption recognises --data DIR, --data=DIR, --config FILE and
+// --organization NAME at args[0].
 func globalOption(args []string) (name, value string, ok bool) {
 	a := args[0]
-	for _, n := range []string{"data", "config"} {
+	for _, n := range []string{"data", "config", "organization"} {
 		for _, prefix := range []string{"--" + n, "-" + n} {
 			if a == prefix && len(args) > 1 {
 				return n, args[1], true
@@ -212,39 +217,6 @@ func runAdmin(req server.AdminRequest, dataDir string, stdout, stderr io.Writer)
 		return 1
 	}
 	return 0
-}
-
-func shell(args []string, dataDir string, stdin io.Reader, stdout, stderr io.Writer) int {
-	wd, _ := os.Getwd()
-	switch {
-	case len(args) == 2 && args[0] == "-c":
-		return runAdmin(server.AdminRequest{Script: args[1], Dir: wd}, dataDir, stdout, stderr)
-	case len(args) == 2 && args[0] == "-f":
-		src, err := os.ReadFile(args[1])
-		if err != nil {
-			fmt.Fprintln(stderr, "postern:", err)
-			return 1
-		}
-		return runAdmin(server.AdminRequest{Script: string(src), Dir: wd}, dataDir, stdout, stderr)
-	case len(args) == 0:
-		// Interactive: one statement per line; errors are shown, not fatal.
-		in := bufio.NewScanner(stdin)
-		fmt.Fprint(stdout, "PS> ")
-		for in.Scan() {
-			line := strings.TrimSpace(in.Text())
-			if line == "exit" || line == "quit" {
-				break
-			}
-			if line != "" {
-				runAdmin(server.AdminRequest{Script: line, Dir: wd}, dataDir, stdout, stdout)
-			}
-			fmt.Fprint(stdout, "PS> ")
-		}
-		fmt.Fprintln(stdout)
-		return 0
-	}
-	fmt.Fprintln(stderr, "usage: postern shell [-c SCRIPT | -f FILE]")
-	return 2
 }
 
 func runBench(args []string, stdout, stderr io.Writer) int {

@@ -92,18 +92,64 @@ func Cmdlets(svc *Service) *cmdlet.Registry {
 			Params: append([]cmdlet.ParamSpec{identity, {Name: "Name", Type: cmdlet.String, Position: -1}}, connectorParams...), Run: c.setInboundConnector},
 		{Name: "Remove-InboundConnector", Synopsis: "Deletes an inbound connector.", SupportsWhatIf: true, Params: []cmdlet.ParamSpec{identity}, Run: c.removeInboundConnector},
 	} {
-		if s.SupportsWhatIf {
-			s = c.audited(s)
-		}
-		r.Register(s)
+		c.register(r, s)
 	}
-	for _, s := range append(append(c.deliverySpecs(identity, optionalIdentity), c.oauthSpecs(identity, optionalIdentity)...), c.traceSpecs()...) {
-		if s.SupportsWhatIf {
-			s = c.audited(s)
-		}
-		r.Register(s)
+	for _, s := range c.deliverySpecs(identity, optionalIdentity) {
+		c.register(r, s)
+	}
+	for _, s := range c.oauthSpecs(identity, optionalIdentity) {
+		c.register(r, s)
+	}
+	for _, s := range c.traceSpecs() {
+		c.register(r, s)
+	}
+	for _, s := range c.accessSpecs(identity, optionalIdentity) {
+		c.register(r, s)
 	}
 	return r
+}
+
+// register adds one of Postern's cmdlets: only for callers whose role
+// includes it, written to the admin audit log when it changes something
+// (refusals included: an admin reviewing the log wants to see attempts
+// beyond a key's role), and with the type of its output for the REST
+// API's description.
+func (c *cmdlets) register(r *cmdlet.Registry, s cmdlet.Spec) {
+	run := s.Run
+	s.Run = func(ctx context.Context, inv *cmdlet.Invocation) ([]*cmdlet.Object, error) {
+		if err := c.svc.authorize(s.Name); err != nil {
+			return nil, err
+		}
+		return run(ctx, inv)
+	}
+	if s.SupportsWhatIf {
+		s = c.audited(s)
+	}
+	s.Output = outputTypes[s.Name]
+	r.Register(s)
+}
+
+// outputTypes names the type of object each cmdlet returns; cmdlets not
+// listed return none.
+var outputTypes = map[string]string{
+	"Get-TransportConfig": "TransportConfig", "Get-OrganizationConfig": "OrganizationConfig",
+	"Get-AcceptedDomain": "AcceptedDomain", "New-AcceptedDomain": "AcceptedDomain",
+	"Get-Mailbox": "Mailbox", "New-Mailbox": "Mailbox", "Get-CASMailbox": "CASMailbox", "Get-User": "User",
+	"Get-AuthenticationPolicy": "AuthenticationPolicy", "New-AuthenticationPolicy": "AuthenticationPolicy",
+	"Get-RecipientPermission": "RecipientPermission", "Add-RecipientPermission": "RecipientPermission",
+	"Get-MailboxFolderStatistics": "MailboxFolderStatistics",
+	"Get-InboundConnector":        "InboundConnector", "New-InboundConnector": "InboundConnector",
+	"Get-OutboundConnector": "OutboundConnector", "New-OutboundConnector": "OutboundConnector",
+	"Get-DkimSigningConfig": "DkimSigningConfig", "New-DkimSigningConfig": "DkimSigningConfig",
+	"Get-Queue": "Queue", "Get-QueueMessage": "QueueMessage",
+	"Get-AuthServer": "AuthServer", "New-AuthServer": "AuthServer",
+	"Get-ServicePrincipal": "ServicePrincipal", "New-ServicePrincipal": "ServicePrincipal",
+	"Get-MailboxPermission": "MailboxPermission",
+	"Get-OAuthApp":          "OAuthApp", "New-OAuthApp": "OAuthApp", "New-OAuthAppSecret": "OAuthApp",
+	"Get-SmtpAuthClientReport": "SmtpAuthClient",
+	"Get-MessageTrace":         "MessageTrace", "Get-MessageTraceV2": "MessageTrace", "Get-MessageTraceDetail": "MessageTraceDetail",
+	"Test-SmtpSubmission": "SmtpSubmissionCheck", "Search-AdminAuditLog": "AdminAuditLogEvent", "Get-ConnectionLog": "ConnectionLogEntry",
+	"Get-Organization": "Organization", "New-Organization": "Organization", "Get-ApiKey": "ApiKey", "New-ApiKey": "ApiKey",
 }
 
 type cmdlets struct{ svc *Service }

@@ -40,7 +40,9 @@ type QueuedMessage struct {
 	Status   string
 }
 
-// Queued lists every queued copy with the queue it waits in.
+// Queued lists every queued copy with the queue it waits in. The queue
+// is the server's, shared by its organizations: an organization's admin
+// (As) sees only the organization's own copies.
 func (s *Service) Queued(ctx context.Context) ([]QueuedMessage, error) {
 	items, err := s.Store.QueueItems(ctx)
 	if err != nil {
@@ -50,6 +52,9 @@ func (s *Service) Queued(ctx context.Context) ([]QueuedMessage, error) {
 	now := time.Now()
 	out := make([]QueuedMessage, 0, len(items))
 	for _, it := range items {
+		if s.scoped && it.OrgID != s.orgID {
+			continue
+		}
 		name := "Submission" // paced local deliveries wait as in Exchange's submission queue
 		if !it.Local {
 			_, domain, _ := strings.Cut(it.Recipient, "@")

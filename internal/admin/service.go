@@ -42,7 +42,16 @@ type Service struct {
 	// Queue acts on the outbound queue (Retry-Queue, Remove-QueueMessage).
 	Queue QueueControl
 
-	mu sync.Mutex // serialises changes: read-validate-write must not interleave
+	// mu serialises changes: read-validate-write must not interleave. It
+	// is shared by the services As and ForOrganization derive.
+	mu *sync.Mutex
+	// orgID is the organization acted on; 0 means the first.
+	orgID int64
+	// scoped marks a service acting for an organization's admin (As):
+	// role limits its cmdlets, and server-wide data is filtered to the
+	// organization.
+	scoped bool
+	role   Role
 }
 
 // DefaultOrganizationName is the organization a fresh data directory gets.
@@ -52,6 +61,9 @@ const DefaultOrganizationName = "Default"
 // on first use. A new organization starts with SMTP AUTH disabled, as
 // Exchange Online tenants created after January 2020 do.
 func (s *Service) Open(ctx context.Context) error {
+	if s.mu == nil {
+		s.mu = new(sync.Mutex)
+	}
 	if err := s.reload(ctx); err != nil {
 		return err
 	}
@@ -74,11 +86,20 @@ func (s *Service) reload(ctx context.Context) error {
 	return nil
 }
 
-// org is the organization the service acts on. Postern is multi-tenant in
-// its data model; until admin sign-in scopes a session to an organization,
-// the front ends act on the first (default) one.
+// org is the organization the service acts on: the one its admin belongs
+// to (As), or the one the server administrator chose (ForOrganization),
+// else the first (default) one.
 func (s *Service) org() *directory.Organization {
-	if orgs := s.Dir.Load().Contents().Organizations; len(orgs) > 0 {
+	snap := s.Dir.Load()
+	if s.orgID != 0 {
+		if o := snap.Organization(s.orgID); o != nil {
+			return o
+		}
+		// The organization is gone; act on an empty one rather than on
+		// someone else's.
+		return &directory.Organization{ID: s.orgID, Name: "(removed)"}
+	}
+	if orgs := snap.Contents().Organizations; len(orgs) > 0 {
 		return orgs[0]
 	}
 	return nil
@@ -97,22 +118,45 @@ func (s *Service) change(ctx context.Context, fn func(dir *directory.Snapshot, o
 	return err
 }
 
-// Errors in Exchange's words.
+// Errors in Exchange's words. Each also wraps one of the kinds below, so
+// that a front end can tell them apart (the REST API answers 404, 409 or
+// 400) without reading the text.
+
+var (
+	// ErrNotFound: no object has the identity given, in the caller's
+	// organization.
+	ErrNotFound = errors.New("not found")
+	// ErrAmbiguous: the identity matches several objects.
+	ErrAmbiguous = errors.New("ambiguous identity")
+	// ErrExists: the object to create exists already.
+	ErrExists = errors.New("already exists")
+	// ErrInvalid: a parameter's value is not acceptable.
+	ErrInvalid = errors.New("invalid value")
+)
+
+// kindError is an admin error: Exchange's message, and its kind.
+type kindError struct {
+	kind error
+	msg  string
+}
+
+func (e *kindError) Error() string { return e.msg }
+func (e *kindError) Unwrap() error { return e.kind }
 
 func notFound(identity string) error {
-	return fmt.Errorf("The operation couldn't be performed because object '%s' couldn't be found.", identity)
+	return &kindError{ErrNotFound, fmt.Sprintf("The operation couldn't be performed because object '%s' couldn't be found.", identity)}
 }
 
 func ambiguous(identity string) error {
-	return fmt.Errorf("The operation couldn't be performed because '%s' matches multiple entries.", identity)
+	return &kindError{ErrAmbiguous, fmt.Sprintf("The operation couldn't be performed because '%s' matches multiple entries.", identity)}
 }
 
 func alreadyExists(kind, name string) error {
-	return fmt.Errorf("The %s '%s' already exists.", kind, name)
+	return &kindError{ErrExists, fmt.Sprintf("The %s '%s' already exists.", kind, name)}
 }
 
 func invalidValue(param, value, why string) error {
-	return fmt.Errorf("Cannot process argument transformation on parameter '%s'. The value '%s' is not valid: %s", param, value, why)
+	return &kindError{ErrInvalid, fmt.Sprintf("Cannot process argument transformation on parameter '%s'. The value '%s' is not valid: %s", param, value, why)}
 }
 
 // storeError turns a store error into one naming the object.
@@ -122,7 +166,7 @@ func storeError(err error, kind, name string) error {
 		return nil
 	case errors.Is(err, store.ErrConflict):
 		if _, addr, ok := strings.Cut(err.Error(), "the address "); ok {
-			return fmt.Errorf("The proxy address \"SMTP:%s\" is already being used by another recipient.", addr)
+			return &kindError{ErrExists, fmt.Sprintf("The proxy address \"SMTP:%s\" is already being used by another recipient.", addr)}
 		}
 		return alreadyExists(kind, name)
 	case errors.Is(err, store.ErrNotFound):

@@ -109,6 +109,9 @@ type Spec struct {
 	// input object with Identity taken from the object's Identity
 	// property (Get-Mailbox | Set-CASMailbox ...).
 	Run func(ctx context.Context, inv *Invocation) ([]*Object, error)
+	// Output is the TypeName of the objects Run returns, "" when it
+	// returns none; the REST API's description of responses uses it.
+	Output string
 
 	// process replaces Run for the built-ins, which take and produce
 	// values other than objects (formatted text, a SecureString) and see
@@ -213,6 +216,18 @@ func (r *Registry) Lookup(name string) (*Spec, bool) {
 	s, ok := r.byName[strings.ToLower(name)]
 	return s, ok
 }
+
+// Specs returns the registered cmdlets, in the order they were registered.
+func (r *Registry) Specs() []*Spec { return slices.Clone(r.specs) }
+
+// Bindable returns the parameters the cmdlet accepts: its own and the
+// common ones (ErrorAction; WhatIf and Confirm where it supports them).
+func (s *Spec) Bindable() []ParamSpec { return s.bindable() }
+
+// Builtin reports whether the cmdlet is one of the shell's own (Format-List,
+// Where-Object ...), which work on pipeline values rather than on Postern's
+// objects.
+func (s *Spec) Builtin() bool { return s.process != nil }
 
 // Names returns the cmdlets' names, sorted, without aliases.
 func (r *Registry) Names() []string {

@@ -31,7 +31,7 @@ type Config struct {
 	Submission  string `toml:"submission"`  // 587 role: STARTTLS + AUTH
 	Submissions string `toml:"submissions"` // 465 role: implicit TLS + AUTH
 	MX          string `toml:"mx"`          // 25 role: anonymous mail for local mailboxes; AUTH after STARTTLS
-	Admin       string `toml:"admin"`       // admin HTTPS listener: the built-in OAuth issuer (later the REST API)
+	Admin       string `toml:"admin"`       // admin HTTPS listener: the built-in OAuth issuer and the REST API
 	// PublicURL is how clients reach the admin listener, and the built-in
 	// issuer's identifier; default https://HOSTNAME:PORT.
 	PublicURL string `toml:"public_url"`
@@ -175,7 +175,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Submission, "submission", c.Submission, "submission listener (587 role: STARTTLS + AUTH), or off")
 	fs.StringVar(&c.Submissions, "submissions", c.Submissions, "submissions listener (465 role: implicit TLS), or off")
 	fs.StringVar(&c.MX, "mx", c.MX, "MX listener (25 role), or off")
-	fs.StringVar(&c.Admin, "admin", c.Admin, "admin HTTPS listener (built-in OAuth issuer), or off")
+	fs.StringVar(&c.Admin, "admin", c.Admin, "admin HTTPS listener (built-in OAuth issuer, REST API), or off")
 	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "public URL of the admin listener (default https://HOSTNAME:PORT)")
 	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "TLS certificate PEM file (default: generated)")
 	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "TLS key PEM file")

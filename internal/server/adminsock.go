@@ -19,7 +19,9 @@ import (
 // server that owns DIR, so that a change takes effect in the running server
 // at once, through the same admin service. It is a Unix socket inside the
 // data directory (mode 0600, directory 0700): only the server's own user can
-// reach it. One JSON request and one JSON response per connection.
+// reach it. A connection carries JSON requests, each answered by one JSON
+// response, and is one shell session: variables assigned by one request are
+// there for the next (the interactive shell sends a request per line).
 
 // AdminRequest is a cmdlet invocation: Args (one cmdlet, from argv) or
 // Script (shell source).
@@ -29,6 +31,9 @@ type AdminRequest struct {
 	// Dir is the client's working directory, for relative paths in
 	// Get-Content and Export-Csv.
 	Dir string `json:"dir,omitempty"`
+	// Organization names the organization to act on (--organization);
+	// empty: the first.
+	Organization string `json:"organization,omitempty"`
 }
 
 // AdminResponse carries what the cmdlets printed and the error, if any.
@@ -70,32 +75,69 @@ func (s *Server) listenAdminSocket() error {
 
 func (s *Server) serveAdmin(c net.Conn) {
 	defer c.Close()
-	var req AdminRequest
-	if err := json.NewDecoder(io.LimitReader(c, 1<<20)).Decode(&req); err != nil {
-		return
+	dec := json.NewDecoder(io.LimitReader(c, 64<<20))
+	enc := json.NewEncoder(c)
+	session := NewSession(s.Admin)
+	for {
+		var req AdminRequest
+		if err := dec.Decode(&req); err != nil {
+			return
+		}
+		if err := enc.Encode(session.Execute(context.Background(), req)); err != nil {
+			return
+		}
 	}
-	resp := Execute(context.Background(), s.Admin, req)
-	json.NewEncoder(c).Encode(resp)
 }
 
-// Execute runs a request against an admin service.
-func Execute(ctx context.Context, svc *admin.Service, req AdminRequest) AdminResponse {
-	var out bytes.Buffer
-	runner := &cmdlet.Runner{Registry: admin.Cmdlets(svc), Out: &out, Dir: req.Dir}
+// Session runs an admin's requests, keeping the shell's variables from
+// one request to the next.
+type Session struct {
+	svc    *admin.Service
+	org    string
+	runner *cmdlet.Runner
+	out    bytes.Buffer
+}
+
+// NewSession starts a session on the admin service.
+func NewSession(svc *admin.Service) *Session {
+	s := &Session{svc: svc}
+	s.runner = &cmdlet.Runner{Registry: admin.Cmdlets(svc), Out: &s.out}
+	return s
+}
+
+// Execute runs a request.
+func (s *Session) Execute(ctx context.Context, req AdminRequest) AdminResponse {
+	if req.Organization != s.org {
+		svc := s.svc
+		if req.Organization != "" {
+			var err error
+			if svc, err = s.svc.ForOrganization(req.Organization); err != nil {
+				return AdminResponse{Error: "--organization: " + err.Error()}
+			}
+		}
+		s.runner.Registry, s.org = admin.Cmdlets(svc), req.Organization
+	}
+	s.out.Reset()
+	s.runner.Dir = req.Dir
 	var err error
 	if req.Script != "" {
 		var script *cmdlet.Script
 		if script, err = cmdlet.Parse(req.Script); err == nil {
-			err = runner.Run(ctx, script)
+			err = s.runner.Run(ctx, script)
 		}
 	} else {
-		err = runner.RunArgs(ctx, req.Args)
+		err = s.runner.RunArgs(ctx, req.Args)
 	}
-	resp := AdminResponse{Output: out.String()}
+	resp := AdminResponse{Output: s.out.String()}
 	if err != nil {
 		resp.Error = err.Error()
 	}
 	return resp
+}
+
+// Execute runs one request against an admin service.
+func Execute(ctx context.Context, svc *admin.Service, req AdminRequest) AdminResponse {
+	return NewSession(svc).Execute(ctx, req)
 }
 
 // ErrNoServer means no server is running on the data directory.
@@ -104,18 +146,43 @@ var ErrNoServer = errors.New("no server running")
 // SendAdmin sends a request to the server running on dataDir; ErrNoServer
 // when none is.
 func SendAdmin(dataDir string, req AdminRequest) (AdminResponse, error) {
-	var resp AdminResponse
+	c, err := DialAdmin(dataDir)
+	if err != nil {
+		return AdminResponse{}, err
+	}
+	defer c.Close()
+	return c.Send(req)
+}
+
+// AdminConn is a session with the server running on a data directory.
+type AdminConn struct {
+	conn net.Conn
+	enc  *json.Encoder
+	dec  *json.Decoder
+}
+
+// DialAdmin opens a session with the server running on dataDir;
+// ErrNoServer when none is.
+func DialAdmin(dataDir string) (*AdminConn, error) {
 	c, err := net.DialTimeout("unix", SocketPath(dataDir), 2*time.Second)
 	if err != nil {
 		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
-			return resp, ErrNoServer
+			return nil, ErrNoServer
 		}
+		return nil, err
+	}
+	return &AdminConn{conn: c, enc: json.NewEncoder(c), dec: json.NewDecoder(c)}, nil
+}
+
+// Send runs a request in the session.
+func (c *AdminConn) Send(req AdminRequest) (AdminResponse, error) {
+	var resp AdminResponse
+	if err := c.enc.Encode(req); err != nil {
 		return resp, err
 	}
-	defer c.Close()
-	if err := json.NewEncoder(c).Encode(req); err != nil {
-		return resp, err
-	}
-	err = json.NewDecoder(c).Decode(&resp)
+	err := c.dec.Decode(&resp)
 	return resp, err
 }
+
+// Close ends the session.
+func (c *AdminConn) Close() error { return c.conn.Close() }

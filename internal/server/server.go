@@ -26,6 +26,7 @@ import (
 	"postern.dev/postern/internal/limits"
 	"postern.dev/postern/internal/oauth"
 	"postern.dev/postern/internal/queue"
+	"postern.dev/postern/internal/restapi"
 	"postern.dev/postern/internal/secret"
 	"postern.dev/postern/internal/senderauth"
 	"postern.dev/postern/internal/smtpclient"
@@ -285,8 +286,8 @@ func (s *Server) Close() error {
 }
 
 // listenHTTPS starts the admin HTTPS listener (when configured), which
-// serves the built-in OAuth issuer's endpoints, and trusts that issuer at
-// its public URL.
+// serves the built-in OAuth issuer's endpoints and the REST API, and
+// trusts that issuer at its public URL.
 func (s *Server) listenHTTPS(ctx context.Context, tlsCfg *tls.Config, keys *issuer.Keys, throttle *auth.Throttle) error {
 	if s.cfg.Admin == "" || s.cfg.Admin == config.Off {
 		return nil
@@ -306,6 +307,7 @@ func (s *Server) listenHTTPS(ctx context.Context, tlsCfg *tls.Config, keys *issu
 	}
 	mux := http.NewServeMux()
 	(&issuer.Handler{Keys: keys, Directory: s.Admin.Dir, Issuer: base, Throttle: throttle, Log: s.log, Now: time.Now}).Register(mux)
+	(&restapi.Handler{Admin: s.Admin, Log: s.log}).Register(mux)
 	s.https = &http.Server{Handler: mux, TLSConfig: tlsCfg, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
 		WriteTimeout: time.Minute, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
 	s.log.Info("listening", "role", "admin", "addr", ln.Addr().String(), "issuer", base)

@@ -109,6 +109,15 @@ type Store interface {
 	// AppendAudit records an admin change; SearchAudit reads them back.
 	AppendAudit(ctx context.Context, e AuditEntry) error
 	SearchAudit(ctx context.Context, q AuditQuery) ([]AuditEntry, error)
+	// SaveAPIKey adds an API key (ErrConflict when the organization has
+	// one of that name); APIKeys lists an organization's keys;
+	// APIKeyByHash finds the key with a hash (ErrNotFound); DeleteAPIKey
+	// removes one (ErrNotFound); TouchAPIKey records its last use.
+	SaveAPIKey(ctx context.Context, k *APIKey) error
+	APIKeys(ctx context.Context, orgID int64) ([]APIKey, error)
+	APIKeyByHash(ctx context.Context, hash []byte) (*APIKey, error)
+	DeleteAPIKey(ctx context.Context, orgID, id int64) error
+	TouchAPIKey(ctx context.Context, id int64, at time.Time) error
 	// PruneTrace deletes trace events and connection log entries older
 	// than a time (the trace retention).
 	PruneTrace(ctx context.Context, before time.Time) (int64, error)
@@ -310,6 +319,19 @@ type AuditEntry struct {
 	Object     string
 	Succeeded  bool
 	Error      string
+}
+
+// APIKey is a REST API sign-in: an organization, a role, and the SHA-256
+// of the secret key.
+type APIKey struct {
+	ID       int64
+	OrgID    int64
+	Name     string
+	Role     string
+	Hash     []byte
+	Prefix   string
+	Created  time.Time
+	LastUsed time.Time
 }
 
 // AuditQuery selects audit entries, newest first.

@@ -1,0 +1,84 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+
+	"postern.dev/postern/internal/store"
+)
+
+// SaveAPIKey adds an API key.
+func (s *Store) SaveAPIKey(ctx context.Context, k *store.APIKey) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `INSERT INTO api_keys (org_id, name, role, key_hash, key_prefix, created) VALUES (?, ?, ?, ?, ?, ?)`,
+			k.OrgID, k.Name, k.Role, k.Hash, k.Prefix, nanos(k.Created))
+		if isConstraint(err) {
+			return store.ErrConflict
+		}
+		if err != nil {
+			return err
+		}
+		k.ID, err = res.LastInsertId()
+		return err
+	})
+}
+
+const apiKeyColumns = `id, org_id, name, role, key_hash, key_prefix, created, last_used`
+
+func scanAPIKey(rows interface{ Scan(...any) error }) (store.APIKey, error) {
+	var k store.APIKey
+	var created, used int64
+	err := rows.Scan(&k.ID, &k.OrgID, &k.Name, &k.Role, &k.Hash, &k.Prefix, &created, &used)
+	k.Created = fromNanos(created)
+	if used != 0 {
+		k.LastUsed = fromNanos(used)
+	}
+	return k, err
+}
+
+// APIKeys lists an organization's API keys by name.
+func (s *Store) APIKeys(ctx context.Context, orgID int64) ([]store.APIKey, error) {
+	var out []store.APIKey
+	err := each(ctx, s.r, `SELECT `+apiKeyColumns+` FROM api_keys WHERE org_id = ? ORDER BY name COLLATE NOCASE`, func(rows *sql.Rows) error {
+		k, err := scanAPIKey(rows)
+		out = append(out, k)
+		return err
+	}, orgID)
+	return out, err
+}
+
+// APIKeyByHash finds the key with a hash.
+func (s *Store) APIKeyByHash(ctx context.Context, hash []byte) (*store.APIKey, error) {
+	k, err := scanAPIKey(s.r.QueryRowContext(ctx, `SELECT `+apiKeyColumns+` FROM api_keys WHERE key_hash = ?`, hash))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &k, nil
+}
+
+// DeleteAPIKey removes an organization's key.
+func (s *Store) DeleteAPIKey(ctx context.Context, orgID, id int64) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM api_keys WHERE org_id = ? AND id = ?`, orgID, id)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return store.ErrNotFound
+		}
+		return nil
+	})
+}
+
+// TouchAPIKey records a key's last use.
+func (s *Store) TouchAPIKey(ctx context.Context, id int64, at time.Time) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE api_keys SET last_used = ? WHERE id = ?`, nanos(at), id)
+		return err
+	})
+}
