@@ -131,6 +131,20 @@ def call(key, method, template, expect, path=None, body=None, query=None):
     if op is None:
         failures.append("%s: the document has no operation %s %s" % (where, method, template))
         return None
+    # The request, too, is what the document describes (unless it is a
+    # deliberately bad one).
+    if body is not None and expect != 400:
+        rb = op.get("requestBody")
+        if rb is None:
+            failures.append("%s: the document takes no body" % where)
+        else:
+            if "$ref" in rb:
+                rb = resolver.resolve(rb["$ref"])[1]
+            try:
+                jsonschema.Draft202012Validator(rb["content"]["application/json"]["schema"], resolver=resolver).validate(body)
+                validated += 1
+            except jsonschema.ValidationError as e:
+                failures.append("%s: the request does not match the document: %s" % (where, e.message))
     resp = op["responses"].get(str(expect))
     if resp is None:
         failures.append("%s: the document has no %d answer" % (where, expect))
@@ -252,5 +266,5 @@ call("pstn_not-a-key", "GET", "/mailboxes", 401)
 if failures:
     print("\n".join(failures))
     sys.exit(1)
-print("validated %d answers against the OpenAPI document" % validated)
+print("validated %d requests and answers against the OpenAPI document" % validated)
 `

@@ -178,30 +178,21 @@ func document(reg *cmdlet.Registry) jsonObject {
 		return ref(typeName + "List")
 	}
 
-	paths := jsonObject{}
+	paths, requestBodies := jsonObject{}, jsonObject{}
 	specs := reg.Specs()
 	sort.Slice(specs, func(i, j int) bool { return specs[i].Name < specs[j].Name })
 	for _, s := range specs {
 		if s.Builtin() {
 			continue
 		}
-		props, required := jsonObject{}, []string{}
-		for _, p := range s.Bindable() {
-			if p.Name == "ErrorAction" {
-				continue
-			}
-			props[p.Name] = paramSchema(p)
-			if p.Required {
-				required = append(required, p.Name)
-			}
-		}
-		body := jsonObject{"type": "object", "properties": props, "additionalProperties": false}
-		if len(required) > 0 {
-			body["required"] = required
+		requestBodies[s.Name] = jsonObject{"required": false, "content": jsonContent(paramsSchema(s, ""))}
+		if hasParam(s, "Identity") {
+			// On /{resource}/{identity} the path gives -Identity.
+			requestBodies[s.Name+".ForItem"] = jsonObject{"required": false, "content": jsonContent(paramsSchema(s, "Identity"))}
 		}
 		paths["/cmdlets/"+s.Name] = jsonObject{"post": jsonObject{
 			"operationId": strings.ReplaceAll(s.Name, "-", ""), "summary": s.Synopsis, "tags": []string{"Cmdlets"},
-			"requestBody": jsonObject{"required": false, "content": jsonContent(body)},
+			"requestBody": jsonObject{"$ref": "#/components/requestBodies/" + s.Name},
 			"responses":   errorResponses(jsonObject{"200": response("The cmdlet's output objects, and what it told the host (What if: ..., warnings).", listRef(s.Output))}),
 		}}
 	}
@@ -214,8 +205,11 @@ func document(reg *cmdlet.Registry) jsonObject {
 		}
 		return ""
 	}
-	bodyOf := func(name string) jsonObject {
-		return jsonObject{"$ref": "#/paths/" + escapePointer("/cmdlets/"+name) + "/post/requestBody"}
+	bodyOf := func(name string, item bool) jsonObject {
+		if item {
+			name += ".ForItem"
+		}
+		return jsonObject{"$ref": "#/components/requestBodies/" + name}
 	}
 	for _, res := range resources {
 		tags := []string{res.Noun}
@@ -242,7 +236,7 @@ func document(reg *cmdlet.Registry) jsonObject {
 		}
 		if name := res.cmdlet(reg, "New", "Add"); name != "" && !res.Singleton {
 			coll["post"] = jsonObject{"operationId": "create" + res.Noun, "summary": "Runs " + name + " with the body's parameters.", "tags": tags,
-				"requestBody": bodyOf(name),
+				"requestBody": bodyOf(name, false),
 				"responses": errorResponses(jsonObject{"201": response("The object created (or the objects, as {\"value\": [...]}, for a cmdlet that returns none or several).",
 					jsonObject{"oneOf": []jsonObject{ref(outputOf(name)), listRef(outputOf(name))}})})}
 			if outputOf(name) == "" {
@@ -251,7 +245,7 @@ func document(reg *cmdlet.Registry) jsonObject {
 		}
 		if name := res.cmdlet(reg, "Set"); name != "" {
 			op := jsonObject{"operationId": "update" + res.Noun, "summary": "Runs " + name + " with the body's parameters, then answers the object as it is now.",
-				"tags": tags, "requestBody": bodyOf(name)}
+				"tags": tags, "requestBody": bodyOf(name, !res.Singleton)}
 			get := outputOf(res.cmdlet(reg, "Get"))
 			if res.Singleton {
 				op["responses"] = errorResponses(jsonObject{"200": response("The settings.", ref(get))})
@@ -273,7 +267,8 @@ func document(reg *cmdlet.Registry) jsonObject {
 			if name := res.cmdlet(reg, verb); name != "" {
 				paths["/"+res.Path+"/{identity}/"+strings.ToLower(verb)] = jsonObject{"parameters": []jsonObject{identity},
 					"post": jsonObject{"operationId": strings.ToLower(verb) + res.Noun, "summary": "Runs " + name + " -Identity.", "tags": tags,
-						"responses": errorResponses(jsonObject{"200": response("Done.", listRef(outputOf(name)))})}}
+						"requestBody": bodyOf(name, true),
+						"responses":   errorResponses(jsonObject{"200": response("Done.", listRef(outputOf(name)))})}}
 			}
 		}
 		if len(coll) > 0 {
@@ -293,16 +288,40 @@ func document(reg *cmdlet.Registry) jsonObject {
 		"servers":  []jsonObject{{"url": strings.TrimSuffix(Prefix, "/")}},
 		"security": []jsonObject{{"bearer": []string{}}, {"apiKey": []string{}}},
 		"paths":    paths,
-		"components": jsonObject{"schemas": schemas, "securitySchemes": jsonObject{
+		"components": jsonObject{"schemas": schemas, "requestBodies": requestBodies, "securitySchemes": jsonObject{
 			"bearer": jsonObject{"type": "http", "scheme": "bearer", "description": "Authorization: Bearer pstn_..."},
 			"apiKey": jsonObject{"type": "apiKey", "in": "header", "name": "X-API-Key"},
 		}},
 	}
 }
 
-// escapePointer escapes a JSON Pointer token (RFC 6901 section 3).
-func escapePointer(s string) string {
-	return strings.ReplaceAll(strings.ReplaceAll(s, "~", "~0"), "/", "~1")
+// paramsSchema is the JSON Schema of a cmdlet's parameters as a request
+// body, without the one the URL gives.
+func paramsSchema(s *cmdlet.Spec, omit string) jsonObject {
+	props, required := jsonObject{}, []string{}
+	for _, p := range s.Bindable() {
+		if p.Name == "ErrorAction" || p.Name == omit {
+			continue
+		}
+		props[p.Name] = paramSchema(p)
+		if p.Required {
+			required = append(required, p.Name)
+		}
+	}
+	body := jsonObject{"type": "object", "properties": props, "additionalProperties": false}
+	if len(required) > 0 {
+		body["required"] = required
+	}
+	return body
+}
+
+func hasParam(s *cmdlet.Spec, name string) bool {
+	for _, p := range s.Params {
+		if p.Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 // openAPI serves the description. It needs no sign-in: it tells nothing
