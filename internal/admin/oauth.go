@@ -315,11 +315,16 @@ func (s *Service) SmtpAuthClients(ctx context.Context, days int) ([]SmtpAuthClie
 		c := by[r.Mailbox]
 		if c == nil {
 			addr := fmt.Sprintf("(removed mailbox %d)", r.Mailbox)
-			if mb := dir.Mailbox(r.Mailbox); mb != nil {
-				if mb.OrgID != s.org().ID {
-					continue
-				}
+			mb := dir.Mailbox(r.Mailbox)
+			switch {
+			case mb != nil && mb.OrgID != s.org().ID:
+				continue
+			case mb != nil:
 				addr = mb.PrimarySmtpAddress
+			case s.scoped:
+				// Whose a removed mailbox was is no longer known: only
+				// the server's administrator sees its rows.
+				continue
 			}
 			_, domain, _ := strings.Cut(addr, "@")
 			c = &SmtpAuthClient{SenderAddress: addr, Domain: domain, TLS: map[string]float64{}}
