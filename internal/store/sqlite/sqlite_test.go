@@ -200,3 +200,36 @@ func BenchmarkCommitParallel(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkLoadDirectory measures reading the whole directory, which every
+// admin change does afterwards to publish a new snapshot.
+func BenchmarkLoadDirectory(b *testing.B) {
+	for _, n := range []int{200, 10000} {
+		b.Run(fmt.Sprintf("mailboxes=%d", n), func(b *testing.B) {
+			s, err := Open(b.TempDir())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			ctx := context.Background()
+			org := &directory.Organization{Name: "o", GUID: "g"}
+			if err := s.SaveOrganization(ctx, org); err != nil {
+				b.Fatal(err)
+			}
+			for i := range n {
+				addr := fmt.Sprintf("device%05d@o.example", i)
+				mb := &directory.Mailbox{OrgID: org.ID, Name: addr, PrimarySmtpAddress: addr, UserPrincipalName: addr, Type: directory.UserMailbox,
+					EmailAddresses: []string{"SMTP:" + addr}}
+				if err := s.SaveMailbox(ctx, mb); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for b.Loop() {
+				c, err := s.LoadDirectory(ctx)
+				if err != nil || len(c.Mailboxes) != n {
+					b.Fatal(err, len(c.Mailboxes))
+				}
+			}
+		})
+	}
+}
