@@ -113,13 +113,14 @@ func (s *Service) ForOrganization(name string) (*Service, error) {
 			return c, nil
 		}
 	}
-	return nil, notFound(name)
+	return nil, NotFound(name)
 }
 
-// clone copies the service; the copy shares the change lock.
+// clone copies the service; the copy shares the change lock (mu is a
+// pointer for that).
 func (s *Service) clone() *Service {
-	return &Service{Store: s.Store, Dir: s.Dir, HashPassword: s.HashPassword, Secrets: s.Secrets, Caller: s.Caller,
-		Hostname: s.Hostname, IssuerKeys: s.IssuerKeys, Queue: s.Queue, mu: s.mu, orgID: s.orgID, role: s.role, scoped: s.scoped}
+	c := *s
+	return &c
 }
 
 // authorize fails for a cmdlet the caller may not run.
@@ -172,7 +173,7 @@ func (s *Service) APIKeys(ctx context.Context, identity string) ([]store.APIKey,
 			return []store.APIKey{k}, nil
 		}
 	}
-	return nil, notFound(identity)
+	return nil, NotFound(identity)
 }
 
 // RemoveAPIKey deletes one of the organization's API keys; requests

@@ -40,7 +40,7 @@ func (c *cmdlets) getOrganization(_ context.Context, inv *cmdlet.Invocation) ([]
 		}
 	}
 	if inv.Has("Identity") && len(out) == 0 {
-		return nil, notFound(inv.String("Identity"))
+		return nil, NotFound(inv.String("Identity"))
 	}
 	return out, nil
 }

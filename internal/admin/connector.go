@@ -37,7 +37,7 @@ func (s *Service) InboundConnectors(identity string) ([]*directory.InboundConnec
 		}
 	}
 	if identity != "" && len(out) == 0 {
-		return nil, notFound(identity)
+		return nil, NotFound(identity)
 	}
 	return out, nil
 }

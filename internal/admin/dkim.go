@@ -22,7 +22,7 @@ func (s *Service) DkimSigningConfigs(identity string) ([]*directory.DkimSigningC
 		}
 	}
 	if identity != "" && len(out) == 0 {
-		return nil, notFound(identity)
+		return nil, NotFound(identity)
 	}
 	return out, nil
 }

@@ -51,7 +51,7 @@ func (s *Service) OAuthApps(identity string) ([]*directory.OAuthApp, error) {
 		}
 	}
 	if identity != "" && len(out) == 0 {
-		return nil, notFound(identity)
+		return nil, NotFound(identity)
 	}
 	return out, nil
 }

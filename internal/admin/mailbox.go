@@ -23,7 +23,7 @@ func findMailbox(dir *directory.Snapshot, org *directory.Organization, identity 
 				return m, nil
 			}
 		}
-		return nil, notFound(identity)
+		return nil, NotFound(identity)
 	}
 	var found *directory.Mailbox
 	for _, m := range dir.Contents().Mailboxes {
@@ -38,7 +38,7 @@ func findMailbox(dir *directory.Snapshot, org *directory.Organization, identity 
 		}
 	}
 	if found == nil {
-		return nil, notFound(identity)
+		return nil, NotFound(identity)
 	}
 	return found, nil
 }
@@ -367,7 +367,7 @@ func (s *Service) SetUser(ctx context.Context, identity, authenticationPolicy st
 		if authenticationPolicy != "" {
 			p := dir.AuthenticationPolicy(org.ID, authenticationPolicy)
 			if p == nil {
-				return notFound(authenticationPolicy)
+				return NotFound(authenticationPolicy)
 			}
 			m.AuthenticationPolicy = p.Name
 		}

@@ -36,7 +36,7 @@ func (s *Service) AuthServers(identity string) ([]*directory.AuthServer, error) 
 		}
 	}
 	if identity != "" && len(out) == 0 {
-		return nil, notFound(identity)
+		return nil, NotFound(identity)
 	}
 	return out, nil
 }
@@ -153,7 +153,7 @@ func (s *Service) ServicePrincipals(identity string) ([]*directory.ServicePrinci
 	}
 	switch {
 	case identity != "" && len(out) == 0:
-		return nil, notFound(identity)
+		return nil, NotFound(identity)
 	case identity != "" && len(out) > 1:
 		return nil, ambiguous(identity)
 	}
@@ -240,7 +240,7 @@ func (s *Service) trustee(user string) (principal, mailbox int64, err error) {
 	}
 	mb, merr := findMailbox(s.Dir.Load(), s.org(), user)
 	if merr != nil {
-		return 0, 0, notFound(user)
+		return 0, 0, NotFound(user)
 	}
 	return 0, mb.ID, nil
 }

@@ -45,7 +45,7 @@ func (s *Service) SetOrganization(ctx context.Context, p OrganizationParams) err
 			if name := *p.DefaultAuthenticationPolicy; name != "" {
 				pol := dir.AuthenticationPolicy(o.ID, name)
 				if pol == nil {
-					return notFound(name)
+					return NotFound(name)
 				}
 				o.DefaultAuthenticationPolicy = pol.Name
 			}
@@ -68,7 +68,7 @@ func (s *Service) AcceptedDomains(identity string) ([]*directory.AcceptedDomain,
 		}
 	}
 	if identity != "" && len(out) == 0 {
-		return nil, notFound(identity)
+		return nil, NotFound(identity)
 	}
 	return out, nil
 }
@@ -165,7 +165,7 @@ func (s *Service) AuthenticationPolicies(identity string) ([]*directory.Authenti
 		}
 	}
 	if identity != "" && len(out) == 0 {
-		return nil, notFound(identity)
+		return nil, NotFound(identity)
 	}
 	return out, nil
 }
@@ -190,7 +190,7 @@ func (s *Service) SetAuthenticationPolicy(ctx context.Context, identity string, 
 	return s.change(ctx, func(dir *directory.Snapshot, org *directory.Organization) error {
 		cur := dir.AuthenticationPolicy(org.ID, identity)
 		if cur == nil {
-			return notFound(identity)
+			return NotFound(identity)
 		}
 		p := *cur
 		if allowBasicAuthSmtp != nil {
@@ -205,7 +205,7 @@ func (s *Service) RemoveAuthenticationPolicy(ctx context.Context, identity strin
 	return s.change(ctx, func(dir *directory.Snapshot, org *directory.Organization) error {
 		p := dir.AuthenticationPolicy(org.ID, identity)
 		if p == nil {
-			return notFound(identity)
+			return NotFound(identity)
 		}
 		if strings.EqualFold(org.DefaultAuthenticationPolicy, p.Name) {
 			return fmt.Errorf("Authentication policy '%s' is the organization default; clear it first with Set-OrganizationConfig -DefaultAuthenticationPolicy $null.", p.Name)

@@ -45,7 +45,7 @@ func (s *Service) OutboundConnectors(identity string) ([]*directory.OutboundConn
 		}
 	}
 	if identity != "" && len(out) == 0 {
-		return nil, notFound(identity)
+		return nil, NotFound(identity)
 	}
 	return out, nil
 }

@@ -132,7 +132,7 @@ func (s *Service) Queues(ctx context.Context, identity string) ([]QueueInfo, err
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Identity < out[j].Identity })
 	if identity != "" && len(out) == 0 {
-		return nil, notFound(identity)
+		return nil, NotFound(identity)
 	}
 	return out, nil
 }
@@ -164,7 +164,7 @@ func (s *Service) QueueMessages(ctx context.Context, identity, queueIdentity str
 		out = append(out, m)
 	}
 	if identity != "" && len(out) == 0 {
-		return nil, notFound(identity)
+		return nil, NotFound(identity)
 	}
 	return out, nil
 }

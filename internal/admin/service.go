@@ -118,20 +118,16 @@ func (s *Service) change(ctx context.Context, fn func(dir *directory.Snapshot, o
 	return err
 }
 
-// Errors in Exchange's words. Each also wraps one of the kinds below, so
-// that a front end can tell them apart (the REST API answers 404, 409 or
-// 400) without reading the text.
+// Errors in Exchange's words. Those a front end must tell apart without
+// reading the text (the REST API answers 404 and 409 for them) also wrap
+// one of these kinds.
 
 var (
 	// ErrNotFound: no object has the identity given, in the caller's
 	// organization.
 	ErrNotFound = errors.New("not found")
-	// ErrAmbiguous: the identity matches several objects.
-	ErrAmbiguous = errors.New("ambiguous identity")
 	// ErrExists: the object to create exists already.
 	ErrExists = errors.New("already exists")
-	// ErrInvalid: a parameter's value is not acceptable.
-	ErrInvalid = errors.New("invalid value")
 )
 
 // kindError is an admin error: Exchange's message, and its kind.
@@ -143,12 +139,13 @@ type kindError struct {
 func (e *kindError) Error() string { return e.msg }
 func (e *kindError) Unwrap() error { return e.kind }
 
-func notFound(identity string) error {
+// NotFound is Exchange's error for an identity that names no object.
+func NotFound(identity string) error {
 	return &kindError{ErrNotFound, fmt.Sprintf("The operation couldn't be performed because object '%s' couldn't be found.", identity)}
 }
 
 func ambiguous(identity string) error {
-	return &kindError{ErrAmbiguous, fmt.Sprintf("The operation couldn't be performed because '%s' matches multiple entries.", identity)}
+	return fmt.Errorf("The operation couldn't be performed because '%s' matches multiple entries.", identity)
 }
 
 func alreadyExists(kind, name string) error {
@@ -156,7 +153,7 @@ func alreadyExists(kind, name string) error {
 }
 
 func invalidValue(param, value, why string) error {
-	return &kindError{ErrInvalid, fmt.Sprintf("Cannot process argument transformation on parameter '%s'. The value '%s' is not valid: %s", param, value, why)}
+	return fmt.Errorf("Cannot process argument transformation on parameter '%s'. The value '%s' is not valid: %s", param, value, why)
 }
 
 // storeError turns a store error into one naming the object.
@@ -170,7 +167,7 @@ func storeError(err error, kind, name string) error {
 		}
 		return alreadyExists(kind, name)
 	case errors.Is(err, store.ErrNotFound):
-		return notFound(name)
+		return NotFound(name)
 	}
 	return fmt.Errorf("%s '%s': %w", kind, name, err)
 }

@@ -176,7 +176,7 @@ func (s *Service) MessageTraceDetail(ctx context.Context, traceID, recipient str
 		return nil, err
 	}
 	if len(msgs) == 0 {
-		return nil, notFound(traceID)
+		return nil, NotFound(traceID)
 	}
 	m := msgs[0]
 	events, err := s.Store.TraceEvents(ctx, id)

@@ -1,6 +1,7 @@
 package restapi
 
 import (
+	"encoding/json"
 	"net/http"
 	"sort"
 	"strings"
@@ -235,13 +236,13 @@ func document(reg *cmdlet.Registry) jsonObject {
 				"responses": errorResponses(jsonObject{"200": response("The objects.", listRef(outputOf(res.ItemGet)))})}
 		}
 		if name := res.cmdlet(reg, "New", "Add"); name != "" && !res.Singleton {
-			coll["post"] = jsonObject{"operationId": "create" + res.Noun, "summary": "Runs " + name + " with the body's parameters.", "tags": tags,
-				"requestBody": bodyOf(name, false),
-				"responses": errorResponses(jsonObject{"201": response("The object created (or the objects, as {\"value\": [...]}, for a cmdlet that returns none or several).",
-					jsonObject{"oneOf": []jsonObject{ref(outputOf(name)), listRef(outputOf(name))}})})}
-			if outputOf(name) == "" {
-				coll["post"].(jsonObject)["responses"].(jsonObject)["201"] = response("Done.", listRef(""))
+			created := response("Done.", listRef(""))
+			if out := outputOf(name); out != "" {
+				created = response("The object created (or the objects, as {\"value\": [...]}, for a cmdlet that returns several).",
+					jsonObject{"oneOf": []jsonObject{ref(out), listRef(out)}})
 			}
+			coll["post"] = jsonObject{"operationId": "create" + res.Noun, "summary": "Runs " + name + " with the body's parameters.", "tags": tags,
+				"requestBody": bodyOf(name, false), "responses": errorResponses(jsonObject{"201": created})}
 		}
 		if name := res.cmdlet(reg, "Set"); name != "" {
 			op := jsonObject{"operationId": "update" + res.Noun, "summary": "Runs " + name + " with the body's parameters, then answers the object as it is now.",
@@ -327,5 +328,13 @@ func hasParam(s *cmdlet.Spec, name string) bool {
 // openAPI serves the description. It needs no sign-in: it tells nothing
 // about any organization.
 func (h *Handler) openAPI(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, document(admin.Cmdlets(h.Admin)))
+	h.docOnce.Do(func() {
+		doc, err := json.Marshal(document(admin.Cmdlets(h.Admin)))
+		if err != nil {
+			panic("restapi: the OpenAPI document does not encode: " + err.Error())
+		}
+		h.doc = append(doc, '\n')
+	})
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(h.doc)
 }

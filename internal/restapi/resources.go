@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"postern.dev/postern/internal/admin"
 	"postern.dev/postern/internal/cmdlet"
 )
 
@@ -121,37 +122,30 @@ func queryParams(q *request) map[string]any {
 func (h *Handler) collection(res resource) func(*request) {
 	return func(q *request) {
 		reg := q.runner.Registry
+		get, create, set := res.cmdlet(reg, "Get"), res.cmdlet(reg, "New", "Add"), res.cmdlet(reg, "Set")
 		switch {
-		case q.r.Method == http.MethodGet && res.cmdlet(reg, "Get") != "":
-			if objs, ok := h.invoke(q, res.cmdlet(reg, "Get"), queryParams(q)); ok {
-				if res.Singleton && len(objs) == 1 {
-					writeJSON(q.w, http.StatusOK, objs[0])
-					return
-				}
-				q.writeList(http.StatusOK, objs)
+		case q.r.Method == http.MethodGet && get != "":
+			if objs, ok := h.invoke(q, get, queryParams(q)); ok {
+				q.writeObjects(http.StatusOK, objs, !res.Singleton)
 			}
-		case q.r.Method == http.MethodPost && !res.Singleton && res.cmdlet(reg, "New", "Add") != "":
+		case q.r.Method == http.MethodPost && !res.Singleton && create != "":
 			params, ok := q.body()
 			if !ok {
 				return
 			}
-			if objs, ok := h.invoke(q, res.cmdlet(reg, "New", "Add"), params); ok {
-				if len(objs) == 1 {
-					writeJSON(q.w, http.StatusCreated, objs[0])
-					return
-				}
-				q.writeList(http.StatusCreated, objs)
+			if objs, ok := h.invoke(q, create, params); ok {
+				q.writeObjects(http.StatusCreated, objs, false)
 			}
-		case q.r.Method == http.MethodPatch && res.Singleton && res.cmdlet(reg, "Set") != "":
+		case q.r.Method == http.MethodPatch && res.Singleton && set != "":
 			params, ok := q.body()
 			if !ok {
 				return
 			}
-			if _, ok := h.invoke(q, res.cmdlet(reg, "Set"), params); !ok {
+			if _, ok := h.invoke(q, set, params); !ok {
 				return
 			}
-			if objs, ok := h.invoke(q, res.cmdlet(reg, "Get"), map[string]any{}); ok && len(objs) == 1 {
-				writeJSON(q.w, http.StatusOK, objs[0])
+			if objs, ok := h.invoke(q, get, map[string]any{}); ok {
+				q.writeObjects(http.StatusOK, objs, false)
 			}
 		default:
 			h.methodNotAllowed(q, res, false)
@@ -171,7 +165,7 @@ func (h *Handler) item(res resource) func(*request) {
 		// An action: POST /api/v1/queues/{identity}/retry. The identity
 		// may itself contain "/", so the verb is the last segment of a
 		// path that has one more than the resource's.
-		if verb, ok := action(id); ok && q.r.Method == http.MethodPost {
+		if verb, target, ok := action(id); ok && q.r.Method == http.MethodPost {
 			name := res.cmdlet(reg, verb)
 			if name == "" {
 				writeError(q.w, http.StatusNotFound, "NotFound", "There is no "+verb+"-"+res.Noun+" cmdlet.")
@@ -181,58 +175,42 @@ func (h *Handler) item(res resource) func(*request) {
 			if !ok {
 				return
 			}
-			params["Identity"] = strings.TrimSuffix(id, "/"+strings.ToLower(verb))
+			params["Identity"] = target
 			if objs, ok := h.invoke(q, name, params); ok {
 				q.writeList(http.StatusOK, objs)
 			}
 			return
 		}
-		switch q.r.Method {
-		case http.MethodGet:
-			name, param := res.cmdlet(reg, "Get"), "Identity"
+		get, set, remove := res.cmdlet(reg, "Get"), res.cmdlet(reg, "Set"), res.cmdlet(reg, "Remove")
+		switch {
+		case q.r.Method == http.MethodGet:
+			name, param := get, "Identity"
 			if res.ItemGet != "" {
 				name, param = res.ItemGet, res.ItemParam
 			}
 			params := queryParams(q)
 			params[param] = id
 			objs, ok := h.invoke(q, name, params)
-			if !ok {
-				return
+			switch {
+			case !ok:
+			case !res.ItemList && len(objs) != 1:
+				q.fail(admin.NotFound(id))
+			default:
+				q.writeObjects(http.StatusOK, objs, res.ItemList)
 			}
-			if res.ItemList {
-				q.writeList(http.StatusOK, objs)
-				return
-			}
-			if len(objs) != 1 {
-				writeError(q.w, http.StatusNotFound, "NotFound", "The operation couldn't be performed because object '"+id+"' couldn't be found.")
-				return
-			}
-			writeJSON(q.w, http.StatusOK, objs[0])
-		case http.MethodPatch:
-			if res.cmdlet(reg, "Set") == "" {
-				h.methodNotAllowed(q, res, true)
-				return
-			}
+		case q.r.Method == http.MethodPatch && set != "":
 			params, ok := q.body()
 			if !ok {
 				return
 			}
 			params["Identity"] = id
-			if _, ok := h.invoke(q, res.cmdlet(reg, "Set"), params); !ok {
+			if _, ok := h.invoke(q, set, params); !ok {
 				return
 			}
-			if objs, ok := h.invoke(q, res.cmdlet(reg, "Get"), map[string]any{"Identity": id}); ok {
-				if len(objs) == 1 && !res.ItemList {
-					writeJSON(q.w, http.StatusOK, objs[0])
-					return
-				}
-				q.writeList(http.StatusOK, objs)
+			if objs, ok := h.invoke(q, get, map[string]any{"Identity": id}); ok {
+				q.writeObjects(http.StatusOK, objs, res.ItemList)
 			}
-		case http.MethodDelete:
-			if res.cmdlet(reg, "Remove") == "" {
-				h.methodNotAllowed(q, res, true)
-				return
-			}
+		case q.r.Method == http.MethodDelete && remove != "":
 			params, ok := q.body()
 			if !ok {
 				return
@@ -241,7 +219,7 @@ func (h *Handler) item(res resource) func(*request) {
 				params[k] = v
 			}
 			params["Identity"] = id
-			if _, ok := h.invoke(q, res.cmdlet(reg, "Remove"), params); ok {
+			if _, ok := h.invoke(q, remove, params); ok {
 				q.w.WriteHeader(http.StatusNoContent)
 			}
 		default:
@@ -253,16 +231,16 @@ func (h *Handler) item(res resource) func(*request) {
 // actions are the verbs POST /api/v1/{path}/{identity}/{verb} runs.
 var actions = []string{"Retry", "Rotate"}
 
-// action finds the verb at the end of an item path.
-func action(id string) (string, bool) {
-	i := strings.LastIndexByte(id, '/')
+// action splits an item path that ends in a verb (in any case) into the
+// verb and the identity before it.
+func action(path string) (verb, identity string, ok bool) {
+	i := strings.LastIndexByte(path, '/')
 	if i < 0 {
-		return "", false
+		return "", "", false
 	}
-	last := id[i+1:]
-	j := slices.IndexFunc(actions, func(a string) bool { return strings.EqualFold(a, last) })
+	j := slices.IndexFunc(actions, func(a string) bool { return strings.EqualFold(a, path[i+1:]) })
 	if j < 0 {
-		return "", false
+		return "", "", false
 	}
-	return actions[j], true
+	return actions[j], path[:i], true
 }

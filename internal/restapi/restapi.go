@@ -57,6 +57,11 @@ type Handler struct {
 	// key (a removed key no longer signs in).
 	mu         sync.Mutex
 	registries map[admin.Principal]*cmdlet.Registry
+
+	// doc is the OpenAPI document, made once: the cmdlets do not change
+	// while the server runs.
+	doc     []byte
+	docOnce sync.Once
 }
 
 // maxRegistries bounds the cache; past it, it starts afresh.
@@ -188,20 +193,21 @@ func (q *request) body() (map[string]any, bool) {
 // invoke runs a cmdlet and answers the errors; ok reports success.
 func (h *Handler) invoke(q *request, name string, params map[string]any) ([]*cmdlet.Object, bool) {
 	objs, err := q.runner.Invoke(q.r.Context(), name, params)
-	if err == nil {
-		return objs, true
+	if err != nil {
+		q.fail(err)
+		return nil, false
 	}
+	return objs, true
+}
+
+// fail answers an error from a cmdlet with its status and message.
+func (q *request) fail(err error) {
 	status, code := classify(err)
-	if status == http.StatusInternalServerError {
-		h.log().Error("api cmdlet failed", "cmdlet", name, "err", err)
-	}
 	writeError(q.w, status, code, err.Error())
-	return nil, false
 }
 
 // classify maps a cmdlet's error to an HTTP status and an error code.
 func classify(err error) (int, string) {
-	var perr *cmdlet.ParameterError
 	switch {
 	case errors.Is(err, cmdlet.ErrUnknownCmdlet):
 		return http.StatusNotFound, "UnknownCmdlet"
@@ -213,12 +219,21 @@ func classify(err error) (int, string) {
 		return http.StatusConflict, "Conflict"
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return http.StatusServiceUnavailable, "Unavailable"
-	case errors.As(err, &perr), errors.Is(err, admin.ErrInvalid), errors.Is(err, admin.ErrAmbiguous):
-		return http.StatusBadRequest, "BadRequest"
 	}
-	// Everything else is a cmdlet refusing the request in its own words
-	// ("the domain is used by mailbox ..."), which the caller must fix.
+	// Everything else is a parameter that does not bind
+	// (cmdlet.ParameterError) or a cmdlet refusing the request in its own
+	// words ("the domain is used by mailbox ..."): the caller must fix it.
 	return http.StatusBadRequest, "BadRequest"
+}
+
+// writeObjects answers one object as itself, unless asList, and anything
+// else as a list.
+func (q *request) writeObjects(status int, objs []*cmdlet.Object, asList bool) {
+	if len(objs) == 1 && !asList {
+		writeJSON(q.w, status, objs[0])
+		return
+	}
+	q.writeList(status, objs)
 }
 
 // writeList answers {"value": [...], "messages": [...]}, assembled here

@@ -273,6 +273,10 @@ func TestAnswersMatchTheDescription(t *testing.T) {
 			t.Fatalf("%s %s = %d: %v", r.method, r.path, code, body)
 		}
 	}
+	// Actions take their verb in any case.
+	if code, body := f.do(ops, "POST", "dkim-signing-configs/contoso.com/ROTATE", ""); code != 200 {
+		t.Errorf("POST .../ROTATE = %d: %v", code, body)
+	}
 	doc := getDocument(t, f.url+"openapi.json")
 	schemas := doc["components"].(map[string]any)["schemas"].(map[string]any)
 	checked := map[string]bool{}

@@ -173,17 +173,23 @@ func folderCounts(t *testing.T, s *Store, mailbox int64) map[string]int {
 	return out
 }
 
-func BenchmarkCommitParallel(b *testing.B) {
+// benchStore opens a store in a temporary directory with one organization.
+func benchStore(b *testing.B) (*Store, *directory.Organization) {
 	s, err := Open(b.TempDir())
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer s.Close()
-	ctx := context.Background()
+	b.Cleanup(func() { s.Close() })
 	org := &directory.Organization{Name: "o", GUID: "g"}
-	if err := s.SaveOrganization(ctx, org); err != nil {
+	if err := s.SaveOrganization(context.Background(), org); err != nil {
 		b.Fatal(err)
 	}
+	return s, org
+}
+
+func BenchmarkCommitParallel(b *testing.B) {
+	s, org := benchStore(b)
+	ctx := context.Background()
 	mb := &directory.Mailbox{OrgID: org.ID, Name: "m", PrimarySmtpAddress: "m@o.example", UserPrincipalName: "m@o.example", Type: directory.UserMailbox}
 	if err := s.SaveMailbox(ctx, mb); err != nil {
 		b.Fatal(err)
@@ -206,16 +212,8 @@ func BenchmarkCommitParallel(b *testing.B) {
 func BenchmarkLoadDirectory(b *testing.B) {
 	for _, n := range []int{200, 10000} {
 		b.Run(fmt.Sprintf("mailboxes=%d", n), func(b *testing.B) {
-			s, err := Open(b.TempDir())
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer s.Close()
+			s, org := benchStore(b)
 			ctx := context.Background()
-			org := &directory.Organization{Name: "o", GUID: "g"}
-			if err := s.SaveOrganization(ctx, org); err != nil {
-				b.Fatal(err)
-			}
 			for i := range n {
 				addr := fmt.Sprintf("device%05d@o.example", i)
 				mb := &directory.Mailbox{OrgID: org.ID, Name: addr, PrimarySmtpAddress: addr, UserPrincipalName: addr, Type: directory.UserMailbox,
