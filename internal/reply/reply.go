@@ -180,3 +180,103 @@ var (
 func Accepted(messageID, hostname string) *Reply {
 	return r(250, 2, 0, 0, fmt.Sprintf("OK <%s> [Hostname=%s]", messageID, hostname))
 }
+
+// Protocol replies: what the SMTP engine (package smtpserver) says about the
+// conversation itself, before any of Postern's rules is asked. The texts keep
+// the wording devices have seen from Postern since its first version.
+var (
+	// TooManyConnections: the server's, or one address's, concurrent
+	// connection cap, or one address's connection rate, is reached.
+	// Exchange's receive connector text for MaxInboundConnection and
+	// MaxInboundConnectionPerSource.
+	TooManyConnections = r(421, 4, 3, 2, "The maximum number of concurrent connections has exceeded a limit, closing transmission channel")
+	// IdleTimeout: the client said nothing for the idle timeout (RFC 5321
+	// section 4.5.3.2 suggests 5 minutes), or only half a command line.
+	IdleTimeout = r(421, 4, 4, 2, "Idle timeout, bye bye")
+	// CommandLineTooLong: a command line over 2,000 octets (RFC 5321
+	// section 4.5.3.1.4 allows 512); the rest of it cannot be told from the
+	// next command, so the connection closes.
+	CommandLineTooLong = r(500, 5, 4, 0, "Too long line, closing connection")
+	// TooManyErrors ends a session that keeps sending bad commands.
+	TooManyErrors = r(500, 5, 5, 1, "Too many errors. Quiting now")
+	HeloRequired  = r(501, 5, 5, 2, "Domain/address argument required for HELO")
+	// Commands out of sequence (RFC 5321 section 4.3.2).
+	IntroduceFirst       = r(502, 5, 5, 1, "Please introduce yourself first.")
+	MailFirst            = r(502, 5, 5, 1, "Missing MAIL FROM command.")
+	RcptFirst            = r(502, 5, 5, 1, "Missing RCPT TO command.")
+	NestedMail           = r(503, 5, 5, 1, "Sender already specified")
+	AlreadyAuthenticated = r(503, 5, 5, 1, "Already authenticated")
+	AlreadyTLS           = r(502, 5, 5, 1, "Already running in TLS")
+	TLSNotSupported      = r(502, 5, 5, 1, "TLS not supported")
+	ReadyToStartTLS      = r(220, 2, 0, 0, "Ready to start TLS")
+	// MailSyntax, RcptSyntax: the argument is not FROM:<path> / TO:<path>.
+	MailSyntax = r(501, 5, 5, 2, "Was expecting MAIL arg syntax of FROM:<address>")
+	RcptSyntax = r(501, 5, 5, 2, "Was expecting RCPT arg syntax of TO:<address>")
+	// Parameters of MAIL and RCPT (RFC 5321 section 4.1.2 esmtp-param).
+	BadParameters        = r(501, 5, 5, 4, "Unable to parse ESMTP parameters")
+	BadSize              = r(501, 5, 5, 4, "Unable to parse SIZE as an integer")
+	BadBody              = r(501, 5, 5, 4, "Unknown BODY value")
+	MalformedAuthParam   = r(500, 5, 5, 4, "Malformed AUTH parameter value")
+	UnknownMailParameter = r(500, 5, 5, 4, "Unknown MAIL FROM argument")
+	UnknownRcptParameter = r(500, 5, 5, 4, "Unknown RCPT TO argument")
+	DataArguments        = r(501, 5, 5, 4, "DATA command should not have any arguments")
+	StartData            = &Reply{Code: 354, EnhancedCode: smtp.NoEnhancedCode, Message: "Go ahead. End your data with <CR><LF>.<CR><LF>"}
+	// BDAT (RFC 3030 section 2).
+	BdatSize      = r(501, 5, 5, 4, "Malformed size argument")
+	BdatArguments = r(501, 5, 5, 4, "Unknown BDAT argument")
+	BdatContinue  = r(250, 2, 0, 0, "Continue")
+	// MessageAboveServerMaximum: the SIZE= parameter or the data itself is
+	// over the server's maximum, whoever the sender is.
+	MessageAboveServerMaximum = r(552, 5, 3, 4, "Max message size exceeded")
+	// TooManyRecipientsInTransaction is the engine's backstop above every
+	// per-mailbox or per-organization limit (RFC 5321 section 4.5.3.1.8).
+	TooManyRecipientsInTransaction = r(452, 4, 5, 3, "Too many recipients")
+	// AUTH (RFC 4954).
+	AuthMissingMechanism = r(502, 5, 5, 4, "Missing parameter")
+	AuthNeedsTLS         = r(523, 5, 7, 10, "TLS is required")
+	// AuthBadBase64 keeps the 454 devices have seen from Postern (RFC 4954
+	// section 4 would have 501).
+	AuthBadBase64 = r(454, 4, 7, 0, "Invalid base64 data")
+	AuthCancelled = r(501, 5, 0, 0, "Negotiation cancelled")
+	AuthSucceeded = r(235, 2, 0, 0, "Authentication succeeded")
+	Vrfy          = r(252, 2, 5, 0, "Cannot VRFY user, but will accept message")
+	Noop          = r(250, 2, 0, 0, "I have successfully done nothing")
+	ResetDone     = r(250, 2, 0, 0, "Session reset")
+	Bye           = r(221, 2, 0, 0, "Bye")
+	QueuedOK      = r(250, 2, 0, 0, "OK: queued")
+	// InternalError: a session failed unexpectedly; the connection closes.
+	InternalError = r(421, 4, 0, 0, "Internal server error")
+)
+
+// ServiceReady is the greeting (RFC 5321 section 4.2, 220).
+func ServiceReady(host string) *Reply {
+	return &Reply{Code: 220, EnhancedCode: smtp.NoEnhancedCode, Message: host + " ESMTP Service Ready"}
+}
+
+// Hello answers HELO, and heads EHLO's capability list.
+func Hello(domain string) *Reply { return r(250, 2, 0, 0, "Hello "+domain) }
+
+// UnknownCommand: a verb Postern does not implement, whatever its length.
+func UnknownCommand(verb string) *Reply {
+	return r(500, 5, 5, 2, fmt.Sprintf("Syntax errors, %s command unrecognized", verb))
+}
+
+// NotImplemented: the obsolete commands (RFC 5321 section 4.2.4's 502).
+func NotImplemented(verb string) *Reply { return r(502, 5, 5, 1, verb+" command not implemented") }
+
+// DuringTransfer: a transaction command between BDAT chunks.
+func DuringTransfer(verb string) *Reply {
+	return r(502, 5, 5, 1, verb+" not allowed during message transfer")
+}
+
+// ParameterNotOffered: a MAIL or RCPT parameter of an extension Postern
+// does not advertise (RFC 5321 section 4.1.1.11 says 555; go-smtp's 504 kept).
+func ParameterNotOffered(name string) *Reply { return r(504, 5, 5, 4, name+" is not implemented") }
+
+// MailAccepted and RcptAccepted are the 250 replies to MAIL and RCPT.
+func MailAccepted(from string) *Reply {
+	return r(250, 2, 0, 0, "Roger, accepting mail from <"+from+">")
+}
+
+// RcptAccepted is the 250 reply to RCPT.
+func RcptAccepted(to string) *Reply { return r(250, 2, 0, 0, "I'll make sure <"+to+"> gets this") }

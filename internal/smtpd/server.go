@@ -1,8 +1,7 @@
 // Package smtpd runs Postern's SMTP listeners. It is a thin adapter over
-// github.com/emersion/go-smtp (the maintained Go SMTP server library, with
-// PIPELINING, CHUNKING, SMTPUTF8 and ENHANCEDSTATUSCODES): it turns protocol
-// events into questions to package policy and calls to package transport,
-// and holds no business rules of its own.
+// package smtpserver, the protocol engine: it turns protocol events into
+// questions to package policy and calls to package transport, and holds no
+// business rules of its own.
 package smtpd
 
 import (
@@ -12,18 +11,16 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"sync"
 	"time"
 
-	"github.com/emersion/go-smtp"
-
 	"postern.dev/postern/internal/connlog"
 	"postern.dev/postern/internal/directory"
 	"postern.dev/postern/internal/limits"
 	"postern.dev/postern/internal/senderauth"
+	"postern.dev/postern/internal/smtpserver"
 	"postern.dev/postern/internal/transport"
 )
 
@@ -66,6 +63,9 @@ type Config struct {
 	SenderAuth *senderauth.Checker
 	// ConnLog records refusals before acceptance; nil records none.
 	ConnLog *connlog.Logger
+	// Limits caps connections across every listener (global, per client
+	// address, per address and minute).
+	Limits smtpserver.Limits
 }
 
 // Server is the set of SMTP listeners.
@@ -80,8 +80,9 @@ type Server struct {
 	// insecureAuth lets tests authenticate without TLS; never set otherwise.
 	insecureAuth bool
 
-	mu      sync.Mutex
-	servers []*smtp.Server
+	admission *smtpserver.Admission
+	mu        sync.Mutex
+	servers   []*smtpserver.Server
 }
 
 // New builds a Server.
@@ -89,29 +90,35 @@ func New(cfg Config, dir *directory.Current, a *Authenticator, sub *transport.Su
 	if cfg.MaxAuthFailures == 0 {
 		cfg.MaxAuthFailures = 3
 	}
-	return &Server{cfg: cfg, dir: dir, auth: a, submitter: sub, slots: slots, log: log}
+	return &Server{cfg: cfg, dir: dir, auth: a, submitter: sub, slots: slots, log: log,
+		admission: smtpserver.NewAdmission(cfg.Limits)}
 }
 
 // Serve accepts connections on l for a role until l is closed.
 func (s *Server) Serve(l net.Listener, role Role) error {
-	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
-		return s.newSession(c, role), nil
-	}))
-	srv.Domain = s.cfg.Hostname
-	srv.ReadTimeout = s.cfg.ReadTimeout
-	srv.WriteTimeout = s.cfg.WriteTimeout
-	srv.MaxMessageBytes = directory.MaxMessageSize
-	srv.MaxLineLength = 2000 // twice RFC 5321's 1000 (section 4.5.3.1.6), as is customary
-	srv.EnableSMTPUTF8 = true
-	srv.ErrorLog = slogLogger{s.log}
-	srv.AllowInsecureAuth = s.insecureAuth
-	// The tracking layer sits under TLS, so go-smtp still sees a *tls.Conn.
-	l = &trackingListener{Listener: l}
-	if role == Submissions {
-		l = tls.NewListener(l, s.cfg.TLS)
-	} else {
-		srv.TLSConfig = s.cfg.TLS
+	srv := &smtpserver.Server{
+		Backend: smtpserver.BackendFunc(func(c *smtpserver.Conn) (smtpserver.Session, error) {
+			return s.newSession(c, role), nil
+		}),
+		Hostname:          s.cfg.Hostname,
+		TLSConfig:         s.cfg.TLS,
+		ImplicitTLS:       role == Submissions,
+		AllowInsecureAuth: s.insecureAuth,
+		EnableSMTPUTF8:    true,
+		MaxMessageBytes:   directory.MaxMessageSize,
+		MaxRecipients:     maxRecipientsPerTransaction,
+		MaxLineLength:     2000, // twice RFC 5321's 1000 (section 4.5.3.1.6), as is customary
+		// OAuth tokens are capped at 16 KiB; base64 and the SASL framing
+		// make that about 22 KiB on the line.
+		MaxAuthLineLength: 32 << 10,
+		ReadTimeout:       s.cfg.ReadTimeout,
+		WriteTimeout:      s.cfg.WriteTimeout,
+		Admission:         s.admission,
+		Log:               s.log,
 	}
+	// The tracking layer sits under TLS, so sessions can find their
+	// connection's state through the TLS layer.
+	l = &trackingListener{Listener: l}
 	s.mu.Lock()
 	s.servers = append(s.servers, srv)
 	s.mu.Unlock()
@@ -121,6 +128,13 @@ func (s *Server) Serve(l net.Listener, role Role) error {
 	}
 	return err
 }
+
+// maxRecipientsPerTransaction is the engine's backstop above the policy's
+// limits (RecipientLimits is at most 1,000 in Exchange Online).
+const maxRecipientsPerTransaction = 1000
+
+// OpenConnections reports how many SMTP connections are open.
+func (s *Server) OpenConnections() int { return s.admission.Open() }
 
 // Shutdown stops accepting and waits for open sessions to end, or for ctx.
 func (s *Server) Shutdown(ctx context.Context) error {
@@ -157,10 +171,3 @@ func (s *Server) clientCertificate(chain []*x509.Certificate) (names []string, v
 	}
 	return names, verified, fingerprint
 }
-
-type slogLogger struct{ l *slog.Logger }
-
-func (l slogLogger) Printf(format string, v ...any) {
-	l.l.Warn("smtp", "msg", fmt.Sprintf(format, v...))
-}
-func (l slogLogger) Println(v ...any) { l.l.Warn("smtp", "msg", fmt.Sprint(v...)) }

@@ -17,6 +17,7 @@ import (
 	"postern.dev/postern/internal/policy"
 	"postern.dev/postern/internal/reply"
 	"postern.dev/postern/internal/senderauth"
+	"postern.dev/postern/internal/smtpserver"
 	"postern.dev/postern/internal/store"
 	"postern.dev/postern/internal/transport"
 )
@@ -34,7 +35,7 @@ var (
 type session struct {
 	srv  *Server
 	role Role
-	conn *smtp.Conn
+	conn *smtpserver.Conn
 	tc   *trackedConn
 	ip   netip.Addr
 	tls  *tls.ConnectionState
@@ -53,7 +54,7 @@ type session struct {
 	att        policy.Attribution
 }
 
-func (s *Server) newSession(c *smtp.Conn, role Role) *session {
+func (s *Server) newSession(c *smtpserver.Conn, role Role) *session {
 	sess := &session{srv: s, role: role, conn: c, tc: trackedOf(c.Conn())}
 	if sess.tc != nil {
 		sess.ip = sess.tc.ip

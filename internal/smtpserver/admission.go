@@ -1,0 +1,155 @@
+package smtpserver
+
+import (
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// Limits caps what clients can spend on connections before a session
+// exists. They are shared by every listener of a server, so that a flood on
+// port 25 also counts against 587 and 465.
+type Limits struct {
+	// MaxConnections is the server-wide cap on open SMTP connections
+	// (Exchange's MaxInboundConnection). 0 means no cap.
+	MaxConnections int
+	// MaxConnectionsPerIP caps one client address's open connections
+	// (Exchange's MaxInboundConnectionPerSource); IPv6 clients count by
+	// /64, the block one subscriber usually holds. 0 means no cap.
+	MaxConnectionsPerIP int
+	// ConnectionRatePerIP is how many connections one address may open
+	// per minute (a token bucket that refills evenly and holds a minute's
+	// worth). 0 means no limit.
+	ConnectionRatePerIP int
+}
+
+// Admission counts open connections and recent connection attempts. The
+// zero value admits everything; use NewAdmission.
+type Admission struct {
+	limits Limits
+	now    func() time.Time
+
+	mu     sync.Mutex
+	open   int
+	byAddr map[netip.Prefix]*source
+}
+
+// source is one client address's (or /64's) connections.
+type source struct {
+	open int
+	// tokens is the rate bucket's content at last; it holds at most
+	// ConnectionRatePerIP and refills by that much per minute.
+	tokens float64
+	last   time.Time
+}
+
+// maxIdleSources bounds the entries kept only for their rate bucket; past
+// it, entries whose bucket has refilled are dropped, and past maxSources
+// every entry without an open connection is (the rate of those addresses is
+// then forgotten: memory is capped before accuracy).
+const (
+	maxIdleSources = 4096
+	maxSources     = 65536
+)
+
+// NewAdmission returns an Admission enforcing limits.
+func NewAdmission(l Limits) *Admission {
+	return &Admission{limits: l, now: time.Now, byAddr: make(map[netip.Prefix]*source)}
+}
+
+// sourceKey is the unit a per-address limit applies to.
+func sourceKey(ip netip.Addr) netip.Prefix {
+	ip = ip.Unmap()
+	bits := 32
+	if ip.Is6() {
+		bits = 64
+	}
+	p, _ := ip.Prefix(bits)
+	return p
+}
+
+// Admit decides whether a new connection from ip may be served; when it
+// returns true the caller must call Release once the connection ends.
+func (a *Admission) Admit(ip netip.Addr) bool {
+	if a == nil {
+		return true
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	l := a.limits
+	if l.MaxConnections > 0 && a.open >= l.MaxConnections {
+		return false
+	}
+	k := sourceKey(ip)
+	s := a.byAddr[k]
+	now := a.now()
+	if s == nil {
+		if len(a.byAddr) >= maxIdleSources+a.open {
+			a.sweep(now, len(a.byAddr) >= maxSources)
+		}
+		s = &source{tokens: float64(l.ConnectionRatePerIP), last: now}
+		a.byAddr[k] = s
+	}
+	if l.MaxConnectionsPerIP > 0 && s.open >= l.MaxConnectionsPerIP {
+		return false
+	}
+	if l.ConnectionRatePerIP > 0 {
+		s.refill(now, l.ConnectionRatePerIP)
+		if s.tokens < 1 {
+			return false
+		}
+		s.tokens--
+	}
+	s.open++
+	a.open++
+	return true
+}
+
+// Release ends a connection admitted for ip.
+func (a *Admission) Release(ip netip.Addr) {
+	if a == nil {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.open--
+	k := sourceKey(ip)
+	if s := a.byAddr[k]; s != nil {
+		s.open--
+		if s.open == 0 && a.limits.ConnectionRatePerIP == 0 {
+			delete(a.byAddr, k)
+		}
+	}
+}
+
+// Open reports the number of open connections.
+func (a *Admission) Open() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.open
+}
+
+func (s *source) refill(now time.Time, perMinute int) {
+	if d := now.Sub(s.last); d > 0 {
+		s.tokens = min(float64(perMinute), s.tokens+d.Minutes()*float64(perMinute))
+	}
+	s.last = now
+}
+
+// sweep drops the sources that have no open connection and a full bucket
+// (forgetting them changes no decision), or with all, every source that
+// has no open connection.
+func (a *Admission) sweep(now time.Time, all bool) {
+	for k, s := range a.byAddr {
+		if s.open > 0 {
+			continue
+		}
+		if r := a.limits.ConnectionRatePerIP; r > 0 && !all {
+			s.refill(now, r)
+			if s.tokens < float64(r) {
+				continue
+			}
+		}
+		delete(a.byAddr, k)
+	}
+}

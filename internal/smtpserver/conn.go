@@ -1,0 +1,837 @@
+package smtpserver
+
+import (
+	"bufio"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"postern.dev/postern/internal/reply"
+)
+
+// maxErrors is how many bad commands a connection may send; the next one
+// ends it (a client that cannot speak SMTP is not worth a connection slot).
+const maxErrors = 3
+
+// Conn is one client connection, from accept to close; it outlives the
+// Sessions made on it (a new one after STARTTLS).
+type Conn struct {
+	server *Server
+	nc     net.Conn // the accepted connection, under any TLS
+	conn   net.Conn // what is read and written: nc, or TLS over it
+	ip     netip.Addr
+	r      *bufio.Reader
+	w      *bufio.Writer
+
+	// mu guards mode and deadline, which Shutdown reads to interrupt a
+	// connection idle between commands.
+	mu       sync.Mutex
+	mode     readMode
+	deadline time.Time
+	stopping bool
+
+	helo         string
+	session      Session
+	didAuth      bool
+	fromReceived bool
+	recipients   int
+	errCount     int
+	// bytesReceived counts the BDAT chunks of the current message; bdat is
+	// the message being received in chunks, nil between messages.
+	bytesReceived int64
+	bdat          *bdatTransfer
+	closed        bool
+}
+
+// readMode decides how reads are timed.
+type readMode int
+
+const (
+	// modeCommand: the whole line must arrive by c.deadline.
+	modeCommand readMode = iota
+	// modeStream: DATA or a BDAT chunk; each read may take ReadTimeout, so
+	// a client that keeps sending is never cut off.
+	modeStream
+)
+
+func newConn(s *Server, nc net.Conn, ip netip.Addr) *Conn {
+	c := &Conn{server: s, nc: nc, conn: nc, ip: ip}
+	c.w = bufio.NewWriter(deadlineWriter{c})
+	c.r = bufio.NewReader(flushingReader{c})
+	return c
+}
+
+// Conn returns the connection as the session sees it: TLS over the
+// accepted connection once TLS is on.
+func (c *Conn) Conn() net.Conn { return c.conn }
+
+// RemoteIP is the client's address.
+func (c *Conn) RemoteIP() netip.Addr { return c.ip }
+
+// Hostname is the name the client gave in HELO or EHLO.
+func (c *Conn) Hostname() string { return c.helo }
+
+// TLSConnectionState returns the TLS state once TLS is on.
+func (c *Conn) TLSConnectionState() (tls.ConnectionState, bool) {
+	if tc, ok := c.conn.(*tls.Conn); ok {
+		return tc.ConnectionState(), true
+	}
+	return tls.ConnectionState{}, false
+}
+
+// flushingReader is what the connection's bufio.Reader reads from: before
+// it waits for the network it sends the replies written so far (so
+// pipelined commands are answered in one write, RFC 2920 section 3.1) and
+// sets the read deadline that the current mode asks for.
+type flushingReader struct{ c *Conn }
+
+func (f flushingReader) Read(p []byte) (int, error) {
+	c := f.c
+	if err := c.w.Flush(); err != nil {
+		return 0, err
+	}
+	// The deadline is set under mu so that Shutdown's interruption, which
+	// sets it to now under mu, is never overwritten by a later one.
+	c.mu.Lock()
+	if c.stopping && c.mode == modeCommand {
+		c.mu.Unlock()
+		return 0, errShuttingDown
+	}
+	if t := c.server.ReadTimeout; t > 0 {
+		deadline := c.deadline
+		if c.mode == modeStream {
+			deadline = time.Now().Add(t)
+		}
+		c.conn.SetReadDeadline(deadline)
+	}
+	c.mu.Unlock()
+	return c.conn.Read(p)
+}
+
+type deadlineWriter struct{ c *Conn }
+
+func (d deadlineWriter) Write(p []byte) (int, error) {
+	if t := d.c.server.WriteTimeout; t > 0 {
+		d.c.conn.SetWriteDeadline(time.Now().Add(t))
+	}
+	return d.c.conn.Write(p)
+}
+
+var errShuttingDown = errors.New("server shutting down")
+
+// interruptIfIdle makes a connection that waits for a command, with no
+// part of one received, give up its read now: the server is stopping.
+func (c *Conn) interruptIfIdle() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.stopping = true
+	if c.mode == modeCommand {
+		c.nc.SetReadDeadline(time.Now())
+	}
+}
+
+func (c *Conn) serve() {
+	defer c.close()
+	defer func() {
+		if v := recover(); v != nil {
+			c.server.log().Error("panic in SMTP session", "ip", c.ip, "panic", v, "stack", string(debug.Stack()))
+			c.reply(reply.InternalError)
+		}
+	}()
+	if c.server.ImplicitTLS {
+		tc := tls.Server(c.nc, c.server.TLSConfig)
+		tc.SetDeadline(time.Now().Add(c.server.ReadTimeout))
+		if err := tc.Handshake(); err != nil {
+			return
+		}
+		tc.SetDeadline(time.Time{})
+		c.setConn(tc)
+	}
+	c.reply(reply.ServiceReady(c.server.Hostname))
+	for !c.closed {
+		line, err := c.readCommand(c.server.MaxLineLength, c.server.MaxAuthLineLength)
+		if err != nil {
+			c.readFailed(err)
+			return
+		}
+		c.handle(line)
+	}
+}
+
+// setConn switches to a new transport (after a TLS handshake): what was
+// buffered from the old one is dropped, so that commands a client
+// pipelined before STARTTLS are never taken as sent under TLS (RFC 3207
+// section 4.2; CVE-2011-0411).
+func (c *Conn) setConn(nc net.Conn) {
+	c.conn = nc
+	c.r.Reset(flushingReader{c})
+	c.w.Reset(deadlineWriter{c})
+}
+
+// readFailed ends the connection after a command line could not be read.
+func (c *Conn) readFailed(err error) {
+	var ne net.Error
+	switch {
+	case errors.Is(err, errShuttingDown):
+		c.reply(reply.ShuttingDown)
+	case errors.Is(err, errCommandTooLong):
+		c.reply(reply.CommandLineTooLong)
+	case errors.As(err, &ne) && ne.Timeout():
+		c.mu.Lock()
+		stopping := c.stopping
+		c.mu.Unlock()
+		if stopping {
+			c.reply(reply.ShuttingDown)
+		} else {
+			c.reply(reply.IdleTimeout)
+		}
+	}
+	// EOF, a reset or any other failure: nobody is there to answer.
+}
+
+var errCommandTooLong = errors.New("command line too long")
+
+// readCommand reads one command line. The whole line must arrive within
+// the idle timeout; a line that ends without CRLF (the client closed, or
+// the timeout fired) is never returned, so half a command is never run.
+// Lines over limit are refused, except AUTH lines, which may reach
+// authLimit.
+func (c *Conn) readCommand(limit, authLimit int) (string, error) {
+	c.mu.Lock()
+	c.mode = modeCommand
+	c.deadline = time.Now().Add(c.server.ReadTimeout)
+	c.mu.Unlock()
+	return c.readLine(limit, authLimit)
+}
+
+func (c *Conn) readLine(limit, authLimit int) (string, error) {
+	var line []byte
+	for {
+		chunk, err := c.r.ReadSlice('\n')
+		if len(line)+len(chunk) > max(limit, authLimit)+2 {
+			return "", errCommandTooLong
+		}
+		line = append(line, chunk...)
+		if err == nil {
+			break
+		}
+		if err != bufio.ErrBufferFull {
+			return "", err
+		}
+	}
+	s := strings.TrimSuffix(strings.TrimSuffix(string(line), "\n"), "\r")
+	if len(s) > limit && !(authLimit > limit && isAuthLine(s)) {
+		return "", errCommandTooLong
+	}
+	return s, nil
+}
+
+// isAuthLine tells an AUTH command, or a SASL response line (which has no
+// spaces), from any other line, for the longer AUTH limit.
+func isAuthLine(s string) bool {
+	return len(s) >= 5 && strings.EqualFold(s[:5], "AUTH ") || !strings.ContainsAny(s, " \t")
+}
+
+func (c *Conn) close() {
+	c.closed = true
+	c.w.Flush()
+	c.endBdat(errTransferAborted)
+	if c.session != nil {
+		c.session.Logout()
+		c.session = nil
+	}
+	c.conn.Close()
+	c.nc.Close()
+}
+
+// reply writes a reply; it is sent when the client is next waited for, or
+// when the connection closes.
+func (c *Conn) reply(r *reply.Reply) {
+	c.w.WriteString(replyLine(r))
+	if r.Code == 421 {
+		c.closed = true // RFC 5321 section 3.8: 421 closes the channel
+	}
+}
+
+// replyLine renders a reply (RFC 5321 section 4.2; a multi-line text
+// gets "code-" continuation lines).
+func replyLine(r *reply.Reply) string {
+	lines := strings.Split(r.Message, "\n")
+	var b strings.Builder
+	for i, l := range lines {
+		sep := " "
+		if i < len(lines)-1 {
+			sep = "-"
+		}
+		b.WriteString(strconv.Itoa(r.Code))
+		b.WriteString(sep)
+		if i == len(lines)-1 && r.EnhancedCode != smtp.NoEnhancedCode {
+			ec := r.EnhancedCode
+			if ec == smtp.EnhancedCodeNotSet {
+				ec = smtp.EnhancedCode{r.Code / 100, 0, 0}
+			}
+			fmt.Fprintf(&b, "%d.%d.%d ", ec[0], ec[1], ec[2])
+		}
+		b.WriteString(l)
+		b.WriteString("\r\n")
+	}
+	return b.String()
+}
+
+var tooManyConnections = reply.TooManyConnections
+
+// replyFor turns what a Session returned into the reply to send:
+// its *reply.Reply, found through wrapping; otherwise fallback, a
+// temporary failure that reveals nothing of the error.
+func replyFor(err error, fallback *reply.Reply) *reply.Reply {
+	var r *reply.Reply
+	if errors.As(err, &r) && r != nil {
+		return r
+	}
+	return fallback
+}
+
+// protocolError answers a bad command and ends a connection that sends
+// too many.
+func (c *Conn) protocolError(r *reply.Reply) {
+	c.reply(r)
+	c.errCount++
+	if c.errCount > maxErrors {
+		c.reply(reply.TooManyErrors)
+		c.closed = true
+	}
+}
+
+func (c *Conn) handle(line string) {
+	verb, arg, _ := strings.Cut(line, " ")
+	arg = strings.TrimSpace(arg)
+	verb = strings.ToUpper(verb)
+	switch verb {
+	case "HELO", "EHLO":
+		c.handleGreet(verb == "EHLO", arg)
+	case "MAIL":
+		c.handleMail(arg)
+	case "RCPT":
+		c.handleRcpt(arg)
+	case "DATA":
+		c.handleData(arg)
+	case "BDAT":
+		c.handleBdat(arg)
+	case "RSET":
+		c.reset()
+		c.reply(reply.ResetDone)
+	case "NOOP":
+		c.reply(reply.Noop)
+	case "VRFY":
+		c.reply(reply.Vrfy)
+	case "QUIT":
+		c.reply(reply.Bye)
+		c.closed = true
+	case "AUTH":
+		c.handleAuth(arg)
+	case "STARTTLS":
+		c.handleStartTLS(arg)
+	case "SEND", "SOML", "SAML", "EXPN", "HELP", "TURN":
+		c.reply(reply.NotImplemented(verb))
+	default:
+		c.protocolError(reply.UnknownCommand(printable(verb, 32)))
+	}
+}
+
+// printable makes client text safe to echo in a reply: printable ASCII
+// only, at most n characters.
+func printable(s string, n int) string {
+	var b strings.Builder
+	for i := 0; i < len(s) && b.Len() < n; i++ {
+		if ch := s[i]; ch >= 0x21 && ch < 0x7f {
+			b.WriteByte(ch)
+		} else {
+			b.WriteByte('?')
+		}
+	}
+	return b.String()
+}
+
+func (c *Conn) handleGreet(ehlo bool, arg string) {
+	domain, _, _ := strings.Cut(arg, " ")
+	if domain == "" {
+		c.reply(reply.HeloRequired)
+		return
+	}
+	c.helo = domain
+	if c.session != nil {
+		// RFC 5321 section 4.1.4: a later EHLO resets as RSET does.
+		c.reset()
+	} else {
+		sess, err := c.server.Backend.NewSession(c)
+		if err != nil {
+			c.helo = ""
+			c.reply(replyFor(err, reply.StorageUnavailable))
+			return
+		}
+		c.session = sess
+	}
+	if !ehlo {
+		c.reply(reply.Hello(domain))
+		return
+	}
+	caps := []string{"Hello " + domain, "PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES", "CHUNKING"}
+	if _, isTLS := c.TLSConnectionState(); c.server.TLSConfig != nil && !isTLS {
+		caps = append(caps, "STARTTLS")
+	}
+	if c.authAllowed() {
+		if mechs := c.authMechanisms(); len(mechs) > 0 {
+			caps = append(caps, "AUTH "+strings.Join(mechs, " "))
+		}
+	}
+	if c.server.EnableSMTPUTF8 {
+		caps = append(caps, "SMTPUTF8")
+	}
+	caps = append(caps, fmt.Sprintf("SIZE %d", c.server.MaxMessageBytes))
+	c.reply(&reply.Reply{Code: 250, EnhancedCode: smtp.NoEnhancedCode, Message: strings.Join(caps, "\n")})
+}
+
+func (c *Conn) authAllowed() bool {
+	_, isTLS := c.TLSConnectionState()
+	return isTLS || c.server.AllowInsecureAuth
+}
+
+func (c *Conn) authMechanisms() []string {
+	if a, ok := c.session.(AuthSession); ok {
+		return a.AuthMechanisms()
+	}
+	return nil
+}
+
+func (c *Conn) handleMail(arg string) {
+	switch {
+	case c.session == nil:
+		c.reply(reply.IntroduceFirst)
+		return
+	case c.bdat != nil:
+		c.reply(reply.DuringTransfer("MAIL"))
+		return
+	case c.fromReceived:
+		c.reply(reply.NestedMail)
+		return
+	}
+	rest, ok := cutPrefixFold(arg, "FROM:")
+	if !ok {
+		c.protocolError(reply.MailSyntax)
+		return
+	}
+	from, params, err := parseReversePath(strings.TrimSpace(rest))
+	if err != nil {
+		c.protocolError(reply.MailSyntax)
+		return
+	}
+	opts, rep := c.mailOptions(params)
+	if rep != nil {
+		c.reply(rep)
+		return
+	}
+	if err := c.session.Mail(from, opts); err != nil {
+		c.reply(replyFor(err, reply.StorageUnavailable))
+		return
+	}
+	c.fromReceived = true
+	c.reply(reply.MailAccepted(from))
+}
+
+// mailOptions reads MAIL's parameters (RFC 5321 section 4.1.1.2).
+func (c *Conn) mailOptions(params string) (*smtp.MailOptions, *reply.Reply) {
+	args, err := parseParams(params)
+	if err != nil {
+		return nil, reply.BadParameters
+	}
+	opts := &smtp.MailOptions{}
+	for _, a := range args {
+		switch a.key {
+		case "SIZE":
+			size, err := strconv.ParseUint(a.value, 10, 63)
+			if err != nil {
+				return nil, reply.BadSize
+			}
+			if c.server.MaxMessageBytes > 0 && int64(size) > c.server.MaxMessageBytes {
+				return nil, reply.MessageAboveServerMaximum
+			}
+			opts.Size = int64(size)
+		case "SMTPUTF8":
+			if !c.server.EnableSMTPUTF8 {
+				return nil, reply.ParameterNotOffered(a.key)
+			}
+			opts.UTF8 = true
+		case "BODY":
+			switch v := smtp.BodyType(strings.ToUpper(a.value)); v {
+			case smtp.Body7Bit, smtp.Body8BitMIME:
+				opts.Body = v
+			case smtp.BodyBinaryMIME:
+				return nil, reply.ParameterNotOffered("BINARYMIME")
+			default:
+				return nil, reply.BadBody
+			}
+		case "AUTH":
+			// RFC 4954 section 5: the submitter's identity, which a server
+			// that does not trust the client ignores; only its syntax is
+			// checked.
+			if a.value == "" {
+				return nil, reply.MalformedAuthParam
+			}
+		case "RET", "ENVID", "REQUIRETLS", "MT-PRIORITY", "BY", "HOLDFOR", "HOLDUNTIL":
+			return nil, reply.ParameterNotOffered(a.key)
+		default:
+			return nil, reply.UnknownMailParameter
+		}
+	}
+	return opts, nil
+}
+
+func (c *Conn) handleRcpt(arg string) {
+	switch {
+	case !c.fromReceived:
+		c.reply(reply.MailFirst)
+		return
+	case c.bdat != nil:
+		c.reply(reply.DuringTransfer("RCPT"))
+		return
+	}
+	rest, ok := cutPrefixFold(arg, "TO:")
+	if !ok {
+		c.protocolError(reply.RcptSyntax)
+		return
+	}
+	to, params, err := parseForwardPath(strings.TrimSpace(rest))
+	if err != nil {
+		c.protocolError(reply.RcptSyntax)
+		return
+	}
+	if c.server.MaxRecipients > 0 && c.recipients >= c.server.MaxRecipients {
+		c.reply(reply.TooManyRecipientsInTransaction)
+		return
+	}
+	args, err := parseParams(params)
+	if err != nil {
+		c.reply(reply.BadParameters)
+		return
+	}
+	for _, a := range args {
+		switch a.key {
+		case "NOTIFY", "ORCPT", "RRVS", "BY", "MT-PRIORITY":
+			c.reply(reply.ParameterNotOffered(a.key))
+			return
+		default:
+			c.reply(reply.UnknownRcptParameter)
+			return
+		}
+	}
+	if err := c.session.Rcpt(to, &smtp.RcptOptions{}); err != nil {
+		c.reply(replyFor(err, reply.StorageUnavailable))
+		return
+	}
+	c.recipients++
+	c.reply(reply.RcptAccepted(to))
+}
+
+func (c *Conn) handleData(arg string) {
+	switch {
+	case arg != "":
+		c.reply(reply.DataArguments)
+		return
+	case c.bdat != nil:
+		c.reply(reply.DuringTransfer("DATA"))
+		return
+	case !c.fromReceived || c.recipients == 0:
+		c.reply(reply.RcptFirst)
+		return
+	}
+	c.reply(reply.StartData)
+	c.setMode(modeStream)
+	defer c.setMode(modeCommand)
+	defer c.reset()
+
+	dr := newDataReader(c.r, c.server.MaxMessageBytes, c.server.MaxLineLength)
+	err := c.session.Data(dr)
+	// A client may send at most this much more than what was read: a
+	// session that stopped reading early (a refusal), or a message over
+	// the maximum, is read to its end to stay in step with the client,
+	// but not forever.
+	allowance := max(c.server.MaxMessageBytes, 1<<20)
+	if dr.err == nil {
+		dr.max = dr.n + allowance
+		io.Copy(io.Discard, dr)
+	}
+	switch dr.err {
+	case io.EOF:
+		c.reply(dataReply(err))
+	case errTooLarge:
+		dr.err, dr.max = nil, dr.n+allowance
+		io.Copy(io.Discard, dr)
+		if dr.err != io.EOF {
+			c.closed = true
+		}
+		c.reply(reply.MessageAboveServerMaximum)
+	case errLineTooLong:
+		c.reply(reply.LineTooLong)
+		c.closed = true
+	default:
+		c.closed = true // the client is gone or stalled: no reply is read
+	}
+}
+
+// dataReply is the reply to the end of a message: the session's, or the
+// generic 250 when it returned nil.
+func dataReply(err error) *reply.Reply {
+	if err == nil {
+		return reply.QueuedOK
+	}
+	return replyFor(err, reply.StorageUnavailable)
+}
+
+func (c *Conn) setMode(m readMode) {
+	c.mu.Lock()
+	c.mode = m
+	c.mu.Unlock()
+}
+
+func (c *Conn) reset() {
+	c.endBdat(errTransferAborted)
+	c.bytesReceived = 0
+	if c.session != nil {
+		c.session.Reset()
+	}
+	c.fromReceived = false
+	c.recipients = 0
+}
+
+func (c *Conn) handleAuth(arg string) {
+	switch {
+	case c.session == nil:
+		c.reply(reply.IntroduceFirst)
+		return
+	case c.didAuth:
+		c.reply(reply.AlreadyAuthenticated)
+		return
+	}
+	parts := strings.Fields(arg)
+	if len(parts) == 0 {
+		c.reply(reply.AuthMissingMechanism)
+		return
+	}
+	if !c.authAllowed() {
+		c.reply(reply.AuthNeedsTLS)
+		return
+	}
+	var response []byte
+	if len(parts) > 1 {
+		var err error
+		if response, err = decodeSASL(parts[1]); err != nil {
+			c.reply(reply.AuthBadBase64)
+			return
+		}
+	}
+	as, ok := c.session.(AuthSession)
+	if !ok {
+		c.reply(reply.AuthMechanismUnsupported)
+		return
+	}
+	srv, err := as.Auth(strings.ToUpper(parts[0]))
+	if err != nil {
+		c.reply(replyFor(err, reply.AuthTemporaryFailure))
+		return
+	}
+	for {
+		challenge, done, err := srv.Next(response)
+		if err != nil {
+			c.reply(replyFor(err, reply.AuthTemporaryFailure))
+			return
+		}
+		if done {
+			break
+		}
+		c.reply(&reply.Reply{Code: 334, EnhancedCode: smtp.NoEnhancedCode, Message: base64.StdEncoding.EncodeToString(challenge)})
+		line, err := c.readCommand(c.server.MaxAuthLineLength, 0)
+		if err != nil {
+			c.readFailed(err)
+			c.closed = true
+			return
+		}
+		if line == "*" {
+			c.reply(reply.AuthCancelled) // RFC 4954 section 4
+			return
+		}
+		if response, err = decodeSASL(line); err != nil {
+			c.reply(reply.AuthBadBase64)
+			return
+		}
+	}
+	c.didAuth = true
+	c.reply(reply.AuthSucceeded)
+}
+
+func decodeSASL(s string) ([]byte, error) {
+	if s == "=" {
+		return []byte{}, nil // RFC 4954 section 4: an empty initial response
+	}
+	return base64.StdEncoding.DecodeString(s)
+}
+
+func (c *Conn) handleStartTLS(arg string) {
+	_, isTLS := c.TLSConnectionState()
+	switch {
+	case isTLS:
+		c.reply(reply.AlreadyTLS)
+		return
+	case c.server.TLSConfig == nil:
+		c.reply(reply.TLSNotSupported)
+		return
+	case arg != "":
+		c.protocolError(reply.UnknownCommand("STARTTLS"))
+		return
+	}
+	c.reply(reply.ReadyToStartTLS)
+	if err := c.w.Flush(); err != nil {
+		c.closed = true
+		return
+	}
+	tc := tls.Server(c.nc, c.server.TLSConfig)
+	tc.SetDeadline(time.Now().Add(c.server.ReadTimeout))
+	if err := tc.Handshake(); err != nil {
+		c.closed = true // the channel is in no state to carry a reply
+		return
+	}
+	tc.SetDeadline(time.Time{})
+	c.setConn(tc)
+	// RFC 3207 section 4.2: forget everything learnt before TLS.
+	c.reset()
+	if c.session != nil {
+		c.session.Logout()
+		c.session = nil
+	}
+	c.helo, c.didAuth = "", false
+}
+
+// errTransferAborted ends a BDAT transfer that RSET, a new EHLO or a
+// closed connection interrupted.
+var errTransferAborted = errors.New("message transfer aborted")
+
+// bdatTransfer is a message arriving in BDAT chunks: the session's Data
+// reads a pipe that the chunks are copied into.
+type bdatTransfer struct {
+	pw     *io.PipeWriter
+	result chan error
+}
+
+func (c *Conn) handleBdat(arg string) {
+	args := strings.Fields(arg)
+	if len(args) == 0 || len(args) > 2 {
+		c.reply(reply.BdatSize)
+		return
+	}
+	size, err := strconv.ParseUint(args[0], 10, 32)
+	if err != nil {
+		c.reply(reply.BdatSize)
+		return
+	}
+	last := len(args) == 2
+	if last && !strings.EqualFold(args[1], "LAST") {
+		c.reply(reply.BdatArguments)
+		return
+	}
+	c.setMode(modeStream)
+	defer c.setMode(modeCommand)
+	chunk := io.LimitReader(c.r, int64(size))
+	discard := func() bool {
+		n, _ := io.Copy(io.Discard, chunk)
+		return n == int64(size)
+	}
+	if !c.fromReceived || c.recipients == 0 {
+		// RFC 3030 section 2: the chunk follows the command even when
+		// the command is refused.
+		if !discard() {
+			c.closed = true
+			return
+		}
+		c.reply(reply.RcptFirst)
+		return
+	}
+	if c.server.MaxMessageBytes > 0 && c.bytesReceived+int64(size) > c.server.MaxMessageBytes {
+		if !discard() {
+			c.closed = true
+			return
+		}
+		c.reset()
+		c.reply(reply.MessageAboveServerMaximum)
+		return
+	}
+	if c.bdat == nil {
+		pr, pw := io.Pipe()
+		t := &bdatTransfer{pw: pw, result: make(chan error, 1)}
+		sess := c.session
+		go func() {
+			var err error
+			defer func() {
+				if v := recover(); v != nil {
+					c.server.log().Error("panic in SMTP session", "ip", c.ip, "panic", v, "stack", string(debug.Stack()))
+					err = reply.InternalError
+				}
+				pr.CloseWithError(errTransferAborted)
+				t.result <- err
+			}()
+			err = sess.Data(pr)
+		}()
+		c.bdat = t
+	}
+	n, err := io.Copy(c.bdat.pw, chunk)
+	c.bytesReceived += n
+	if err != nil {
+		// The session stopped reading early (a refusal) or the client went
+		// away: finish the chunk, then answer.
+		if !discard() {
+			c.closed = true
+			return
+		}
+		result := c.finishBdat()
+		c.reset()
+		c.reply(dataReply(result))
+		return
+	}
+	if n < int64(size) {
+		c.closed = true // the connection ended inside the chunk
+		return
+	}
+	if !last {
+		c.reply(reply.BdatContinue)
+		return
+	}
+	result := c.finishBdat()
+	c.reset()
+	c.reply(dataReply(result))
+}
+
+// finishBdat ends the message's pipe and returns the session's reply.
+func (c *Conn) finishBdat() error {
+	t := c.bdat
+	c.bdat = nil
+	t.pw.Close()
+	return <-t.result
+}
+
+// endBdat abandons a transfer in progress; the session's Data sees err.
+func (c *Conn) endBdat(err error) {
+	if t := c.bdat; t != nil {
+		c.bdat = nil
+		t.pw.CloseWithError(err)
+		<-t.result
+	}
+}
