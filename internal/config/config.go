@@ -57,8 +57,20 @@ type Config struct {
 	// TraceRetention is how long message trace events and the connection
 	// log are kept (Exchange keeps 90 days).
 	TraceRetention Duration `toml:"trace_retention"`
-	// IdleTimeout is how long an SMTP client may stay silent.
+	// IdleTimeout is how long an SMTP client may take to send a command
+	// line, or stay silent inside a message.
 	IdleTimeout Duration `toml:"idle_timeout"`
+	// MaxConnections caps open SMTP connections on all listeners together
+	// (Exchange's MaxInboundConnection); it is lowered to fit the
+	// process's file descriptor limit. MaxConnectionsPerIP caps one client
+	// address's (an IPv6 client's /64's) open connections (Exchange's
+	// MaxInboundConnectionPerSource), and ConnectionRatePerIP how many it
+	// may open per minute. 0 lifts a cap. Over any of them the client gets
+	// "421 4.3.2 The maximum number of concurrent connections has exceeded
+	// a limit, closing transmission channel".
+	MaxConnections      int `toml:"max_connections"`
+	MaxConnectionsPerIP int `toml:"max_connections_per_ip"`
+	ConnectionRatePerIP int `toml:"connection_rate_per_ip"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `toml:"log_level"`
 }
@@ -117,15 +129,22 @@ func Defaults() Config {
 		host = "localhost"
 	}
 	return Config{
-		Data:           "/var/lib/postern",
-		Hostname:       host,
-		Submission:     ":587",
-		Submissions:    ":465",
-		MX:             ":25",
-		Admin:          Off,
-		IdleTimeout:    Duration{5 * time.Minute},
-		TraceRetention: Duration{90 * 24 * time.Hour},
-		LogLevel:       "info",
+		Data:        "/var/lib/postern",
+		Hostname:    host,
+		Submission:  ":587",
+		Submissions: ":465",
+		MX:          ":25",
+		Admin:       Off,
+		IdleTimeout: Duration{5 * time.Minute},
+		// Exchange's receive connector defaults are 5,000 and 20; Postern
+		// allows more per address, since offices put many devices behind
+		// one NAT address, and a scanner that connects per page needs far
+		// fewer than 600 a minute.
+		MaxConnections:      5000,
+		MaxConnectionsPerIP: 50,
+		ConnectionRatePerIP: 600,
+		TraceRetention:      Duration{90 * 24 * time.Hour},
+		LogLevel:            "info",
 		Delivery: Delivery{
 			Workers:        32,
 			PerDestination: 4,
@@ -182,6 +201,9 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.TLSClientCA, "tls-client-ca", c.TLSClientCA, "PEM CAs trusted for client certificates of inbound connectors")
 	fs.StringVar(&c.Resolver, "resolver", c.Resolver, "DNS server host:port for SPF/DKIM/DMARC (default: the system's)")
 	fs.DurationVar(&c.IdleTimeout.Duration, "idle-timeout", c.IdleTimeout.Duration, "how long an SMTP client may stay silent")
+	fs.IntVar(&c.MaxConnections, "max-connections", c.MaxConnections, "open SMTP connections on all listeners together (0: no cap)")
+	fs.IntVar(&c.MaxConnectionsPerIP, "max-connections-per-ip", c.MaxConnectionsPerIP, "open SMTP connections of one client address (0: no cap)")
+	fs.IntVar(&c.ConnectionRatePerIP, "connection-rate-per-ip", c.ConnectionRatePerIP, "SMTP connections one client address may open per minute (0: no limit)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.DurationVar(&c.TraceRetention.Duration, "trace-retention", c.TraceRetention.Duration, "how long message trace and the connection log are kept")
 	fs.StringVar(&c.SecretKeyFile, "secret-key-file", c.SecretKeyFile, "key file sealing stored secrets (default DATA/secret.key)")

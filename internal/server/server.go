@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"postern.dev/postern/internal/admin"
@@ -31,6 +32,7 @@ import (
 	"postern.dev/postern/internal/senderauth"
 	"postern.dev/postern/internal/smtpclient"
 	"postern.dev/postern/internal/smtpd"
+	"postern.dev/postern/internal/smtpserver"
 	"postern.dev/postern/internal/store/sqlite"
 	"postern.dev/postern/internal/transport"
 )
@@ -172,6 +174,8 @@ func (s *Server) start(ctx context.Context) error {
 		Hostname: s.cfg.Hostname, TLS: tlsCfg, ReadTimeout: s.cfg.IdleTimeout.Duration, WriteTimeout: time.Minute, ClientCAs: cas,
 		SenderAuth: &senderauth.Checker{Resolver: newResolver(s.cfg.Resolver), Hostname: s.cfg.Hostname},
 		ConnLog:    s.connLog,
+		Limits: smtpserver.Limits{MaxConnections: s.fitToDescriptors(s.cfg.MaxConnections),
+			MaxConnectionsPerIP: s.cfg.MaxConnectionsPerIP, ConnectionRatePerIP: s.cfg.ConnectionRatePerIP},
 	}, s.Admin.Dir, authn, sub, limits.NewSlots(directory.ConcurrentConnections), s.log)
 
 	for _, l := range []struct {
@@ -319,6 +323,31 @@ func (s *Server) listenHTTPS(ctx context.Context, tlsCfg *tls.Config, keys *issu
 		}
 	}()
 	return nil
+}
+
+// descriptorReserve is what the server keeps of its file descriptors for
+// everything but SMTP clients: the database, spool files, delivery
+// connections (32 workers by default), the admin listeners.
+const descriptorReserve = 256
+
+// fitToDescriptors lowers the connection cap so that clients can never
+// take the descriptors the rest of the server needs: a server out of
+// descriptors cannot open its database or a spool file, and that must not
+// be something a client can cause. 0 (no cap) becomes the fitting cap.
+func (s *Server) fitToDescriptors(maxConns int) int {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur > 1<<30 {
+		return maxConns
+	}
+	fit := int(lim.Cur) - descriptorReserve
+	if fit < 16 {
+		fit = 16
+	}
+	if maxConns == 0 || maxConns > fit {
+		s.log.Warn("max_connections lowered to fit the file descriptor limit", "max_connections", fit, "configured", maxConns, "nofile", lim.Cur)
+		return fit
+	}
+	return maxConns
 }
 
 // secretKeyName is the default key file in the data directory.

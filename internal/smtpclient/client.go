@@ -78,6 +78,8 @@ type Client struct {
 	tls      bool
 	server   string // the remote's host name, for TLS and messages
 	Greeting *Reply
+	// unwatch stops closing the connection when Dial's context ends.
+	unwatch func() bool
 }
 
 // Dial connects to addr (host:port) and reads the greeting. server names
@@ -91,8 +93,12 @@ func Dial(ctx context.Context, d *net.Dialer, addr, server string, t Timeouts) (
 		return nil, &Error{Step: "connect", Err: err}
 	}
 	c := NewClient(conn, server, t)
+	// The connection lives as long as ctx: a server shutting down cancels
+	// it, and a remote server that stalls then costs no more than that,
+	// whatever the command timeouts are.
+	c.unwatch = context.AfterFunc(ctx, func() { conn.Close() })
 	if err := c.ReadGreeting(); err != nil {
-		conn.Close()
+		c.Close()
 		return nil, err
 	}
 	return c, nil
@@ -344,11 +350,16 @@ func (c *Client) Reset() error {
 // Quit says goodbye and closes the connection.
 func (c *Client) Quit() error {
 	c.cmd("QUIT", 2, "QUIT")
-	return c.conn.Close()
+	return c.Close()
 }
 
 // Close closes the connection without QUIT.
-func (c *Client) Close() error { return c.conn.Close() }
+func (c *Client) Close() error {
+	if c.unwatch != nil {
+		c.unwatch()
+	}
+	return c.conn.Close()
+}
 
 // Server is the remote's host name.
 func (c *Client) Server() string { return c.server }

@@ -32,6 +32,9 @@ type Admission struct {
 	mu     sync.Mutex
 	open   int
 	byAddr map[netip.Prefix]*source
+	// sweepAt is the map size that triggers the next sweep: twice what
+	// the last sweep left, so sweeping costs O(1) per admission.
+	sweepAt int
 }
 
 // source is one client address's (or /64's) connections.
@@ -84,8 +87,9 @@ func (a *Admission) Admit(ip netip.Addr) bool {
 	s := a.byAddr[k]
 	now := a.now()
 	if s == nil {
-		if len(a.byAddr) >= maxIdleSources+a.open {
+		if len(a.byAddr) >= max(a.sweepAt, maxIdleSources) {
 			a.sweep(now, len(a.byAddr) >= maxSources)
+			a.sweepAt = 2 * len(a.byAddr)
 		}
 		s = &source{tokens: float64(l.ConnectionRatePerIP), last: now}
 		a.byAddr[k] = s

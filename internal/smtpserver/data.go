@@ -155,7 +155,9 @@ func (d *dataReader) step(c byte) []byte {
 	}
 	switch c {
 	case '\r':
+		// Not counted: a line's length is what stands before its CRLF.
 		d.state = stateCR
+		return append(d.buf, c)
 	case '\n':
 		if d.state == stateCR {
 			d.state = stateBeginLine
