@@ -300,6 +300,10 @@ func (s *Server) listenHTTPS(ctx context.Context, tlsCfg *tls.Config, keys *issu
 	if err != nil {
 		return fmt.Errorf("admin listener: %w", err)
 	}
+	// The admin listener's connections are capped too: 64 per address
+	// and 512 in all, so that no client can take the descriptors the SMTP
+	// listeners need.
+	ln = smtpserver.NewAdmission(smtpserver.Limits{MaxConnections: 512, MaxConnectionsPerIP: 64}).Listener(ln)
 	base := strings.TrimSuffix(s.cfg.PublicURL, "/")
 	if base == "" {
 		_, port, _ := net.SplitHostPort(ln.Addr().String())

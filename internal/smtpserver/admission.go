@@ -1,6 +1,7 @@
 package smtpserver
 
 import (
+	"net"
 	"net/netip"
 	"sync"
 	"time"
@@ -156,4 +157,42 @@ func (a *Admission) sweep(now time.Time, all bool) {
 		}
 		delete(a.byAddr, k)
 	}
+}
+
+// Listener wraps l so that it hands out only connections the Admission
+// admits; the others are closed at once. The admin HTTPS listener uses it:
+// HTTP has no 421 to say why.
+func (a *Admission) Listener(l net.Listener) net.Listener {
+	return &admittingListener{Listener: l, a: a}
+}
+
+type admittingListener struct {
+	net.Listener
+	a *Admission
+}
+
+func (l *admittingListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		ip := remoteIP(c)
+		if l.a.Admit(ip) {
+			return &admittedConn{Conn: c, release: func() { l.a.Release(ip) }}, nil
+		}
+		c.Close()
+	}
+}
+
+// admittedConn gives its admission back when it is first closed.
+type admittedConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *admittedConn) Close() error {
+	c.once.Do(c.release)
+	return c.Conn.Close()
 }

@@ -465,3 +465,42 @@ func TestShutdownIsBounded(t *testing.T) {
 		t.Fatalf("busy connection after shutdown: %q", got)
 	}
 }
+
+// Admission.Listener closes what it does not admit and gives a slot back
+// when an admitted connection closes.
+func TestAdmittingListener(t *testing.T) {
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := NewAdmission(Limits{MaxConnectionsPerIP: 1}).Listener(raw)
+	defer l.Close()
+	accepted := make(chan net.Conn, 4)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	first, _ := net.Dial("tcp", raw.Addr().String())
+	defer first.Close()
+	server1 := <-accepted
+	second, _ := net.Dial("tcp", raw.Addr().String())
+	defer second.Close()
+	second.SetReadDeadline(time.Now().Add(20 * time.Second))
+	if _, err := second.Read(make([]byte, 1)); err == nil {
+		t.Fatal("second connection from one address was not closed")
+	}
+	server1.Close()
+	server1.Close() // a second Close must not give a second slot back
+	third, _ := net.Dial("tcp", raw.Addr().String())
+	defer third.Close()
+	select {
+	case <-accepted:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no slot after the first connection closed")
+	}
+}
