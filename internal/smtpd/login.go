@@ -133,7 +133,7 @@ func (a *Authenticator) OAuth(ctx context.Context, ip netip.Addr, user, token st
 	if err != nil {
 		return refuse(reply.AuthFailed, err.Error())
 	}
-	mb, rep, reason := policy.AuthorizeToken(dir, policy.TokenFacts{Org: orgOf[iss.ID], User: id.User, AppID: id.AppID,
+	mb, rep, reason := policy.AuthorizeToken(dir, policy.TokenFacts{Orgs: trustingOrganizations(dir, iss, id.AppID), User: id.User, AppID: id.AppID,
 		Scopes: id.Scopes, Roles: id.Roles, Requested: user})
 	if rep != nil {
 		return refuse(rep, "AuthServer "+iss.Name+": "+reason)
@@ -144,4 +144,26 @@ func (a *Authenticator) OAuth(ctx context.Context, ip netip.Addr, user, token st
 		return nil, rep
 	}
 	return mb, nil
+}
+
+// trustingOrganizations are the organizations a verified token may sign in
+// to. Postern's built-in issuer serves every organization, and its token
+// proves the app registration it was issued to, which belongs to one
+// organization (New-OAuthApp in that organization). Any other issuer is
+// trusted by every organization with an enabled AuthServer for the same
+// issuer URL.
+func trustingOrganizations(dir *directory.Snapshot, iss *oauth.Issuer, appID string) []int64 {
+	if iss.Keys != nil {
+		if app := dir.OAuthApp(appID); app != nil {
+			return []int64{app.OrgID}
+		}
+		return nil
+	}
+	var orgs []int64
+	for _, s := range dir.Contents().AuthServers {
+		if s.Enabled && !s.BuiltIn && s.Issuer == iss.Issuer {
+			orgs = append(orgs, s.OrgID)
+		}
+	}
+	return orgs
 }
