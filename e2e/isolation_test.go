@@ -248,7 +248,9 @@ func TestOAuthAppInSecondOrganization(t *testing.T) {
 	base := "https://" + adminAddr
 	in := newInstance(t, "--admin", adminAddr, "--public-url", base)
 	twoOrganizations(t, in)
-	fab := func(args ...string) string { return in.admin(append([]string{"--organization", "Fabrikam"}, args...)...) }
+	fab := func(args ...string) string {
+		return in.admin(append([]string{"--organization", "Fabrikam"}, args...)...)
+	}
 	fab("Set-CASMailbox", "-Identity", "kim@fabrikam.com", "-SmtpClientAuthenticationDisabled", "$false")
 	app := fab("shell", "-c", "New-OAuthApp -Name 'Kim app' | Format-List *")
 	appID, secret := fieldValue(app, "AppId"), fieldValue(app, "ClientSecret")
