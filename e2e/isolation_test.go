@@ -287,6 +287,12 @@ func TestOAuthAppInSecondOrganization(t *testing.T) {
 	if got := xoauth("sean@contoso.com"); !strings.HasPrefix(got, "535") {
 		t.Errorf("the app as another organization's mailbox: %q", got)
 	}
+	// The first organization turning its built-in issuer off stops only
+	// its own apps.
+	in.admin("Set-AuthServer", "-Identity", "Postern", "-Enabled", "$false")
+	if got := xoauth("kim@fabrikam.com"); !strings.HasPrefix(got, "235") {
+		t.Errorf("after another organization disabled its built-in AuthServer: %q", got)
+	}
 }
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }

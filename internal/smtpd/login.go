@@ -108,9 +108,10 @@ func (a *Authenticator) OAuth(ctx context.Context, ip netip.Addr, user, token st
 	}
 	dir := a.Directory.Load()
 	var issuers []oauth.Issuer
-	orgOf := map[int64]int64{}
 	for _, s := range dir.Contents().AuthServers {
-		if s.Enabled {
+		// The built-in issuer serves every organization; one organization
+		// disabling its record stops only its own apps (trustingOrganizations).
+		if s.Enabled || s.BuiltIn {
 			iss := oauth.Issuer{ID: s.ID, Name: s.Name, Issuer: s.Issuer, JwksURI: s.JwksUri,
 				Audience: s.Audience, UserClaims: s.UserClaims}
 			if s.BuiltIn {
@@ -120,7 +121,6 @@ func (a *Authenticator) OAuth(ctx context.Context, ip netip.Addr, user, token st
 				iss.Keys = a.LocalKeys
 			}
 			issuers = append(issuers, iss)
-			orgOf[s.ID] = s.OrgID
 		}
 	}
 	if a.Verifier == nil || len(issuers) == 0 {
@@ -154,10 +154,16 @@ func (a *Authenticator) OAuth(ctx context.Context, ip netip.Addr, user, token st
 // issuer URL.
 func trustingOrganizations(dir *directory.Snapshot, iss *oauth.Issuer, appID string) []int64 {
 	if iss.Keys != nil {
-		if app := dir.OAuthApp(appID); app != nil {
-			return []int64{app.OrgID}
+		app := dir.OAuthApp(appID)
+		if app == nil {
+			return nil
 		}
-		return nil
+		for _, s := range dir.Contents().AuthServers {
+			if s.BuiltIn && s.OrgID == app.OrgID && !s.Enabled {
+				return nil // Set-AuthServer Postern -Enabled $false in the app's organization
+			}
+		}
+		return []int64{app.OrgID}
 	}
 	var orgs []int64
 	for _, s := range dir.Contents().AuthServers {
