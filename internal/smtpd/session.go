@@ -53,6 +53,10 @@ type session struct {
 	recipients   []transport.Recipient
 	verdicts     []policy.Verdict
 	declaredSize int64
+	// seen holds the recipients' address keys and mailboxes, perOrg the
+	// anonymous recipients per organization: constant cost per RCPT.
+	seen   map[any]bool
+	perOrg map[int64]int
 	// senderAuth caches the SPF/DKIM/DMARC result of the message in DATA.
 	senderAuth *senderauth.Result
 }
@@ -191,7 +195,7 @@ func (s *session) mail(from string, opts *smtp.MailOptions) error {
 		}
 	}
 	s.from, s.declaredSize = a, size
-	s.recipients, s.verdicts = nil, nil
+	s.recipients, s.verdicts, s.seen, s.perOrg = nil, nil, nil, nil
 	return nil
 }
 
@@ -223,7 +227,8 @@ func (s *session) rcpt(to string) error {
 			return reply.BadRecipientSyntax
 		}
 	}
-	if s.duplicate(dir, a) {
+	m := dir.MailboxByAddress(a.Key())
+	if s.seen[a.Key()] || (m != nil && s.seen[m.ID]) {
 		// The same recipient again (in any case, or another address of the
 		// same mailbox): accepted, delivered once.
 		return nil
@@ -236,20 +241,14 @@ func (s *session) rcpt(to string) error {
 		if rep != nil {
 			return rep
 		}
-		s.recipients = append(s.recipients, transport.Recipient{Address: a, Route: route})
+		s.accept(transport.Recipient{Address: a, Route: route})
 		return nil
 	}
 	v, rep := policy.JudgeAnonymous(dir, s.clientFacts(), s.from, a)
 	if rep != nil {
 		return rep
 	}
-	count := 1
-	for _, o := range s.verdicts {
-		if o.Org.ID == v.Org.ID {
-			count++
-		}
-	}
-	if rep := policy.CheckEnvelopeRecipients(v.Org, count); rep != nil {
+	if rep := policy.CheckEnvelopeRecipients(v.Org, s.perOrg[v.Org.ID]+1); rep != nil {
 		return rep
 	}
 	if len(s.recipients) >= directory.MaxRecipientLimits {
@@ -260,22 +259,26 @@ func (s *session) rcpt(to string) error {
 			return rep
 		}
 	}
-	s.recipients = append(s.recipients, transport.Recipient{Address: a, Route: v.Route})
+	s.accept(transport.Recipient{Address: a, Route: v.Route})
 	s.verdicts = append(s.verdicts, v)
+	if s.perOrg == nil {
+		s.perOrg = map[int64]int{}
+	}
+	s.perOrg[v.Org.ID]++
 	return nil
 }
 
-// duplicate reports whether a names a recipient the transaction has
-// already: the same address in any case, or another address of the same
-// mailbox.
-func (s *session) duplicate(dir *directory.Snapshot, a address.Address) bool {
-	m := dir.MailboxByAddress(a.Key())
-	for _, r := range s.recipients {
-		if r.Address.Key() == a.Key() || (m != nil && r.Route.Mailbox != nil && r.Route.Mailbox.ID == m.ID) {
-			return true
-		}
+// accept adds a recipient to the transaction and remembers its address
+// and mailbox, so that naming it again delivers it once.
+func (s *session) accept(r transport.Recipient) {
+	if s.seen == nil {
+		s.seen = map[any]bool{}
 	}
-	return false
+	s.seen[r.Address.Key()] = true
+	if m := r.Route.Mailbox; m != nil {
+		s.seen[m.ID] = true
+	}
+	s.recipients = append(s.recipients, r)
 }
 
 // Data reads the message and hands it to the transport once the checks
@@ -442,6 +445,7 @@ func (s *session) signIn() string {
 // Reset ends the transaction (RSET, or after DATA).
 func (s *session) Reset() {
 	s.from, s.recipients, s.verdicts, s.declaredSize = address.Address{}, nil, nil, 0
+	s.seen, s.perOrg = nil, nil
 }
 
 // Logout ends the session and frees the mailbox's connection slot.
