@@ -184,7 +184,12 @@ func TestPartnerRestrictDomainsToIPAddresses(t *testing.T) {
 	in.start()
 	c := dialFrom(t, "127.0.0.3", in.addrs["mx"])
 	c.expect("EHLO x", "250")
-	c.expect("MAIL FROM:<ceo@fabrikam.com>", "550 5.7.51 TenantInboundAttribution")
+	// The restriction is the organization's own: it is decided per
+	// recipient, at RCPT TO, for the recipients of the connector's
+	// organization (issue 11: MAIL FROM comes before any recipient names it).
+	c.expect("MAIL FROM:<ceo@fabrikam.com>", "250")
+	c.expect("RCPT TO:<sean@contoso.com>", "550 5.7.51 TenantInboundAttribution")
+	c.expect("RSET", "250")
 	c = dialFrom(t, "127.0.0.4", in.addrs["mx"])
 	c.expect("EHLO x", "250")
 	if got := c.send("ceo@fabrikam.com", []string{"sean@contoso.com"}, message("ceo@fabrikam.com", "sean@contoso.com", "from the partner")); !strings.HasPrefix(got, "250") {

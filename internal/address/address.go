@@ -12,6 +12,8 @@ import (
 	"errors"
 	"strings"
 	"unicode/utf8"
+
+	"golang.org/x/net/idna"
 )
 
 // Address is a parsed mailbox address. Local and Domain keep the case the
@@ -118,7 +120,10 @@ func isAtext(c byte) bool {
 
 // normalizeDomain checks an RFC 5321 Domain (dot-separated labels of letters,
 // digits and hyphens, or UTF-8 U-labels), drops one trailing root dot and
-// returns it in lower case.
+// returns it in lower case. A domain with U-labels (RFC 6531 section 3.3)
+// is converted to its A-label form with IDNA 2008's lookup rules (RFC 5891
+// section 5), so that münchen.example and xn--mnchen-3ya.example are one
+// domain for routing, accepted domains and lookups.
 func normalizeDomain(d string) (string, error) {
 	if strings.HasPrefix(d, "[") {
 		return "", ErrIPLiteral
@@ -127,18 +132,37 @@ func normalizeDomain(d string) (string, error) {
 	if d == "" || len(d) > maxDomain {
 		return "", ErrDomain
 	}
+	if !isASCII(d) {
+		a, err := idna.Lookup.ToASCII(d)
+		if err != nil {
+			return "", ErrDomain
+		}
+		d = strings.TrimSuffix(a, ".")
+		if d == "" || len(d) > maxDomain {
+			return "", ErrDomain
+		}
+	}
 	for label := range strings.SplitSeq(d, ".") {
 		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
 			return "", ErrDomain
 		}
 		for _, c := range label {
-			if c >= 0x80 || c == '-' || ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z') || ('0' <= c && c <= '9') {
+			if c == '-' || ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z') || ('0' <= c && c <= '9') {
 				continue
 			}
 			return "", ErrDomain
 		}
 	}
 	return strings.ToLower(d), nil
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // NormalizeDomain validates a domain name typed by an admin or found in a

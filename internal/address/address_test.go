@@ -17,7 +17,10 @@ func TestParse(t *testing.T) {
 		{in: "sean@contoso.com.", key: "sean@contoso.com"},
 		{in: "first+tag@sub.contoso.com", key: "first+tag@sub.contoso.com"},
 		{in: "o'brien@contoso.com", key: "o'brien@contoso.com"},
-		{in: "jörg@bücher.example", key: "jörg@bücher.example"},
+		{in: "jörg@bücher.example", key: "jörg@xn--bcher-kva.example"},
+		{in: "sean@MÜNCHEN.example", key: "sean@xn--mnchen-3ya.example"},
+		{in: "sean@xn--mnchen-3ya.example", key: "sean@xn--mnchen-3ya.example"},
+		{in: "sean@bü_cher.example", wantErr: ErrDomain},
 		{in: "", wantErr: ErrEmpty},
 		{in: "sean", wantErr: ErrNoAt},
 		{in: "@contoso.com", wantErr: ErrRouting},
@@ -65,7 +68,7 @@ func TestParse(t *testing.T) {
 // safe to route on: no routing characters, one '@', a clean lower-case
 // domain, and a canonical form that parses to itself.
 func FuzzParse(f *testing.F) {
-	for _, s := range []string{"sean@contoso.com", "user%x@y.com", "@a:b@c", `"a@b"@c.com`, "a@[1.2.3.4]", "a@b.", "ü@ö.de", "a@b@c"} {
+	for _, s := range []string{"sean@contoso.com", "user%x@y.com", "@a:b@c", `"a@b"@c.com`, "a@[1.2.3.4]", "a@b.", "ü@ö.de", "a@b@c", "sean@MÜNCHEN.example", "x@xn--mnchen-3ya.example", "x@xn--zz.example", "x@ａｂｃ.example"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -79,6 +82,11 @@ func FuzzParse(f *testing.F) {
 		}
 		if a.Domain != strings.ToLower(a.Domain) || strings.HasSuffix(a.Domain, ".") {
 			t.Fatalf("domain not canonical: %q", a.Domain)
+		}
+		for _, c := range a.Domain {
+			if c >= 0x80 {
+				t.Fatalf("domain %q is not in A-label form", a.Domain)
+			}
 		}
 		again, err := Parse(key)
 		if err != nil || again.Key() != key {

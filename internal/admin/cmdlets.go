@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"strconv"
 	"strings"
 
 	"postern.dev/postern/internal/cmdlet"
@@ -22,9 +23,9 @@ func Cmdlets(svc *Service) *cmdlet.Registry {
 
 	for _, s := range []cmdlet.Spec{
 		{Name: "Get-TransportConfig", Synopsis: "Shows the organization's transport settings.", Run: c.getTransportConfig},
-		{Name: "Set-TransportConfig", Synopsis: "Changes organization-wide transport settings: -SmtpClientAuthenticationDisabled $true turns SMTP AUTH off for every mailbox that inherits it; -SmtpBasicAuthDisabled $true allows only OAuth.",
+		{Name: "Set-TransportConfig", Synopsis: "Changes organization-wide transport settings: -SmtpClientAuthenticationDisabled $true turns SMTP AUTH off for every mailbox that inherits it; -SmtpBasicAuthDisabled $true allows only OAuth; -MaxRecipientEnvelopeLimit (1 to 1000, or Unlimited for 1000) caps the recipients of one anonymous message.",
 			SupportsWhatIf: true, Params: []cmdlet.ParamSpec{{Name: "SmtpClientAuthenticationDisabled", Type: cmdlet.Bool, Position: -1},
-				{Name: "SmtpBasicAuthDisabled", Type: cmdlet.Bool, Position: -1}}, Run: c.setTransportConfig},
+				{Name: "SmtpBasicAuthDisabled", Type: cmdlet.Bool, Position: -1}, {Name: "MaxRecipientEnvelopeLimit", Type: cmdlet.String, Position: -1}}, Run: c.setTransportConfig},
 		{Name: "Get-OrganizationConfig", Synopsis: "Shows organization-wide settings.", Run: c.getOrganizationConfig},
 		{Name: "Set-OrganizationConfig", Synopsis: "Changes organization-wide settings: security defaults and the default authentication policy.", SupportsWhatIf: true,
 			Params: []cmdlet.ParamSpec{{Name: "SecurityDefaultsEnabled", Type: cmdlet.Bool, Position: -1}, {Name: "DefaultAuthenticationPolicy", Type: cmdlet.String, Position: -1},
@@ -279,13 +280,43 @@ func (c *cmdlets) getTransportConfig(_ context.Context, _ *cmdlet.Invocation) ([
 		{Name: "Identity", Value: "Transport Settings"},
 		{Name: "SmtpClientAuthenticationDisabled", Value: o.SmtpClientAuthenticationDisabled},
 		{Name: "SmtpBasicAuthDisabled", Value: o.SmtpBasicAuthDisabled},
-		{Name: "MaxRecipientEnvelopeLimit", Value: "Unlimited"},
+		{Name: "MaxRecipientEnvelopeLimit", Value: envelopeLimitText(o.MaxRecipientEnvelopeLimit)},
 	}}}, nil
+}
+
+// envelopeLimitText shows MaxRecipientEnvelopeLimit as Exchange does: a
+// number, or Unlimited.
+func envelopeLimitText(n int) string {
+	if n <= 0 {
+		return "Unlimited"
+	}
+	return strconv.Itoa(n)
+}
+
+// parseEnvelopeLimit reads -MaxRecipientEnvelopeLimit: Unlimited or 1 to
+// 1000 ("You can enter a custom value up to 1000", reference 4.1).
+func parseEnvelopeLimit(v string) (int, error) {
+	v = strings.TrimSpace(v)
+	if strings.EqualFold(v, "Unlimited") {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > directory.MaxRecipientLimits {
+		return 0, invalidValue("MaxRecipientEnvelopeLimit", v, "give a number from 1 to 1000, or Unlimited")
+	}
+	return n, nil
 }
 
 func (c *cmdlets) setTransportConfig(ctx context.Context, inv *cmdlet.Invocation) ([]*cmdlet.Object, error) {
 	p := OrganizationParams{SmtpClientAuthenticationDisabled: boolPtr(inv, "SmtpClientAuthenticationDisabled"),
 		SmtpBasicAuthDisabled: boolPtr(inv, "SmtpBasicAuthDisabled")}
+	if inv.Has("MaxRecipientEnvelopeLimit") {
+		n, err := parseEnvelopeLimit(inv.String("MaxRecipientEnvelopeLimit"))
+		if err != nil {
+			return nil, err
+		}
+		p.MaxRecipientEnvelopeLimit = &n
+	}
 	if whatIf(inv, "Setting transport configuration \"Transport Settings\".") {
 		return nil, nil
 	}

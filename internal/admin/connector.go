@@ -54,6 +54,9 @@ func (s *Service) NewInboundConnector(ctx context.Context, p InboundConnectorPar
 		if strings.TrimSpace(c.Name) == "" {
 			return fmt.Errorf("Cannot process command because of one or more missing mandatory parameters: Name.")
 		}
+		if err := checkConnectorClaims(dir, c); err != nil {
+			return err
+		}
 		return storeError(s.Store.SaveConnector(ctx, c), "inbound connector", c.Name)
 	})
 	if err != nil {
@@ -73,6 +76,9 @@ func (s *Service) SetInboundConnector(ctx context.Context, identity string, p In
 		if err := applyConnector(&c, p); err != nil {
 			return err
 		}
+		if err := checkConnectorClaims(dir, &c); err != nil {
+			return err
+		}
 		return storeError(s.Store.SaveConnector(ctx, &c), "inbound connector", c.Name)
 	})
 }
@@ -86,6 +92,37 @@ func (s *Service) RemoveInboundConnector(ctx context.Context, identity string) e
 		}
 		return storeError(s.Store.DeleteConnector(ctx, cs[0].ID), "inbound connector", cs[0].Name)
 	})
+}
+
+// checkConnectorClaims refuses a connector whose sender IP ranges overlap,
+// or whose certificate name matches, one of another organization's
+// connectors (enabled or not): a client must be attributable to at most
+// one organization, and no organization may claim another's sources. The
+// error names neither the other organization nor its connector.
+func checkConnectorClaims(dir *directory.Snapshot, c *directory.InboundConnector) error {
+	for _, other := range dir.Contents().Connectors {
+		if other.OrgID == c.OrgID {
+			continue
+		}
+		for _, p := range c.SenderIPAddresses {
+			for _, q := range other.SenderIPAddresses {
+				if p.Overlaps(q) {
+					return &kindError{ErrExists, fmt.Sprintf("Inbound connector '%s': the sender IP range %s overlaps a range another organization's inbound connector uses; an address can belong to one organization only.", c.Name, p)}
+				}
+			}
+		}
+		if a, b := c.TlsSenderCertificateName, other.TlsSenderCertificateName; a != "" && b != "" && certificateNamesOverlap(a, b) {
+			return &kindError{ErrExists, fmt.Sprintf("Inbound connector '%s': the certificate name %s is used by another organization's inbound connector; a certificate name can belong to one organization only.", c.Name, a)}
+		}
+	}
+	return nil
+}
+
+// certificateNamesOverlap reports whether some certificate name would
+// match both connector values ("*.contoso.com" covers mail.contoso.com).
+func certificateNamesOverlap(a, b string) bool {
+	base := func(p string) string { return strings.TrimPrefix(p, "*.") }
+	return directory.DomainMatches(a, base(b)) || directory.DomainMatches(b, base(a))
 }
 
 // applyConnector validates every given parameter before changing c, so a

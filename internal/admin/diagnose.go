@@ -126,7 +126,7 @@ func (s *Service) TestSubmission(t SubmissionTest) ([]Check, string, error) {
 			if rep != nil {
 				return fail("Recipient", rep, "%s is in an Authoritative accepted domain and no mailbox has that address.", rcpt)
 			}
-			add("Recipient", "Pass", "%s", routeText(route, rcpt))
+			add("Recipient", "Pass", "%s", routeText(route, rcpt, org.ID))
 		}
 		add("Limits", "Info", "At most %d recipients per message, 10,000 per 24 hours, 30 messages a minute (more are paced), 3 connections at once, %s per message.",
 			policy.RecipientLimit(mb), Size(policy.SendSizeLimit(mb)))
@@ -142,25 +142,39 @@ func (s *Service) TestSubmission(t SubmissionTest) ([]Check, string, error) {
 	if err != nil {
 		return checks, "", invalidValue("ClientIP", t.ClientIP, "give the device's IP address")
 	}
+	// The diagnosis sees only the caller's organization: its domains,
+	// mailboxes and connectors. Another organization's objects are neither
+	// named nor used, so that no admin can probe another's setup with it.
+	own := organizationView(dir, org.ID)
 	facts := policy.ClientFacts{IP: ip, TLS: t.UseTls}
-	att := policy.Attribute(dir, facts)
+	att := policy.Attribute(own, org.ID, facts)
 	if att.Connector != nil {
 		add("Inbound connector", "Pass", "%s matches the %s connector '%s'.", ip, att.Connector.ConnectorType, att.Connector.Name)
 	} else {
-		add("Inbound connector", "Info", "%s matches no inbound connector: this is Direct Send, which can only reach the organization's own mailboxes. To relay to outside recipients, create one: New-InboundConnector -Name <name> -ConnectorType OnPremises -SenderIPAddresses %s -RequireTls $false.", ip, ip)
+		add("Inbound connector", "Info", "%s matches no inbound connector of this organization: this is Direct Send, which can only reach the organization's own mailboxes. To relay to outside recipients, create one: New-InboundConnector -Name <name> -ConnectorType OnPremises -SenderIPAddresses %s -RequireTls $false.", ip, ip)
 	}
-	if rep := policy.CheckAnonymousSender(dir, att, facts, from); rep != nil {
+	if rep := policy.CheckAnonymousSender(own, facts, from); rep != nil {
 		return fail("Sender", rep, "%s", anonymousFix(rep, att, from, ip))
+	}
+	if rcpt.IsZero() {
+		// Mail to the organization's own mailboxes.
+		if _, rep := policy.CheckAnonymousInbound(own, org, facts, from); rep != nil {
+			return fail("Sender", rep, "%s", anonymousFix(rep, att, from, ip))
+		}
 	}
 	if !from.IsZero() {
 		add("Sender", "Pass", "The sender %s is accepted from this client.", from)
 	}
 	if !rcpt.IsZero() {
-		route, rep := policy.RouteAnonymous(dir, att, from, rcpt)
-		if rep != nil {
-			return fail("Recipient", rep, "%s", anonymousFix(rep, att, from, ip))
+		if other := policy.RecipientOrganization(dir, rcpt); other != nil && other.ID != org.ID {
+			add("Recipient", "Info", "%s is not an address of this organization: mail to it is judged by the organization that receives it, which this test does not show.", rcpt)
+			return checks, "", nil
 		}
-		add("Recipient", "Pass", "%s", routeText(route, rcpt))
+		v, rep := policy.JudgeAnonymous(own, facts, from, rcpt)
+		if rep != nil {
+			return fail("Recipient", rep, "%s", anonymousFix(rep, v.Attribution, from, ip))
+		}
+		add("Recipient", "Pass", "%s", routeText(v.Route, rcpt, org.ID))
 	}
 	if att.Connector == nil && !from.IsZero() {
 		add("SPF", "Info", "Direct Send mail is checked with SPF, DKIM and DMARC: the domain's SPF record should include %s, or mail failing its DMARC policy goes to Junk Email.", ip)
@@ -168,7 +182,38 @@ func (s *Service) TestSubmission(t SubmissionTest) ([]Check, string, error) {
 	return checks, acceptedVerdict, nil
 }
 
-func routeText(r policy.Route, rcpt address.Address) string {
+// organizationView is the part of the directory that belongs to one
+// organization, as a snapshot the policy functions can walk.
+func organizationView(dir *directory.Snapshot, org int64) *directory.Snapshot {
+	all := dir.Contents()
+	var c directory.Contents
+	for _, o := range all.Organizations {
+		if o.ID == org {
+			c.Organizations = append(c.Organizations, o)
+		}
+	}
+	for _, d := range all.Domains {
+		if d.OrgID == org {
+			c.Domains = append(c.Domains, d)
+		}
+	}
+	for _, m := range all.Mailboxes {
+		if m.OrgID == org {
+			c.Mailboxes = append(c.Mailboxes, m)
+		}
+	}
+	for _, ic := range all.Connectors {
+		if ic.OrgID == org {
+			c.Connectors = append(c.Connectors, ic)
+		}
+	}
+	return directory.NewSnapshot(c)
+}
+
+func routeText(r policy.Route, rcpt address.Address, org int64) string {
+	if r.Destination == policy.Local && r.Mailbox.OrgID != org {
+		return fmt.Sprintf("%s is a mailbox on this server: delivered to it.", rcpt)
+	}
 	if r.Destination == policy.Local {
 		return fmt.Sprintf("%s is the mailbox %s: delivered to its Inbox.", rcpt, r.Mailbox.PrimarySmtpAddress)
 	}
@@ -206,6 +251,9 @@ func anonymousFix(rep *reply.Reply, att policy.Attribution, from address.Address
 	case reply.DirectSendRejected:
 		return fmt.Sprintf("RejectDirectSend is on and %s matches no IP- or certificate-based connector: create a Partner or OnPremises inbound connector for %s, or run Set-OrganizationConfig -RejectDirectSend $false.", ip, ip)
 	case reply.TLSRequired:
+		if att.Connector == nil {
+			return "An inbound connector of the organization that matches this client requires TLS: turn on STARTTLS in the device, or set -RequireTls $false on the connector."
+		}
 		return fmt.Sprintf("The connector '%s' requires TLS: turn on STARTTLS in the device, or set -RequireTls $false on the connector.", att.Connector.Name)
 	}
 	return reply.String(rep)

@@ -22,6 +22,8 @@ type OrganizationParams struct {
 	DefaultAuthenticationPolicy *string
 	RejectDirectSend            *bool
 	SmtpBasicAuthDisabled       *bool
+	// MaxRecipientEnvelopeLimit: 1 to 1000, or 0 for Unlimited.
+	MaxRecipientEnvelopeLimit *int
 }
 
 // SetOrganization changes organization-wide settings.
@@ -39,6 +41,9 @@ func (s *Service) SetOrganization(ctx context.Context, p OrganizationParams) err
 		}
 		if p.SmtpBasicAuthDisabled != nil {
 			o.SmtpBasicAuthDisabled = *p.SmtpBasicAuthDisabled
+		}
+		if p.MaxRecipientEnvelopeLimit != nil {
+			o.MaxRecipientEnvelopeLimit = *p.MaxRecipientEnvelopeLimit
 		}
 		if p.DefaultAuthenticationPolicy != nil {
 			o.DefaultAuthenticationPolicy = ""
@@ -101,12 +106,33 @@ func (s *Service) NewAcceptedDomain(ctx context.Context, name, domainName, domai
 	var d *directory.AcceptedDomain
 	err = s.change(ctx, func(dir *directory.Snapshot, org *directory.Organization) error {
 		if existing := dir.AcceptedDomain(dn); existing != nil {
+			// The same answer whichever organization holds it.
 			return alreadyExists("accepted domain", dn)
+		}
+		if err := checkDomainClaim(dir, org.ID, dn); err != nil {
+			return err
 		}
 		d = &directory.AcceptedDomain{OrgID: org.ID, Name: name, DomainName: dn, DomainType: typ, Default: defaultDomain(dir, org) == nil}
 		return storeError(s.Store.SaveDomain(ctx, d), "accepted domain", name)
 	})
 	return d, err
+}
+
+// checkDomainClaim refuses a domain that is a subdomain or a parent of
+// another organization's accepted domain: mail for a.contoso.com and
+// contoso.com must not be split between tenants, and one organization must
+// not be able to claim the senders of another's subdomains. The error does
+// not say which organization holds the other domain.
+func checkDomainClaim(dir *directory.Snapshot, org int64, dn string) error {
+	for _, d := range dir.Contents().Domains {
+		if d.OrgID == org {
+			continue
+		}
+		if strings.HasSuffix(dn, "."+d.DomainName) || strings.HasSuffix(d.DomainName, "."+dn) {
+			return &kindError{ErrExists, fmt.Sprintf("The accepted domain '%s' can't be added: it is a subdomain or a parent domain of a domain another organization has added.", dn)}
+		}
+	}
+	return nil
 }
 
 // SetAcceptedDomain changes a domain's type or makes it the default.

@@ -47,7 +47,11 @@ type Organization struct {
 	// (LOGIN, PLAIN) off for SMTP in the whole organization, as Exchange
 	// Online's retirement does: 550 5.7.30. OAuth is unaffected.
 	SmtpBasicAuthDisabled bool
-	WhenCreated           time.Time
+	// MaxRecipientEnvelopeLimit (Set-TransportConfig) caps the recipients
+	// of one anonymous message to the organization; 0 is Exchange Online's
+	// Unlimited, which means the organizational limit of 1000.
+	MaxRecipientEnvelopeLimit int
+	WhenCreated               time.Time
 }
 
 // DomainType of an accepted domain (Set-AcceptedDomain -DomainType).

@@ -27,45 +27,190 @@ type Attribution struct {
 	ByCertificate bool
 }
 
-// Attribute finds the enabled inbound connector a client matches. The
-// certificate comes first, then the IP address — Exchange's attribution
+// Attribute finds the enabled inbound connector of organization org that a
+// client matches. Only that organization's connectors are consulted: every
+// organization is a wall, and a connector one organization creates must
+// never change how mail for another is judged (issue 11; Exchange attributes
+// inbound mail to the recipient's tenant and applies only its connectors).
+//
+// The certificate comes first, then the IP address — Exchange's attribution
 // order for connectors (reference section 7.2). A certificate counts only
 // when it is trusted: chained to a configured CA, or pinned on the connector.
-func Attribute(dir *directory.Snapshot, c ClientFacts) Attribution {
+func Attribute(dir *directory.Snapshot, org int64, c ClientFacts) Attribution {
+	return attribute(dir, c, func(ic *directory.InboundConnector) bool { return ic.OrgID == org })
+}
+
+// attributeAny is Attribute over every organization's connectors; it only
+// tells "some connector matched" (ATTR36) from "none did" (5.7.64).
+func attributeAny(dir *directory.Snapshot, c ClientFacts) Attribution {
+	return attribute(dir, c, func(*directory.InboundConnector) bool { return true })
+}
+
+func attribute(dir *directory.Snapshot, c ClientFacts, consider func(*directory.InboundConnector) bool) Attribution {
 	for _, ic := range dir.InboundConnectors() {
+		if !consider(ic) {
+			continue
+		}
 		trusted := c.CertVerified || (c.CertFingerprint != "" && slices.Contains(ic.TlsSenderCertificateFingerprints, c.CertFingerprint))
 		if c.TLS && trusted && ic.MatchesCertificate(c.CertNames) {
 			return Attribution{Connector: ic, ByCertificate: true}
 		}
 	}
 	for _, ic := range dir.InboundConnectors() {
-		if ic.MatchesIP(c.IP) {
+		if consider(ic) && ic.MatchesIP(c.IP) {
 			return Attribution{Connector: ic}
 		}
 	}
 	return Attribution{}
 }
 
-// CheckAnonymousSender decides MAIL FROM for an anonymous client.
-func CheckAnonymousSender(dir *directory.Snapshot, att Attribution, c ClientFacts, from address.Address) *reply.Reply {
-	if ic := att.Connector; ic != nil && ic.RequireTls && !c.TLS {
-		return reply.TLSRequired
-	}
+// SenderOrganization is the organization whose accepted domain the envelope
+// sender uses, or nil (null sender, or a domain no organization accepts).
+func SenderOrganization(dir *directory.Snapshot, from address.Address) *directory.Organization {
 	if from.IsZero() {
 		return nil
 	}
-	// RejectDirectSend: mail claiming one of the organization's accepted
-	// domains must come through a connector (reference section 6; only the
-	// envelope sender is checked, as in Exchange).
-	if d := dir.AcceptedDomain(from.Domain); d != nil && att.Connector == nil {
-		if o := dir.Organization(d.OrgID); o != nil && o.RejectDirectSend {
-			return reply.DirectSendRejected
+	if d := dir.AcceptedDomain(from.Domain); d != nil {
+		return dir.Organization(d.OrgID)
+	}
+	return nil
+}
+
+// RecipientOrganization is the organization a recipient belongs to: the
+// organization of the mailbox holding the address, else the one whose
+// accepted domain it is; nil for an address outside every organization.
+func RecipientOrganization(dir *directory.Snapshot, rcpt address.Address) *directory.Organization {
+	if m := dir.MailboxByAddress(rcpt.Key()); m != nil {
+		return dir.Organization(m.OrgID)
+	}
+	if d := dir.AcceptedDomain(rcpt.Domain); d != nil {
+		return dir.Organization(d.OrgID)
+	}
+	return nil
+}
+
+// CheckAnonymousSender decides MAIL FROM for an anonymous client. Before
+// any RCPT TO no recipient organization is known, so the only decision made
+// here is the sender organization's own: when the envelope sender is in an
+// organization's accepted domain and the client matches that organization's
+// connector with RequireTls, the client must use STARTTLS first (reference
+// 7.2 attributes connector mail by the certificate, then the MAIL FROM
+// domain). Everything that depends on the recipient's organization
+// (RejectDirectSend, Partner restrictions, relay) is decided per recipient
+// by JudgeAnonymous.
+func CheckAnonymousSender(dir *directory.Snapshot, c ClientFacts, from address.Address) *reply.Reply {
+	if org := SenderOrganization(dir, from); org != nil {
+		if ic := Attribute(dir, org.ID, c).Connector; ic != nil && ic.RequireTls && !c.TLS {
+			return reply.TLSRequired
 		}
 	}
-	// A Partner connector may reserve its sender domains to its own
-	// addresses or certificate (RestrictDomainsTo*).
+	return nil
+}
+
+// Verdict is the decision for one anonymous recipient: where its copy goes,
+// which organization it belongs to (whose message trace, settings and
+// filing apply), and the connector of that organization the client matched.
+type Verdict struct {
+	Route       Route
+	Org         *directory.Organization
+	Attribution Attribution
+}
+
+// JudgeAnonymous decides an anonymous session's recipient (RCPT TO).
+//
+// A recipient of an organization is inbound mail attributed to that
+// organization (Exchange's tenant attribution, reference 7.2), judged only
+// by its settings and its connectors, in this order:
+//   - its matched connector with RequireTls and no STARTTLS: 530 5.7.0;
+//   - RejectDirectSend: a sender in the organization's own accepted domains
+//     from a client matching none of its connectors: 550 5.7.68 (a sender in
+//     another domain is ordinary inbound mail, reference section 6);
+//   - its Partner connectors with RestrictDomainsTo* covering the sender's
+//     domain, when the client is not their source: 550 5.7.51;
+//   - a mailbox: delivered; an unknown address of an Authoritative domain:
+//     5.1.10; an unknown address of an InternalRelay domain: relayed out only
+//     as below, through this organization's OnPremises connector.
+//
+// A recipient outside every organization is relay: allowed only through an
+// OnPremises connector of the organization whose accepted domain the sender
+// uses, and then attributed to that organization. A client that matches
+// some OnPremises connector but sends for a domain outside it gets ATTR36;
+// one matching none gets 5.7.64. Exchange also lets a certificate connector
+// whose name is an accepted domain relay for any sender (reference 7.1);
+// Postern's specification (issue 3) does not, which closes that path for
+// abuse. Postern is never an open relay.
+func JudgeAnonymous(dir *directory.Snapshot, c ClientFacts, from, rcpt address.Address) (Verdict, *reply.Reply) {
+	org := RecipientOrganization(dir, rcpt)
+	if org == nil {
+		return judgeRelay(dir, c, from)
+	}
+	att, rep := CheckAnonymousInbound(dir, org, c, from)
+	v := Verdict{Org: org, Attribution: att}
+	if rep != nil {
+		return v, rep
+	}
+	sender := SenderOrganization(dir, from)
+	ownSender := sender != nil && sender.ID == org.ID
+	if m := dir.MailboxByAddress(rcpt.Key()); m != nil {
+		v.Route = Route{Destination: Local, Mailbox: m}
+		return v, nil
+	}
+	if d := dir.AcceptedDomain(rcpt.Domain); d != nil && d.DomainType == directory.Authoritative {
+		return v, reply.RecipientNotFound(rcpt.String())
+	}
+	if ic := att.Connector; ic == nil || ic.ConnectorType != directory.OnPremises {
+		return v, reply.RelayDenied
+	}
+	if !ownSender {
+		return v, reply.RelayDeniedATTR36
+	}
+	v.Route = Route{Destination: Outbound}
+	return v, nil
+}
+
+// CheckAnonymousInbound makes the decisions organization org takes about
+// anonymous mail to its recipients, whoever they are: its connector the
+// client matches, RequireTls, RejectDirectSend and its Partner connectors'
+// restrictions (see JudgeAnonymous). It returns the attribution.
+func CheckAnonymousInbound(dir *directory.Snapshot, org *directory.Organization, c ClientFacts, from address.Address) (Attribution, *reply.Reply) {
+	att := Attribute(dir, org.ID, c)
+	if ic := att.Connector; ic != nil && ic.RequireTls && !c.TLS {
+		return att, reply.TLSRequired
+	}
+	sender := SenderOrganization(dir, from)
+	if sender != nil && sender.ID == org.ID && att.Connector == nil && org.RejectDirectSend {
+		return att, reply.DirectSendRejected
+	}
+	return att, checkPartnerConnectors(dir, org.ID, att, c, from)
+}
+
+// judgeRelay decides a recipient outside every organization.
+func judgeRelay(dir *directory.Snapshot, c ClientFacts, from address.Address) (Verdict, *reply.Reply) {
+	if org := SenderOrganization(dir, from); org != nil {
+		att := Attribute(dir, org.ID, c)
+		if ic := att.Connector; ic != nil && ic.ConnectorType == directory.OnPremises {
+			v := Verdict{Org: org, Attribution: att, Route: Route{Destination: Outbound}}
+			if ic.RequireTls && !c.TLS {
+				return v, reply.TLSRequired
+			}
+			return v, nil
+		}
+	}
+	if ic := attributeAny(dir, c).Connector; ic != nil && ic.ConnectorType == directory.OnPremises {
+		return Verdict{}, reply.RelayDeniedATTR36
+	}
+	return Verdict{}, reply.RelayDenied
+}
+
+// checkPartnerConnectors applies the organization's Partner connectors that
+// reserve their sender domains to their own addresses or certificate
+// (RestrictDomainsToIPAddresses, RestrictDomainsToCertificate).
+func checkPartnerConnectors(dir *directory.Snapshot, org int64, att Attribution, c ClientFacts, from address.Address) *reply.Reply {
+	if from.IsZero() {
+		return nil
+	}
 	for _, ic := range dir.InboundConnectors() {
-		if ic.ConnectorType != directory.Partner || ic == att.Connector || !ic.MatchesSenderDomain(from.Domain) {
+		if ic.OrgID != org || ic.ConnectorType != directory.Partner || ic == att.Connector || !ic.MatchesSenderDomain(from.Domain) {
 			continue
 		}
 		if ic.RestrictDomainsToIPAddresses && !ic.MatchesIP(c.IP) {
@@ -78,45 +223,44 @@ func CheckAnonymousSender(dir *directory.Snapshot, att Attribution, c ClientFact
 	return nil
 }
 
-// RouteAnonymous decides where an anonymous session's recipient goes:
-//   - a mailbox of an organization: delivered (Direct Send, or inbound mail);
-//   - an unknown address in an Authoritative accepted domain: 5.1.10;
-//   - anything else only through an OnPremises connector, and then only for
-//     senders in the connector organization's accepted domains (ATTR36
-//     otherwise). Exchange also lets a certificate connector whose name is
-//     an accepted domain relay for any sender (reference 7.1); Postern's
-//     specification (issue 3) does not, which closes that path for abuse.
-//     Otherwise 5.7.64: Postern is never an open relay.
-func RouteAnonymous(dir *directory.Snapshot, att Attribution, from, rcpt address.Address) (Route, *reply.Reply) {
-	if m := dir.MailboxByAddress(rcpt.Key()); m != nil {
-		return Route{Destination: Local, Mailbox: m}, nil
+// EnvelopeRecipientLimit is the most recipients one anonymous message may
+// have for org (Set-TransportConfig -MaxRecipientEnvelopeLimit). Exchange
+// Online's default is Unlimited, "which means the organizational limit of
+// 1000 is used"; a custom value is 1 to 1000 (reference section 4.1).
+func EnvelopeRecipientLimit(org *directory.Organization) int {
+	if org == nil || org.MaxRecipientEnvelopeLimit <= 0 || org.MaxRecipientEnvelopeLimit > directory.MaxRecipientLimits {
+		return directory.MaxRecipientLimits
 	}
-	if d := dir.AcceptedDomain(rcpt.Domain); d != nil && d.DomainType == directory.Authoritative {
-		return Route{}, reply.RecipientNotFound(rcpt.String())
-	}
-	ic := att.Connector
-	if ic == nil || ic.ConnectorType != directory.OnPremises {
-		return Route{}, reply.RelayDenied
-	}
-	if d := dir.AcceptedDomain(from.Domain); from.IsZero() || d == nil || d.OrgID != ic.OrgID {
-		return Route{}, reply.RelayDeniedATTR36
-	}
-	return Route{Destination: Outbound}, nil
+	return org.MaxRecipientEnvelopeLimit
 }
 
-// Organization is the organization anonymous mail is attributed to, in
-// Exchange's order (reference section 7.2): the matched connector's, else
-// the one whose accepted domain the envelope sender uses, else the first
-// local recipient's.
-func Organization(dir *directory.Snapshot, att Attribution, from address.Address, local []*directory.Mailbox) *directory.Organization {
-	if att.Connector != nil {
-		return dir.Organization(att.Connector.OrgID)
+// CheckEnvelopeRecipients refuses the anonymous recipient that would take
+// the message past its organization's MaxRecipientEnvelopeLimit; count is
+// the number of the message's recipients attributed to org, including it.
+// 452 4.5.3 asks the client to send the rest in another transaction (RFC
+// 5321 section 4.5.3.1.8), as for an authenticated sender's RecipientLimits.
+func CheckEnvelopeRecipients(org *directory.Organization, count int) *reply.Reply {
+	if limit := EnvelopeRecipientLimit(org); count > limit {
+		return reply.TooManyEnvelopeRecipients(limit)
 	}
-	if d := dir.AcceptedDomain(from.Domain); d != nil && !from.IsZero() {
-		return dir.Organization(d.OrgID)
+	return nil
+}
+
+// ReceiveSizeLimit is the largest message m may receive (Set-Mailbox
+// -MaxReceiveSize, default 36 MB, never above the 150 MB platform maximum).
+func ReceiveSizeLimit(m *directory.Mailbox) int64 {
+	if m.MaxReceiveSize <= 0 || m.MaxReceiveSize > directory.MaxMessageSize {
+		return directory.MaxMessageSize
 	}
-	for _, m := range local {
-		return dir.Organization(m.OrgID)
+	return m.MaxReceiveSize
+}
+
+// CheckReceiveSize refuses an anonymous message (size declared at MAIL FROM
+// SIZE=, RFC 1870, or measured at end of DATA) larger than the recipient
+// mailbox's MaxReceiveSize, with 552 5.3.4.
+func CheckReceiveSize(m *directory.Mailbox, size int64) *reply.Reply {
+	if limit := ReceiveSizeLimit(m); size > limit {
+		return reply.RecipientMessageTooLarge(limit)
 	}
 	return nil
 }

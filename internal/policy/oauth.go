@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"slices"
 	"strings"
 
 	"postern.dev/postern/internal/directory"
@@ -18,7 +19,11 @@ const (
 // sign in as (XOAUTH2 user=, OAUTHBEARER a=; may be empty for a user's own
 // token).
 type TokenFacts struct {
-	Org       int64 // the organization of the AuthServer that issued it
+	// Orgs are the organizations that trust the issuer: every organization
+	// with an enabled AuthServer for it, or, for Postern's built-in issuer,
+	// the organization of the app registration the token was issued to. The
+	// token signs in only to a mailbox of one of them.
+	Orgs      []int64
 	User      string
 	AppID     string
 	Scopes    []string
@@ -36,16 +41,23 @@ type TokenFacts struct {
 //     named by the client, when the application is registered
 //     (New-ServicePrincipal) and was granted FullAccess on it
 //     (Add-MailboxPermission).
+//
+// Every organization is a wall: the user, the service principal and the
+// mailbox signed in as all belong to the same organization, one that
+// trusts the issuer.
 func AuthorizeToken(dir *directory.Snapshot, t TokenFacts) (*directory.Mailbox, *reply.Reply, string) {
-	lookup := func(name string) *directory.Mailbox {
+	find := func(name string) *directory.Mailbox {
 		mb := dir.MailboxBySignIn(name)
 		if mb == nil {
 			mb = dir.MailboxByAddress(strings.ToLower(strings.TrimSpace(name)))
 		}
-		if mb == nil || mb.OrgID != t.Org {
-			return nil
-		}
 		return mb
+	}
+	lookup := func(name string) *directory.Mailbox {
+		if mb := find(name); mb != nil && slices.Contains(t.Orgs, mb.OrgID) {
+			return mb
+		}
+		return nil
 	}
 	switch {
 	case hasPermission(t.Scopes, ScopeSMTPSend) && t.User != "":
@@ -57,16 +69,27 @@ func AuthorizeToken(dir *directory.Snapshot, t TokenFacts) (*directory.Mailbox, 
 			return user, nil, ""
 		}
 		target := lookup(t.Requested)
-		if target == nil || !dir.MailboxHasFullAccess(user.ID, target.ID) {
+		if target == nil || target.OrgID != user.OrgID || !dir.MailboxHasFullAccess(user.ID, target.ID) {
 			return nil, reply.AuthFailed, "the token's user " + t.User + " may not sign in as " + t.Requested + " (no FullAccess)"
 		}
 		return target, nil, ""
 	case hasPermission(t.Roles, RoleSMTPSendAsApp) && t.AppID != "":
-		sp := dir.ServicePrincipal(t.Org, t.AppID)
+		// The application acts in the organization of the mailbox it names,
+		// when that organization trusts the issuer and registered it.
+		target := lookup(t.Requested)
+		var sp *directory.ServicePrincipal
+		if target != nil {
+			sp = dir.ServicePrincipal(target.OrgID, t.AppID)
+		} else {
+			for _, org := range t.Orgs {
+				if sp = dir.ServicePrincipal(org, t.AppID); sp != nil {
+					break
+				}
+			}
+		}
 		if sp == nil {
 			return nil, reply.AuthFailed, "application " + t.AppID + " is not registered (New-ServicePrincipal)"
 		}
-		target := lookup(t.Requested)
 		if target == nil || !dir.PrincipalHasFullAccess(sp.ID, target.ID) {
 			return nil, reply.AuthFailed, "application " + t.AppID + " was not granted FullAccess on " + t.Requested + " (Add-MailboxPermission)"
 		}

@@ -74,3 +74,32 @@ func CheckSize(m *directory.Mailbox, size int64) *reply.Reply {
 	}
 	return nil
 }
+
+// PostmasterAddress is the address RCPT TO:<postmaster> (no domain, which
+// RFC 5321 section 4.5.1 requires every server to accept) stands for:
+// postmaster at the default accepted domain of the server's first
+// organization. It reaches the mailbox holding that address as its primary
+// or a proxy address; false when that organization has no domain yet.
+func PostmasterAddress(dir *directory.Snapshot) (address.Address, bool) {
+	c := dir.Contents()
+	if len(c.Organizations) == 0 {
+		return address.Address{}, false
+	}
+	first := c.Organizations[0].ID
+	var domain string
+	for _, d := range c.Domains {
+		if d.OrgID != first {
+			continue
+		}
+		if domain == "" || d.Default {
+			domain = d.DomainName
+		}
+		if d.Default {
+			break
+		}
+	}
+	if domain == "" {
+		return address.Address{}, false
+	}
+	return address.Address{Local: "postmaster", Domain: domain}, true
+}

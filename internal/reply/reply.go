@@ -280,3 +280,21 @@ func MailAccepted(from string) *Reply {
 
 // RcptAccepted is the 250 reply to RCPT.
 func RcptAccepted(to string) *Reply { return r(250, 2, 0, 0, "I'll make sure <"+to+"> gets this") }
+
+// Anonymous limits per recipient organization (issue 11).
+
+// TooManyEnvelopeRecipients: an anonymous message names more recipients of
+// one organization than its Set-TransportConfig -MaxRecipientEnvelopeLimit
+// (Exchange Online: Unlimited, meaning 1000). 452 4.5.3 as RFC 5321 section
+// 4.5.3.1.8 prescribes, so the client sends the rest in another transaction.
+func TooManyEnvelopeRecipients(limit int) *Reply {
+	return r(452, 4, 5, 3, fmt.Sprintf("Too many recipients; at most %d recipients per message are accepted (MaxRecipientEnvelopeLimit)", limit))
+}
+
+// RecipientMessageTooLarge: an anonymous message is larger than a recipient
+// mailbox's MaxReceiveSize (default 36 MB), said at RCPT TO when MAIL FROM
+// declared SIZE= (RFC 1870 section 6.1) or at end of DATA; the wording is
+// that of MessageTooLarge, with the receiving limit named.
+func RecipientMessageTooLarge(limitBytes int64) *Reply {
+	return r(552, 5, 3, 4, fmt.Sprintf("Message size exceeds fixed maximum message size of %d bytes (the recipient's MaxReceiveSize %s)", limitBytes, sizeText(limitBytes)))
+}

@@ -108,9 +108,10 @@ func (a *Authenticator) OAuth(ctx context.Context, ip netip.Addr, user, token st
 	}
 	dir := a.Directory.Load()
 	var issuers []oauth.Issuer
-	orgOf := map[int64]int64{}
 	for _, s := range dir.Contents().AuthServers {
-		if s.Enabled {
+		// The built-in issuer serves every organization; one organization
+		// disabling its record stops only its own apps (trustingOrganizations).
+		if s.Enabled || s.BuiltIn {
 			iss := oauth.Issuer{ID: s.ID, Name: s.Name, Issuer: s.Issuer, JwksURI: s.JwksUri,
 				Audience: s.Audience, UserClaims: s.UserClaims}
 			if s.BuiltIn {
@@ -120,7 +121,6 @@ func (a *Authenticator) OAuth(ctx context.Context, ip netip.Addr, user, token st
 				iss.Keys = a.LocalKeys
 			}
 			issuers = append(issuers, iss)
-			orgOf[s.ID] = s.OrgID
 		}
 	}
 	if a.Verifier == nil || len(issuers) == 0 {
@@ -133,7 +133,7 @@ func (a *Authenticator) OAuth(ctx context.Context, ip netip.Addr, user, token st
 	if err != nil {
 		return refuse(reply.AuthFailed, err.Error())
 	}
-	mb, rep, reason := policy.AuthorizeToken(dir, policy.TokenFacts{Org: orgOf[iss.ID], User: id.User, AppID: id.AppID,
+	mb, rep, reason := policy.AuthorizeToken(dir, policy.TokenFacts{Orgs: trustingOrganizations(dir, iss, id.AppID), User: id.User, AppID: id.AppID,
 		Scopes: id.Scopes, Roles: id.Roles, Requested: user})
 	if rep != nil {
 		return refuse(rep, "AuthServer "+iss.Name+": "+reason)
@@ -144,4 +144,32 @@ func (a *Authenticator) OAuth(ctx context.Context, ip netip.Addr, user, token st
 		return nil, rep
 	}
 	return mb, nil
+}
+
+// trustingOrganizations are the organizations a verified token may sign in
+// to. Postern's built-in issuer serves every organization, and its token
+// proves the app registration it was issued to, which belongs to one
+// organization (New-OAuthApp in that organization). Any other issuer is
+// trusted by every organization with an enabled AuthServer for the same
+// issuer URL.
+func trustingOrganizations(dir *directory.Snapshot, iss *oauth.Issuer, appID string) []int64 {
+	if iss.Keys != nil {
+		app := dir.OAuthApp(appID)
+		if app == nil {
+			return nil
+		}
+		for _, s := range dir.Contents().AuthServers {
+			if s.BuiltIn && s.OrgID == app.OrgID && !s.Enabled {
+				return nil // Set-AuthServer Postern -Enabled $false in the app's organization
+			}
+		}
+		return []int64{app.OrgID}
+	}
+	var orgs []int64
+	for _, s := range dir.Contents().AuthServers {
+		if s.Enabled && !s.BuiltIn && s.Issuer == iss.Issuer {
+			orgs = append(orgs, s.OrgID)
+		}
+	}
+	return orgs
 }

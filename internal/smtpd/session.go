@@ -47,11 +47,19 @@ type session struct {
 	// authProtocol is "Basic" or "OAuth", for the SMTP AUTH clients report.
 	authProtocol string
 
-	// The transaction. att is the inbound connector an anonymous client
-	// matched, decided at MAIL FROM.
-	from       address.Address
-	recipients []transport.Recipient
-	att        policy.Attribution
+	// The transaction. verdicts are the anonymous recipients' decisions,
+	// one per recipient (their organization and its matched connector);
+	// declaredSize is MAIL FROM's SIZE= (RFC 1870), 0 when not given.
+	from         address.Address
+	recipients   []transport.Recipient
+	verdicts     []policy.Verdict
+	declaredSize int64
+	// seen holds the recipients' address keys and mailboxes, perOrg the
+	// anonymous recipients per organization: constant cost per RCPT.
+	seen   map[any]bool
+	perOrg map[int64]int
+	// senderAuth caches the SPF/DKIM/DMARC result of the message in DATA.
+	senderAuth *senderauth.Result
 }
 
 func (s *Server) newSession(c *smtpserver.Conn, role Role) *session {
@@ -169,24 +177,26 @@ func (s *session) mail(from string, opts *smtp.MailOptions) error {
 			return reply.BadSenderSyntax
 		}
 	}
-	if s.mailbox != nil && opts != nil && opts.Size > 0 {
-		if rep := policy.CheckSize(s.mailbox, opts.Size); rep != nil {
+	var size int64
+	if opts != nil {
+		size = opts.Size
+	}
+	if s.mailbox != nil && size > 0 {
+		if rep := policy.CheckSize(s.mailbox, size); rep != nil {
 			return rep
 		}
 	}
 	if s.mailbox == nil {
-		// Anonymous: attribute the client to a connector (or none) and
-		// decide the sender. A failed AUTH never gets here with relay
-		// rights: s.mailbox is only set by a successful one.
-		dir := s.srv.dir.Load()
-		facts := s.clientFacts()
-		att := policy.Attribute(dir, facts)
-		if rep := policy.CheckAnonymousSender(dir, att, facts, a); rep != nil {
+		// Anonymous: only the sender organization's own decision can be
+		// made before a recipient is named; the rest is per recipient. A
+		// failed AUTH never gets here with relay rights: s.mailbox is only
+		// set by a successful one.
+		if rep := policy.CheckAnonymousSender(s.srv.dir.Load(), s.clientFacts(), a); rep != nil {
 			return rep
 		}
-		s.att = att
 	}
-	s.from, s.recipients = a, nil
+	s.from, s.declaredSize = a, size
+	s.recipients, s.verdicts, s.seen, s.perOrg = nil, nil, nil, nil
 	return nil
 }
 
@@ -199,33 +209,84 @@ func (s *session) clientFacts() policy.ClientFacts {
 	return f
 }
 
-// Rcpt handles RCPT TO: the recipient limit per message, then routing.
+// Rcpt handles RCPT TO: the recipient's syntax, duplicates, the recipient
+// limit per message, then routing.
 func (s *session) rcpt(to string) error {
-	a, err := address.Parse(to)
-	if err != nil {
-		return reply.BadRecipientSyntax
-	}
 	dir := s.srv.dir.Load()
-	var route policy.Route
-	var rep *reply.Reply
+	var a address.Address
+	if strings.EqualFold(to, "postmaster") {
+		// RFC 5321 section 4.5.1: <postmaster> without a domain must be
+		// accepted; it is the postmaster of the server's first organization.
+		pm, ok := policy.PostmasterAddress(dir)
+		if !ok {
+			return reply.RecipientNotFound("postmaster")
+		}
+		a = pm
+	} else {
+		var err error
+		if a, err = address.Parse(to); err != nil {
+			return reply.BadRecipientSyntax
+		}
+	}
+	m := dir.MailboxByAddress(a.Key())
+	if s.seen[a.Key()] || (m != nil && s.seen[m.ID]) {
+		// The same recipient again (in any case, or another address of the
+		// same mailbox): accepted, delivered once.
+		return nil
+	}
 	if s.mailbox != nil {
-		if rep = policy.CheckRecipientCount(s.mailbox, len(s.recipients)+1); rep != nil {
+		if rep := policy.CheckRecipientCount(s.mailbox, len(s.recipients)+1); rep != nil {
 			return rep
 		}
-		route, rep = policy.RouteAuthenticated(dir, a)
-	} else {
-		route, rep = policy.RouteAnonymous(dir, s.att, s.from, a)
+		route, rep := policy.RouteAuthenticated(dir, a)
+		if rep != nil {
+			return rep
+		}
+		s.accept(transport.Recipient{Address: a, Route: route})
+		return nil
 	}
+	v, rep := policy.JudgeAnonymous(dir, s.clientFacts(), s.from, a)
 	if rep != nil {
 		return rep
 	}
-	s.recipients = append(s.recipients, transport.Recipient{Address: a, Route: route})
+	if rep := policy.CheckEnvelopeRecipients(v.Org, s.perOrg[v.Org.ID]+1); rep != nil {
+		return rep
+	}
+	if len(s.recipients) >= directory.MaxRecipientLimits {
+		return reply.TooManyEnvelopeRecipients(directory.MaxRecipientLimits)
+	}
+	if m := v.Route.Mailbox; m != nil && s.declaredSize > 0 {
+		if rep := policy.CheckReceiveSize(m, s.declaredSize); rep != nil {
+			return rep
+		}
+	}
+	s.accept(transport.Recipient{Address: a, Route: v.Route})
+	s.verdicts = append(s.verdicts, v)
+	if s.perOrg == nil {
+		s.perOrg = map[int64]int{}
+	}
+	s.perOrg[v.Org.ID]++
 	return nil
 }
 
+// accept adds a recipient to the transaction and remembers its address
+// and mailbox, so that naming it again delivers it once.
+func (s *session) accept(r transport.Recipient) {
+	if s.seen == nil {
+		s.seen = map[any]bool{}
+	}
+	s.seen[r.Address.Key()] = true
+	if m := r.Route.Mailbox; m != nil {
+		s.seen[m.ID] = true
+	}
+	s.recipients = append(s.recipients, r)
+}
+
 // Data reads the message and hands it to the transport once the checks
-// Exchange makes at end of DATA pass: concurrent connections, then Send As.
-func (s *session) data(r io.Reader) error {
+// Exchange makes at end of DATA pass: concurrent connections, then Send As
+// for an authenticated sender; the recipients' MaxReceiveSize for an
+// anonymous one.
+func (s *session) data(r io.Reader) *reply.Reply {
 	limit := int64(directory.MaxMessageSize)
 	if s.mailbox != nil {
 		limit = policy.SendSizeLimit(s.mailbox)
@@ -239,55 +300,102 @@ func (s *session) data(r io.Reader) error {
 		From: s.from, Recipients: s.recipients, Message: msg,
 		ClientIP: s.ip.String(), Helo: s.conn.Hostname(), TLS: s.tls,
 	}
-	if s.mailbox != nil {
-		// Directory changes made during the session (a revoked grant, a
-		// lowered limit) apply from this message on.
-		mb := dir.Mailbox(s.mailbox.ID)
-		if mb == nil {
-			return reply.NotAuthenticated // the mailbox was removed meanwhile
-		}
-		if !s.holdsSlot {
-			if s.holdsSlot = s.srv.slots.Acquire(mb.ID); !s.holdsSlot {
-				return reply.ConcurrentConnections
-			}
-		}
-		from, sender, err := msg.Senders()
-		if err != nil {
-			return reply.NoFromHeader
-		}
-		facts := policy.SenderFacts{Login: mb, HeaderFrom: from, HeaderSender: sender}
-		if !s.from.IsZero() {
-			facts.EnvelopeFrom = s.from.Key()
-		}
-		if rep := policy.CheckSendAs(dir, facts); rep != nil {
-			return rep
-		}
-		in.AuthMailbox, in.Org = mb, dir.Organization(mb.OrgID)
-		in.AuthProtocol = s.authProtocol
-	} else {
-		var local []*directory.Mailbox
-		for _, r := range s.recipients {
-			if r.Route.Mailbox != nil {
-				local = append(local, r.Route.Mailbox)
-			}
-		}
-		in.Org = policy.Organization(dir, s.att, s.from, local)
-		if s.att.Connector != nil {
-			in.InboundConnector = s.att.Connector.Name
-		} else if c := s.srv.cfg.SenderAuth; c != nil {
-			// Direct Send and other unattributed mail proves its sender
-			// with SPF, DKIM and DMARC; what fails its domain's policy is
-			// delivered to Junk Email.
-			from := ""
-			if !s.from.IsZero() {
-				from = s.from.String()
-			}
-			res := c.Check(context.Background(), senderauth.Input{ClientIP: s.ip, Helo: s.conn.Hostname(), MailFrom: from, Message: msg.Raw})
-			in.AuthenticationResults, in.Junk = res.Header, res.Junk
+	in.TLSVersion = tlsVersion(s.tls)
+	if s.mailbox == nil {
+		return s.submitAnonymous(dir, in)
+	}
+	// Directory changes made during the session (a revoked grant, a
+	// lowered limit) apply from this message on.
+	mb := dir.Mailbox(s.mailbox.ID)
+	if mb == nil {
+		return reply.NotAuthenticated // the mailbox was removed meanwhile
+	}
+	if !s.holdsSlot {
+		if s.holdsSlot = s.srv.slots.Acquire(mb.ID); !s.holdsSlot {
+			return reply.ConcurrentConnections
 		}
 	}
-	in.TLSVersion = tlsVersion(s.tls)
+	from, sender, err := msg.Senders()
+	if err != nil {
+		return reply.NoFromHeader
+	}
+	facts := policy.SenderFacts{Login: mb, HeaderFrom: from, HeaderSender: sender}
+	if !s.from.IsZero() {
+		facts.EnvelopeFrom = s.from.Key()
+	}
+	if rep := policy.CheckSendAs(dir, facts); rep != nil {
+		return rep
+	}
+	in.AuthMailbox, in.Org = mb, dir.Organization(mb.OrgID)
+	in.AuthProtocol = s.authProtocol
 	return s.srv.submitter.Submit(context.Background(), in)
+}
+
+// submitAnonymous commits anonymous mail once per recipient organization:
+// each organization's copy carries its own attribution (connector header,
+// or SPF/DKIM/DMARC results and Junk filing for unattributed mail) and is
+// recorded in that organization's message trace only. Every copy is the
+// same *transport.Message. If a later organization's commit fails after an
+// earlier one succeeded, the client is told to retry (4xx) and the earlier
+// organization may receive the message twice: a duplicate, never a loss.
+func (s *session) submitAnonymous(dir *directory.Snapshot, in *transport.Submission) *reply.Reply {
+	size := int64(len(in.Message.Raw))
+	for _, r := range s.recipients {
+		if m := r.Route.Mailbox; m != nil {
+			if rep := policy.CheckReceiveSize(m, size); rep != nil {
+				return rep
+			}
+		}
+	}
+	var order []int64
+	groups := map[int64]*transport.Submission{}
+	for i, r := range s.recipients {
+		v := s.verdicts[i]
+		g := groups[v.Org.ID]
+		if g == nil {
+			c := *in
+			c.Recipients, c.Org = nil, dir.Organization(v.Org.ID)
+			if c.Org == nil {
+				c.Org = v.Org // removed meanwhile: keep the attribution made at RCPT
+			}
+			if ic := v.Attribution.Connector; ic != nil {
+				c.InboundConnector = ic.Name
+			} else {
+				s.checkSender(&c)
+			}
+			g = &c
+			groups[v.Org.ID] = g
+			order = append(order, v.Org.ID)
+		}
+		g.Recipients = append(g.Recipients, r)
+	}
+	var last *reply.Reply
+	for _, id := range order {
+		last = s.srv.submitter.Submit(context.Background(), groups[id])
+		if last.Code/100 != 2 {
+			return last
+		}
+	}
+	return last
+}
+
+// checkSender proves the sender of unattributed anonymous mail (Direct Send
+// and ordinary inbound mail) with SPF, DKIM and DMARC: what fails its
+// domain's policy is delivered to Junk Email. It runs at most once per
+// message; every unattributed copy gets the same result.
+func (s *session) checkSender(in *transport.Submission) {
+	c := s.srv.cfg.SenderAuth
+	if c == nil {
+		return
+	}
+	if s.senderAuth == nil {
+		from := ""
+		if !s.from.IsZero() {
+			from = s.from.String()
+		}
+		s.senderAuth = c.Check(context.Background(), senderauth.Input{ClientIP: s.ip, Helo: s.conn.Hostname(), MailFrom: from, Message: in.Message.Raw})
+	}
+	in.AuthenticationResults, in.Junk = s.senderAuth.Header, s.senderAuth.Junk
 }
 
 // Mail, Rcpt and Data run the commands and put every refusal in the
@@ -305,12 +413,20 @@ func (s *session) Data(r io.Reader) error {
 	for _, rc := range s.recipients {
 		to = append(to, rc.Address.String())
 	}
-	return s.logged("DataRejected", s.from.String(), strings.Join(to, ", "), s.data(r))
+	s.senderAuth = nil
+	rep := s.data(r)
+	if rep == nil {
+		// Never a typed nil through the error interface: it is not nil.
+		return s.logged("DataRejected", s.from.String(), strings.Join(to, ", "), nil)
+	}
+	return s.logged("DataRejected", s.from.String(), strings.Join(to, ", "), rep)
 }
 
-// logged records err, if it is a refusal, and returns it unchanged.
+// logged records err, if it is a refusal (4xx or 5xx; the 250 an accepted
+// message gets travels the same way), and returns it unchanged.
+// Get-ConnectionLog lists refusals only.
 func (s *session) logged(event, sender, recipient string, err error) error {
-	if rep, ok := err.(*reply.Reply); ok && err != nil && s.srv.cfg.ConnLog != nil {
+	if rep, ok := err.(*reply.Reply); ok && rep != nil && rep.Code >= 400 && s.srv.cfg.ConnLog != nil {
 		if sender == "@" {
 			sender = ""
 		}
@@ -329,7 +445,8 @@ func (s *session) signIn() string {
 
 // Reset ends the transaction (RSET, or after DATA).
 func (s *session) Reset() {
-	s.from, s.recipients, s.att = address.Address{}, nil, policy.Attribution{}
+	s.from, s.recipients, s.verdicts, s.declaredSize = address.Address{}, nil, nil, 0
+	s.seen, s.perOrg = nil, nil
 }
 
 // Logout ends the session and frees the mailbox's connection slot.

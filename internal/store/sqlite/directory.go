@@ -23,11 +23,11 @@ func (s *Store) LoadDirectory(ctx context.Context) (directory.Contents, error) {
 	defer tx.Rollback()
 
 	err = each(ctx, tx, `SELECT id, name, guid, smtp_client_authentication_disabled, security_defaults_enabled,
-		default_authentication_policy, reject_direct_send, smtp_basic_auth_disabled, when_created FROM organizations ORDER BY id`, func(rows *sql.Rows) error {
+		default_authentication_policy, reject_direct_send, smtp_basic_auth_disabled, max_recipient_envelope_limit, when_created FROM organizations ORDER BY id`, func(rows *sql.Rows) error {
 		o := &directory.Organization{}
 		var created int64
 		if err := rows.Scan(&o.ID, &o.Name, &o.GUID, &o.SmtpClientAuthenticationDisabled, &o.SecurityDefaultsEnabled,
-			&o.DefaultAuthenticationPolicy, &o.RejectDirectSend, &o.SmtpBasicAuthDisabled, &created); err != nil {
+			&o.DefaultAuthenticationPolicy, &o.RejectDirectSend, &o.SmtpBasicAuthDisabled, &o.MaxRecipientEnvelopeLimit, &created); err != nil {
 			return err
 		}
 		o.WhenCreated = fromNanos(created)
@@ -193,9 +193,9 @@ func (s *Store) SaveOrganization(ctx context.Context, o *directory.Organization)
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		return upsert(ctx, tx, "organizations", &o.ID,
 			[]string{"name", "guid", "smtp_client_authentication_disabled", "security_defaults_enabled", "default_authentication_policy",
-				"reject_direct_send", "smtp_basic_auth_disabled", "when_created"},
+				"reject_direct_send", "smtp_basic_auth_disabled", "max_recipient_envelope_limit", "when_created"},
 			[]any{o.Name, o.GUID, o.SmtpClientAuthenticationDisabled, o.SecurityDefaultsEnabled, o.DefaultAuthenticationPolicy,
-				o.RejectDirectSend, o.SmtpBasicAuthDisabled, created(&o.WhenCreated)})
+				o.RejectDirectSend, o.SmtpBasicAuthDisabled, o.MaxRecipientEnvelopeLimit, created(&o.WhenCreated)})
 	})
 }
 
