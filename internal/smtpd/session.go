@@ -60,6 +60,7 @@ type session struct {
 	perOrg map[int64]int
 	// senderAuth caches the SPF/DKIM/DMARC result of the message in DATA.
 	senderAuth *senderauth.Result
+	facts      *policy.ClientFacts
 }
 
 func (s *Server) newSession(c *smtpserver.Conn, role Role) *session {
@@ -201,12 +202,17 @@ func (s *session) mail(from string, opts *smtp.MailOptions) error {
 }
 
 // clientFacts describes how the client connected, for connector matching.
+// A session's TLS state never changes (STARTTLS starts a new session), so
+// the certificate is verified once, not at every RCPT.
 func (s *session) clientFacts() policy.ClientFacts {
-	f := policy.ClientFacts{IP: s.ip, TLS: s.tls != nil}
-	if s.tls != nil && len(s.tls.PeerCertificates) > 0 {
-		f.CertNames, f.CertVerified, f.CertFingerprint = s.srv.clientCertificate(s.tls.PeerCertificates)
+	if s.facts == nil {
+		f := policy.ClientFacts{IP: s.ip, TLS: s.tls != nil}
+		if s.tls != nil && len(s.tls.PeerCertificates) > 0 {
+			f.CertNames, f.CertVerified, f.CertFingerprint = s.srv.clientCertificate(s.tls.PeerCertificates)
+		}
+		s.facts = &f
 	}
-	return f
+	return *s.facts
 }
 
 // Rcpt handles RCPT TO: the recipient's syntax, duplicates, the recipient
