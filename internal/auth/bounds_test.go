@@ -148,7 +148,7 @@ func TestLockoutDecisions(t *testing.T) {
 			{addr: "203.0.113.1", password: "g1"}, {addr: "203.0.113.2", password: "g2"}, {addr: "203.0.113.3", password: "g3"},
 			{addr: "203.0.113.4", password: "right", locked: true},
 			{addr: home, password: "right"},
-			{addr: home, password: "typo"}, // familiar failures are not counted
+			{addr: home, password: "typo"},                      // familiar failures are not counted
 			{addr: "203.0.113.1", password: "g4", account: "b"}, // another account is not locked
 			{at: 61 * time.Second, addr: "203.0.113.4", password: "right"},
 		}},
