@@ -3,7 +3,6 @@ package auth
 import (
 	"fmt"
 	"net/netip"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -93,7 +92,9 @@ func TestParallelGuessesAreBounded(t *testing.T) {
 	ip := netip.MustParseAddr("198.51.100.20")
 	const n = 200
 	var verified, refused atomic.Int32
-	var wg sync.WaitGroup
+	var wg, decided sync.WaitGroup
+	decided.Add(n)
+	allDecided := make(chan struct{})
 	start := make(chan struct{})
 	for i := range n {
 		wg.Go(func() {
@@ -102,21 +103,29 @@ func TestParallelGuessesAreBounded(t *testing.T) {
 			a, _, v := th.Reserve(ip, now)
 			if v != Admit {
 				refused.Add(1)
+				decided.Done()
 				return
 			}
 			s, locked := lo.Begin("mailbox:1", ip, fmt.Sprint("guess", i), now)
 			if locked {
 				refused.Add(1)
 				a.Done(true, now)
+				decided.Done()
 				return
 			}
 			verified.Add(1)
-			runtime.Gosched() // the "verification"
+			decided.Done()
+			// The "verification" lasts until every guess has been
+			// admitted or refused: the worst case for a throttle that
+			// counted failures only once they are known.
+			<-allDecided
 			s.Done(true, false, now)
 			a.Done(true, now)
 		})
 	}
 	close(start)
+	decided.Wait()
+	close(allDecided)
 	wg.Wait()
 	if v := verified.Load(); v < 1 || v > int32(DefaultThrottleConfig.BlockAfter) {
 		t.Fatalf("%d of %d parallel guesses verified, want 1..%d", v, n, DefaultThrottleConfig.BlockAfter)

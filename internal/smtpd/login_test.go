@@ -13,12 +13,14 @@ import (
 	"postern.dev/postern/internal/reply"
 )
 
-// testAuthenticator signs in sean@contoso.com (password "secret", cheap
-// hash) with a gate, the default throttle and smart lockout and a fake
+// cheap are argon2id parameters for tests that need no real cost.
+var cheap = auth.Params{Memory: 64, Time: 1, Threads: 1, KeyLen: 32, SaltLen: 16}
+
+// testAuthenticator signs in sean@contoso.com (password "secret") with a gate, the default throttle and smart lockout and a fake
 // clock.
-func testAuthenticator(t *testing.T, gate auth.GateConfig) (*Authenticator, *atomic.Int64) {
+func testAuthenticator(t *testing.T, gate auth.GateConfig, params auth.Params) (*Authenticator, *atomic.Int64) {
 	t.Helper()
-	hash, _ := auth.HashPasswordWithParams("secret", auth.Params{Memory: 64, Time: 1, Threads: 1, KeyLen: 32, SaltLen: 16})
+	hash, _ := auth.HashPasswordWithParams("secret", params)
 	off := false
 	org := &directory.Organization{ID: 1, Name: "contoso", GUID: "g"}
 	sean := &directory.Mailbox{ID: 7, OrgID: 1, Name: "sean", PrimarySmtpAddress: "sean@contoso.com", UserPrincipalName: "sean@contoso.com",
@@ -37,7 +39,7 @@ func TestBasicSignInDecisions(t *testing.T) {
 	home := netip.MustParseAddr("192.0.2.9")
 
 	t.Run("unknown users cost a verification through the gate", func(t *testing.T) {
-		a, _ := testAuthenticator(t, auth.GateConfig{})
+		a, _ := testAuthenticator(t, auth.GateConfig{}, cheap)
 		for _, user := range []string{"nobody@contoso.com", "sean@contoso.com"} {
 			before, _ := a.Gate.Stats()
 			if _, rep := a.Basic(ip(1), user, "wrong"); rep != reply.AuthFailed {
@@ -50,7 +52,7 @@ func TestBasicSignInDecisions(t *testing.T) {
 	})
 
 	t.Run("smart lockout: unfamiliar addresses locked without a hash, familiar one served", func(t *testing.T) {
-		a, _ := testAuthenticator(t, auth.GateConfig{})
+		a, _ := testAuthenticator(t, auth.GateConfig{}, cheap)
 		if mb, rep := a.Basic(home, "sean@contoso.com", "secret"); mb == nil {
 			t.Fatalf("first sign-in: %v", rep)
 		}
@@ -79,7 +81,7 @@ func TestBasicSignInDecisions(t *testing.T) {
 	})
 
 	t.Run("a full gate answers 454 and counts no failure", func(t *testing.T) {
-		a, _ := testAuthenticator(t, auth.GateConfig{Concurrency: 1, Queue: -1})
+		a, _ := testAuthenticator(t, auth.GateConfig{Concurrency: 1, Queue: -1}, cheap)
 		hold, held := make(chan struct{}), make(chan struct{})
 		go a.Gate.Do(netip.MustParseAddr("198.51.100.1"), func() { close(held); <-hold })
 		<-held
@@ -95,7 +97,7 @@ func TestBasicSignInDecisions(t *testing.T) {
 	})
 
 	t.Run("the login cache serves a known client without the gate", func(t *testing.T) {
-		a, _ := testAuthenticator(t, auth.GateConfig{Concurrency: 1, Queue: -1})
+		a, _ := testAuthenticator(t, auth.GateConfig{Concurrency: 1, Queue: -1}, cheap)
 		if mb, _ := a.Basic(home, "sean@contoso.com", "secret"); mb == nil {
 			t.Fatal("first sign-in")
 		}
@@ -112,7 +114,9 @@ func TestBasicSignInDecisions(t *testing.T) {
 // TestParallelGuessesOneAccount: N parallel wrong guesses for one account
 // from one address verify at most BlockAfter passwords (run with -race).
 func TestParallelGuessesOneAccount(t *testing.T) {
-	a, _ := testAuthenticator(t, auth.GateConfig{Concurrency: 2, Queue: 500, PerAddress: 500, Wait: time.Minute})
+	// A real hash: each verification takes long enough that every guess
+	// reaches the throttle before the first failure is known.
+	a, _ := testAuthenticator(t, auth.GateConfig{Concurrency: 2, Queue: 500, PerAddress: 500, Wait: time.Minute}, auth.DefaultParams)
 	const n = 100
 	var wg sync.WaitGroup
 	replies := make(chan string, n)
