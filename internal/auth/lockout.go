@@ -278,14 +278,15 @@ func (l *Lockout) remember(account string, k netip.Prefix, now time.Time) {
 }
 
 // sweep drops expired failure records, then arbitrary ones that are
-// neither locked nor in flight, then any, so the table stays bounded.
+// neither locked nor in flight, then any, down to nine tenths of the cap,
+// so the table stays bounded and the scan is paid once per many records.
 func (l *Lockout) sweep(now time.Time) {
 	for k := range l.accounts {
 		l.current(k, now)
 	}
 	for pass := range 2 {
 		for k, a := range l.accounts {
-			if len(l.accounts) < l.cfg.MaxAccounts {
+			if len(l.accounts) < roomy(l.cfg.MaxAccounts) {
 				return
 			}
 			if pass == 1 || (a.inflight == 0 && !now.Before(a.lockedUntil)) {
@@ -296,7 +297,7 @@ func (l *Lockout) sweep(now time.Time) {
 }
 
 // sweepFamiliar drops expired familiar addresses, then arbitrary accounts'
-// lists until there is room.
+// lists down to nine tenths of the cap.
 func (l *Lockout) sweepFamiliar(now time.Time) {
 	for k, list := range l.familiar {
 		list = slices.DeleteFunc(list, func(s seen) bool { return now.Sub(s.at) > l.cfg.FamiliarFor })
@@ -307,7 +308,7 @@ func (l *Lockout) sweepFamiliar(now time.Time) {
 		}
 	}
 	for k := range l.familiar {
-		if len(l.familiar) < l.cfg.MaxAccounts {
+		if len(l.familiar) < roomy(l.cfg.MaxAccounts) {
 			return
 		}
 		delete(l.familiar, k)

@@ -213,7 +213,9 @@ func (t *Throttle) Failure(ip netip.Addr, now time.Time) {
 }
 
 // sweep drops stale records, and arbitrary ones if all are fresh, so that a
-// flood from many addresses cannot grow memory without bound. Records of
+// flood from many addresses cannot grow memory without bound. It frees a
+// tenth of the room, so that its scan is paid once per many new records,
+// not at every one. Records of
 // attempts in flight go last; the flight is bounded by the verification
 // gate and connection limits, far below MaxTracked.
 func (t *Throttle) sweep(now time.Time) {
@@ -222,7 +224,7 @@ func (t *Throttle) sweep(now time.Time) {
 	}
 	for _, busyToo := range []bool{false, true} {
 		for k, f := range t.addrs {
-			if len(t.addrs) < t.cfg.MaxTracked {
+			if len(t.addrs) < roomy(t.cfg.MaxTracked) {
 				return
 			}
 			if f.inflight == 0 || busyToo {
@@ -231,3 +233,6 @@ func (t *Throttle) sweep(now time.Time) {
 		}
 	}
 }
+
+// roomy is the size a full table is swept down to: nine tenths of max.
+func roomy(max int) int { return max - max/10 }
