@@ -103,6 +103,8 @@ type Auth struct {
 	VerifyConcurrency int `toml:"verify_concurrency"`
 	// VerifyQueue is how many more may wait; past it AUTH gets
 	// "454 4.7.0 Temporary authentication failure". Negative: none wait.
+	// In this section a zero (or absent) number or duration means the
+	// default.
 	VerifyQueue int `toml:"verify_queue"`
 	// VerifyWait is the longest a verification waits for its turn.
 	VerifyWait Duration `toml:"verify_wait"`
