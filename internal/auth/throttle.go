@@ -30,6 +30,11 @@ var DefaultThrottleConfig = ThrottleConfig{
 // mailboxes. A successful login does not clear the count — otherwise one
 // valid account would let its holder reset it between guesses; failures
 // expire with the window. It never sleeps itself: the caller waits.
+//
+// Sign-ins use Reserve, which counts attempts still being verified against
+// the budget, so that N parallel guesses from one address verify at most
+// BlockAfter passwords, not N (Check then Failure would let every parallel
+// guess pass Check before the first Failure is recorded).
 type Throttle struct {
 	cfg ThrottleConfig
 
@@ -39,6 +44,7 @@ type Throttle struct {
 
 type failures struct {
 	count        int
+	inflight     int // reserved attempts not yet done
 	last         time.Time
 	blockedUntil time.Time
 }
@@ -72,10 +78,107 @@ func (t *Throttle) current(k netip.Prefix, now time.Time) *failures {
 		return f
 	}
 	if now.Sub(f.last) > t.cfg.Window {
+		if f.inflight > 0 {
+			f.count = 0
+			return f
+		}
 		delete(t.addrs, k)
 		return nil
 	}
 	return f
+}
+
+// delayFor is the wait before the attempt that follows n failures.
+func (t *Throttle) delayFor(n int) time.Duration {
+	if n < t.cfg.SlowAfter {
+		return 0
+	}
+	return min(time.Second<<min(n-t.cfg.SlowAfter, 16), t.cfg.MaxDelay)
+}
+
+// Verdict is the throttle's answer to a sign-in attempt.
+type Verdict int
+
+const (
+	// Admit: the attempt may check its credentials.
+	Admit Verdict = iota
+	// Blocked: the address failed BlockAfter times; it is locked out.
+	Blocked
+	// Pending: the address's remaining budget is held by attempts still
+	// being checked; whether they fail is not known yet, so the client is
+	// told to try again (a temporary failure), not that it is locked out.
+	Pending
+)
+
+// Attempt is a reserved place in an address's failure budget; Done
+// returns it.
+type Attempt struct {
+	t    *Throttle
+	k    netip.Prefix
+	done bool
+}
+
+// Reserve admits a sign-in attempt from ip, counting it against the
+// address's budget until Done: failures plus attempts in flight never
+// exceed BlockAfter. The delay grows with both, so parallel guesses are
+// slowed down as sequential ones are. The Attempt is nil unless Admit.
+func (t *Throttle) Reserve(ip netip.Addr, now time.Time) (*Attempt, time.Duration, Verdict) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	k := key(ip)
+	f := t.current(k, now)
+	switch {
+	case f != nil && now.Before(f.blockedUntil):
+		return nil, 0, Blocked
+	case f != nil && f.count+f.inflight >= t.cfg.BlockAfter:
+		return nil, 0, Pending
+	}
+	if f == nil {
+		if len(t.addrs) >= t.cfg.MaxTracked {
+			t.sweep(now)
+		}
+		f = &failures{last: now}
+		t.addrs[k] = f
+	}
+	delay := t.delayFor(f.count + f.inflight)
+	f.inflight++
+	return &Attempt{t: t, k: k}, delay, Admit
+}
+
+// Done ends a reserved attempt: a failure is counted (and may lock the
+// address out); a success or an attempt that was not decided (refused for
+// another reason before its credentials were checked) only frees its place.
+// Calling it again does nothing.
+func (a *Attempt) Done(failed bool, now time.Time) {
+	if a == nil || a.done {
+		return
+	}
+	a.done = true
+	t := a.t
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	f := t.current(a.k, now)
+	if f == nil { // swept while in flight (table full)
+		if !failed {
+			return
+		}
+		f = &failures{}
+		t.addrs[a.k] = f
+	} else if f.inflight > 0 {
+		f.inflight--
+	}
+	if failed {
+		t.fail(f, now)
+	}
+}
+
+func (t *Throttle) fail(f *failures, now time.Time) {
+	f.count++
+	f.last = now
+	if f.count >= t.cfg.BlockAfter {
+		f.blockedUntil = now.Add(t.cfg.BlockFor)
+		f.count = 0 // after the lockout the address starts afresh
+	}
 }
 
 // Check says how long to delay the next login attempt from ip, or that ip
@@ -89,11 +192,8 @@ func (t *Throttle) Check(ip netip.Addr, now time.Time) (delay time.Duration, blo
 		return 0, false
 	case now.Before(f.blockedUntil):
 		return 0, true
-	case f.count < t.cfg.SlowAfter:
-		return 0, false
 	}
-	delay = time.Second << min(f.count-t.cfg.SlowAfter, 16)
-	return min(delay, t.cfg.MaxDelay), false
+	return t.delayFor(f.count), false
 }
 
 // Failure records a failed login from ip.
@@ -109,24 +209,30 @@ func (t *Throttle) Failure(ip netip.Addr, now time.Time) {
 		f = &failures{}
 		t.addrs[k] = f
 	}
-	f.count++
-	f.last = now
-	if f.count >= t.cfg.BlockAfter {
-		f.blockedUntil = now.Add(t.cfg.BlockFor)
-		f.count = 0 // after the lockout the address starts afresh
-	}
+	t.fail(f, now)
 }
 
 // sweep drops stale records, and arbitrary ones if all are fresh, so that a
-// flood from many addresses cannot grow memory without bound.
+// flood from many addresses cannot grow memory without bound. It frees a
+// tenth of the room, so that its scan is paid once per many new records,
+// not at every one. Records of
+// attempts in flight go last; the flight is bounded by the verification
+// gate and connection limits, far below MaxTracked.
 func (t *Throttle) sweep(now time.Time) {
 	for k := range t.addrs {
 		t.current(k, now)
 	}
-	for k := range t.addrs {
-		if len(t.addrs) < t.cfg.MaxTracked {
-			break
+	for _, busyToo := range []bool{false, true} {
+		for k, f := range t.addrs {
+			if len(t.addrs) < roomy(t.cfg.MaxTracked) {
+				return
+			}
+			if f.inflight == 0 || busyToo {
+				delete(t.addrs, k)
+			}
 		}
-		delete(t.addrs, k)
 	}
 }
+
+// roomy is the size a full table is swept down to: nine tenths of max.
+func roomy(max int) int { return max - max/10 }

@@ -54,6 +54,8 @@ type Config struct {
 	SecretKeyFile string `toml:"secret_key_file"`
 	// Delivery is outbound delivery: the queue's workers and retries.
 	Delivery Delivery `toml:"delivery"`
+	// Auth bounds password verification under attack.
+	Auth Auth `toml:"auth"`
 	// TraceRetention is how long message trace events and the connection
 	// log are kept (Exchange keeps 90 days).
 	TraceRetention Duration `toml:"trace_retention"`
@@ -101,6 +103,32 @@ type Delivery struct {
 	// RootCAFile adds PEM CAs to the system's roots for verifying smart
 	// hosts (TlsSettings CertificateValidation and DomainValidation).
 	RootCAFile string `toml:"root_ca_file"`
+}
+
+// Auth bounds password verification ([auth] in the file): argon2id costs
+// 19 MiB and ~20 ms of a core per verification, so a flood of AUTH attempts
+// is capped here, and password guessing per account is stopped by the
+// smart lockout.
+type Auth struct {
+	// VerifyConcurrency is how many argon2id verifications run at once;
+	// 0 means one per core, at most 8.
+	VerifyConcurrency int `toml:"verify_concurrency"`
+	// VerifyQueue is how many more may wait; past it AUTH gets
+	// "454 4.7.0 Temporary authentication failure". Negative: none wait.
+	// In this section a zero (or absent) number or duration means the
+	// default.
+	VerifyQueue int `toml:"verify_queue"`
+	// VerifyWait is the longest a verification waits for its turn.
+	VerifyWait Duration `toml:"verify_wait"`
+	// VerifyPerAddress is how many verifications one client address (IPv6
+	// per /64) may have running or waiting.
+	VerifyPerAddress int `toml:"verify_per_address"`
+	// LockoutThreshold is how many failed sign-ins for one account from
+	// unfamiliar addresses lock it for them (smart lockout).
+	LockoutThreshold int `toml:"lockout_threshold"`
+	// LockoutDuration is the first lockout; each further one doubles it,
+	// up to 15 minutes.
+	LockoutDuration Duration `toml:"lockout_duration"`
 }
 
 // Duration is a time.Duration written as "5m" in TOML.
@@ -154,6 +182,13 @@ func Defaults() Config {
 			DelayNotice:    Duration{4 * time.Hour},
 			MXPort:         25,
 			CommandTimeout: Duration{5 * time.Minute},
+		},
+		Auth: Auth{
+			VerifyQueue:      64,
+			VerifyWait:       Duration{5 * time.Second},
+			VerifyPerAddress: 8,
+			LockoutThreshold: 10,
+			LockoutDuration:  Duration{time.Minute},
 		},
 	}
 }

@@ -34,8 +34,11 @@ type Handler struct {
 	// Issuer is the issuer identifier, the base URL of the endpoints.
 	Issuer   string
 	Throttle *auth.Throttle
-	Log      *slog.Logger
-	Now      func() time.Time
+	// Gate bounds the argon2id verifications of client secrets, shared
+	// with SMTP AUTH (nil: unbounded, for tests).
+	Gate *auth.Gate
+	Log  *slog.Logger
+	Now  func() time.Time
 
 	mu   sync.Mutex
 	seen map[string]time.Time // client assertion jti → expiry, against replay
@@ -87,10 +90,16 @@ const assertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 func (h *Handler) token(w http.ResponseWriter, r *http.Request) {
 	now := h.Now()
 	ip := clientIP(r)
-	if delay, blocked := h.Throttle.Check(ip, now); blocked {
+	// Reserve, not Check then Failure: parallel requests from one address
+	// must not all pass before the first failure is counted.
+	attempt, delay, verdict := h.Throttle.Reserve(ip, now)
+	if verdict != auth.Admit {
 		tokenError(w, http.StatusTooManyRequests, "temporarily_unavailable", "too many failed attempts from this address")
 		return
-	} else if delay > 0 {
+	}
+	failed := false
+	defer func() { attempt.Done(failed, h.Now()) }()
+	if delay > 0 {
 		time.Sleep(delay)
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
@@ -108,9 +117,13 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	app, reason := h.authenticate(r, now)
+	app, reason := h.authenticate(r, ip, now)
+	if reason == errBusy {
+		tokenError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "too many sign-ins in progress; try again later")
+		return
+	}
 	if app == nil {
-		h.Throttle.Failure(ip, now)
+		failed = true
 		if h.Log != nil {
 			h.Log.Warn("token request refused", "ip", ip, "client_id", r.PostForm.Get("client_id"), "reason", reason)
 		}
@@ -130,7 +143,7 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request) {
 
 // authenticate finds the client and checks its proof: exactly one of a
 // client secret (HTTP Basic or form) or a client assertion.
-func (h *Handler) authenticate(r *http.Request, now time.Time) (*directory.OAuthApp, string) {
+func (h *Handler) authenticate(r *http.Request, ip netip.Addr, now time.Time) (*directory.OAuthApp, string) {
 	dir := h.Directory.Load()
 	form := r.PostForm
 	basicID, basicSecret, hasBasic := r.BasicAuth()
@@ -159,17 +172,33 @@ func (h *Handler) authenticate(r *http.Request, now time.Time) (*directory.OAuth
 		id, secret = basicID, basicSecret
 	}
 	app := dir.OAuthApp(id)
-	if app == nil {
-		auth.DummyVerify(secret) // the same cost as a known client
-		return nil, "unknown client_id"
-	}
-	for _, hash := range app.SecretHashes {
-		if ok, err := auth.VerifyPassword(hash, secret); ok && err == nil {
-			return app, ""
+	reason := ""
+	verify := func() {
+		if app == nil {
+			auth.DummyVerify(secret) // the same cost as a known client
+			reason = "unknown client_id"
+			return
 		}
+		for _, hash := range app.SecretHashes {
+			if ok, err := auth.VerifyPassword(hash, secret); ok && err == nil {
+				return
+			}
+		}
+		reason = "wrong client secret"
 	}
-	return nil, "wrong client secret"
+	if h.Gate == nil {
+		verify()
+	} else if h.Gate.Do(ip, verify) != nil {
+		return nil, errBusy
+	}
+	if reason != "" {
+		return nil, reason
+	}
+	return app, ""
 }
+
+// errBusy is authenticate's reason when the verification gate refused.
+const errBusy = "password verifications are busy"
 
 // assertionAlgs are the algorithms a client assertion may use.
 var assertionAlgs = []jose.SignatureAlgorithm{jose.RS256, jose.RS384, jose.RS512, jose.PS256, jose.PS384, jose.PS512,

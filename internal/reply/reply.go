@@ -65,6 +65,11 @@ var (
 	// AuthThrottled: too many failed logins from the client's address; said
 	// before credentials are checked, the same for every user name.
 	AuthThrottled = r(421, 4, 7, 0, "Too many failed authentication attempts from your address; try again later")
+	// AuthBusy: the password could not be checked now: too many
+	// verifications are running or waiting (an AUTH flood), or the
+	// address's last throttle places are held by attempts still being
+	// checked. RFC 4954 section 6's temporary failure; the client retries.
+	AuthBusy = r(454, 4, 7, 0, "Temporary authentication failure")
 	// AuthMechanismUnsupported: AUTH named a mechanism we do not offer here.
 	AuthMechanismUnsupported = r(504, 5, 7, 4, "Unrecognized authentication type")
 	// AuthTemporaryFailure: the directory or store could not be read.

@@ -161,6 +161,10 @@ func (s *Server) start(ctx context.Context) error {
 		Directory: s.Admin.Dir,
 		Cache:     auth.NewLoginCache(5*time.Minute, 100000),
 		Throttle:  auth.NewThrottle(auth.DefaultThrottleConfig),
+		Gate: auth.NewGate(auth.GateConfig{Concurrency: s.cfg.Auth.VerifyConcurrency, Queue: s.cfg.Auth.VerifyQueue,
+			Wait: s.cfg.Auth.VerifyWait.Duration, PerAddress: s.cfg.Auth.VerifyPerAddress}),
+		Lockout: auth.NewLockout(auth.LockoutConfig{Threshold: s.cfg.Auth.LockoutThreshold,
+			Duration: s.cfg.Auth.LockoutDuration.Duration}),
 		Now:       time.Now,
 		Sleep:     time.Sleep,
 		Verifier:  oauth.NewVerifier(nil, nil),
@@ -202,7 +206,7 @@ func (s *Server) start(ctx context.Context) error {
 	if err := s.listenAdminSocket(); err != nil {
 		return err
 	}
-	if err := s.listenHTTPS(ctx, tlsCfg, keys, authn.Throttle); err != nil {
+	if err := s.listenHTTPS(ctx, tlsCfg, keys, authn.Throttle, authn.Gate); err != nil {
 		return err
 	}
 	s.wg.Add(3)
@@ -292,7 +296,7 @@ func (s *Server) Close() error {
 // listenHTTPS starts the admin HTTPS listener (when configured), which
 // serves the built-in OAuth issuer's endpoints and the REST API, and
 // trusts that issuer at its public URL.
-func (s *Server) listenHTTPS(ctx context.Context, tlsCfg *tls.Config, keys *issuer.Keys, throttle *auth.Throttle) error {
+func (s *Server) listenHTTPS(ctx context.Context, tlsCfg *tls.Config, keys *issuer.Keys, throttle *auth.Throttle, gate *auth.Gate) error {
 	if s.cfg.Admin == "" || s.cfg.Admin == config.Off {
 		return nil
 	}
@@ -314,7 +318,7 @@ func (s *Server) listenHTTPS(ctx context.Context, tlsCfg *tls.Config, keys *issu
 		return err
 	}
 	mux := http.NewServeMux()
-	(&issuer.Handler{Keys: keys, Directory: s.Admin.Dir, Issuer: base, Throttle: throttle, Log: s.log, Now: time.Now}).Register(mux)
+	(&issuer.Handler{Keys: keys, Directory: s.Admin.Dir, Issuer: base, Throttle: throttle, Gate: gate, Log: s.log, Now: time.Now}).Register(mux)
 	(&restapi.Handler{Admin: s.Admin, Log: s.log}).Register(mux)
 	s.https = &http.Server{Handler: mux, TLSConfig: tlsCfg, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
 		WriteTimeout: time.Minute, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}

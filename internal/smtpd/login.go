@@ -5,6 +5,9 @@ import (
 	"errors"
 	"log/slog"
 	"net/netip"
+	"strconv"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -16,13 +19,20 @@ import (
 	"postern.dev/postern/internal/reply"
 )
 
-// Authenticator checks a password sign-in: throttling by client address,
-// the password (through the verified-login cache), then the policy chain.
+// Authenticator checks a password sign-in: the failed-AUTH throttle by
+// client address, the per-account smart lockout, the password (through the
+// verified-login cache, else one argon2id verification through the gate),
+// then the policy chain.
 type Authenticator struct {
 	Directory *directory.Current
 	Cache     *auth.LoginCache
 	Throttle  *auth.Throttle
-	Now       func() time.Time
+	// Gate bounds argon2id verifications in flight and waiting; nil runs
+	// them unbounded (unit tests).
+	Gate *auth.Gate
+	// Lockout is the per-account smart lockout; nil disables it.
+	Lockout *auth.Lockout
+	Now     func() time.Time
 	// Sleep waits out a throttling delay; replaced in tests.
 	Sleep func(time.Duration)
 	// Verifier checks OAuth bearer tokens; Log records why one was refused
@@ -31,19 +41,81 @@ type Authenticator struct {
 	Log      *slog.Logger
 	// LocalKeys gives the built-in issuer's keys, checked in process.
 	LocalKeys func() jose.JSONWebKeySet
+
+	lastBusyLog atomic.Int64 // unix seconds of the last "verifications refused" log line
 }
 
-// admit applies the failed-AUTH throttle to a client address: a refusal
-// for an address that failed too often, or a delay before checking.
-func (a *Authenticator) admit(ip netip.Addr, now time.Time) *reply.Reply {
-	delay, blocked := a.Throttle.Check(ip, now)
-	if blocked {
-		return reply.AuthThrottled
+// admit reserves a place in the client address's failed-AUTH budget: a
+// refusal for an address that failed too often (421, the connection
+// closes), a temporary failure while its last places are held by attempts
+// still being checked, or a delay before checking.
+func (a *Authenticator) admit(ip netip.Addr, now time.Time) (*auth.Attempt, *reply.Reply) {
+	at, delay, verdict := a.Throttle.Reserve(ip, now)
+	switch verdict {
+	case auth.Blocked:
+		return nil, reply.AuthThrottled
+	case auth.Pending:
+		return nil, reply.AuthBusy
 	}
 	if delay > 0 {
 		a.Sleep(delay)
 	}
-	return nil
+	return at, nil
+}
+
+// lockoutAccount names the account the smart lockout counts for a sign-in:
+// the mailbox, whichever of its names was used, or else the name tried, so
+// that unknown names are counted (and locked) exactly as existing ones.
+func lockoutAccount(mb *directory.Mailbox, username string) string {
+	if mb != nil {
+		return "mailbox:" + strconv.FormatInt(mb.ID, 10)
+	}
+	return "name:" + strings.ToLower(strings.TrimSpace(username))
+}
+
+// verify checks password against mb's stored hash through the gate. Unknown
+// users, mailboxes without a password and unreadable hashes cost the same
+// argon2id verification (DummyVerify, at DefaultParams like every stored
+// hash) through the same gate, so neither timing nor a 454 tells whether a
+// mailbox exists.
+func (a *Authenticator) verify(ip netip.Addr, mb *directory.Mailbox, password string) (valid bool, err error) {
+	run := func() {
+		if mb == nil || mb.PasswordHash == "" {
+			auth.DummyVerify(password)
+			return
+		}
+		ok, err := auth.VerifyPassword(mb.PasswordHash, password)
+		if err != nil {
+			auth.DummyVerify(password)
+		}
+		valid = ok && err == nil
+	}
+	if a.Gate == nil {
+		run()
+		return valid, nil
+	}
+	if err := a.Gate.Do(ip, run); err != nil {
+		a.logBusy()
+		return false, err
+	}
+	return valid, nil
+}
+
+// logBusy says, at most once a minute, that verifications are being
+// refused: an admin sees a flood without a line per attempt.
+func (a *Authenticator) logBusy() {
+	if a.Log == nil {
+		return
+	}
+	now := time.Now().Unix()
+	last := a.lastBusyLog.Load()
+	if now-last < 60 || !a.lastBusyLog.CompareAndSwap(last, now) {
+		return
+	}
+	verified, refused := a.Gate.Stats()
+	c := a.Gate.Config()
+	a.Log.Warn("password verifications refused: too many in progress (AUTH flood?)", "verified", verified, "refused", refused,
+		"concurrency", c.Concurrency, "queue", c.Queue, "per_address", c.PerAddress)
 }
 
 // Basic signs in with a user name and password. It returns the mailbox on
@@ -52,27 +124,45 @@ func (a *Authenticator) admit(ip netip.Addr, now time.Time) *reply.Reply {
 // Every failure for a wrong or unknown name costs the same argon2 hash and
 // gets the same reply, so replies and timing do not tell whether a mailbox
 // exists; only a client that knows the password sees which switch refuses it.
+// A sign-in the smart lockout refuses gets that same 535 5.7.3 without a
+// hash: Exchange Online answers a locked-out Basic sign-in with its generic
+// "Authentication unsuccessful", and unknown names lock alike, so the
+// lockout reveals nothing about which mailboxes exist.
 func (a *Authenticator) Basic(ip netip.Addr, username, password string) (*directory.Mailbox, *reply.Reply) {
 	now := a.Now()
-	if rep := a.admit(ip, now); rep != nil {
+	attempt, rep := a.admit(ip, now)
+	if rep != nil {
 		return nil, rep
 	}
+	failed, succeeded := false, false
+	defer func() { attempt.Done(failed, a.Now()) }()
 
 	dir := a.Directory.Load()
 	mb := dir.MailboxBySignIn(username)
+	var signIn *auth.SignIn
+	if a.Lockout != nil {
+		var locked bool
+		signIn, locked = a.Lockout.Begin(lockoutAccount(mb, username), ip, password, now)
+		if locked {
+			failed = true // counts against the address: a guess, even unverified
+			return nil, reply.AuthFailed
+		}
+		defer func() { signIn.Done(failed, succeeded, a.Now()) }()
+	}
+
 	valid := false
-	switch {
-	case mb == nil || mb.PasswordHash == "":
-		auth.DummyVerify(password)
-	case a.Cache.Lookup(username, password, mb.PasswordHash, now):
+	if mb != nil && mb.PasswordHash != "" && a.Cache.Lookup(username, password, mb.PasswordHash, now) {
 		valid = true
-	default:
-		ok, err := auth.VerifyPassword(mb.PasswordHash, password)
-		valid = ok && err == nil
+	} else {
+		var err error
+		if valid, err = a.verify(ip, mb, password); err != nil {
+			return nil, reply.AuthBusy
+		}
 		if valid {
 			a.Cache.Store(username, password, mb.PasswordHash, now)
 		}
 	}
+	failed, succeeded = !valid, valid
 
 	facts := policy.AuthFacts{Mailbox: mb, CredentialsValid: valid, Method: policy.Basic}
 	if mb != nil {
@@ -80,9 +170,6 @@ func (a *Authenticator) Basic(ip netip.Addr, username, password string) (*direct
 		facts.Policy = dir.EffectiveAuthenticationPolicy(mb)
 	}
 	if rep := policy.Authenticate(facts); rep != nil {
-		if !valid {
-			a.Throttle.Failure(ip, now)
-		}
 		return nil, rep
 	}
 	return mb, nil
@@ -94,16 +181,17 @@ func (a *Authenticator) Basic(ip netip.Addr, username, password string) (*direct
 // tells it, "Authentication unsuccessful"; the reason goes to the log.
 func (a *Authenticator) OAuth(ctx context.Context, ip netip.Addr, user, token string) (*directory.Mailbox, *reply.Reply) {
 	now := a.Now()
-	if rep := a.admit(ip, now); rep != nil {
+	attempt, rep := a.admit(ip, now)
+	if rep != nil {
 		return nil, rep
 	}
+	failed := false
+	defer func() { attempt.Done(failed, a.Now()) }()
 	refuse := func(rep *reply.Reply, reason string) (*directory.Mailbox, *reply.Reply) {
 		if a.Log != nil {
 			a.Log.Warn("OAuth sign-in refused", "ip", ip, "user", user, "reason", reason)
 		}
-		if rep == reply.AuthFailed {
-			a.Throttle.Failure(ip, now)
-		}
+		failed = rep == reply.AuthFailed
 		return nil, rep
 	}
 	dir := a.Directory.Load()

@@ -1,0 +1,148 @@
+package auth
+
+import (
+	"errors"
+	"net/netip"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// GateConfig bounds password verifications. An argon2id verification at
+// DefaultParams allocates 19 MiB for its whole run, so the number running at
+// once is what bounds the memory a flood of AUTH attempts can make the
+// server spend (DESIGN.md, "Bounded under attack": password verifications in
+// flight are capped before they are spent).
+type GateConfig struct {
+	// Concurrency is how many verifications run at once. More than the
+	// cores only adds memory: argon2id with one lane is CPU-bound.
+	Concurrency int
+	// Queue is how many more may wait for a turn; past it an attempt is
+	// refused at once. Negative: none wait.
+	Queue int
+	// Wait is the longest an attempt waits for its turn.
+	Wait time.Duration
+	// PerAddress is how many verifications one client address (IPv6 per
+	// /64) may have running or waiting, so that one address cannot take
+	// the whole queue from the others.
+	PerAddress int
+}
+
+// DefaultGateConfig: one verification per core (at most 8, 152 MiB of
+// argon2id memory), 64 waiting, 5 seconds of wait at most, 8 per address.
+// At the ~40-100 verifications a second these machines manage (DESIGN.md),
+// a full queue drains in about a second.
+var DefaultGateConfig = GateConfig{Concurrency: min(runtime.GOMAXPROCS(0), 8), Queue: 64, Wait: 5 * time.Second, PerAddress: 8}
+
+// ErrBusy is returned when a verification was refused or waited too long:
+// the client should try again later (RFC 4954 section 6's 454 4.7.0).
+var ErrBusy = errors.New("too many password verifications in progress")
+
+// Gate runs password verifications with bounded concurrency and a bounded,
+// first-come-first-served wait queue, with a share per client address. A
+// refused attempt costs nothing but a map lookup, so a flood gets quick
+// refusals, never unbounded memory or goroutines stuck for long.
+type Gate struct {
+	cfg GateConfig
+	sem chan struct{}
+
+	mu      sync.Mutex
+	waiting int
+	held    map[netip.Prefix]int // running or waiting per address; at most Concurrency+Queue keys
+
+	verified, refused atomic.Int64
+}
+
+// NewGate makes a gate; zero fields take DefaultGateConfig's values.
+func NewGate(cfg GateConfig) *Gate {
+	d := DefaultGateConfig
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = d.Concurrency
+	}
+	if cfg.Queue < 0 {
+		cfg.Queue = 0
+	} else if cfg.Queue == 0 {
+		cfg.Queue = d.Queue
+	}
+	if cfg.Wait <= 0 {
+		cfg.Wait = d.Wait
+	}
+	if cfg.PerAddress <= 0 {
+		cfg.PerAddress = d.PerAddress
+	}
+	return &Gate{cfg: cfg, sem: make(chan struct{}, cfg.Concurrency), held: make(map[netip.Prefix]int)}
+}
+
+// Config returns the gate's effective configuration.
+func (g *Gate) Config() GateConfig { return g.cfg }
+
+// admit decides whether an attempt from address k may run or wait: it is
+// refused when the address already holds its share, or when every slot is
+// busy and the queue is full. It records the attempt when admitted and
+// reports whether it has to queue. g.mu is held.
+func (g *Gate) admit(k netip.Prefix) (queue bool, err error) {
+	if g.held[k] >= g.cfg.PerAddress {
+		return false, ErrBusy
+	}
+	select {
+	case g.sem <- struct{}{}:
+		g.held[k]++
+		return false, nil
+	default:
+	}
+	if g.waiting >= g.cfg.Queue {
+		return false, ErrBusy
+	}
+	g.waiting++
+	g.held[k]++
+	return true, nil
+}
+
+func (g *Gate) leave(k netip.Prefix) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.held[k]--; g.held[k] <= 0 {
+		delete(g.held, k)
+	}
+}
+
+// Do runs verify when its turn comes, or returns ErrBusy without running it.
+func (g *Gate) Do(ip netip.Addr, verify func()) error {
+	k := key(ip)
+	g.mu.Lock()
+	queue, err := g.admit(k)
+	g.mu.Unlock()
+	if err != nil {
+		g.refused.Add(1)
+		return err
+	}
+	if queue {
+		t := time.NewTimer(g.cfg.Wait)
+		select {
+		case g.sem <- struct{}{}:
+			t.Stop()
+			g.mu.Lock()
+			g.waiting--
+			g.mu.Unlock()
+		case <-t.C:
+			g.mu.Lock()
+			g.waiting--
+			g.mu.Unlock()
+			g.leave(k)
+			g.refused.Add(1)
+			return ErrBusy
+		}
+	}
+	defer func() {
+		<-g.sem
+		g.leave(k)
+	}()
+	verify()
+	g.verified.Add(1)
+	return nil
+}
+
+// Stats returns how many verifications ran and how many were refused since
+// the gate was made.
+func (g *Gate) Stats() (verified, refused int64) { return g.verified.Load(), g.refused.Load() }

@@ -1,0 +1,145 @@
+package smtpd
+
+import (
+	"fmt"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"postern.dev/postern/internal/auth"
+	"postern.dev/postern/internal/directory"
+	"postern.dev/postern/internal/reply"
+)
+
+// cheap are argon2id parameters for tests that need no real cost.
+var cheap = auth.Params{Memory: 64, Time: 1, Threads: 1, KeyLen: 32, SaltLen: 16}
+
+// testAuthenticator signs in sean@contoso.com (password "secret") with a gate, the default throttle and smart lockout and a fake
+// clock.
+func testAuthenticator(t *testing.T, gate auth.GateConfig, params auth.Params) (*Authenticator, *atomic.Int64) {
+	t.Helper()
+	hash, _ := auth.HashPasswordWithParams("secret", params)
+	off := false
+	org := &directory.Organization{ID: 1, Name: "contoso", GUID: "g"}
+	sean := &directory.Mailbox{ID: 7, OrgID: 1, Name: "sean", PrimarySmtpAddress: "sean@contoso.com", UserPrincipalName: "sean@contoso.com",
+		Type: directory.UserMailbox, PasswordHash: hash, SmtpClientAuthenticationDisabled: &off}
+	dir := &directory.Current{}
+	dir.Store(directory.NewSnapshot(directory.Contents{Organizations: []*directory.Organization{org}, Mailboxes: []*directory.Mailbox{sean}}))
+	clock := &atomic.Int64{}
+	clock.Store(time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC).UnixNano())
+	return &Authenticator{Directory: dir, Cache: auth.NewLoginCache(time.Minute, 100), Throttle: auth.NewThrottle(auth.DefaultThrottleConfig),
+		Gate: auth.NewGate(gate), Lockout: auth.NewLockout(auth.DefaultLockoutConfig),
+		Now: func() time.Time { return time.Unix(0, clock.Load()) }, Sleep: func(time.Duration) {}}, clock
+}
+
+func TestBasicSignInDecisions(t *testing.T) {
+	ip := func(n int) netip.Addr { return netip.AddrFrom4([4]byte{203, 0, 113, byte(n)}) }
+	home := netip.MustParseAddr("192.0.2.9")
+
+	t.Run("unknown users cost a verification through the gate", func(t *testing.T) {
+		a, _ := testAuthenticator(t, auth.GateConfig{}, cheap)
+		for _, user := range []string{"nobody@contoso.com", "sean@contoso.com"} {
+			before, _ := a.Gate.Stats()
+			if _, rep := a.Basic(ip(1), user, "wrong"); rep != reply.AuthFailed {
+				t.Fatalf("%s: %v", user, rep)
+			}
+			if after, _ := a.Gate.Stats(); after != before+1 {
+				t.Fatalf("%s: %d verifications, want 1", user, after-before)
+			}
+		}
+	})
+
+	t.Run("smart lockout: unfamiliar addresses locked without a hash, familiar one served", func(t *testing.T) {
+		a, _ := testAuthenticator(t, auth.GateConfig{}, cheap)
+		if mb, rep := a.Basic(home, "sean@contoso.com", "secret"); mb == nil {
+			t.Fatalf("first sign-in: %v", rep)
+		}
+		for i := range 10 { // one guess from each of ten addresses: the per-address throttle never sees a pattern
+			if _, rep := a.Basic(ip(i), "SEAN@contoso.com", fmt.Sprint("guess", i)); rep != reply.AuthFailed {
+				t.Fatalf("guess %d: %v", i, rep)
+			}
+		}
+		before, _ := a.Gate.Stats()
+		if _, rep := a.Basic(ip(50), "sean@contoso.com", "secret"); rep != reply.AuthFailed {
+			t.Fatalf("right password from an unfamiliar address during the lockout: %v, want %v", rep, reply.AuthFailed)
+		}
+		if after, _ := a.Gate.Stats(); after != before {
+			t.Fatal("a locked-out sign-in must not spend a verification")
+		}
+		if mb, rep := a.Basic(home, "sean@contoso.com", "secret"); mb == nil {
+			t.Fatalf("familiar address during the lockout: %v", rep)
+		}
+		// Unknown names lock the same way, so a lockout reveals nothing.
+		for i := range 10 {
+			a.Basic(ip(i), "nobody@contoso.com", fmt.Sprint("guess", i))
+		}
+		if a.Lockout.Locked("name:nobody@contoso.com", ip(60), a.Now()) != a.Lockout.Locked("mailbox:7", ip(60), a.Now()) {
+			t.Fatal("unknown and existing names must lock alike")
+		}
+	})
+
+	t.Run("a full gate answers 454 and counts no failure", func(t *testing.T) {
+		a, _ := testAuthenticator(t, auth.GateConfig{Concurrency: 1, Queue: -1}, cheap)
+		hold, held := make(chan struct{}), make(chan struct{})
+		go a.Gate.Do(netip.MustParseAddr("198.51.100.1"), func() { close(held); <-hold })
+		<-held
+		for range 20 {
+			if _, rep := a.Basic(ip(1), "sean@contoso.com", "wrong"); rep != reply.AuthBusy {
+				t.Fatalf("full gate: %v", rep)
+			}
+		}
+		close(hold)
+		if d, blocked := a.Throttle.Check(ip(1), a.Now()); blocked || d != 0 {
+			t.Fatalf("refused attempts were counted as failures: delay %v blocked %v", d, blocked)
+		}
+	})
+
+	t.Run("the login cache serves a known client without the gate", func(t *testing.T) {
+		a, _ := testAuthenticator(t, auth.GateConfig{Concurrency: 1, Queue: -1}, cheap)
+		if mb, _ := a.Basic(home, "sean@contoso.com", "secret"); mb == nil {
+			t.Fatal("first sign-in")
+		}
+		hold, held := make(chan struct{}), make(chan struct{})
+		go a.Gate.Do(netip.MustParseAddr("198.51.100.1"), func() { close(held); <-hold })
+		<-held
+		defer close(hold)
+		if mb, rep := a.Basic(home, "sean@contoso.com", "secret"); mb == nil {
+			t.Fatalf("cached sign-in with a full gate: %v", rep)
+		}
+	})
+}
+
+// TestParallelGuessesOneAccount: N parallel wrong guesses for one account
+// from one address verify at most BlockAfter passwords (run with -race).
+func TestParallelGuessesOneAccount(t *testing.T) {
+	// A real hash: each verification takes long enough that every guess
+	// reaches the throttle before the first failure is known.
+	a, _ := testAuthenticator(t, auth.GateConfig{Concurrency: 2, Queue: 500, PerAddress: 500, Wait: time.Minute}, auth.DefaultParams)
+	const n = 100
+	var wg sync.WaitGroup
+	replies := make(chan string, n)
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			_, rep := a.Basic(netip.MustParseAddr("203.0.113.5"), "sean@contoso.com", fmt.Sprint("guess", i))
+			replies <- reply.String(rep)
+		})
+	}
+	close(start)
+	wg.Wait()
+	close(replies)
+	count := map[string]int{}
+	for r := range replies {
+		count[r]++
+	}
+	verified, _ := a.Gate.Stats()
+	if verified < 1 || verified > int64(auth.DefaultThrottleConfig.BlockAfter) {
+		t.Fatalf("%d verifications for %d parallel guesses, want 1..%d; replies %v", verified, n, auth.DefaultThrottleConfig.BlockAfter, count)
+	}
+	if count[reply.String(reply.AuthFailed)] != int(verified) {
+		t.Fatalf("replies %v for %d verifications", count, verified)
+	}
+}
