@@ -35,11 +35,27 @@ func (c *cmdlets) audited(spec cmdlet.Spec) cmdlet.Spec {
 			e.Error = err.Error()
 		}
 		if aerr := c.svc.Store.AppendAudit(context.WithoutCancel(ctx), e); aerr != nil {
-			inv.Printf("WARNING: the change was made, but the admin audit log could not record it: %v\n", aerr)
+			inv.Printf("%s\n", c.svc.auditWarning(err, aerr))
 		}
 		return out, err
 	}
 	return spec
+}
+
+// auditWarning is what the caller is told when the audit entry could not
+// be written after a change (err nil) or after a failed attempt (err set;
+// nothing was changed then, since each change is one transaction). Only
+// the server's administrator sees the storage's own words: they may name
+// files.
+func (s *Service) auditWarning(err, aerr error) string {
+	detail := ""
+	if !s.scoped {
+		detail = ": " + aerr.Error()
+	}
+	if err != nil {
+		return "WARNING: the admin audit log could not record this failed attempt" + detail
+	}
+	return "WARNING: the change was made, but the admin audit log could not record it" + detail
 }
 
 // renderParams writes the parameters as they were given, in a stable
