@@ -50,14 +50,15 @@ type Server struct {
 
 	listeners map[smtpd.Role]net.Listener
 	adminSock net.Listener
+	https     *http.Server
+	wg        sync.WaitGroup
+	stop      chan struct{}
+
 	// adminSockFile is the socket this server created: Close removes it
 	// and nothing else at that path.
 	adminSockFile os.FileInfo
 	// lock is the data directory's lock, held from Start to Close.
-	lock  *dirLock
-	https *http.Server
-	wg    sync.WaitGroup
-	stop  chan struct{}
+	lock *dirLock
 }
 
 // OpenAdmin opens the data directory for administration only (no
