@@ -104,7 +104,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "postern: unknown command %q\n\n%s", cmd, usage)
 			return 2
 		}
-		return runAdmin(server.AdminRequest{Args: args, Organization: org}, localOptions(dataDir, configFile, insecureLoopback), stdout, stderr)
+		wd, _ := os.Getwd()
+		return runAdmin(server.AdminRequest{Args: readContentArgs(args, wd), Dir: wd, Organization: org}, localOptions(dataDir, configFile, insecureLoopback), stdout, stderr)
 	}
 }
 
