@@ -8,8 +8,10 @@ import (
 	"crypto/rsa"
 	"encoding/base64"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -245,4 +247,28 @@ func BenchmarkVerify(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// FuzzURLPolicyCheck: whatever the text, a URL the strict policy allows
+// is https with a host, and one the loopback policy allows beyond that is
+// http to a loopback host.
+func FuzzURLPolicyCheck(f *testing.F) {
+	for _, s := range []string{"https://idp.example/x", "http://127.0.0.1:1/x", "http://localhost/x", "http://[::1]/", "HTTP://127.0.0.1/", "https://", "http://127.0.0.1@evil.example/"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		u, perr := url.Parse(raw)
+		if (URLPolicy{}).Check(raw) == nil && (perr != nil || u.Scheme != "https" || u.Host == "") {
+			t.Fatalf("strict policy allowed %q", raw)
+		}
+		if loopback.Check(raw) == nil && (perr != nil || u.Host == "") {
+			t.Fatalf("loopback policy allowed %q", raw)
+		}
+		if loopback.Check(raw) == nil && u.Scheme != "https" {
+			h := u.Hostname()
+			if ip := net.ParseIP(h); h != "localhost" && (ip == nil || !ip.IsLoopback()) {
+				t.Fatalf("loopback policy allowed http to %q (%q)", h, raw)
+			}
+		}
+	})
 }
