@@ -112,6 +112,14 @@ func TestAuditWarningHidesDetailFromOrganizations(t *testing.T) {
 func TestReachOut(t *testing.T) {
 	svc := testService(t, openStore(t))
 	ctx := context.Background()
+	// An issuer the server's administrator trusted earlier.
+	if err := svc.Store.SaveAuthServer(ctx, &directory.AuthServer{OrgID: svc.org().ID, Name: "idp", AuthMetadataUrl: "https://127.0.0.1:1/md",
+		Issuer: "https://127.0.0.1:1", JwksUri: "https://127.0.0.1:1/keys", Audience: "a", Enabled: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.reload(ctx); err != nil {
+		t.Fatal(err)
+	}
 	for _, role := range Roles {
 		org := svc.As(Principal{Name: "k", OrgID: svc.org().ID, Role: role})
 		if _, err := org.ProbeServer(ctx, "127.0.0.1:1", false); !errors.Is(err, ErrAccessDenied) {
@@ -121,8 +129,12 @@ func TestReachOut(t *testing.T) {
 		if _, err := org.NewAuthServer(ctx, AuthServerParams{Name: &name, AuthMetadataUrl: &url, Audience: &aud}); !errors.Is(err, ErrAccessDenied) {
 			t.Errorf("%s NewAuthServer: %v", role, err)
 		}
-		if err := org.SetAuthServer(ctx, "idp", AuthServerParams{RefreshAuthMetadata: true}); err == nil {
-			t.Errorf("%s SetAuthServer -RefreshAuthMetadata succeeded", role)
+		if err := org.SetAuthServer(ctx, "idp", AuthServerParams{RefreshAuthMetadata: true}); !errors.Is(err, ErrAccessDenied) {
+			t.Errorf("%s SetAuthServer -RefreshAuthMetadata: %v", role, err)
+		}
+		other := "https://127.0.0.1:2/md"
+		if err := org.SetAuthServer(ctx, "idp", AuthServerParams{AuthMetadataUrl: &other}); !errors.Is(err, ErrAccessDenied) {
+			t.Errorf("%s SetAuthServer -AuthMetadataUrl: %v", role, err)
 		}
 		oc := "sh"
 		hosts := &MultiValue{Set: []string{"127.0.0.1:1"}, IsSet: true}
@@ -133,6 +145,11 @@ func TestReachOut(t *testing.T) {
 		if _, err := org.NewOutboundConnector(ctx, OutboundConnectorParams{Name: &oc, OAuthTokenEndpoint: &tok}); !errors.Is(err, ErrAccessDenied) {
 			t.Errorf("%s NewOutboundConnector -OAuthTokenEndpoint: %v", role, err)
 		}
+	}
+	// Changing what needs no fetch is not reaching out.
+	off := false
+	if err := svc.As(Principal{Name: "k", OrgID: svc.org().ID, Role: OrganizationManagement}).SetAuthServer(ctx, "idp", AuthServerParams{Enabled: &off}); err != nil {
+		t.Errorf("Organization Management SetAuthServer -Enabled: %v", err)
 	}
 	if _, err := svc.ProbeServer(ctx, "not-an-address", false); err != nil {
 		t.Errorf("administrator ProbeServer: %v", err)
