@@ -16,7 +16,15 @@
 // to one organization and has one role group; every request acts as that
 // organization's admin in that role (admin.Service.As), so one
 // organization's keys never see or change another's objects. Changes are
-// written to the admin audit log under the key's name.
+// written to the admin audit log under the key's name. A key may expire
+// (New-ApiKey -ExpiresAfter) and is revoked by Remove-ApiKey; nothing a key
+// asks makes the server connect where it names (admin.Service.reachOut) or
+// read a file on the server (cmdlet.Runner.NoFiles).
+//
+// Statuses: 400 a request the cmdlet refuses, 401 no valid key, 403 outside
+// the key's role, 404 not found, 409 exists already, 500 a failure of the
+// server itself (admin.ErrInternal), answered with a generic text while
+// the detail goes to the log.
 //
 // GET /api/v1/openapi.json describes all of it (OpenAPI 3.1), generated
 // from the cmdlet registry, so that it cannot drift from the cmdlets.
