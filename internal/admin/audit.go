@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"errors"
 	"os/user"
 	"sort"
 	"strings"
@@ -31,7 +32,12 @@ func (c *cmdlets) audited(spec cmdlet.Spec) cmdlet.Spec {
 		}
 		e := store.AuditEntry{OrgID: c.svc.org().ID, At: time.Now().UTC(), Caller: c.svc.caller(), Cmdlet: spec.Name,
 			Parameters: renderParams(inv, secret), Object: auditObject(inv), Succeeded: err == nil}
-		if err != nil {
+		switch {
+		case errors.Is(err, ErrInternal):
+			// The organization's admins read this log: the storage's own
+			// words (file names, SQL) stay in the server's log.
+			e.Error = "The server failed to make the change (an internal error)."
+		case err != nil:
 			e.Error = err.Error()
 		}
 		if aerr := c.svc.Store.AppendAudit(context.WithoutCancel(ctx), e); aerr != nil {

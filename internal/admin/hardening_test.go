@@ -93,6 +93,25 @@ func TestAuditWarningSaysWhatHappened(t *testing.T) {
 	}
 }
 
+// TestAuditEntryOfInternalFailure: the entry of a change that failed in
+// the storage says so without the storage's words.
+func TestAuditEntryOfInternalFailure(t *testing.T) {
+	fs := &failingStore{Store: openStore(t)}
+	svc := testService(t, fs)
+	fs.failSave = true
+	r := &cmdlet.Runner{Registry: Cmdlets(svc), Out: &bytes.Buffer{}}
+	if err := r.RunArgs(context.Background(), []string{"New-AcceptedDomain", "-Name", "contoso.com", "-DomainName", "contoso.com"}); err == nil {
+		t.Fatal("the change succeeded")
+	}
+	es, err := svc.AuditLog(context.Background(), nil, "", time.Time{}, time.Time{}, 10)
+	if err != nil || len(es) != 1 {
+		t.Fatalf("audit: %v %v", es, err)
+	}
+	if es[0].Succeeded || !strings.Contains(es[0].Error, "internal error") || strings.Contains(es[0].Error, "disk") {
+		t.Errorf("audit entry: %+v", es[0])
+	}
+}
+
 // TestAuditWarningHidesDetailFromOrganizations: an organization's key is
 // told the audit failed, not the storage's own words.
 func TestAuditWarningHidesDetailFromOrganizations(t *testing.T) {
