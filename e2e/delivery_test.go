@@ -193,9 +193,10 @@ func TestSmartHostOAuth(t *testing.T) {
 	}
 	defer relay.Close()
 
-	in := newInstance(t)
+	// The token endpoint is plain http on loopback: the test setting.
+	in := newInstance(t, "--allow-insecure-http-loopback")
 	app := in.mailbox("app", "App-Pass-1")
-	in.admin("New-OutboundConnector", "-Name", "Microsoft 365", "-RecipientDomains", "*", "-SmartHosts", relay.Addr,
+	in.admin("--allow-insecure-http-loopback", "New-OutboundConnector", "-Name", "Microsoft 365", "-RecipientDomains", "*", "-SmartHosts", relay.Addr,
 		"-UseMXRecord", "$false", "-TlsSettings", "EncryptionOnly", "-AuthMechanism", "XOAUTH2", "-SmtpUser", "relay@contoso.com",
 		"-OAuthTokenEndpoint", idp.URL+"/tenant/oauth2/v2.0/token", "-OAuthClientId", "00000000-app", "-OAuthClientSecret", "Client-Secret-42",
 		"-OAuthScope", "https://outlook.office365.com/.default")

@@ -25,12 +25,15 @@ func oauthInstance(t *testing.T) (*instance, *testidp.IdP) {
 		t.Fatal(err)
 	}
 	t.Cleanup(idp.Close)
-	in := newInstance(t)
+	// The identity provider is plain http on loopback: allowed only with
+	// the server-level test setting, for the server and for cmdlets run
+	// while it is stopped.
+	in := newInstance(t, "--allow-insecure-http-loopback")
 	in.mailbox("sean", "Sean-Pass-1")
 	in.mailbox("scanner", "Scan-Pass-1")
 	in.admin("New-Mailbox", "-Name", "info", "-PrimarySmtpAddress", "info@contoso.com", "-Shared")
 	in.admin("Set-CASMailbox", "-Identity", "info@contoso.com", "-SmtpClientAuthenticationDisabled", "$false")
-	in.admin("New-AuthServer", "-Name", "Test IdP", "-AuthMetadataUrl", idp.MetadataURL, "-Audience", m365Audience)
+	in.admin("--allow-insecure-http-loopback", "New-AuthServer", "-Name", "Test IdP", "-AuthMetadataUrl", idp.MetadataURL, "-Audience", m365Audience)
 	in.admin("New-ServicePrincipal", "-AppId", "app-1", "-ObjectId", "obj-1", "-DisplayName", "Scan to mail")
 	in.admin("Add-MailboxPermission", "-Identity", "scanner@contoso.com", "-User", "obj-1", "-AccessRights", "FullAccess")
 	in.admin("Add-MailboxPermission", "-Identity", "info@contoso.com", "-User", "sean@contoso.com", "-AccessRights", "FullAccess")

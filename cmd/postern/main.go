@@ -14,7 +14,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -44,8 +43,11 @@ Usage:
   postern version
 
 Cmdlets run against the server that owns DIR when one is running, otherwise
-directly on DIR. Get-Command lists them. --organization NAME, before the
-command, acts on that organization instead of the first.
+directly on DIR (under its lock: never while a server holds it). Only
+serve creates a missing DIR. Get-Command lists the cmdlets. --organization
+NAME, before the command, acts on that organization instead of the first;
+--allow-insecure-http-loopback (tests only) lets plain http identity
+providers on loopback through when no server runs.
 `
 
 func main() {
@@ -54,8 +56,14 @@ func main() {
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	dataDir, configFile, org := "", "", ""
+	insecureLoopback := false
 	// Global options may come before the command.
 	for len(args) > 0 {
+		if args[0] == "--allow-insecure-http-loopback" || args[0] == "-allow-insecure-http-loopback" {
+			insecureLoopback = true
+			args = args[1:]
+			continue
+		}
 		name, value, ok := globalOption(args)
 		if !ok {
 			break
@@ -90,13 +98,14 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, usage)
 		return 0
 	case "shell":
-		return shell(args[1:], resolveData(dataDir, configFile), org, stdin, stdout, stderr)
+		return shell(args[1:], localOptions(dataDir, configFile, insecureLoopback), org, stdin, stdout, stderr)
 	default:
 		if !strings.Contains(cmd, "-") || strings.HasPrefix(cmd, "-") {
 			fmt.Fprintf(stderr, "postern: unknown command %q\n\n%s", cmd, usage)
 			return 2
 		}
-		return runAdmin(server.AdminRequest{Args: args, Organization: org}, resolveData(dataDir, configFile), stdout, stderr)
+		wd, _ := os.Getwd()
+		return runAdmin(server.AdminRequest{Args: readContentArgs(args, wd), Dir: wd, Organization: org}, localOptions(dataDir, configFile, insecureLoopback), stdout, stderr)
 	}
 }
 
@@ -117,17 +126,27 @@ func globalOption(args []string) (name, value string, ok bool) {
 	return "", "", false
 }
 
-// resolveData picks the data directory: --data, else the config file's,
-// else the default.
-func resolveData(dataDir, configFile string) string {
-	if dataDir != "" {
-		return dataDir
-	}
+// local is where cmdlets run and, when no server runs on it, the
+// server-level settings they need to run on the directory themselves.
+type local struct {
+	data string
+	// insecureLoopback is allow_insecure_http_loopback (the config file's
+	// or --allow-insecure-http-loopback before the command). Through a
+	// running server, the server's own setting applies.
+	insecureLoopback bool
+}
+
+// localOptions picks the data directory (--data, else the config file's,
+// else the default) and the settings above.
+func localOptions(dataDir, configFile string, insecureLoopback bool) local {
 	cfg := config.Defaults()
-	if err := cfg.Load(configFile); err == nil && cfg.Data != "" {
-		return cfg.Data
+	if err := cfg.Load(configFile); err != nil {
+		cfg = config.Defaults()
 	}
-	return config.Defaults().Data
+	if dataDir == "" {
+		dataDir = cfg.Data
+	}
+	return local{data: dataDir, insecureLoopback: insecureLoopback || cfg.AllowInsecureHTTPLoopback}
 }
 
 func serve(args []string, dataDir, configFile string, stdout, stderr io.Writer) int {
@@ -195,19 +214,16 @@ func logLevel(s string) slog.Level {
 
 // runAdmin runs a request against the running server, or directly on the data
 // directory when none runs.
-func runAdmin(req server.AdminRequest, dataDir string, stdout, stderr io.Writer) int {
-	resp, err := server.SendAdmin(dataDir, req)
-	if errors.Is(err, server.ErrNoServer) {
-		svc, closeStore, oerr := server.OpenAdmin(context.Background(), dataDir)
-		if oerr != nil {
-			fmt.Fprintln(stderr, "postern:", oerr)
-			return 1
-		}
-		resp = server.Execute(context.Background(), svc, req)
-		if cerr := closeStore(); cerr != nil && resp.Error == "" {
+func runAdmin(req server.AdminRequest, loc local, stdout, stderr io.Writer) int {
+	var resp server.AdminResponse
+	sess, err := openSession(loc)
+	if err == nil {
+		resp, err = sess.Send(req)
+		if cerr := sess.Close(); cerr != nil && err == nil && resp.Error == "" {
 			resp.Error = cerr.Error()
 		}
-	} else if err != nil {
+	}
+	if err != nil {
 		fmt.Fprintln(stderr, "postern:", err)
 		return 1
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"golang.org/x/term"
 
@@ -17,20 +18,20 @@ import (
 	"postern.dev/postern/internal/server"
 )
 
-func shell(args []string, dataDir, org string, stdin io.Reader, stdout, stderr io.Writer) int {
+func shell(args []string, loc local, org string, stdin io.Reader, stdout, stderr io.Writer) int {
 	wd, _ := os.Getwd()
 	switch {
 	case len(args) == 2 && args[0] == "-c":
-		return runAdmin(server.AdminRequest{Script: args[1], Dir: wd, Organization: org}, dataDir, stdout, stderr)
+		return runAdmin(server.AdminRequest{Script: args[1], Dir: wd, Organization: org}, loc, stdout, stderr)
 	case len(args) == 2 && args[0] == "-f":
 		src, err := os.ReadFile(args[1])
 		if err != nil {
 			fmt.Fprintln(stderr, "postern:", err)
 			return 1
 		}
-		return runAdmin(server.AdminRequest{Script: string(src), Dir: wd, Organization: org}, dataDir, stdout, stderr)
+		return runAdmin(server.AdminRequest{Script: string(src), Dir: wd, Organization: org}, loc, stdout, stderr)
 	case len(args) == 0:
-		sess, err := openSession(dataDir)
+		sess, err := openSession(loc)
 		if err != nil {
 			fmt.Fprintln(stderr, "postern:", err)
 			return 1
@@ -90,16 +91,36 @@ func (l localSession) Send(req server.AdminRequest) (server.AdminResponse, error
 
 func (l localSession) Close() error { return l.close() }
 
-func openSession(dataDir string) (adminSession, error) {
-	c, err := server.DialAdmin(dataDir)
-	if !errors.Is(err, server.ErrNoServer) {
-		return c, err
+// lockWait is how long a cmdlet waits for a data directory whose lock
+// another process holds while its admin socket does not answer: a server
+// starting up (it listens a moment later) or another cmdlet finishing.
+const lockWait = 5 * time.Second
+
+// openSession talks to the server running on the data directory, or,
+// when none answers on the admin socket, opens the directory itself
+// under its lock. When the lock is held and the socket still does not
+// answer after lockWait, it fails rather than open the database behind
+// the holder's back.
+func openSession(loc local) (adminSession, error) {
+	deadline := time.Now().Add(lockWait)
+	for {
+		c, err := server.DialAdmin(loc.data)
+		if !errors.Is(err, server.ErrNoServer) {
+			return c, err
+		}
+		svc, closeStore, err := server.OpenAdmin(context.Background(), loc.data)
+		if err == nil {
+			svc.AllowInsecureHTTPLoopback = loc.insecureLoopback
+			return localSession{server.NewSession(svc), closeStore}, nil
+		}
+		if !errors.Is(err, server.ErrDataDirInUse) || time.Now().After(deadline) {
+			if errors.Is(err, server.ErrDataDirInUse) {
+				return nil, fmt.Errorf("%w, but no server answers on its admin socket (%s): not opening the database behind its back", err, server.SocketPath(loc.data))
+			}
+			return nil, err
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
-	svc, closeStore, err := server.OpenAdmin(context.Background(), dataDir)
-	if err != nil {
-		return nil, err
-	}
-	return localSession{server.NewSession(svc), closeStore}, nil
 }
 
 // interactive reads lines with editing, history (kept in

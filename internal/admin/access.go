@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -134,6 +135,22 @@ func (s *Service) authorize(cmdletName string) error {
 	return &kindError{ErrAccessDenied, fmt.Sprintf("The role '%s' does not include %s.", s.role, cmdletName)}
 }
 
+// reachOut fails for an organization's admin (any role, View-Only
+// included): what makes the server open a connection to a place the
+// caller names (a live SMTP probe, an issuer's metadata URL, a smart host,
+// an OAuth token endpoint) is for the server's administrator only. Such a
+// connection runs from inside the server's network, so an organization
+// could otherwise use it to probe hosts and ports only the server can
+// reach and read the answers in the cmdlet's output, the queue or the
+// trace (DESIGN, "Every organization is a wall"). The check is here, in
+// the admin service, so that every front end goes through it.
+func (s *Service) reachOut(what string) error {
+	if !s.scoped {
+		return nil
+	}
+	return &kindError{ErrAccessDenied, fmt.Sprintf("%s makes the server connect to a place the caller names; only the server's administrator can do that.", what)}
+}
+
 // APIKeyPrefix starts every API key, so that a leaked key is recognisable
 // (secret scanners look for such prefixes).
 const APIKeyPrefix = "pstn_"
@@ -147,15 +164,24 @@ func apiKeyHash(key string) []byte {
 }
 
 // NewAPIKey creates an API key for the organization with a role and
-// returns the key, which is shown only now.
-func (s *Service) NewAPIKey(ctx context.Context, name string, role Role) (store.APIKey, string, error) {
+// returns the key, which is shown only now. A positive expiresAfter makes
+// the key stop signing in that long from now (New-ApiKey -ExpiresAfter);
+// zero: it lasts until Remove-ApiKey revokes it.
+func (s *Service) NewAPIKey(ctx context.Context, name string, role Role, expiresAfter time.Duration) (store.APIKey, string, error) {
 	if strings.TrimSpace(name) == "" {
 		return store.APIKey{}, "", invalidValue("Name", name, "the name is empty")
+	}
+	if expiresAfter < 0 {
+		return store.APIKey{}, "", invalidValue("ExpiresAfter", expiresAfter.String(), "give a positive time span")
 	}
 	var raw [32]byte
 	rand.Read(raw[:])
 	key := APIKeyPrefix + base64.RawURLEncoding.EncodeToString(raw[:])
-	k := store.APIKey{OrgID: s.org().ID, Name: name, Role: string(role), Hash: apiKeyHash(key), Prefix: key[:len(APIKeyPrefix)+6], Created: time.Now().UTC()}
+	now := time.Now().UTC()
+	k := store.APIKey{OrgID: s.org().ID, Name: name, Role: string(role), Hash: apiKeyHash(key), Prefix: key[:len(APIKeyPrefix)+6], Created: now}
+	if expiresAfter > 0 {
+		k.Expires = now.Add(expiresAfter)
+	}
 	if err := s.Store.SaveAPIKey(ctx, &k); err != nil {
 		return k, "", storeError(err, "API key", name)
 	}
@@ -186,8 +212,11 @@ func (s *Service) RemoveAPIKey(ctx context.Context, identity string) error {
 	return storeError(s.Store.DeleteAPIKey(ctx, keys[0].OrgID, keys[0].ID), "API key", identity)
 }
 
-// ErrBadAPIKey is a key that is malformed, unknown or removed.
+// ErrBadAPIKey is a key that is malformed, unknown, removed or expired.
 var ErrBadAPIKey = errors.New("the API key is not valid")
+
+// ErrAPIKeyExpired is a key past its expiry; it is also an ErrBadAPIKey.
+var ErrAPIKeyExpired = fmt.Errorf("%w: it has expired", ErrBadAPIKey)
 
 // SignIn finds the principal an API key stands for.
 func (s *Service) SignIn(ctx context.Context, key string) (Principal, error) {
@@ -204,6 +233,9 @@ func (s *Service) SignIn(ctx context.Context, key string) (Principal, error) {
 	role, err := ParseRole(k.Role)
 	if err != nil {
 		return Principal{}, ErrBadAPIKey
+	}
+	if !k.Expires.IsZero() && !time.Now().Before(k.Expires) {
+		return Principal{}, ErrAPIKeyExpired
 	}
 	// Recording every use would be a write per request; a minute's
 	// precision is what an admin looking for unused keys needs.
@@ -246,4 +278,75 @@ func (s *Service) Organizations() []*directory.Organization {
 func organizationObject(o *directory.Organization) *cmdlet.Object {
 	return &cmdlet.Object{TypeName: "Organization", DefaultView: cmdlet.TableView, DefaultDisplay: []string{"Name", "Guid", "WhenCreated"},
 		Props: []cmdlet.Prop{{Name: "Name", Value: o.Name}, {Name: "Identity", Value: o.Name}, {Name: "Guid", Value: o.GUID}, {Name: "WhenCreated", Value: o.WhenCreated}}}
+}
+
+// maxExpiresAfter bounds -ExpiresAfter: a key meant to last longer than
+// ten years is one meant never to expire, which is the default.
+const maxExpiresAfter = 10 * 365 * 24 * time.Hour
+
+// ParseTimeSpan reads New-ApiKey -ExpiresAfter: a whole number of days
+// ("90"), PowerShell's TimeSpan text ("90.00:00:00", "12:00:00", as
+// New-TimeSpan prints it), or a Go-style duration with a d unit for days
+// ("90d", "36h", "1d12h", "30m"). The result is positive and at most ten
+// years.
+func ParseTimeSpan(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	bad := invalidValue("ExpiresAfter", s, `give days ("90"), a TimeSpan ("90.00:00:00") or a duration ("36h", "1d12h")`)
+	if s == "" || len(s) > 32 {
+		return 0, bad
+	}
+	var d time.Duration
+	switch {
+	case strings.Contains(s, ":"):
+		// [d.]hh:mm[:ss]
+		days := int64(0)
+		rest := s
+		if dd, hms, ok := strings.Cut(s, "."); ok && !strings.Contains(dd, ":") {
+			n, err := strconv.ParseInt(dd, 10, 32)
+			if err != nil || n < 0 {
+				return 0, bad
+			}
+			days, rest = n, hms
+		}
+		parts := strings.Split(rest, ":")
+		if len(parts) < 2 || len(parts) > 3 {
+			return 0, bad
+		}
+		limits := []int64{23, 59, 59}
+		units := []time.Duration{time.Hour, time.Minute, time.Second}
+		d = time.Duration(days) * 24 * time.Hour
+		for i, p := range parts {
+			n, err := strconv.ParseInt(p, 10, 32)
+			if err != nil || n < 0 || n > limits[i] || len(p) > 2 {
+				return 0, bad
+			}
+			d += time.Duration(n) * units[i]
+		}
+	case strings.IndexFunc(s, func(r rune) bool { return r < '0' || r > '9' }) < 0:
+		n, err := strconv.ParseInt(s, 10, 32)
+		if err != nil {
+			return 0, bad
+		}
+		d = time.Duration(n) * 24 * time.Hour
+	default:
+		rest := s
+		if dd, after, ok := strings.Cut(s, "d"); ok {
+			n, err := strconv.ParseInt(dd, 10, 32)
+			if err != nil || n < 0 {
+				return 0, bad
+			}
+			d, rest = time.Duration(n)*24*time.Hour, after
+		}
+		if rest != "" {
+			x, err := time.ParseDuration(rest)
+			if err != nil || x < 0 || strings.HasPrefix(rest, "-") || strings.HasPrefix(rest, "+") {
+				return 0, bad
+			}
+			d += x
+		}
+	}
+	if d <= 0 || d > maxExpiresAfter {
+		return 0, invalidValue("ExpiresAfter", s, "the time span must be positive and at most ten years")
+	}
+	return d, nil
 }

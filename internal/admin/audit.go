@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"errors"
 	"os/user"
 	"sort"
 	"strings"
@@ -31,15 +32,36 @@ func (c *cmdlets) audited(spec cmdlet.Spec) cmdlet.Spec {
 		}
 		e := store.AuditEntry{OrgID: c.svc.org().ID, At: time.Now().UTC(), Caller: c.svc.caller(), Cmdlet: spec.Name,
 			Parameters: renderParams(inv, secret), Object: auditObject(inv), Succeeded: err == nil}
-		if err != nil {
+		switch {
+		case errors.Is(err, ErrInternal):
+			// The organization's admins read this log: the storage's own
+			// words (file names, SQL) stay in the server's log.
+			e.Error = "The server failed to make the change (an internal error)."
+		case err != nil:
 			e.Error = err.Error()
 		}
 		if aerr := c.svc.Store.AppendAudit(context.WithoutCancel(ctx), e); aerr != nil {
-			inv.Printf("WARNING: the change was made, but the admin audit log could not record it: %v\n", aerr)
+			inv.Printf("%s\n", c.svc.auditWarning(err, aerr))
 		}
 		return out, err
 	}
 	return spec
+}
+
+// auditWarning is what the caller is told when the audit entry could not
+// be written after a change (err nil) or after a failed attempt (err set;
+// nothing was changed then, since each change is one transaction). Only
+// the server's administrator sees the storage's own words: they may name
+// files.
+func (s *Service) auditWarning(err, aerr error) string {
+	detail := ""
+	if !s.scoped {
+		detail = ": " + aerr.Error()
+	}
+	if err != nil {
+		return "WARNING: the admin audit log could not record this failed attempt" + detail
+	}
+	return "WARNING: the change was made, but the admin audit log could not record it" + detail
 }
 
 // renderParams writes the parameters as they were given, in a stable

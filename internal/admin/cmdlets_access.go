@@ -21,11 +21,12 @@ func (c *cmdlets) accessSpecs(identity, optionalIdentity cmdlet.ParamSpec) []cmd
 		{Name: "New-Organization", Synopsis: "Creates an organization (a tenant) with its own domains, mailboxes, connectors and admins; `postern --organization NAME` then acts on it.",
 			SupportsWhatIf: true, Params: []cmdlet.ParamSpec{{Name: "Name", Type: cmdlet.String, Position: 0, Required: true}}, Run: c.newOrganization},
 		{Name: "Get-ApiKey", Synopsis: "Lists the organization's REST API keys (never the keys themselves).", Params: []cmdlet.ParamSpec{optionalIdentity}, Run: c.getApiKey},
-		{Name: "New-ApiKey", Synopsis: "Creates a REST API key for the organization with a role group; the key is shown only once.", SupportsWhatIf: true,
+		{Name: "New-ApiKey", Synopsis: "Creates a REST API key for the organization with a role group; the key is shown only once. -ExpiresAfter 90 (days), 90.00:00:00 or 36h makes it stop working then.", SupportsWhatIf: true,
 			Params: []cmdlet.ParamSpec{{Name: "Name", Type: cmdlet.String, Position: 0, Required: true},
-				{Name: "Role", Type: cmdlet.Enum, ValidValues: roles, Position: -1, Required: true}},
+				{Name: "Role", Type: cmdlet.Enum, ValidValues: roles, Position: -1, Required: true},
+				{Name: "ExpiresAfter", Type: cmdlet.String, Position: -1}},
 			Run: c.newApiKey},
-		{Name: "Remove-ApiKey", Synopsis: "Deletes a REST API key; requests signed with it fail from then on.", SupportsWhatIf: true, Params: []cmdlet.ParamSpec{identity}, Run: c.removeApiKey},
+		{Name: "Remove-ApiKey", Synopsis: "Revokes a REST API key: requests signed with it fail from then on.", SupportsWhatIf: true, Params: []cmdlet.ParamSpec{identity}, Run: c.removeApiKey},
 	}
 }
 
@@ -61,7 +62,7 @@ func (c *cmdlets) apiKeyObject(k store.APIKey, key string) *cmdlet.Object {
 	if o := c.svc.Dir.Load().Organization(k.OrgID); o != nil {
 		org = o.Name
 	}
-	return &cmdlet.Object{TypeName: "ApiKey", DefaultView: cmdlet.TableView, DefaultDisplay: []string{"Name", "Role", "KeyPrefix", "WhenCreated", "LastUsed"},
+	return &cmdlet.Object{TypeName: "ApiKey", DefaultView: cmdlet.TableView, DefaultDisplay: []string{"Name", "Role", "KeyPrefix", "WhenCreated", "LastUsed", "Expires"},
 		Props: []cmdlet.Prop{
 			{Name: "Name", Value: k.Name},
 			{Name: "Identity", Value: k.Name},
@@ -73,6 +74,7 @@ func (c *cmdlets) apiKeyObject(k store.APIKey, key string) *cmdlet.Object {
 			{Name: "Key", Value: nullIfEmpty(key)},
 			{Name: "WhenCreated", Value: k.Created},
 			{Name: "LastUsed", Value: timeOrNull(k.LastUsed)},
+			{Name: "Expires", Value: timeOrNull(k.Expires)},
 		}}
 }
 
@@ -86,16 +88,22 @@ func (c *cmdlets) newApiKey(ctx context.Context, inv *cmdlet.Invocation) ([]*cmd
 	if err != nil {
 		return nil, err
 	}
+	var expiresAfter time.Duration
+	if inv.Has("ExpiresAfter") {
+		if expiresAfter, err = ParseTimeSpan(inv.String("ExpiresAfter")); err != nil {
+			return nil, err
+		}
+	}
 	if whatIf(inv, "Creating API key %q with the role %q.", inv.String("Name"), role) {
 		return nil, nil
 	}
-	k, key, err := c.svc.NewAPIKey(ctx, inv.String("Name"), role)
+	k, key, err := c.svc.NewAPIKey(ctx, inv.String("Name"), role, expiresAfter)
 	if err != nil {
 		return nil, err
 	}
 	inv.Printf("Copy the key now: it is not stored and cannot be shown again.\n")
 	obj := c.apiKeyObject(k, key)
-	obj.DefaultView, obj.DefaultDisplay = cmdlet.ListView, []string{"Name", "Organization", "Role", "Key"}
+	obj.DefaultView, obj.DefaultDisplay = cmdlet.ListView, []string{"Name", "Organization", "Role", "Expires", "Key"}
 	return []*cmdlet.Object{obj}, nil
 }
 

@@ -133,7 +133,10 @@ func (c *cmdlets) testSmtpSubmission(ctx context.Context, inv *cmdlet.Invocation
 	var checks []Check
 	verdict := ""
 	if inv.Has("Server") {
-		checks = ProbeServer(ctx, inv.String("Server"), port == 465)
+		var err error
+		if checks, err = c.svc.ProbeServer(ctx, inv.String("Server"), port == 465); err != nil {
+			return nil, err
+		}
 	} else {
 		useTLS := true
 		if inv.Has("UseTls") {

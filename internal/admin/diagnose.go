@@ -263,7 +263,18 @@ func anonymousFix(rep *reply.Reply, att policy.Attribution, from address.Address
 // troubleshooting guides: it connects to addr as a device would and
 // reports the banner, STARTTLS, the TLS version and certificate, and the
 // AUTH mechanisms offered. implicitTLS is port 465's way.
-func ProbeServer(ctx context.Context, addr string, implicitTLS bool) []Check {
+//
+// It connects where the caller says, so it is for the server's
+// administrator only (reachOut): an organization's API key of any role
+// gets ErrAccessDenied and no connection is opened.
+func (s *Service) ProbeServer(ctx context.Context, addr string, implicitTLS bool) ([]Check, error) {
+	if err := s.reachOut("Test-SmtpSubmission -Server"); err != nil {
+		return nil, err
+	}
+	return probeServer(ctx, addr, implicitTLS), nil
+}
+
+func probeServer(ctx context.Context, addr string, implicitTLS bool) []Check {
 	var checks []Check
 	add := func(check, result, detail string, args ...any) {
 		checks = append(checks, Check{Check: check, Result: result, Detail: fmt.Sprintf(detail, args...)})

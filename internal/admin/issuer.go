@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"fmt"
-	"os"
 	"strings"
 
 	"postern.dev/postern/internal/directory"
@@ -169,20 +168,17 @@ func (s *Service) RotateOAuthSigningKey(ctx context.Context) error {
 	return s.IssuerKeys.Rotate(ctx)
 }
 
-// readCertificate takes PEM text, or the path of a PEM file, and checks
-// that it holds one X.509 certificate.
+// isPEM tells a -Certificate value that is the certificate itself from a
+// path, which only the shell reads (cmdlet.ParamSpec.IsContent).
+func isPEM(v string) bool { return strings.Contains(v, "-----BEGIN") }
+
+// readCertificate checks that PEM text holds one X.509 certificate. It
+// never reads a file: the admin service takes the certificate itself, so
+// that no front end can make the server read a path a caller names.
 func readCertificate(v string) (string, error) {
-	text := v
-	if !strings.Contains(v, "-----BEGIN") {
-		b, err := os.ReadFile(v)
-		if err != nil {
-			return "", invalidValue("Certificate", v, "give a PEM certificate or the path of one")
-		}
-		text = string(b)
-	}
-	block, _ := pem.Decode([]byte(text))
+	block, _ := pem.Decode([]byte(v))
 	if block == nil || block.Type != "CERTIFICATE" {
-		return "", invalidValue("Certificate", firstLine(v), "give a PEM certificate or the path of one")
+		return "", invalidValue("Certificate", firstLine(v), "give a PEM certificate (-----BEGIN CERTIFICATE-----)")
 	}
 	if _, err := x509.ParseCertificate(block.Bytes); err != nil {
 		return "", invalidValue("Certificate", firstLine(v), err.Error())

@@ -323,7 +323,7 @@ func checkAddressesFree(dir *directory.Snapshot, m *directory.Mailbox) error {
 			owner = dir.MailboxBySignIn(a)
 		}
 		if owner != nil && owner.ID != m.ID {
-			return fmt.Errorf("The proxy address \"SMTP:%s\" is already being used by the proxy addresses or LegacyExchangeDN of \"%s\". Please choose another proxy address.", a, owner.Name)
+			return &kindError{ErrExists, fmt.Sprintf("The proxy address \"SMTP:%s\" is already being used by the proxy addresses or LegacyExchangeDN of \"%s\". Please choose another proxy address.", a, owner.Name)}
 		}
 	}
 	return nil

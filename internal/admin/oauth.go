@@ -3,7 +3,6 @@ package admin
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"sort"
 	"strings"
 	"time"
@@ -12,8 +11,11 @@ import (
 	"postern.dev/postern/internal/oauth"
 )
 
-// metadataClient fetches issuers' discovery documents for New-AuthServer.
-var metadataClient = &http.Client{Timeout: 10 * time.Second}
+// urls is the policy for URLs admins give: https only, unless the server
+// was started with allow_insecure_http_loopback (tests).
+func (s *Service) urls() oauth.URLPolicy {
+	return oauth.URLPolicy{AllowLoopbackHTTP: s.AllowInsecureHTTPLoopback}
+}
 
 // AuthServerParams are New-/Set-AuthServer's parameters; nil: not given.
 type AuthServerParams struct {
@@ -47,10 +49,15 @@ func (s *Service) AuthServers(identity string) ([]*directory.AuthServer, error) 
 // sign-in.
 func (s *Service) NewAuthServer(ctx context.Context, p AuthServerParams) (*directory.AuthServer, error) {
 	a := &directory.AuthServer{Enabled: true, UserClaims: directory.DefaultUserClaims}
+	// Reading the metadata document (and, at sign-in, the JWKS it names)
+	// connects where the caller says.
+	if err := s.reachOut("New-AuthServer -AuthMetadataUrl"); err != nil {
+		return nil, err
+	}
 	err := s.change(ctx, func(dir *directory.Snapshot, org *directory.Organization) error {
 		a.OrgID = org.ID
 		p.RefreshAuthMetadata = true
-		if err := applyAuthServer(ctx, a, p); err != nil {
+		if err := s.applyAuthServer(ctx, a, p); err != nil {
 			return err
 		}
 		return storeError(s.Store.SaveAuthServer(ctx, a), "auth server", a.Name)
@@ -72,7 +79,12 @@ func (s *Service) SetAuthServer(ctx context.Context, identity string, p AuthServ
 		if p.AuthMetadataUrl != nil {
 			p.RefreshAuthMetadata = true
 		}
-		if err := applyAuthServer(ctx, &a, p); err != nil {
+		if p.RefreshAuthMetadata && !a.BuiltIn {
+			if err := s.reachOut("Set-AuthServer -AuthMetadataUrl/-RefreshAuthMetadata"); err != nil {
+				return err
+			}
+		}
+		if err := s.applyAuthServer(ctx, &a, p); err != nil {
 			return err
 		}
 		return storeError(s.Store.SaveAuthServer(ctx, &a), "auth server", a.Name)
@@ -93,7 +105,7 @@ func (s *Service) RemoveAuthServer(ctx context.Context, identity string) error {
 	})
 }
 
-func applyAuthServer(ctx context.Context, a *directory.AuthServer, p AuthServerParams) error {
+func (s *Service) applyAuthServer(ctx context.Context, a *directory.AuthServer, p AuthServerParams) error {
 	next := *a
 	if p.Name != nil {
 		next.Name = strings.TrimSpace(*p.Name)
@@ -127,10 +139,10 @@ func applyAuthServer(ctx context.Context, a *directory.AuthServer, p AuthServerP
 		return fmt.Errorf("%s: Audience must be given: the aud claim tokens for Postern carry (for Entra ID, https://outlook.office365.com).", who)
 	}
 	if p.RefreshAuthMetadata && !next.BuiltIn {
-		if err := oauth.CheckURL(next.AuthMetadataUrl); err != nil {
+		if err := s.urls().Check(next.AuthMetadataUrl); err != nil {
 			return invalidValue("AuthMetadataUrl", next.AuthMetadataUrl, err.Error())
 		}
-		md, err := oauth.FetchMetadata(ctx, metadataClient, next.AuthMetadataUrl)
+		md, err := oauth.FetchMetadata(ctx, s.urls().Client(10*time.Second), s.urls(), next.AuthMetadataUrl)
 		if err != nil {
 			return fmt.Errorf("%s: the metadata document could not be read: %v", who, err)
 		}

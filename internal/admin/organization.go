@@ -301,7 +301,7 @@ func (s *Service) AddRecipientPermission(ctx context.Context, identity, trustee,
 			return err
 		}
 		if dir.HasSendAs(tm.ID, idm.ID) {
-			return fmt.Errorf("'%s' already has SendAs permission on '%s'.", tm.PrimarySmtpAddress, idm.PrimarySmtpAddress)
+			return &kindError{ErrExists, fmt.Sprintf("'%s' already has SendAs permission on '%s'.", tm.PrimarySmtpAddress, idm.PrimarySmtpAddress)}
 		}
 		p := &directory.RecipientPermission{OrgID: org.ID, Identity: idm.ID, Trustee: tm.ID}
 		out = Permission{Identity: idm, Trustee: tm}

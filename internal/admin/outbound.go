@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/url"
 	"strconv"
 	"strings"
 
@@ -101,6 +100,13 @@ func (s *Service) RemoveOutboundConnector(ctx context.Context, identity string) 
 // applyOutbound validates every given parameter, and the result as a
 // whole, before changing c.
 func (s *Service) applyOutbound(c *directory.OutboundConnector, p OutboundConnectorParams) error {
+	// Smart hosts and token endpoints are places the queue connects to
+	// (and reports on, in Get-QueueMessage and the trace).
+	if p.SmartHosts != nil || p.OAuthTokenEndpoint != nil {
+		if err := s.reachOut("-SmartHosts/-OAuthTokenEndpoint"); err != nil {
+			return err
+		}
+	}
 	next := *c
 	set := func(dst *string, v *string) {
 		if v != nil {
@@ -203,9 +209,8 @@ func (s *Service) applyOutbound(c *directory.OutboundConnector, p OutboundConnec
 		if next.SmtpUser == "" || next.OAuthTokenEndpoint == "" || next.OAuthClientId == "" || next.OAuthClientSecretSealed == "" {
 			return fmt.Errorf("%s: AuthMechanism XOAUTH2 needs SmtpUser, OAuthTokenEndpoint, OAuthClientId and OAuthClientSecret.", who)
 		}
-		u, perr := url.Parse(next.OAuthTokenEndpoint)
-		if perr != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			return invalidValue("OAuthTokenEndpoint", next.OAuthTokenEndpoint, "give the https:// URL of the token endpoint")
+		if err := s.urls().Check(next.OAuthTokenEndpoint); err != nil {
+			return invalidValue("OAuthTokenEndpoint", next.OAuthTokenEndpoint, "give the https:// URL of the token endpoint: "+err.Error())
 		}
 	}
 	if next.AuthMechanism != directory.AuthNone && next.UseMXRecord {

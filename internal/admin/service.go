@@ -41,6 +41,11 @@ type Service struct {
 	IssuerKeys *issuer.Keys
 	// Queue acts on the outbound queue (Retry-Queue, Remove-QueueMessage).
 	Queue QueueControl
+	// AllowInsecureHTTPLoopback lets URLs admins give (New-AuthServer
+	// -AuthMetadataUrl, -OAuthTokenEndpoint) be plain http to a loopback
+	// address: the server-level setting allow_insecure_http_loopback,
+	// meant for tests' identity providers. Otherwise they are https only.
+	AllowInsecureHTTPLoopback bool
 
 	// mu serialises changes: read-validate-write must not interleave. It
 	// is shared by the services As and ForOrganization derive.
@@ -128,6 +133,10 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrExists: the object to create exists already.
 	ErrExists = errors.New("already exists")
+	// ErrInternal: the server failed (the disk is full, the database is
+	// unreadable), not the request. Front ends answer it with a generic
+	// text and log the detail: it may name files and SQL.
+	ErrInternal = store.ErrInternal
 )
 
 // kindError is an admin error: Exchange's message, and its kind.

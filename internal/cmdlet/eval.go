@@ -186,6 +186,9 @@ func call(ctx context.Context, spec *Spec, inv *Invocation) ([]Value, error) {
 	if err := checkMandatory(spec, inv); err != nil {
 		return nil, err
 	}
+	if err := readContentParams(spec, inv); err != nil {
+		return nil, err
+	}
 	objs, err := spec.Run(ctx, inv)
 	if err != nil {
 		return nil, err

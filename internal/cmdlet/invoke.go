@@ -60,6 +60,9 @@ func (r *Runner) Invoke(ctx context.Context, name string, params map[string]any)
 	}
 	delete(inv.Args, "ErrorAction")
 	inv.Host, inv.Dir, inv.noFiles = r.Out, r.Dir, true
+	if err := readContentParams(spec, inv); err != nil {
+		return nil, err
+	}
 	objs, err := spec.Run(ctx, inv)
 	if err != nil {
 		return nil, err

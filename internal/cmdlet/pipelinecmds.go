@@ -135,6 +135,33 @@ func scriptBlock(inv *Invocation, name string) (*ScriptBlock, error) {
 	return sb, nil
 }
 
+// readContentParams replaces the value of each IsContent parameter that
+// is a path by the file's text (see ParamSpec.IsContent).
+func readContentParams(spec *Spec, inv *Invocation) error {
+	for _, p := range spec.Params {
+		if p.IsContent == nil || !inv.Has(p.Name) {
+			continue
+		}
+		v := inv.String(p.Name)
+		if v == "" || p.IsContent(v) {
+			continue
+		}
+		if inv.noFiles {
+			return &ParameterError{fmt.Errorf("Cannot bind parameter '%s'. Give the document itself (its text): files are not read here.", p.Name)}
+		}
+		path, err := resolvePath(inv, v)
+		if err != nil {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return &ParameterError{fmt.Errorf("Cannot bind parameter '%s'. Cannot find path '%s' because it does not exist.", p.Name, v)}
+		}
+		inv.Args[p.Name] = string(b)
+	}
+	return nil
+}
+
 // resolvePath takes a relative path from the shell's directory.
 func resolvePath(inv *Invocation, p string) (string, error) {
 	if inv.noFiles {

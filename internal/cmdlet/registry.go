@@ -92,6 +92,14 @@ type ParamSpec struct {
 	// MultiValued lets a StringList take @{Add=...; Remove=...}.
 	MultiValued bool
 	Help        string
+	// IsContent, when set, marks a parameter that takes a document (a
+	// PEM certificate): a value it accepts is the document itself; any
+	// other value is a path that the shell reads for the cmdlet, relative
+	// to its directory, before Run sees it. Only the shell does: where
+	// files are off (the REST API), a path is refused, so that no caller
+	// makes the server read a file it names. The admin service only ever
+	// receives the content.
+	IsContent func(string) bool
 }
 
 // Spec declares a cmdlet.

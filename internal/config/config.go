@@ -75,6 +75,13 @@ type Config struct {
 	ConnectionRatePerIP int `toml:"connection_rate_per_ip"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `toml:"log_level"`
+	// AllowInsecureHTTPLoopback lets the URLs admins give (New-AuthServer
+	// -AuthMetadataUrl, an outbound connector's -OAuthTokenEndpoint, and
+	// the JWKS and token URLs fetched from them) be plain http to a
+	// loopback address. Meant for tests' identity providers only: keys and
+	// tokens fetched in the clear can be replaced or read. Off, every such
+	// URL, and every redirect it answers with, must be https.
+	AllowInsecureHTTPLoopback bool `toml:"allow_insecure_http_loopback"`
 }
 
 // Delivery configures the outbound queue ([delivery] in the file).
@@ -249,4 +256,5 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Delivery.DelayNotice.Duration, "delivery-delay-notice", c.Delivery.DelayNotice.Duration, "when to tell the sender of a delay (0 never)")
 	fs.DurationVar(&c.Delivery.CommandTimeout.Duration, "delivery-command-timeout", c.Delivery.CommandTimeout.Duration, "wait for each reply of a remote server")
 	fs.StringVar(&c.Delivery.RootCAFile, "delivery-root-ca", c.Delivery.RootCAFile, "PEM CAs trusted for smart hosts, besides the system's")
+	fs.BoolVar(&c.AllowInsecureHTTPLoopback, "allow-insecure-http-loopback", c.AllowInsecureHTTPLoopback, "allow plain http identity providers and token endpoints on loopback (tests only)")
 }

@@ -90,6 +90,7 @@ func TestTokenEndpoint(t *testing.T) {
 		}
 		// The token verifies as an application token for app-1.
 		v := oauth.NewVerifier(nil, nil)
+		v.URLs.AllowLoopbackHTTP = true
 		id, _, err := v.Verify(context.Background(), body["access_token"].(string), []oauth.Issuer{{Issuer: srv.URL, Audience: Audience,
 			JwksURI: srv.URL + KeysPath}})
 		if err != nil || id.AppID != "app-1" || len(id.Roles) != 1 || id.Roles[0] != "SMTP.SendAsApp" || body["expires_in"].(float64) != 3600 {

@@ -86,6 +86,9 @@ type Verifier struct {
 	Skew time.Duration
 	// MinRefresh is the least time between two fetches of one JWKS.
 	MinRefresh time.Duration
+	// URLs is the policy JWKS URIs are fetched under (https only unless
+	// it allows loopback http).
+	URLs URLPolicy
 
 	mu   sync.Mutex
 	sets map[string]*keySet // by JWKS URI
@@ -214,7 +217,7 @@ func (v *Verifier) key(ctx context.Context, uri, kid, alg string) (*jose.JSONWeb
 		}
 		return nil, ErrUnknownKey
 	}
-	keys, err := fetchJWKS(ctx, v.client, uri)
+	keys, err := fetchJWKS(ctx, v.client, v.URLs, uri)
 	ks.fetched, ks.err = v.now(), err
 	if err != nil {
 		// Keep the old keys: an identity provider that is down must not

@@ -8,7 +8,10 @@ import (
 	"crypto/rsa"
 	"encoding/base64"
 	"errors"
+	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -25,11 +28,12 @@ func setup(t *testing.T) (*testidp.IdP, *Verifier, []Issuer) {
 		t.Fatal(err)
 	}
 	t.Cleanup(idp.Close)
-	md, err := FetchMetadata(context.Background(), nil2(), idp.MetadataURL)
+	md, err := FetchMetadata(context.Background(), nil2(), loopback, idp.MetadataURL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	v := NewVerifier(nil, nil)
+	v.URLs = loopback
 	return idp, v, []Issuer{{Name: "Test IdP", Issuer: md.Issuer, JwksURI: md.JwksURI, Audience: "https://outlook.office365.com"}}
 }
 
@@ -130,6 +134,7 @@ func TestKeysUnavailable(t *testing.T) {
 	}
 
 	slow := NewVerifier(nil2(), nil)
+	slow.URLs = loopback
 	slow.client.Timeout = 200 * time.Millisecond
 	idp.Down(false)
 	idp.Slow(2 * time.Second)
@@ -139,11 +144,67 @@ func TestKeysUnavailable(t *testing.T) {
 	}
 }
 
-func TestCheckURL(t *testing.T) {
-	for url, ok := range map[string]bool{"https://login.microsoftonline.com/x/v2.0/.well-known/openid-configuration": true,
-		"http://127.0.0.1:8080/x": true, "http://localhost/x": true, "http://idp.contoso.com/x": false, "ftp://x/y": false, "/relative": false} {
-		if err := CheckURL(url); (err == nil) != ok {
-			t.Errorf("CheckURL(%q) = %v", url, err)
+// loopback is the policy tests' plain-http identity providers need.
+var loopback = URLPolicy{AllowLoopbackHTTP: true}
+
+func TestURLPolicyCheck(t *testing.T) {
+	for _, tt := range []struct {
+		url            string
+		strict, loopOK bool
+	}{
+		{"https://login.microsoftonline.com/x/v2.0/.well-known/openid-configuration", true, true},
+		{"http://127.0.0.1:8080/x", false, true},
+		{"http://[::1]:8080/x", false, true},
+		{"http://localhost/x", false, true},
+		{"http://idp.contoso.com/x", false, false},
+		{"http://10.0.0.1/x", false, false},
+		{"ftp://x/y", false, false},
+		{"/relative", false, false},
+		{"https://", false, false},
+	} {
+		if err := (URLPolicy{}).Check(tt.url); (err == nil) != tt.strict {
+			t.Errorf("strict Check(%q) = %v", tt.url, err)
+		}
+		if err := loopback.Check(tt.url); (err == nil) != tt.loopOK {
+			t.Errorf("loopback Check(%q) = %v", tt.url, err)
+		}
+	}
+}
+
+// TestRedirectLeavingHTTPS: a metadata URL that passed the check cannot
+// be redirected to a URL that would not.
+func TestRedirectLeavingHTTPS(t *testing.T) {
+	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(`{"issuer":"x","jwks_uri":"https://x/keys"}`))
+	}))
+	defer plain.Close()
+	// The https server redirects to http on loopback: allowed only with
+	// the test setting, and to a non-loopback http URL never.
+	tlsSrv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		target := plain.URL + "/md"
+		if r.URL.Path == "/away" {
+			target = "http://idp.example/md"
+		}
+		http.Redirect(w, r, target, http.StatusFound)
+	}))
+	defer tlsSrv.Close()
+	for _, tt := range []struct {
+		policy URLPolicy
+		path   string
+		ok     bool
+	}{
+		{URLPolicy{}, "/md", false},
+		{loopback, "/md", true},
+		{loopback, "/away", false},
+	} {
+		c := tt.policy.Client(5 * time.Second)
+		c.Transport = policyTransport{tlsSrv.Client().Transport, tt.policy}
+		_, err := FetchMetadata(context.Background(), c, tt.policy, tlsSrv.URL+tt.path)
+		if (err == nil) != tt.ok {
+			t.Errorf("%+v %s: %v", tt.policy, tt.path, err)
+		}
+		if !tt.ok && (err == nil || !strings.Contains(err.Error(), "https")) {
+			t.Errorf("%+v %s: the error should say https: %v", tt.policy, tt.path, err)
 		}
 	}
 }
@@ -156,6 +217,7 @@ func FuzzVerify(f *testing.F) {
 	defer idp.Close()
 	issuers := []Issuer{{Name: "t", Issuer: idp.URL, JwksURI: idp.URL + "/keys", Audience: "a"}}
 	v := NewVerifier(nil, nil)
+	v.URLs = loopback
 	f.Add(idp.Token(testidp.Claims{"aud": "a"}))
 	f.Add("eyJhbGciOiJub25lIn0.e30.")
 	f.Fuzz(func(t *testing.T, token string) {
@@ -178,10 +240,35 @@ func BenchmarkVerify(b *testing.B) {
 	defer idp.Close()
 	issuers := []Issuer{{Name: "t", Issuer: idp.URL, JwksURI: idp.URL + "/keys", Audience: "a"}}
 	v := NewVerifier(nil, nil)
+	v.URLs = loopback
 	tok := idp.Token(testidp.Claims{"aud": "a", "scp": "SMTP.Send", "upn": "u@c"})
 	for b.Loop() {
 		if _, _, err := v.Verify(context.Background(), tok, issuers); err != nil {
 			b.Fatal(err)
 		}
 	}
+}
+
+// FuzzURLPolicyCheck: whatever the text, a URL the strict policy allows
+// is https with a host, and one the loopback policy allows beyond that is
+// http to a loopback host.
+func FuzzURLPolicyCheck(f *testing.F) {
+	for _, s := range []string{"https://idp.example/x", "http://127.0.0.1:1/x", "http://localhost/x", "http://[::1]/", "HTTP://127.0.0.1/", "https://", "http://127.0.0.1@evil.example/"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		u, perr := url.Parse(raw)
+		if (URLPolicy{}).Check(raw) == nil && (perr != nil || u.Scheme != "https" || u.Host == "") {
+			t.Fatalf("strict policy allowed %q", raw)
+		}
+		if loopback.Check(raw) == nil && (perr != nil || u.Host == "") {
+			t.Fatalf("loopback policy allowed %q", raw)
+		}
+		if loopback.Check(raw) == nil && u.Scheme != "https" {
+			h := u.Hostname()
+			if ip := net.ParseIP(h); h != "localhost" && (ip == nil || !ip.IsLoopback()) {
+				t.Fatalf("loopback policy allowed http to %q (%q)", h, raw)
+			}
+		}
+	})
 }

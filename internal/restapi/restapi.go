@@ -16,7 +16,15 @@
 // to one organization and has one role group; every request acts as that
 // organization's admin in that role (admin.Service.As), so one
 // organization's keys never see or change another's objects. Changes are
-// written to the admin audit log under the key's name.
+// written to the admin audit log under the key's name. A key may expire
+// (New-ApiKey -ExpiresAfter) and is revoked by Remove-ApiKey; nothing a key
+// asks makes the server connect where it names (admin.Service.reachOut) or
+// read a file on the server (cmdlet.Runner.NoFiles).
+//
+// Statuses: 400 a request the cmdlet refuses, 401 no valid key, 403 outside
+// the key's role, 404 not found, 409 exists already, 500 a failure of the
+// server itself (admin.ErrInternal), answered with a generic text while
+// the detail goes to the log.
 //
 // GET /api/v1/openapi.json describes all of it (OpenAPI 3.1), generated
 // from the cmdlet registry, so that it cannot drift from the cmdlets.
@@ -102,6 +110,7 @@ type request struct {
 	r      *http.Request
 	runner *cmdlet.Runner
 	out    *bytes.Buffer
+	log    *slog.Logger
 }
 
 // signedIn authenticates the caller and gives the handler a cmdlet runner
@@ -129,11 +138,15 @@ func (h *Handler) signedIn(next func(*request)) http.HandlerFunc {
 			}
 			h.log().Info("api sign-in refused", "remote", r.RemoteAddr, "key", keyHint(key))
 			w.Header().Set("WWW-Authenticate", `Bearer realm="postern", error="invalid_token"`)
-			writeError(w, http.StatusUnauthorized, "Unauthorized", "The API key is not valid.")
+			msg := "The API key is not valid."
+			if errors.Is(err, admin.ErrAPIKeyExpired) {
+				msg = "The API key has expired: create a new one with New-ApiKey."
+			}
+			writeError(w, http.StatusUnauthorized, "Unauthorized", msg)
 			return
 		}
 		out := &bytes.Buffer{}
-		next(&request{w: w, r: r, out: out, runner: &cmdlet.Runner{Registry: h.registry(p), Out: out, NoFiles: true}})
+		next(&request{w: w, r: r, out: out, log: h.log(), runner: &cmdlet.Runner{Registry: h.registry(p), Out: out, NoFiles: true}})
 	}
 }
 
@@ -200,9 +213,20 @@ func (h *Handler) invoke(q *request, name string, params map[string]any) ([]*cmd
 	return objs, true
 }
 
-// fail answers an error from a cmdlet with its status and message.
+// internalMessage is all a caller learns of a server-side failure: the
+// detail (file names, SQL) is for the server's log, not for API clients.
+const internalMessage = "The server could not complete the request; the details are in its log."
+
+// fail answers an error from a cmdlet with its status and message; a
+// failure of the server itself (admin.ErrInternal) is logged and answered
+// 500 with a generic text.
 func (q *request) fail(err error) {
 	status, code := classify(err)
+	if status == http.StatusInternalServerError {
+		q.log.Error("api request failed", "method", q.r.Method, "path", q.r.URL.Path, "err", err)
+		writeError(q.w, status, code, internalMessage)
+		return
+	}
 	writeError(q.w, status, code, err.Error())
 }
 
@@ -217,6 +241,8 @@ func classify(err error) (int, string) {
 		return http.StatusNotFound, "NotFound"
 	case errors.Is(err, admin.ErrExists):
 		return http.StatusConflict, "Conflict"
+	case errors.Is(err, admin.ErrInternal):
+		return http.StatusInternalServerError, "InternalServerError"
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return http.StatusServiceUnavailable, "Unavailable"
 	}

@@ -61,13 +61,13 @@ New-Organization -Name Fabrikam`)
 New-Mailbox -Name ann -PrimarySmtpAddress ann@fabrikam.com -Password 'Passw0rd!y'`)
 	f := &fixture{t: t, svc: svc, keys: map[string]string{}}
 	for name, role := range map[string]admin.Role{"ops": admin.OrganizationManagement, "helpdesk": admin.RecipientManagement, "auditor": admin.ViewOnly} {
-		_, key, err := svc.NewAPIKey(ctx, name, role)
+		_, key, err := svc.NewAPIKey(ctx, name, role, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
 		f.keys[name] = key
 	}
-	_, f.keys["fabops"], err = fab.NewAPIKey(ctx, "fabops", admin.OrganizationManagement)
+	_, f.keys["fabops"], err = fab.NewAPIKey(ctx, "fabops", admin.OrganizationManagement, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,7 +262,7 @@ func TestAnswersMatchTheDescription(t *testing.T) {
 	f := newFixture(t)
 	ops := f.keys["ops"]
 	for _, r := range []struct{ method, path, body string }{
-		{"POST", "outbound-connectors", `{"Name": "m365", "RecipientDomains": "*", "SmartHosts": "smtp.office365.com", "UseMXRecord": false, "AuthMechanism": "Basic", "SmtpUser": "relay@contoso.com", "SmtpPassword": "pw"}`},
+		{"POST", "outbound-connectors", `{"Name": "m365", "RecipientDomains": "*", "TlsSettings": "EncryptionOnly", "Comment": "MX-routed: an organization key may not name smart hosts"}`},
 		{"POST", "dkim-signing-configs", `{"DomainName": "contoso.com", "Enabled": true, "KeySize": 1024}`},
 		{"POST", "oauth-apps", `{"Name": "scanner-app"}`},
 		{"POST", "authentication-policies", `{"Name": "Block Basic"}`},

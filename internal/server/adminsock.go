@@ -5,9 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
-	"os"
 	"syscall"
 	"time"
 
@@ -18,7 +18,8 @@ import (
 // The admin socket lets `postern --data DIR <Cmdlet> ...` run against the
 // server that owns DIR, so that a change takes effect in the running server
 // at once, through the same admin service. It is a Unix socket inside the
-// data directory (mode 0600, directory 0700): only the server's own user can
+// data directory, created with mode 0600 (never wider, not even between
+// bind and chmod: see listenPrivateUnix): only the server's own user can
 // reach it. A connection carries JSON requests, each answered by one JSON
 // response, and is one shell session: variables assigned by one request are
 // there for the next (the interactive shell sends a request per line).
@@ -42,23 +43,17 @@ type AdminResponse struct {
 	Error  string `json:"error,omitempty"`
 }
 
+// listenAdminSocket creates the admin socket with its final permissions
+// (listenPrivateUnix). The server holds the data directory's lock, so a
+// socket already at the path is one a killed server left: the rename
+// replaces it.
 func (s *Server) listenAdminSocket() error {
 	path := SocketPath(s.cfg.Data)
-	// A socket left by a server that was killed would block the bind.
-	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
-		c.Close()
-		return errors.New("another server is already running on " + s.cfg.Data)
-	}
-	os.Remove(path)
-	l, err := net.Listen("unix", path)
+	l, fi, err := listenPrivateUnix(path)
 	if err != nil {
-		return err
+		return fmt.Errorf("admin socket: %w", err)
 	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		l.Close()
-		return err
-	}
-	s.adminSock = l
+	s.adminSock, s.adminSockFile = l, fi
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()

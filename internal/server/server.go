@@ -55,21 +55,42 @@ type Server struct {
 	https     *http.Server
 	wg        sync.WaitGroup
 	stop      chan struct{}
+
+	// adminSockFile is the socket this server created: Close removes it
+	// and nothing else at that path.
+	adminSockFile os.FileInfo
+	// lock is the data directory's lock, held from Start to Close.
+	lock *dirLock
 }
 
 // OpenAdmin opens the data directory for administration only (no
-// listeners): what `postern <Cmdlet>` uses when no server runs.
+// listeners): what `postern <Cmdlet>` uses when no server runs. It takes
+// the data directory's lock first and fails with ErrDataDirInUse when a
+// server (or another cmdlet) holds it, so that no cmdlet writes to the
+// database behind a running server's back; the returned close function
+// releases it. A missing or mistyped directory is ErrNoDataDir: only
+// serve creates one.
 func OpenAdmin(ctx context.Context, dataDir string) (*admin.Service, func() error, error) {
-	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+	if _, err := prepareDataDir(dataDir, false); err != nil {
+		return nil, nil, err
+	}
+	lock, err := lockDataDir(dataDir)
+	if err != nil {
 		return nil, nil, err
 	}
 	st, err := sqlite.Open(dataDir)
 	if err != nil {
+		lock.Unlock()
 		return nil, nil, err
+	}
+	closeAll := func() error {
+		err := st.Close()
+		lock.Unlock()
+		return err
 	}
 	box, err := secret.LoadOrCreate(filepath.Join(dataDir, secretKeyName))
 	if err != nil {
-		st.Close()
+		closeAll()
 		return nil, nil, err
 	}
 	svc := &admin.Service{Store: st, Dir: &directory.Current{}, HashPassword: auth.HashPassword, Secrets: box}
@@ -78,27 +99,44 @@ func OpenAdmin(ctx context.Context, dataDir string) (*admin.Service, func() erro
 	svc.Queue = queue.New(queue.Config{Store: st, Directory: svc.Dir, Secrets: box, Hostname: "localhost"})
 	svc.IssuerKeys = &issuer.Keys{Store: st, Secrets: box}
 	if err := svc.Open(ctx); err != nil {
-		st.Close()
+		closeAll()
 		return nil, nil, err
 	}
-	return svc, st.Close, nil
+	return svc, closeAll, nil
 }
 
 // Start opens the data directory and starts every configured listener.
+//
+// The data directory's lock is taken before anything else is opened: a
+// second server on a directory a running one holds fails here, before any
+// listener, and leaves the running server's admin socket alone.
 func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, error) {
-	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
+	created, err := prepareDataDir(cfg.Data, true)
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		log.Info("created the data directory", "data", cfg.Data)
+	}
+	lock, err := lockDataDir(cfg.Data)
+	if errors.Is(err, ErrDataDirInUse) {
+		return nil, fmt.Errorf("%w: a server is already running on it (or a cmdlet is at work); stop it first", err)
+	}
+	if err != nil {
 		return nil, err
 	}
 	st, err := sqlite.Open(cfg.Data)
 	if err != nil {
+		lock.Unlock()
 		return nil, err
 	}
 	s := &Server{
-		cfg: cfg, log: log, store: st, stop: make(chan struct{}), listeners: make(map[smtpd.Role]net.Listener),
+		cfg: cfg, log: log, store: st, lock: lock, stop: make(chan struct{}), listeners: make(map[smtpd.Role]net.Listener),
 		recipients: limits.NewRecipientWindow(24*time.Hour, 288),
 		pacer:      limits.NewPacer(directory.MessageRateLimit, time.Minute),
 	}
-	s.Admin = &admin.Service{Store: st, Dir: &directory.Current{}, HashPassword: auth.HashPassword, Hostname: cfg.Hostname}
+	s.Admin = &admin.Service{Store: st, Dir: &directory.Current{}, HashPassword: auth.HashPassword, Hostname: cfg.Hostname,
+		AllowInsecureHTTPLoopback: cfg.AllowInsecureHTTPLoopback}
 	if err := s.start(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -129,6 +167,7 @@ func (s *Server) start(ctx context.Context) error {
 		return fmt.Errorf("delivery root_ca_file: %w", err)
 	}
 	d := s.cfg.Delivery
+	urls := oauth.URLPolicy{AllowLoopbackHTTP: s.cfg.AllowInsecureHTTPLoopback}
 	s.queue = queue.New(queue.Config{
 		Store: s.store, Directory: s.Admin.Dir, Secrets: box, Resolver: newResolver(s.cfg.Resolver),
 		Hostname: s.cfg.Hostname, Log: s.log, MXPort: d.MXPort, Workers: d.Workers, PerDestination: d.PerDestination,
@@ -136,6 +175,9 @@ func (s *Server) start(ctx context.Context) error {
 		Timeouts: smtpclient.Timeouts{Greeting: d.CommandTimeout.Duration, Command: d.CommandTimeout.Duration,
 			DataLine: d.CommandTimeout.Duration, DataEnd: 2 * d.CommandTimeout.Duration},
 		RootCAs: roots,
+		// Token endpoints: https only (on every redirect hop too), as
+		// the admin service checked when they were given.
+		HTTPClient: urls.Client(30 * time.Second),
 	})
 	s.Admin.Queue = s.queue
 	// The rolling 24-hour recipient counts survive restarts: rebuild them
@@ -167,7 +209,7 @@ func (s *Server) start(ctx context.Context) error {
 			Duration: s.cfg.Auth.LockoutDuration.Duration}),
 		Now:       time.Now,
 		Sleep:     time.Sleep,
-		Verifier:  oauth.NewVerifier(nil, nil),
+		Verifier:  newVerifier(urls),
 		Log:       s.log,
 		LocalKeys: keys.JWKS,
 	}
@@ -289,8 +331,10 @@ func (s *Server) Close() error {
 	}
 	close(s.stop)
 	s.wg.Wait()
-	os.Remove(SocketPath(s.cfg.Data))
-	return s.store.Close()
+	removeIfSame(SocketPath(s.cfg.Data), s.adminSockFile)
+	err := s.store.Close()
+	s.lock.Unlock()
+	return err
 }
 
 // listenHTTPS starts the admin HTTPS listener (when configured), which
@@ -363,3 +407,11 @@ const secretKeyName = "secret.key"
 
 // SocketPath is where a running server listens for admin commands.
 func SocketPath(dataDir string) string { return filepath.Join(dataDir, "admin.sock") }
+
+// newVerifier checks OAuth tokens, fetching issuers' JWKS under the URL
+// policy (https only, unless allow_insecure_http_loopback).
+func newVerifier(urls oauth.URLPolicy) *oauth.Verifier {
+	v := oauth.NewVerifier(urls.Client(5*time.Second), nil)
+	v.URLs = urls
+	return v
+}

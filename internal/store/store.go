@@ -22,6 +22,10 @@ import (
 var (
 	ErrNotFound = errors.New("not found")
 	ErrConflict = errors.New("already exists")
+	// ErrInternal wraps every other failure of the storage itself (disk
+	// full, I/O error, a corrupt file): the request was not at fault, and
+	// the REST API answers 500 for it rather than 400.
+	ErrInternal = errors.New("storage failure")
 )
 
 // Store is Postern's storage.
@@ -332,6 +336,8 @@ type APIKey struct {
 	Prefix   string
 	Created  time.Time
 	LastUsed time.Time
+	// Expires is when the key stops signing in; zero: never.
+	Expires time.Time
 }
 
 // AuditQuery selects audit entries, newest first.

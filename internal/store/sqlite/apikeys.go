@@ -12,8 +12,8 @@ import (
 // SaveAPIKey adds an API key.
 func (s *Store) SaveAPIKey(ctx context.Context, k *store.APIKey) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO api_keys (org_id, name, role, key_hash, key_prefix, created) VALUES (?, ?, ?, ?, ?, ?)`,
-			k.OrgID, k.Name, k.Role, k.Hash, k.Prefix, nanos(k.Created))
+		res, err := tx.ExecContext(ctx, `INSERT INTO api_keys (org_id, name, role, key_hash, key_prefix, created, expires) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			k.OrgID, k.Name, k.Role, k.Hash, k.Prefix, nanos(k.Created), nanos(k.Expires))
 		if isConstraint(err) {
 			return store.ErrConflict
 		}
@@ -25,15 +25,18 @@ func (s *Store) SaveAPIKey(ctx context.Context, k *store.APIKey) error {
 	})
 }
 
-const apiKeyColumns = `id, org_id, name, role, key_hash, key_prefix, created, last_used`
+const apiKeyColumns = `id, org_id, name, role, key_hash, key_prefix, created, last_used, expires`
 
 func scanAPIKey(rows interface{ Scan(...any) error }) (store.APIKey, error) {
 	var k store.APIKey
-	var created, used int64
-	err := rows.Scan(&k.ID, &k.OrgID, &k.Name, &k.Role, &k.Hash, &k.Prefix, &created, &used)
+	var created, used, expires int64
+	err := rows.Scan(&k.ID, &k.OrgID, &k.Name, &k.Role, &k.Hash, &k.Prefix, &created, &used, &expires)
 	k.Created = fromNanos(created)
 	if used != 0 {
 		k.LastUsed = fromNanos(used)
+	}
+	if expires != 0 {
+		k.Expires = fromNanos(expires)
 	}
 	return k, err
 }

@@ -138,15 +138,15 @@ type querier interface {
 func each(ctx context.Context, q querier, query string, fn func(*sql.Rows) error, args ...any) error {
 	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
-		return err
+		return internal(err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		if err := fn(rows); err != nil {
-			return err
+			return internal(err)
 		}
 	}
-	return rows.Err()
+	return internal(rows.Err())
 }
 
 // upsert inserts when *id is 0 (setting it) and updates otherwise; the

@@ -16,6 +16,7 @@ import (
 	"context"
 	"database/sql"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"net/url"
@@ -159,11 +160,24 @@ func isConstraint(err error) bool {
 func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
-		return err
+		return internal(err)
 	}
 	if err := fn(tx); err != nil {
 		tx.Rollback()
+		return internal(err)
+	}
+	return internal(tx.Commit())
+}
+
+// internal marks a failure of the storage itself (SQLITE_FULL, an I/O
+// error) with store.ErrInternal, so that the admin service and the REST
+// API tell it from a request's fault; the store's own kinds and a
+// cancelled context pass unchanged.
+func internal(err error) error {
+	switch {
+	case err == nil, errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrInternal),
+		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return err
 	}
-	return tx.Commit()
+	return fmt.Errorf("%w: %w", store.ErrInternal, err)
 }
