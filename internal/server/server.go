@@ -166,8 +166,12 @@ func (s *Server) start(ctx context.Context) error {
 		LocalKeys: keys.JWKS,
 	}
 	s.connLog = connlog.New(s.store, s.log)
+	spool, err := transport.CleanSpool(filepath.Join(s.cfg.Data, "spool"))
+	if err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
 	sub := &transport.Submitter{Store: s.store, Hostname: s.cfg.Hostname, Recipients: s.recipients, Pacer: s.pacer, Log: s.log, Now: time.Now,
-		Queued: s.queue.Nudge}
+		Queued: s.queue.Nudge, SpoolDir: spool}
 	s.smtp = smtpd.New(smtpd.Config{
 		Hostname: s.cfg.Hostname, TLS: tlsCfg, ReadTimeout: s.cfg.IdleTimeout.Duration, WriteTimeout: time.Minute, ClientCAs: cas,
 		SenderAuth: &senderauth.Checker{Resolver: newResolver(s.cfg.Resolver), Hostname: s.cfg.Hostname},

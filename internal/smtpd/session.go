@@ -229,10 +229,12 @@ func (s *session) data(r io.Reader) error {
 	if s.mailbox != nil {
 		limit = policy.SendSizeLimit(s.mailbox)
 	}
-	msg, rep := transport.ReadMessage(r, limit)
+	msg, rep := transport.ReadMessage(r, limit, s.srv.submitter.SpoolDir)
 	if rep != nil {
 		return rep
 	}
+	defer msg.Close() // the spool file; commits keep their own links
+
 	dir := s.srv.dir.Load()
 	in := &transport.Submission{
 		From: s.from, Recipients: s.recipients, Message: msg,
@@ -281,7 +283,7 @@ func (s *session) data(r io.Reader) error {
 			if !s.from.IsZero() {
 				from = s.from.String()
 			}
-			res := c.Check(context.Background(), senderauth.Input{ClientIP: s.ip, Helo: s.conn.Hostname(), MailFrom: from, Message: msg.Raw})
+			res := c.Check(context.Background(), senderauth.Input{ClientIP: s.ip, Helo: s.conn.Hostname(), MailFrom: from, Message: msg, Size: msg.Size()})
 			in.AuthenticationResults, in.Junk = res.Header, res.Junk
 		}
 	}

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -39,6 +40,7 @@ const FileName = "postern.db"
 // Store is the SQLite store. It implements store.Store.
 type Store struct {
 	w, r *sql.DB
+	dir  string // the data directory
 
 	commits chan *pendingCommit
 	closing chan struct{}
@@ -53,7 +55,9 @@ var _ store.Store = (*Store)(nil)
 const maxBatch = 128
 
 // Open opens (creating if needed) the database in dir and brings its schema
-// up to date.
+// up to date. It removes body files no message refers to (left by a crash),
+// so it must be the only user of dir, as the server and the offline cmdlets
+// are.
 func Open(dir string) (*Store, error) {
 	path := filepath.Join(dir, FileName)
 	dsn := func(pragmas ...string) string {
@@ -63,7 +67,10 @@ func Open(dir string) (*Store, error) {
 		}
 		return "file:" + path + "?" + q.Encode()
 	}
-	w, err := sql.Open("sqlite", dsn("journal_mode(WAL)", "synchronous(FULL)")+"&_txlock=immediate")
+	// auto_vacuum must be chosen before the first table is created: a new
+	// database gives the space of deleted rows back to the file system
+	// (ReclaimSpace); on an existing one the pragma changes nothing.
+	w, err := sql.Open("sqlite", dsn("auto_vacuum(2)", "journal_mode(WAL)", "synchronous(FULL)")+"&_txlock=immediate")
 	if err != nil {
 		return nil, err
 	}
@@ -79,7 +86,17 @@ func Open(dir string) (*Store, error) {
 		return nil, err
 	}
 	r.SetMaxOpenConns(8)
-	s := &Store{w: w, r: r, commits: make(chan *pendingCommit, maxBatch), closing: make(chan struct{})}
+	s := &Store{w: w, r: r, dir: dir, commits: make(chan *pendingCommit, maxBatch), closing: make(chan struct{})}
+	if err := os.MkdirAll(filepath.Join(dir, BodiesDir), 0o700); err != nil {
+		w.Close()
+		r.Close()
+		return nil, err
+	}
+	if _, err := s.sweepBodies(context.Background()); err != nil {
+		w.Close()
+		r.Close()
+		return nil, fmt.Errorf("body files: %w", err)
+	}
 	s.done.Add(1)
 	go s.commitLoop()
 	return s, nil
