@@ -230,8 +230,12 @@ func (s *Server) Addr(role smtpd.Role) net.Addr {
 	return nil
 }
 
-// background delivers paced local messages when their time comes and keeps
-// the in-memory limit state small.
+// background delivers paced local messages when their time comes, keeps
+// the in-memory limit state small, and applies retention: message bodies
+// go as soon as nothing refers to them (the store does that in the
+// transaction that drops the last reference); trace data and the messages'
+// metadata go after the trace retention, in small batches (PruneTrace),
+// and the space freed goes back to the file system (ReclaimSpace).
 func (s *Server) background() {
 	defer s.wg.Done()
 	deliver := time.NewTicker(time.Second)
@@ -259,6 +263,9 @@ func (s *Server) background() {
 				} else if n > 0 {
 					s.log.Info("trace retention", "deleted", n)
 				}
+			}
+			if err := s.store.ReclaimSpace(context.Background()); err != nil {
+				s.log.Error("reclaiming free space", "err", err)
 			}
 		}
 	}

@@ -144,13 +144,14 @@ func (s *Store) sweepBodies(ctx context.Context) (int, error) {
 	return removed, nil
 }
 
-// MessageBody opens a message: its body column, then its body file if it
-// has one.
+// MessageBody opens a message: its row in message_bodies (or, from before
+// migration 009, its body column), then its body file if it has one.
 func (s *Store) MessageBody(ctx context.Context, message int64) (io.ReadCloser, error) {
 	var head []byte
 	var file sql.NullString
 	var released bool
-	err := s.r.QueryRowContext(ctx, "SELECT body, body_file, body_released FROM messages WHERE id = ?", message).
+	err := s.r.QueryRowContext(ctx, `SELECT COALESCE(b.data, m.body), m.body_file, m.body_released
+		FROM messages m LEFT JOIN message_bodies b ON b.message = m.id WHERE m.id = ?`, message).
 		Scan(&head, &file, &released)
 	if err == sql.ErrNoRows || released {
 		return nil, store.ErrNotFound
@@ -197,6 +198,9 @@ func releaseBodies(ctx context.Context, tx *sql.Tx, ids []int64) ([]string, erro
 			continue
 		}
 		if err != nil {
+			return nil, err
+		}
+		if _, err := tx.ExecContext(ctx, "DELETE FROM message_bodies WHERE message = ?", id); err != nil {
 			return nil, err
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE messages SET body = x'', body_file = NULL, body_released = 1 WHERE id = ?`, id); err != nil {

@@ -147,11 +147,14 @@ func insertSubmission(ctx context.Context, tx *sql.Tx, sub *store.Submission, fi
 		auth_mailbox, client_ip, recipients, size, body, body_file, inbound_connector, auth_protocol, tls_version)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		sub.OrgID, sub.MessageID, sub.Subject, nanos(sub.ReceivedAt), sub.EnvelopeFrom, auth, sub.ClientIP,
-		sub.Recipients, size, nonNilBytes(sub.Body), bodyFile, sub.InboundConnector, sub.AuthProtocol, sub.TLSVersion)
+		sub.Recipients, size, []byte{}, bodyFile, sub.InboundConnector, sub.AuthProtocol, sub.TLSVersion)
 	if err != nil {
 		return err
 	}
 	if sub.ID, err = res.LastInsertId(); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, "INSERT INTO message_bodies (message, data) VALUES (?, ?)", sub.ID, nonNilBytes(sub.Body)); err != nil {
 		return err
 	}
 	now := nanos(sub.ReceivedAt)

@@ -199,8 +199,9 @@ func (s *Store) ConnectionLog(ctx context.Context, q store.ConnectionQuery) ([]s
 
 // pruneBatch is how many rows one PruneTrace transaction deletes: each
 // takes the single writer for a few milliseconds, so submissions waiting
-// for the group committer are never held up for long.
-const pruneBatch = 1000
+// for the group committer are never held up for long. (A variable so that
+// a test can see several batches without thousands of rows.)
+var pruneBatch = 1000
 
 // PruneTrace deletes, in transactions of at most pruneBatch rows, trace
 // events and connection log entries older than before, then the messages
@@ -226,7 +227,7 @@ func (s *Store) PruneTrace(ctx context.Context, before time.Time) (int64, error)
 			if err != nil {
 				return total, err
 			}
-			if n < pruneBatch {
+			if n < int64(pruneBatch) {
 				break
 			}
 		}
@@ -264,7 +265,7 @@ func (s *Store) PruneTrace(ctx context.Context, before time.Time) (int64, error)
 		if err != nil {
 			return total, err
 		}
-		if n < pruneBatch {
+		if n < int64(pruneBatch) {
 			return total, nil
 		}
 	}

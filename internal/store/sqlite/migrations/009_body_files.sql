@@ -1,8 +1,17 @@
 -- Message bodies in files, and their retention (issue 11).
 
--- A large message's body is a file under DATA/bodies; body then holds only
--- the header fields Postern added in front of it. Small messages (and rows
--- from before this migration) keep the whole body in the body column.
+-- A new message's body is in message_bodies: the whole message when it is
+-- small, or the header fields Postern added in front of a large one, whose
+-- rest is the file body_file under DATA/bodies. Rows from before this
+-- migration keep their whole body in messages.body (new rows store x'').
+-- Bodies are a table of their own so that releasing one is a DELETE: the
+-- pages it held are freed (an UPDATE shrinking a row in place leaves its
+-- page mostly empty, and the messages table bloated, for as long as the
+-- metadata is kept for message trace).
+CREATE TABLE message_bodies (
+	message INTEGER PRIMARY KEY REFERENCES messages(id),
+	data    BLOB NOT NULL
+);
 ALTER TABLE messages ADD COLUMN body_file TEXT;
 -- Set once nothing refers to the message any more: its body is gone, its
 -- metadata stays for message trace until trace retention removes it.
