@@ -132,7 +132,7 @@ func churn(b *testing.B, n int) {
 	var free, pages int
 	s.w.QueryRow("PRAGMA freelist_count").Scan(&free)
 	s.w.QueryRow("PRAGMA page_count").Scan(&pages)
-	b.Logf("delivered: %d pages, %d free", pages, free)
+	b.Logf("all delivered: %d pages, %d free", pages, free)
 	if os.Getenv("POSTERN_CHURN_DBSTAT") != "" {
 		rows, err := s.r.Query("SELECT name, COUNT(*), SUM(pgsize) FROM dbstat GROUP BY name ORDER BY 3 DESC LIMIT 8")
 		if err != nil {
