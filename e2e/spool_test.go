@@ -375,6 +375,10 @@ func TestLargeMessagesSurviveSIGKILL(t *testing.T) {
 	if err := os.WriteFile(orphan, []byte("never committed"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// And an upload cut off by the crash (there are usually real ones too).
+	if err := os.WriteFile(filepath.Join(in.data, "spool", "msg-interrupted"), []byte("From: x\r\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 
 	in.start()
 	db := in.openDB(t)
@@ -454,5 +458,63 @@ func TestSpooledRelayStreamedAndReleased(t *testing.T) {
 	var released bool
 	if err := in.openDB(t).QueryRow("SELECT body_released FROM messages WHERE message_id = ?", "relay-1@contoso.com").Scan(&released); err != nil || !released {
 		t.Errorf("message row after delivery: released %v, %v (its metadata stays for trace)", released, err)
+	}
+}
+
+// TestBDATSpooled: a message sent in BDAT chunks (RFC 3030) is spooled
+// like DATA and stored intact; a bare LF in a late chunk is refused with
+// the same reply as in DATA, and leaves nothing behind.
+func TestBDATSpooled(t *testing.T) {
+	in := newInstance(t)
+	in.mailbox("sink", "Sink-Pass-1")
+	in.start()
+	c := dial(t, in.addrs["mx"])
+	c.conn.SetDeadline(time.Now().Add(5 * time.Minute))
+	if got := c.do("EHLO sender.example"); !strings.Contains(got, "CHUNKING") {
+		t.Fatalf("no CHUNKING in %q", got)
+	}
+	var msg bytes.Buffer
+	io.Copy(&msg, newGen("scanner@fabrikam.example", "sink@contoso.com", "bdat-1@fabrikam.example", 3, 3<<20))
+	raw := msg.Bytes()
+	sendChunks := func(raw []byte) string {
+		c.expect("MAIL FROM:<scanner@fabrikam.example>", "250")
+		c.expect("RCPT TO:<sink@contoso.com>", "250")
+		const chunk = 1 << 20
+		for off := 0; off < len(raw); off += chunk {
+			end := min(off+chunk, len(raw))
+			last := ""
+			if end == len(raw) {
+				last = " LAST"
+			}
+			fmt.Fprintf(c.conn, "BDAT %d%s\r\n", end-off, last)
+			c.conn.Write(raw[off:end])
+			if got := c.read(); last != "" {
+				return got
+			} else if !strings.HasPrefix(got, "250") {
+				return got
+			}
+		}
+		return ""
+	}
+	if got := sendChunks(raw); !strings.HasPrefix(got, "250 2.0.0 OK <bdat-1@fabrikam.example>") {
+		t.Fatalf("BDAT: %q", got)
+	}
+	in.checkStored(t, in.openDB(t), []sent{{id: "bdat-1@fabrikam.example", size: int64(len(raw)), sum: sha256.Sum256(raw)}})
+	var file sql.NullString
+	in.openDB(t).QueryRow("SELECT body_file FROM messages WHERE message_id = 'bdat-1@fabrikam.example'").Scan(&file)
+	if !file.Valid {
+		t.Error("a 3 MB BDAT message was not stored as a body file")
+	}
+
+	bad := append(append([]byte{}, raw[:2<<20]...), []byte("bare\nLF\r\n")...)
+	bad = append(bad, raw[2<<20:]...)
+	if got := sendChunks(bad); got != "550 5.6.11 Message contains bare CR or LF characters; lines must end with CRLF (RFC 5321 section 2.3.8)" {
+		t.Errorf("bare LF in a late BDAT chunk: %q", got)
+	}
+	if left, _ := os.ReadDir(filepath.Join(in.data, "spool")); len(left) != 0 {
+		t.Errorf("%d spool files left", len(left))
+	}
+	if got := in.folderCount("sink@contoso.com", "Inbox"); got != 1 {
+		t.Errorf("Inbox has %d items, want 1", got)
 	}
 }
