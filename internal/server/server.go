@@ -166,9 +166,16 @@ func (s *Server) start(ctx context.Context) error {
 		LocalKeys: keys.JWKS,
 	}
 	s.connLog = connlog.New(s.store, s.log)
+	// Before any message is accepted: uploads a crash interrupted, and body
+	// files no message refers to (README "Durability").
 	spool, err := transport.CleanSpool(filepath.Join(s.cfg.Data, "spool"))
 	if err != nil {
 		return fmt.Errorf("spool: %w", err)
+	}
+	if n, err := s.store.SweepBodies(ctx); err != nil {
+		return fmt.Errorf("body files: %w", err)
+	} else if n > 0 {
+		s.log.Info("removed orphan body files", "files", n)
 	}
 	sub := &transport.Submitter{Store: s.store, Hostname: s.cfg.Hostname, Recipients: s.recipients, Pacer: s.pacer, Log: s.log, Now: time.Now,
 		Queued: s.queue.Nudge, SpoolDir: spool}

@@ -32,10 +32,10 @@ const BodiesDir = "bodies"
 // file's data is fsync'ed and linked before the submission joins a group
 // commit; the group committer fsyncs the bodies directory once per batch
 // (making every new name durable) before the SQLite transaction that refers
-// to them commits. A crash between the two leaves a file no row names; Open
-// removes such orphans. Releasing works the other way round: the row
+// to them commits. A crash between the two leaves a file no row names;
+// SweepBodies removes such orphans when the server starts. Releasing works the other way round: the row
 // forgets the file in a committed transaction, then the file is removed; a
-// crash in between again leaves an orphan for Open.
+// crash in between again leaves an orphan for SweepBodies at the next start.
 
 // prepareBody makes sub's BodyFile durable under a new name in the bodies
 // directory and returns that name and the message's whole size.
@@ -111,10 +111,14 @@ func (s *Store) removeBodies(names []string) {
 	}
 }
 
-// sweepBodies removes body files that no row names: what a crash left
+// SweepBodies removes body files that no row names: what a crash left
 // between writing a file and committing its row, or between releasing a
-// row and removing its file. It runs in Open, before any commit.
-func (s *Store) sweepBodies(ctx context.Context) (int, error) {
+// row and removing its file. The server calls it when it starts, before it
+// accepts any message: a file being committed at that moment by another
+// process on the same data directory would be taken for an orphan, so the
+// offline cmdlets (which commit no messages, but may run beside a server
+// that is starting) never call it.
+func (s *Store) SweepBodies(ctx context.Context) (int, error) {
 	dir := filepath.Join(s.dir, BodiesDir)
 	entries, err := os.ReadDir(dir)
 	if err != nil || len(entries) == 0 {

@@ -55,9 +55,7 @@ var _ store.Store = (*Store)(nil)
 const maxBatch = 128
 
 // Open opens (creating if needed) the database in dir and brings its schema
-// up to date. It removes body files no message refers to (left by a crash),
-// so it must be the only user of dir, as the server and the offline cmdlets
-// are.
+// up to date.
 func Open(dir string) (*Store, error) {
 	path := filepath.Join(dir, FileName)
 	dsn := func(pragmas ...string) string {
@@ -91,11 +89,6 @@ func Open(dir string) (*Store, error) {
 		w.Close()
 		r.Close()
 		return nil, err
-	}
-	if _, err := s.sweepBodies(context.Background()); err != nil {
-		w.Close()
-		r.Close()
-		return nil, fmt.Errorf("body files: %w", err)
 	}
 	s.done.Add(1)
 	go s.commitLoop()
