@@ -233,3 +233,37 @@ func TestPruneTraceBatches(t *testing.T) {
 	}
 	must(t, s.ReclaimSpace(ctx))
 }
+
+// TestLegacyBlobBody: a message stored before migration 009 (its whole
+// body in messages.body, no message_bodies row) is still read, and is
+// released like any other.
+func TestLegacyBlobBody(t *testing.T) {
+	s, err := Open(t.TempDir())
+	must(t, err)
+	defer s.Close()
+	ctx := context.Background()
+	org, sean, _ := seed(t, s)
+	const body = "Subject: from an older version\r\n\r\nhello\r\n"
+	var id int64
+	must(t, s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.Exec(`INSERT INTO messages (org_id, message_id, subject, received_at, envelope_from, client_ip, recipients, size, body)
+			VALUES (?, 'old@test', 'old', ?, '', '', 1, ?, ?)`, org.ID, time.Now().UnixNano(), len(body), []byte(body))
+		if err != nil {
+			return err
+		}
+		id, _ = res.LastInsertId()
+		return fileItem(ctx, tx, sean.ID, store.Inbox, id, time.Now().UnixNano())
+	}))
+	if got := string(readBody(t, s, id)); got != body {
+		t.Fatalf("legacy body %q", got)
+	}
+	must(t, s.DeleteMailbox(ctx, sean.ID))
+	if _, err := s.MessageBody(ctx, id); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("legacy body after Remove-Mailbox: %v", err)
+	}
+	var left int
+	must(t, s.r.QueryRow("SELECT length(body) FROM messages WHERE id = ?", id).Scan(&left))
+	if left != 0 {
+		t.Errorf("%d octets of the legacy body kept", left)
+	}
+}
