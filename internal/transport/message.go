@@ -26,6 +26,10 @@ const maxHeaderBytes = 1 << 20
 // 50 MB uploads cost a few MiB, not 5 GB (DESIGN "Bounded under attack").
 const SpoolThreshold = 64 << 10
 
+// memLimit is SpoolThreshold, lowered by the fuzz test so that small
+// inputs take the file path.
+var memLimit = SpoolThreshold
+
 // Message is a message read from DATA or BDAT: the bytes exactly as
 // received, in memory when small and in a spool file otherwise, and the
 // parsed header fields Postern needs. Read it with ReadAt or Reader, as
@@ -223,7 +227,7 @@ func (w *spooler) write(p []byte) *reply.Reply {
 		w.mem = nil
 		return nil
 	}
-	if w.file == nil && len(w.mem)+len(p) <= SpoolThreshold {
+	if w.file == nil && len(w.mem)+len(p) <= memLimit {
 		w.mem = append(w.mem, p...)
 		return nil
 	}
