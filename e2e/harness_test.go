@@ -390,7 +390,8 @@ func (in *instance) messageHeader(t *testing.T, recipient, field string) string 
 	py := requireTool(t, "python3")
 	script := `import sqlite3, sys, email
 db = sqlite3.connect("file:" + sys.argv[1] + "?mode=ro", uri=True)
-row = db.execute("SELECT m.body FROM messages m JOIN queue q ON q.message = m.id WHERE q.recipient = ? ORDER BY m.id DESC LIMIT 1", (sys.argv[2],)).fetchone()
+row = db.execute("""SELECT COALESCE(b.data, m.body) FROM messages m LEFT JOIN message_bodies b ON b.message = m.id
+  JOIN queue q ON q.message = m.id WHERE q.recipient = ? ORDER BY m.id DESC LIMIT 1""", (sys.argv[2],)).fetchone()
 print(email.message_from_bytes(row[0]).get(sys.argv[3], "") if row else "")
 `
 	out, err := exec.Command(py, "-c", script, filepath.Join(in.data, "postern.db"), recipient, field).CombinedOutput()
@@ -407,7 +408,8 @@ func (in *instance) deliveredHeader(t *testing.T, mailbox, folder, field string)
 	py := requireTool(t, "python3")
 	script := `import sqlite3, sys, email
 db = sqlite3.connect("file:" + sys.argv[1] + "?mode=ro", uri=True)
-row = db.execute("""SELECT m.body FROM messages m JOIN folder_items i ON i.message = m.id JOIN folders f ON f.id = i.folder_id
+row = db.execute("""SELECT COALESCE(b.data, m.body) FROM messages m LEFT JOIN message_bodies b ON b.message = m.id
+  JOIN folder_items i ON i.message = m.id JOIN folders f ON f.id = i.folder_id
   JOIN mailboxes b ON b.id = f.mailbox_id WHERE b.primary_smtp_address = ? AND f.name = ? ORDER BY i.id DESC LIMIT 1""",
   (sys.argv[2], sys.argv[3])).fetchone()
 print(email.message_from_bytes(row[0]).get(sys.argv[4], "") if row else "")

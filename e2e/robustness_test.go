@@ -2,11 +2,15 @@ package e2e
 
 import (
 	"bufio"
+	"crypto/tls"
+	"encoding/base64"
 	"fmt"
 	"net"
+	"net/textproto"
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -209,26 +213,38 @@ func TestNothingAcknowledgedIsLost(t *testing.T) {
 
 	var mu sync.Mutex
 	var acked []string
+	perSender := map[string]int{}
+	tlsCfg := in.tlsConfig()
 	var wg sync.WaitGroup
-	stop := make(chan struct{})
+	var stopped atomic.Bool
 	for _, a := range addrs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			conn, err := net.Dial("tcp", in.addrs["submission"])
+			// No t.Fatal here: the kill ends these sessions in any state.
+			conn, err := net.DialTimeout("tcp", in.addrs["submission"], 30*time.Second)
 			if err != nil {
 				return
 			}
-			c := newClient(t, conn)
-			if got := c.login(in.tlsConfig(), a, "Pass-word-1"); !strings.HasPrefix(got, "235") {
+			defer conn.Close()
+			c := &smtpClient{t: t, conn: conn, text: textproto.NewConn(conn)}
+			conn.SetDeadline(time.Now().Add(5 * time.Minute))
+			if got := c.read(); !strings.HasPrefix(got, "220 ") {
 				return
 			}
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
+			if !strings.HasPrefix(c.do("EHLO scanner.contoso.com"), "250") || !strings.HasPrefix(c.do("STARTTLS"), "220") {
+				return
+			}
+			tc := tls.Client(conn, tlsCfg)
+			if tc.Handshake() != nil {
+				return
+			}
+			c.conn, c.text = tc, textproto.NewConn(tc)
+			auth := "AUTH PLAIN " + base64.StdEncoding.EncodeToString([]byte("\x00"+a+"\x00Pass-word-1"))
+			if !strings.HasPrefix(c.do("EHLO scanner.contoso.com"), "250") || !strings.HasPrefix(c.do(auth), "235") {
+				return
+			}
+			for !stopped.Load() {
 				got := c.send(a, []string{"sink@contoso.com", "bob@fabrikam.example"}, message(a, "sink@contoso.com", "durable"))
 				if !strings.HasPrefix(got, "250 2.0.0 OK <") {
 					return // the kill
@@ -236,16 +252,29 @@ func TestNothingAcknowledgedIsLost(t *testing.T) {
 				id := got[len("250 2.0.0 OK <"):strings.Index(got, ">")]
 				mu.Lock()
 				acked = append(acked, id)
+				perSender[a]++
 				mu.Unlock()
 			}
 		}()
 	}
-	time.Sleep(1500 * time.Millisecond)
+	// Wait for a count of acknowledgements, never for a wall-clock window:
+	// a loaded two-core machine is slow, not wrong.
+	const want = 10
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		mu.Lock()
+		n := len(acked)
+		mu.Unlock()
+		if n >= want || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	in.kill()
-	close(stop)
+	stopped.Store(true)
 	wg.Wait()
-	if len(acked) < 10 {
-		t.Fatalf("only %d messages acknowledged before the kill", len(acked))
+	if len(acked) < want {
+		t.Fatalf("only %d messages acknowledged before the deadline", len(acked))
 	}
 
 	// Read the database with an independent client: python3's sqlite3.
@@ -270,9 +299,15 @@ for (mid,) in db.execute("SELECT message_id FROM messages"):
 	}
 	// And the server starts again on the same data. Each sender's first 30
 	// messages went straight to the Inbox; the rest are paced (30 a minute).
+	// A message committed in the instant before the kill, its "250" never
+	// sent, may be there too.
 	in.start()
-	if n := in.folderCount("sink@contoso.com", "Inbox"); n != 30*senders {
-		t.Errorf("sink Inbox %d, want %d (30 per sender, the rest paced)", n, 30*senders)
+	low := 0
+	for _, n := range perSender {
+		low += min(n, 30)
+	}
+	if n := in.folderCount("sink@contoso.com", "Inbox"); n < low || n > 30*senders {
+		t.Errorf("sink Inbox %d, want %d to %d (up to 30 per sender, the rest paced)", n, low, 30*senders)
 	}
 	t.Logf("%d messages acknowledged before SIGKILL, all present afterwards", len(acked))
 }

@@ -99,10 +99,13 @@ var signedHeaders = []string{"From", "Reply-To", "Subject", "Date", "To", "Cc", 
 	"Resent-To", "Resent-Cc", "In-Reply-To", "References", "Message-ID", "MIME-Version", "Content-Type",
 	"Content-Transfer-Encoding", "Sender"}
 
-// Sign returns the DKIM-Signature header field (with its final CRLF) for
-// msg, to be prepended to it.
-func Sign(msg []byte, domain, selector string, key crypto.Signer) (string, error) {
-	s, err := dkim.NewSigner(&dkim.SignOptions{
+// NewSigner returns a streaming signer with Postern's signing options
+// (relaxed/relaxed canonicalization, the recommended header fields): write
+// the message to it, Close it, and its Signature is the DKIM-Signature
+// field (with its final CRLF) to put in front. Memory does not grow with
+// the message.
+func NewSigner(domain, selector string, key crypto.Signer) (*dkim.Signer, error) {
+	return dkim.NewSigner(&dkim.SignOptions{
 		Domain:                 domain,
 		Selector:               selector,
 		Signer:                 key,
@@ -110,6 +113,12 @@ func Sign(msg []byte, domain, selector string, key crypto.Signer) (string, error
 		BodyCanonicalization:   dkim.CanonicalizationRelaxed,
 		HeaderKeys:             signedHeaders,
 	})
+}
+
+// Sign returns the DKIM-Signature header field (with its final CRLF) for
+// msg, to be prepended to it.
+func Sign(msg []byte, domain, selector string, key crypto.Signer) (string, error) {
+	s, err := NewSigner(domain, selector, key)
 	if err != nil {
 		return "", err
 	}

@@ -49,7 +49,12 @@ type Report struct {
 	OriginalMessageID string // without <>
 	OriginalSubject   string
 	Recipients        []Recipient
-	Original          []byte
+	// Original is the original message, or, when it is larger than
+	// MaxReturn, at least its first MaxReturn+1 octets: a caller streaming
+	// a large message from disk reads no more than that, and only the
+	// header section found in them is returned (RFC 3464 section 2 and
+	// RFC 6522 section 3 allow the headers alone).
+	Original []byte
 	// ReturnContent attaches the whole original (message/rfc822) rather
 	// than its header section (text/rfc822-headers); MaxReturn > 0 caps the
 	// size returned whole.

@@ -132,6 +132,39 @@ func TestReturnCap(t *testing.T) {
 	}
 }
 
+// TestTruncatedOriginal: a caller streaming a large original passes only
+// its first MaxReturn+1 octets; the report returns the header section
+// found in them, never the cut-off body.
+func TestTruncatedOriginal(t *testing.T) {
+	big := append([]byte("From: sean@contoso.com\r\nSubject: scan\r\n\r\n"), bytes.Repeat([]byte("scanned page data\r\n"), 1000)...)
+	for _, tt := range []struct {
+		name      string
+		original  []byte
+		wantType  string
+		wantWhole bool
+	}{
+		{"fits", big[:100], "message/rfc822", true},
+		{"exactly MaxReturn", big[:200], "message/rfc822", true},
+		{"cut at MaxReturn+1", big[:201], "text/rfc822-headers", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := report(Failed, "5.1.1", "")
+			r.MaxReturn, r.Original = 200, tt.original
+			msg, err := Build(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, parts := parse(t, msg)
+			if parts[2][0] != tt.wantType {
+				t.Fatalf("returned as %s, want %s", parts[2][0], tt.wantType)
+			}
+			if got := strings.Contains(parts[2][1], "scanned page data"); got != tt.wantWhole {
+				t.Errorf("body returned: %v, want %v", got, tt.wantWhole)
+			}
+		})
+	}
+}
+
 func TestHostileInputStaysInItsField(t *testing.T) {
 	evil := "550 nope\r\nBcc: evil@example.com\r\n\r\n--=_dsn_x\r\nContent-Type: text/html\r\n\r\n<script>"
 	r := report(Failed, "5.0.0", evil)

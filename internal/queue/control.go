@@ -48,15 +48,11 @@ func (q *Queue) Remove(ctx context.Context, items []store.QueueItem, withNDR boo
 	}
 	var notices []*store.Submission
 	for _, j := range order {
-		body, err := q.cfg.Store.MessageBody(ctx, j.msg.Message)
-		if err != nil {
-			return err
-		}
 		var ns []notifyItem
 		for _, it := range j.items {
 			ns = append(ns, notifyItem{item: it, res: result{event: store.EventFail, status: "5.3.0", detail: adminRemoval}})
 		}
-		n, ev, err := q.notice(j, ns, true, body, now)
+		n, ev, err := q.notice(ctx, j, ns, true, now)
 		if err != nil {
 			return err
 		}

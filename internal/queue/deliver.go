@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"strings"
@@ -40,24 +41,37 @@ type result struct {
 
 // deliver runs one job over s (or a new session) and records its
 // outcomes. It returns the session if it may carry another job.
+//
+// The message is never held in memory: it is read once to sign it (and
+// note 8-bit content), then streamed from the store to the connection for
+// each attempt.
 func (q *Queue) deliver(ctx context.Context, s *session, j *job) *session {
-	body, err := q.cfg.Store.MessageBody(ctx, j.msg.Message)
+	msg, err := q.prepare(ctx, j)
 	if err != nil {
 		q.finish(ctx, j, q.all(j, result{event: store.EventDefer, status: "4.3.0",
-			detail: "451 4.3.0 the message could not be read from the store: " + err.Error()}), nil)
+			detail: "451 4.3.0 the message could not be read from the store: " + err.Error()}))
 		return s
 	}
-	body = q.sign(j, body)
+	open := func() (io.ReadCloser, error) {
+		body, err := q.cfg.Store.MessageBody(ctx, j.msg.Message)
+		if err != nil {
+			return nil, err
+		}
+		return struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(strings.NewReader(msg.signature), body), body}, nil
+	}
 	for try := 0; ; try++ {
 		if s == nil {
 			var fail *result
 			s, fail = q.connect(ctx, j.route)
 			if fail != nil {
-				q.finish(ctx, j, q.all(j, *fail), body)
+				q.finish(ctx, j, q.all(j, *fail))
 				return nil
 			}
 		}
-		results, ok := q.transaction(s, j, body)
+		results, ok := q.transaction(s, j, msg, open)
 		if !ok {
 			// The connection broke. A reused connection may simply have
 			// been closed by the server while idle: try once more on a
@@ -71,7 +85,7 @@ func (q *Queue) deliver(ctx context.Context, s *session, j *job) *session {
 		} else {
 			s.used = true
 		}
-		q.finish(ctx, j, results, body)
+		q.finish(ctx, j, results)
 		return s
 	}
 }
@@ -273,7 +287,7 @@ func hasWord(list, w string) bool {
 // transaction sends one message to the job's recipients over s. ok is
 // false when the connection broke; results is then nil if nothing was
 // accepted yet (the attempt can be repeated on a new connection).
-func (q *Queue) transaction(s *session, j *job, body []byte) (results []result, ok bool) {
+func (q *Queue) transaction(s *session, j *job, msg *prepared, open func() (io.ReadCloser, error)) (results []result, ok bool) {
 	res := func(err error, reply string) result {
 		var e *smtpclient.Error
 		r := result{event: store.EventDefer, status: "4.4.0", remote: s.remote}
@@ -301,7 +315,7 @@ func (q *Queue) transaction(s *session, j *job, body []byte) (results []result, 
 		return errors.As(err, &e) && e.Reply == nil
 	}
 
-	opts := smtpclient.MailOptions{Size: len(body), EightBit: hasEightBit(body), UTF8: !isASCII(j.msg.EnvelopeFrom)}
+	opts := smtpclient.MailOptions{Size: int(msg.size), EightBit: msg.eightBit, UTF8: !isASCII(j.msg.EnvelopeFrom)}
 	for _, it := range j.items {
 		opts.UTF8 = opts.UTF8 || !isASCII(it.Recipient)
 	}
@@ -331,7 +345,16 @@ func (q *Queue) transaction(s *session, j *job, body []byte) (results []result, 
 		s.c.Reset()
 		return results, true
 	}
-	rep, err := s.c.Data(body)
+	body, err := open()
+	if err != nil {
+		// Deferred without a word on the wire yet: the transaction is
+		// abandoned and the connection can carry the next one.
+		s.c.Reset()
+		return q.all(j, result{event: store.EventDefer, status: "4.3.0", remote: s.remote,
+			detail: "451 4.3.0 the message could not be read from the store: " + err.Error()}), true
+	}
+	rep, err := s.c.DataFrom(body)
+	body.Close()
 	var final result
 	if err != nil {
 		final = res(err, "")
@@ -352,15 +375,6 @@ func (q *Queue) transaction(s *session, j *job, body []byte) (results []result, 
 	return results, true
 }
 
-func hasEightBit(b []byte) bool {
-	for _, c := range b {
-		if c >= 0x80 {
-			return true
-		}
-	}
-	return false
-}
-
 func isASCII(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] >= 0x80 {
@@ -374,7 +388,7 @@ func isASCII(s string) bool {
 // the queue, deferred ones are rescheduled (or fail once they are past the
 // retry period), and the sender gets a notification for failures and, once,
 // for long delays. Everything is recorded in one transaction.
-func (q *Queue) finish(ctx context.Context, j *job, results []result, body []byte) {
+func (q *Queue) finish(ctx context.Context, j *job, results []result) {
 	now := q.cfg.Now()
 	var outcomes []store.Outcome
 	var failed, delayed []notifyItem
@@ -413,7 +427,7 @@ func (q *Queue) finish(ctx context.Context, j *job, results []result, body []byt
 		if len(group.items) == 0 {
 			continue
 		}
-		n, ev, err := q.notice(j, group.items, group.failed, body, now)
+		n, ev, err := q.notice(ctx, j, group.items, group.failed, now)
 		if err != nil {
 			q.cfg.Log.Error("queue: building a delivery status notification", "message", j.msg.MessageID, "err", err)
 		}

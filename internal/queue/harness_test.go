@@ -195,6 +195,17 @@ func (h *harness) inbox() []store.Item {
 	return items
 }
 
+// body reads a stored message whole (tests only: delivery streams it).
+func (h *harness) body(it store.Item) string {
+	h.t.Helper()
+	rc, err := h.st.MessageBody(context.Background(), it.Message)
+	must(h.t, err)
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	must(h.t, err)
+	return string(b)
+}
+
 // dropConnections waits until no runner is busy, then closes the
 // connections kept for reuse, so that the next delivery connects anew.
 func (h *harness) dropConnections() {

@@ -1,9 +1,11 @@
 package queue
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -29,10 +31,14 @@ const maxReturned = 1 << 20
 // job, as a submission from the null sender (RFC 5321 §4.5.5), with the
 // DSN trace event for the original. A message from the null sender gets no
 // notification: that is how bounce loops are prevented.
-func (q *Queue) notice(j *job, items []notifyItem, failed bool, body []byte, now time.Time) (*store.Submission, store.Outcome, error) {
+func (q *Queue) notice(ctx context.Context, j *job, items []notifyItem, failed bool, now time.Time) (*store.Submission, store.Outcome, error) {
 	sender := j.msg.EnvelopeFrom
 	if sender == "" {
 		return nil, store.Outcome{}, nil
+	}
+	original, err := q.original(ctx, j.msg.Message)
+	if err != nil {
+		return nil, store.Outcome{}, err
 	}
 	snap := q.cfg.Directory.Load()
 	postmaster := "postmaster@" + q.cfg.Hostname
@@ -54,7 +60,7 @@ func (q *Queue) notice(j *job, items []notifyItem, failed bool, body []byte, now
 		ArrivalDate:       j.msg.ReceivedAt,
 		OriginalMessageID: j.msg.MessageID,
 		OriginalSubject:   j.msg.Subject,
-		Original:          body,
+		Original:          original,
 		ReturnContent:     failed,
 		MaxReturn:         maxReturned,
 	}
@@ -95,6 +101,20 @@ func (q *Queue) notice(j *job, items []notifyItem, failed bool, body []byte, now
 	ev := store.Outcome{Message: j.msg.Message, Event: store.EventDSN, At: now, Recipient: strings.Join(names, ", "),
 		Detail: fmt.Sprintf("%s to %s, Message-ID <%s>", kind, sender, r.MessageID)}
 	return sub, ev, nil
+}
+
+// original reads at most maxReturned+1 octets of the message: enough for
+// dsn.Build to return it whole when it fits, and to see that it does not
+// (and return its header section only) when it is larger. A notification
+// never reads a large message whole (RFC 3464 section 2 lets it return
+// only the headers).
+func (q *Queue) original(ctx context.Context, message int64) ([]byte, error) {
+	body, err := q.cfg.Store.MessageBody(ctx, message)
+	if err != nil {
+		return nil, err
+	}
+	defer body.Close()
+	return io.ReadAll(io.LimitReader(body, maxReturned+1))
 }
 
 func subjectOf(failed bool, s string) string {

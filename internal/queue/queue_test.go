@@ -79,7 +79,7 @@ func TestPerRecipientResults(t *testing.T) {
 	if got := fab.Messages()[0].To; len(got) != 1 || got[0] != "ok@fabrikam.com" {
 		t.Errorf("delivered to %v, want only ok@", got)
 	}
-	ndr := string(h.inbox()[0].Body)
+	ndr := h.body(h.inbox()[0])
 	for _, want := range []string{"multipart/report", "report-type=delivery-status", "Final-Recipient: rfc822; gone@fabrikam.com",
 		"Action: failed", "Status: 5.1.1", "Diagnostic-Code: smtp; 550 5.1.1", "Undeliverable: scan"} {
 		if !strings.Contains(ndr, want) {
@@ -234,9 +234,9 @@ func TestExpiryAndDelayNotice(t *testing.T) {
 	var delay, ndr string
 	for _, it := range h.inbox() {
 		if strings.Contains(it.Subject, "Delivery delayed") {
-			delay = string(it.Body)
+			delay = h.body(it)
 		} else {
-			ndr = string(it.Body)
+			ndr = h.body(it)
 		}
 	}
 	for _, want := range []string{"Action: delayed", "Will-Retry-Until:", "451 4.7.500"} {
@@ -466,8 +466,8 @@ func TestRemoveWithAndWithoutNDR(t *testing.T) {
 		t.Fatal("items still queued")
 	}
 	h.waitFor("one NDR", func() bool { return len(h.inbox()) == 1 })
-	if !strings.Contains(string(h.inbox()[0].Body), "QUEUE.Admin") {
-		t.Errorf("NDR does not say why:\n%s", h.inbox()[0].Body)
+	if !strings.Contains(h.body(h.inbox()[0]), "QUEUE.Admin") {
+		t.Errorf("NDR does not say why:\n%s", h.body(h.inbox()[0]))
 	}
 	if h.eventCount(b.ID, store.EventDrop) != 1 || h.eventCount(a.ID, store.EventFail) != 1 {
 		t.Errorf("events a=%+v b=%+v", h.events(a.ID), h.events(b.ID))

@@ -10,9 +10,9 @@
 package senderauth
 
 import (
-	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/mail"
 	"net/netip"
@@ -43,8 +43,14 @@ type Input struct {
 	ClientIP netip.Addr
 	Helo     string
 	MailFrom string // "" for the null reverse-path
-	Message  []byte
+	// Message is read from its start for each check (DKIM verification
+	// streams the body through its hashes; DMARC reads the header only),
+	// so a spooled message is never loaded into memory.
+	Message io.ReaderAt
+	Size    int64
 }
+
+func (in Input) open() io.Reader { return io.NewSectionReader(in.Message, 0, in.Size) }
 
 // Result is the outcome. Values are RFC 8601's: none, pass, fail,
 // softfail, neutral, temperror, permerror.
@@ -75,9 +81,9 @@ func (c *Checker) Check(ctx context.Context, in Input) *Result {
 	spfRes, spfDomain := c.checkSPF(ctx, in)
 	r.SPF = string(spfRes)
 
-	dkimPass := c.checkDKIM(ctx, in.Message, r)
+	dkimPass := c.checkDKIM(ctx, in.open(), r)
 
-	r.FromDomain = fromDomain(in.Message)
+	r.FromDomain = fromDomain(in.open())
 	r.DMARC = "none"
 	if r.FromDomain == "" {
 		// RFC 7489 section 6.6.1: without exactly one From domain DMARC
@@ -139,8 +145,8 @@ func validDomain(d string) string {
 
 // checkDKIM verifies every signature and returns the domains of the ones
 // that pass.
-func (c *Checker) checkDKIM(ctx context.Context, msg []byte, r *Result) []string {
-	verifications, err := dkim.VerifyWithOptions(bytes.NewReader(msg), &dkim.VerifyOptions{
+func (c *Checker) checkDKIM(ctx context.Context, msg io.Reader, r *Result) []string {
+	verifications, err := dkim.VerifyWithOptions(msg, &dkim.VerifyOptions{
 		LookupTXT:        func(name string) ([]string, error) { return c.Resolver.LookupTXT(ctx, name) },
 		MaxVerifications: 8,
 	})
@@ -202,9 +208,14 @@ func alignedDomains(authenticated, from string, mode dmarc.AlignmentMode) bool {
 	return orgDomain(authenticated) == orgDomain(from)
 }
 
-// fromDomain returns the domain of the message's single From: address.
-func fromDomain(msg []byte) string {
-	m, err := mail.ReadMessage(bytes.NewReader(msg))
+// maxHeaderRead bounds the header section read for From: (the submission
+// path accepts at most 1 MiB).
+const maxHeaderRead = 2 << 20
+
+// fromDomain returns the domain of the message's single From: address,
+// reading only the header section.
+func fromDomain(msg io.Reader) string {
+	m, err := mail.ReadMessage(io.LimitReader(msg, maxHeaderRead))
 	if err != nil {
 		return ""
 	}

@@ -76,7 +76,7 @@ func TestCheck(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := c.Check(context.Background(), Input{ClientIP: tt.ip, Helo: "client.example", MailFrom: tt.mailFrom, Message: tt.msg})
+			r := c.Check(context.Background(), Input{ClientIP: tt.ip, Helo: "client.example", MailFrom: tt.mailFrom, Message: bytes.NewReader(tt.msg), Size: int64(len(tt.msg))})
 			dkimGot := strings.Join(r.DKIM, ",")
 			if r.SPF != tt.spf || dkimGot != tt.dkim || r.DMARC != tt.dmarc || r.Junk != tt.junk {
 				t.Fatalf("spf=%s dkim=%s dmarc=%s junk=%v, want spf=%s dkim=%s dmarc=%s junk=%v\n%s",
@@ -101,7 +101,7 @@ func TestDNSDown(t *testing.T) {
 	c := &Checker{Resolver: testdns.ResolverAt(addr), Hostname: "mx", Timeout: 3 * time.Second}
 	start := time.Now()
 	r := c.Check(context.Background(), Input{ClientIP: netip.MustParseAddr("192.0.2.1"), Helo: "h", MailFrom: "a@contoso.com",
-		Message: []byte("From: a@contoso.com\r\n\r\nx\r\n")})
+		Message: strings.NewReader("From: a@contoso.com\r\n\r\nx\r\n"), Size: int64(len("From: a@contoso.com\r\n\r\nx\r\n"))})
 	if r.Junk || r.SPF != "temperror" || r.DMARC != "temperror" {
 		t.Fatalf("spf=%s dmarc=%s junk=%v", r.SPF, r.DMARC, r.Junk)
 	}
@@ -120,7 +120,7 @@ func FuzzCheck(f *testing.F) {
 	f.Add([]byte("From: a@contoso.com\r\nDKIM-Signature: v=1; a=ed25519-sha256; d=contoso.com; s=sel; h=from; bh=; b=\r\n\r\nx\r\n"), "a@contoso.com")
 	f.Add([]byte("From: =?utf-8?q?x?= <a@b>, c@d\r\n\r\n"), "")
 	f.Fuzz(func(t *testing.T, msg []byte, mailFrom string) {
-		r := c.Check(context.Background(), Input{ClientIP: netip.MustParseAddr("192.0.2.1"), Helo: "h", MailFrom: mailFrom, Message: msg})
+		r := c.Check(context.Background(), Input{ClientIP: netip.MustParseAddr("192.0.2.1"), Helo: "h", MailFrom: mailFrom, Message: bytes.NewReader(msg), Size: int64(len(msg))})
 		if strings.ContainsAny(strings.TrimSuffix(r.Header, "\r\n"), "\r\n\x00") {
 			t.Fatalf("header can be broken by input: %q", r.Header)
 		}

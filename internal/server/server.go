@@ -214,8 +214,19 @@ func (s *Server) start(ctx context.Context) error {
 		LocalKeys: keys.JWKS,
 	}
 	s.connLog = connlog.New(s.store, s.log)
+	// Before any message is accepted: uploads a crash interrupted, and body
+	// files no message refers to (README "Durability").
+	spool, err := transport.CleanSpool(filepath.Join(s.cfg.Data, "spool"))
+	if err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	if n, err := s.store.SweepBodies(ctx); err != nil {
+		return fmt.Errorf("body files: %w", err)
+	} else if n > 0 {
+		s.log.Info("removed orphan body files", "files", n)
+	}
 	sub := &transport.Submitter{Store: s.store, Hostname: s.cfg.Hostname, Recipients: s.recipients, Pacer: s.pacer, Log: s.log, Now: time.Now,
-		Queued: s.queue.Nudge}
+		Queued: s.queue.Nudge, SpoolDir: spool}
 	s.smtp = smtpd.New(smtpd.Config{
 		Hostname: s.cfg.Hostname, TLS: tlsCfg, ReadTimeout: s.cfg.IdleTimeout.Duration, WriteTimeout: time.Minute, ClientCAs: cas,
 		SenderAuth: &senderauth.Checker{Resolver: newResolver(s.cfg.Resolver), Hostname: s.cfg.Hostname},
@@ -276,8 +287,12 @@ func (s *Server) Addr(role smtpd.Role) net.Addr {
 	return nil
 }
 
-// background delivers paced local messages when their time comes and keeps
-// the in-memory limit state small.
+// background delivers paced local messages when their time comes, keeps
+// the in-memory limit state small, and applies retention: message bodies
+// go as soon as nothing refers to them (the store does that in the
+// transaction that drops the last reference); trace data and the messages'
+// metadata go after the trace retention, in small batches (PruneTrace),
+// and the space freed goes back to the file system (ReclaimSpace).
 func (s *Server) background() {
 	defer s.wg.Done()
 	deliver := time.NewTicker(time.Second)
@@ -305,6 +320,9 @@ func (s *Server) background() {
 				} else if n > 0 {
 					s.log.Info("trace retention", "deleted", n)
 				}
+			}
+			if err := s.store.ReclaimSpace(context.Background()); err != nil {
+				s.log.Error("reclaiming free space", "err", err)
 			}
 		}
 	}

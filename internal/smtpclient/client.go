@@ -13,11 +13,13 @@ package smtpclient
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strconv"
 	"strings"
@@ -283,19 +285,39 @@ func (c *Client) Rcpt(to string) error {
 // Data sends the message (CRLF line endings; it is dot-stuffed here, RFC
 // 5321 §4.5.2) and returns the server's reply to the final dot.
 func (c *Client) Data(msg []byte) (*Reply, error) {
+	return c.DataFrom(bytes.NewReader(msg))
+}
+
+// DataFrom is Data with the message read from r as it is sent, so that a
+// large message never has to be in memory (dot-stuffing per RFC 5321
+// section 4.5.2 is applied on the way).
+func (c *Client) DataFrom(r io.Reader) (*Reply, error) {
 	if _, err := c.cmd("DATA", 3, "DATA"); err != nil {
 		return nil, err
 	}
 	// Each block written gets its own deadline, so a large message over a
 	// slow link is fine while a remote that stops reading is not.
 	const block = 64 << 10
+	buf := make([]byte, block)
 	atLineStart := true
-	for len(msg) > 0 {
-		n := min(block, len(msg))
-		if err := c.writeStuffed(msg[:n], &atLineStart); err != nil {
-			return nil, &Error{Step: "DATA", Err: err}
+	for {
+		n, err := io.ReadFull(r, buf)
+		if n > 0 {
+			if werr := c.writeStuffed(buf[:n], &atLineStart); werr != nil {
+				return nil, &Error{Step: "DATA", Err: werr}
+			}
 		}
-		msg = msg[n:]
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			break
+		}
+		if err != nil {
+			// The message cannot be read: the transaction must not end
+			// with a truncated message that looks complete. Closing the
+			// connection without the final dot aborts it (RFC 5321
+			// section 4.1.1.4: no partial message may be delivered).
+			c.conn.Close()
+			return nil, &Error{Step: "DATA", Err: fmt.Errorf("reading the message: %w", err)}
+		}
 	}
 	end := ".\r\n"
 	if !atLineStart {

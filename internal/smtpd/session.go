@@ -297,10 +297,12 @@ func (s *session) data(r io.Reader) *reply.Reply {
 	if s.mailbox != nil {
 		limit = policy.SendSizeLimit(s.mailbox)
 	}
-	msg, rep := transport.ReadMessage(r, limit)
+	msg, rep := transport.ReadMessage(r, limit, s.srv.submitter.SpoolDir)
 	if rep != nil {
 		return rep
 	}
+	defer msg.Close() // the spool file; commits keep their own links
+
 	dir := s.srv.dir.Load()
 	in := &transport.Submission{
 		From: s.from, Recipients: s.recipients, Message: msg,
@@ -345,7 +347,7 @@ func (s *session) data(r io.Reader) *reply.Reply {
 // earlier one succeeded, the client is told to retry (4xx) and the earlier
 // organization may receive the message twice: a duplicate, never a loss.
 func (s *session) submitAnonymous(dir *directory.Snapshot, in *transport.Submission) *reply.Reply {
-	size := int64(len(in.Message.Raw))
+	size := in.Message.Size()
 	for _, r := range s.recipients {
 		if m := r.Route.Mailbox; m != nil {
 			if rep := policy.CheckReceiveSize(m, size); rep != nil {
@@ -399,7 +401,7 @@ func (s *session) checkSender(in *transport.Submission) {
 		if !s.from.IsZero() {
 			from = s.from.String()
 		}
-		s.senderAuth = c.Check(context.Background(), senderauth.Input{ClientIP: s.ip, Helo: s.conn.Hostname(), MailFrom: from, Message: in.Message.Raw})
+		s.senderAuth = c.Check(context.Background(), senderauth.Input{ClientIP: s.ip, Helo: s.conn.Hostname(), MailFrom: from, Message: in.Message, Size: in.Message.Size()})
 	}
 	in.AuthenticationResults, in.Junk = s.senderAuth.Header, s.senderAuth.Junk
 }

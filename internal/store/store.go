@@ -8,11 +8,23 @@
 // the only place the SMTP path waits for the disk, and concurrent commits
 // share one transaction (group commit) so throughput is not bound by the
 // disk's fsync rate.
+//
+// Bodies: a message's body is read as a stream (MessageBody), never as one
+// []byte, so that memory per message does not grow with its size. A
+// submission hands the store a small body in memory, or the header fields
+// Postern adds plus a spooled file that the store links (or copies) into
+// its own body file, made durable before the commit that refers to it.
+//
+// Retention: a message's body is deleted as soon as nothing refers to it
+// any more (no mailbox folder item and no queue item: relayed mail
+// delivered or failed, mailbox removed); the message's metadata stays for
+// message trace until PruneTrace removes it with its trace events.
 package store
 
 import (
 	"context"
 	"errors"
+	"io"
 	"time"
 
 	"postern.dev/postern/internal/directory"
@@ -95,8 +107,10 @@ type Store interface {
 	// ReleaseLeases frees every lease node holds: at start, its leases are
 	// left over from a crash, and their deliveries must be tried again.
 	ReleaseLeases(ctx context.Context, node string) error
-	// MessageBody returns a stored message as it is delivered.
-	MessageBody(ctx context.Context, message int64) ([]byte, error)
+	// MessageBody opens a stored message as it is delivered, headers
+	// included; the caller closes it. ErrNotFound when the message does not
+	// exist or its body was already released (nothing refers to it).
+	MessageBody(ctx context.Context, message int64) (io.ReadCloser, error)
 	// RecordOutcomes applies delivery outcomes and commits notices (DSNs)
 	// in one durable transaction: a failed item is never removed without
 	// its non-delivery report being stored, and the reverse.
@@ -123,8 +137,12 @@ type Store interface {
 	DeleteAPIKey(ctx context.Context, orgID, id int64) error
 	TouchAPIKey(ctx context.Context, id int64, at time.Time) error
 	// PruneTrace deletes trace events and connection log entries older
-	// than a time (the trace retention).
+	// than a time (the trace retention), and the messages received before
+	// it that nothing refers to any more. It works in small transactions
+	// so that it never holds the writer for long.
 	PruneTrace(ctx context.Context, before time.Time) (int64, error)
+	// ReclaimSpace gives space freed by deletions back to the file system.
+	ReclaimSpace(ctx context.Context) error
 
 	Close() error
 }
@@ -140,8 +158,17 @@ type Submission struct {
 	// InboundConnector names the connector that admitted anonymous mail.
 	InboundConnector string
 	ClientIP         string
-	Body             []byte // the message as it will be delivered, headers included
-	Recipients       int    // envelope recipients, for the recipient rate limit
+	// Body is the message as it will be delivered, headers included; or,
+	// with BodyFile, its first part (the header fields Postern adds).
+	Body []byte
+	// BodyFile, when set, is a file holding the rest of the message (a
+	// spooled upload). Commit links it, or copies it when it cannot, into
+	// the store's own body file and makes that durable before the commit
+	// that refers to it; the caller may remove BodyFile once Commit
+	// returns, and may commit the same file again (one message committed
+	// once per organization).
+	BodyFile   string
+	Recipients int // envelope recipients, for the recipient rate limit
 	// AuthProtocol ("Basic" or "OAuth") and TLSVersion ("TLS1.3") of an
 	// authenticated submission, for the SMTP AUTH clients report.
 	AuthProtocol string
@@ -186,15 +213,15 @@ type FolderStatistics struct {
 	FolderSize    int64
 }
 
-// Item is a message in a folder.
+// Item is a message in a folder; MessageBody(Message) reads it.
 type Item struct {
 	ID         int64
+	Message    int64
 	MessageID  string
 	Subject    string
 	From       string
 	ReceivedAt time.Time
 	Size       int64
-	Body       []byte
 }
 
 // QueueItem is one recipient's copy waiting in a queue: a paced local

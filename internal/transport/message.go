@@ -2,12 +2,12 @@ package transport
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"io"
 	"mime"
 	"net/mail"
 	"net/textproto"
+	"os"
 	"strings"
 
 	"github.com/emersion/go-smtp"
@@ -20,77 +20,253 @@ import (
 // section of 1 MiB leaves room for long Received chains.
 const maxHeaderBytes = 1 << 20
 
-// Message is a message read from DATA: the raw bytes exactly as received and
-// the parsed header fields Postern needs.
+// SpoolThreshold is the largest message held in memory while it is read;
+// a larger one is spooled to a file as it arrives. Memory per message in
+// flight is therefore O(SpoolThreshold), never O(size): 100 concurrent
+// 50 MB uploads cost a few MiB, not 5 GB (DESIGN "Bounded under attack").
+const SpoolThreshold = 64 << 10
+
+// memLimit is SpoolThreshold, lowered by the fuzz test so that small
+// inputs take the file path.
+var memLimit = SpoolThreshold
+
+// Message is a message read from DATA or BDAT: the bytes exactly as
+// received, in memory when small and in a spool file otherwise, and the
+// parsed header fields Postern needs. Read it with ReadAt or Reader, as
+// often as needed (each pass reads from the start); Close removes the
+// spool file. One Message may be submitted more than once (a message for
+// two organizations is committed once per organization): each commit
+// takes its own link or copy of the spool file.
 type Message struct {
-	Raw    []byte
 	Header textproto.MIMEHeader
+
+	size int64
+	mem  []byte   // the whole message, when it stayed under SpoolThreshold
+	file *os.File // the spool file otherwise
 }
 
-// ReadMessage reads DATA up to limit bytes and checks what RFC 5321 and 5322
-// require of it before anything else looks at it. It returns the reply to
-// send when the message is refused.
+// NewMessage wraps a message already in memory (tests, generated mail).
+func NewMessage(raw []byte) (*Message, *reply.Reply) {
+	return ReadMessage(strings.NewReader(string(raw)), int64(len(raw)), "")
+}
+
+// Size is the message's length in octets.
+func (m *Message) Size() int64 { return m.size }
+
+// ReadAt reads the message at an offset (io.ReaderAt); it is safe for
+// concurrent use, so senderauth and the commit can read independently.
+func (m *Message) ReadAt(p []byte, off int64) (int, error) {
+	if m.file != nil {
+		if off >= m.size {
+			return 0, io.EOF
+		}
+		if rest := m.size - off; int64(len(p)) > rest {
+			n, err := m.file.ReadAt(p[:rest], off)
+			if err == nil {
+				err = io.EOF
+			}
+			return n, err
+		}
+		return m.file.ReadAt(p, off)
+	}
+	if off >= int64(len(m.mem)) {
+		return 0, io.EOF
+	}
+	n := copy(p, m.mem[off:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// Reader returns a reader of the whole message from its start.
+func (m *Message) Reader() io.Reader { return io.NewSectionReader(m, 0, m.size) }
+
+// InMemory returns the message when it was small enough to stay in
+// memory, and ok false when it was spooled to a file.
+func (m *Message) InMemory() (raw []byte, ok bool) { return m.mem, m.file == nil }
+
+// SpoolFile is the path of the spool file, "" for a message in memory.
+func (m *Message) SpoolFile() string {
+	if m.file == nil {
+		return ""
+	}
+	return m.file.Name()
+}
+
+// Close removes the spool file. Commits made before it keep their own
+// link or copy.
+func (m *Message) Close() error {
+	if m == nil || m.file == nil {
+		return nil
+	}
+	err := m.file.Close()
+	if rerr := os.Remove(m.file.Name()); err == nil {
+		err = rerr
+	}
+	m.file = nil
+	return err
+}
+
+// ReadMessage reads DATA (or the BDAT chunks) up to limit bytes and checks
+// what RFC 5321 and 5322 require of it before anything else looks at it,
+// as the bytes arrive. A message over SpoolThreshold goes to a file in
+// spoolDir (os.TempDir() when ""). It returns the reply to send when the
+// message is refused; the caller must Close an accepted Message.
 //
 // Bare CR and bare LF are refused rather than repaired: a receiver that
 // treats "\n.\n" as end of data while another treats only "\r\n.\r\n" so is
 // how SMTP smuggling slips a second, forged message through (RFC 5321
 // section 2.3.8: CR and LF must only occur together as CRLF).
-func ReadMessage(r io.Reader, limit int64) (*Message, *reply.Reply) {
-	raw, err := io.ReadAll(io.LimitReader(r, limit+1))
-	if err != nil {
-		var smtpErr *reply.Reply
-		switch {
-		case errors.As(err, &smtpErr):
-			return nil, smtpErr
-		case errors.Is(err, smtp.ErrTooLongLine):
-			return nil, reply.LineTooLong
+//
+// The refusals keep their precedence over the whole message, as if it had
+// been read in one piece: a read error, then the size limit, then NUL
+// anywhere, then a bare line ending, then the header section.
+func ReadMessage(r io.Reader, limit int64, spoolDir string) (*Message, *reply.Reply) {
+	w := &spooler{dir: spoolDir, limit: limit, headerEnd: -1}
+	rep := w.readFrom(r)
+	if rep == nil {
+		rep = w.verdict()
+	}
+	m := &Message{size: w.n, mem: w.mem, file: w.file}
+	if rep == nil && m.file != nil {
+		// Durability of the bytes themselves is the store's business (it
+		// fsyncs what it commits); here they only need to be complete.
+		if err := w.buf.Flush(); err != nil {
+			rep = reply.StorageUnavailable
 		}
-		// The client is gone; nobody reads this reply.
-		return nil, reply.StorageUnavailable
 	}
-	if int64(len(raw)) > limit {
-		return nil, reply.MessageTooLarge(limit)
+	if rep == nil {
+		rep = m.parseHeader(w.headerEnd)
 	}
-	if rep := checkLineEndings(raw); rep != nil {
-		return nil, rep
-	}
-	m := &Message{Raw: raw}
-	if rep := m.parseHeader(); rep != nil {
+	if rep != nil {
+		m.Close()
 		return nil, rep
 	}
 	return m, nil
 }
 
-func checkLineEndings(raw []byte) *reply.Reply {
-	if bytes.IndexByte(raw, 0) >= 0 {
-		return reply.NULInMessage
-	}
-	for i := 0; i < len(raw); i++ {
-		switch raw[i] {
-		case '\r':
-			if i+1 >= len(raw) || raw[i+1] != '\n' {
-				return reply.BareLineEnding
+// spooler receives the message and checks it byte by byte: line endings,
+// NUL, the end of the header section, the size.
+type spooler struct {
+	dir   string
+	limit int64
+	n     int64
+	mem   []byte
+	file  *os.File
+	buf   *bufio.Writer
+
+	cr        bool  // the previous byte was a CR
+	lineStart int64 // offset of the current line
+	headerEnd int64 // offset of "\r\n\r\n" (0 when the message starts with CRLF), -1 until seen
+	nul, bare bool
+	failed    bool // a refusal is certain: stop storing, keep checking for NUL
+}
+
+func (w *spooler) readFrom(r io.Reader) *reply.Reply {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			if w.n+int64(n) > w.limit {
+				return reply.MessageTooLarge(w.limit)
 			}
-			i++
-		case '\n':
-			return reply.BareLineEnding
+			if rep := w.write(buf[:n]); rep != nil {
+				return rep
+			}
 		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			var smtpErr *reply.Reply
+			switch {
+			case errors.As(err, &smtpErr):
+				return smtpErr
+			case errors.Is(err, smtp.ErrTooLongLine):
+				return reply.LineTooLong
+			}
+			// The client is gone; nobody reads this reply.
+			return reply.StorageUnavailable
+		}
+	}
+}
+
+func (w *spooler) write(p []byte) *reply.Reply {
+	base := w.n
+	for i, c := range p {
+		switch c {
+		case 0:
+			w.nul = true
+		case '\r':
+			if w.cr {
+				w.bare = true
+			}
+			w.cr = true
+			continue
+		case '\n':
+			if !w.cr {
+				w.bare = true
+			} else if pos := base + int64(i); w.headerEnd < 0 && pos-w.lineStart == 1 {
+				// An empty line ends the header section (RFC 5322 section 2.1).
+				w.headerEnd = max(w.lineStart-2, 0)
+			}
+			w.cr = false
+			w.lineStart = base + int64(i) + 1
+			continue
+		}
+		if w.cr {
+			w.bare = true
+		}
+		w.cr = false
+	}
+	w.n += int64(len(p))
+	if w.nul || w.bare {
+		// Refused whatever follows: nothing more needs storing.
+		w.failed = true
+		w.mem = nil
+		return nil
+	}
+	if w.file == nil && len(w.mem)+len(p) <= memLimit {
+		w.mem = append(w.mem, p...)
+		return nil
+	}
+	if w.file == nil {
+		f, err := os.CreateTemp(w.dir, "msg-*")
+		if err != nil {
+			return reply.StorageUnavailable
+		}
+		w.file, w.buf = f, bufio.NewWriterSize(f, 64<<10)
+		if _, err := w.buf.Write(w.mem); err != nil {
+			return reply.StorageUnavailable
+		}
+		w.mem = nil
+	}
+	if _, err := w.buf.Write(p); err != nil {
+		return reply.StorageUnavailable
 	}
 	return nil
 }
 
-func (m *Message) parseHeader() *reply.Reply {
-	end := bytes.Index(m.Raw, []byte("\r\n\r\n"))
+// verdict applies the checks that need the whole message.
+func (w *spooler) verdict() *reply.Reply {
 	switch {
-	case bytes.HasPrefix(m.Raw, []byte("\r\n")):
-		end = 0 // no header fields at all
-	case end < 0:
-		end = len(m.Raw) // header only, no body
+	case w.nul:
+		return reply.NULInMessage
+	case w.bare || w.cr: // a CR at the very end is bare too
+		return reply.BareLineEnding
+	}
+	return nil
+}
+
+func (m *Message) parseHeader(end int64) *reply.Reply {
+	if end < 0 {
+		end = m.size // header only, no body
 	}
 	if end > maxHeaderBytes {
 		return reply.HeaderTooLarge
 	}
-	h, err := textproto.NewReader(bufio.NewReader(io.MultiReader(bytes.NewReader(m.Raw[:end]), strings.NewReader("\r\n\r\n")))).ReadMIMEHeader()
+	h, err := textproto.NewReader(bufio.NewReader(io.MultiReader(io.NewSectionReader(m, 0, end), strings.NewReader("\r\n\r\n")))).ReadMIMEHeader()
 	if err != nil && end > 0 {
 		return reply.NoFromHeader
 	}
@@ -144,4 +320,14 @@ func (m *Message) Subject() string {
 		s = d
 	}
 	return s
+}
+
+// CleanSpool creates the spool directory, or empties it: at start-up any
+// file in it is an upload a crash interrupted, never acknowledged (a
+// committed message has its own link in the store).
+func CleanSpool(dir string) (string, error) {
+	if err := os.RemoveAll(dir); err != nil {
+		return "", err
+	}
+	return dir, os.MkdirAll(dir, 0o700)
 }

@@ -37,6 +37,10 @@ type Submitter struct {
 	// Queued, when set, is told that outbound work was committed, so the
 	// delivery workers start on it without waiting for their next poll.
 	Queued func()
+	// SpoolDir holds messages over SpoolThreshold while they are read
+	// (DATA/spool); it must be on the same file system as the store's
+	// bodies, so that a commit links the spooled file instead of copying it.
+	SpoolDir string
 }
 
 // Recipient is an accepted RCPT TO with its routing verdict.
@@ -71,7 +75,7 @@ type Submission struct {
 // returns the reply for the end of DATA: Accepted on success.
 func (s *Submitter) Submit(ctx context.Context, in *Submission) *reply.Reply {
 	now := s.Now()
-	body, messageID := s.finishHeaders(in, now)
+	head, messageID := s.finishHeaders(in, now)
 
 	releaseAt := now
 	if mb := in.AuthMailbox; mb != nil {
@@ -92,11 +96,20 @@ func (s *Submitter) Submit(ctx context.Context, in *Submission) *reply.Reply {
 		ReceivedAt:       now,
 		EnvelopeFrom:     in.From.Key(),
 		ClientIP:         in.ClientIP,
-		Body:             body,
+		Body:             head,
 		Recipients:       len(in.Recipients),
 		InboundConnector: in.InboundConnector,
 		AuthProtocol:     in.AuthProtocol,
 		TLSVersion:       in.TLSVersion,
+	}
+	// The headers Postern adds go in front of the message as received: a
+	// small message is committed as one piece, a spooled one as the added
+	// headers followed by the spool file, which the store links (or copies)
+	// into its own body file. Nothing here holds the message in memory.
+	if raw, ok := in.Message.InMemory(); ok {
+		sub.Body = append(head, raw...)
+	} else {
+		sub.BodyFile = in.Message.SpoolFile()
 	}
 	if in.From.IsZero() {
 		sub.EnvelopeFrom = ""
@@ -129,7 +142,7 @@ func (s *Submitter) Submit(ctx context.Context, in *Submission) *reply.Reply {
 		s.Queued()
 	}
 	s.Log.Info("accepted", "message_id", messageID, "id", sub.ID, "from", sub.EnvelopeFrom, "rcpts", len(in.Recipients),
-		"local", len(sub.Local), "remote", len(sub.Remote), "size", len(body), "paced_until", paced(releaseAt, now))
+		"local", len(sub.Local), "remote", len(sub.Remote), "size", int64(len(head))+in.Message.Size(), "paced_until", paced(releaseAt, now))
 	return reply.Accepted(messageID, s.Hostname)
 }
 
@@ -140,9 +153,10 @@ func paced(releaseAt, now time.Time) string {
 	return releaseAt.Format(time.RFC3339)
 }
 
-// finishHeaders prepends the Received field and adds Message-ID, Date and
-// From where the client left them out (RFC 6409 sections 8.2 and 8.3 allow
-// an MSA to). It returns the final message and its Message-ID.
+// finishHeaders returns the header fields that go in front of the message
+// (the Received field, and Message-ID, Date and From where the client left
+// them out: RFC 6409 sections 8.2 and 8.3 allow an MSA to add them) and
+// the Message-ID.
 func (s *Submitter) finishHeaders(in *Submission, now time.Time) ([]byte, string) {
 	m := in.Message
 	var add strings.Builder
@@ -166,9 +180,7 @@ func (s *Submitter) finishHeaders(in *Submission, now time.Time) ([]byte, string
 	if len(m.Header.Values("From")) == 0 && !in.From.IsZero() {
 		fmt.Fprintf(&add, "From: <%s>\r\n", in.From.String())
 	}
-	body := make([]byte, 0, add.Len()+len(m.Raw))
-	body = append(body, add.String()...)
-	return append(body, m.Raw...), messageID
+	return []byte(add.String()), messageID
 }
 
 // received renders the Received field of RFC 5321 section 4.4, with the

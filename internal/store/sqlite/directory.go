@@ -347,10 +347,3 @@ func (s *Store) DeletePolicy(ctx context.Context, id int64) error {
 func (s *Store) DeletePermission(ctx context.Context, id int64) error {
 	return s.deleteByID(ctx, "recipient_permissions", id)
 }
-
-// DeleteMailbox removes a mailbox with its addresses, permissions, folders,
-// items and pending local deliveries (foreign keys cascade). Messages stay
-// while other mailboxes or the outbound queue still refer to them.
-func (s *Store) DeleteMailbox(ctx context.Context, id int64) error {
-	return s.deleteByID(ctx, "mailboxes", id)
-}

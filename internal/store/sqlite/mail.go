@@ -15,23 +15,43 @@ var errClosed = errors.New("store is closed")
 
 type pendingCommit struct {
 	sub  *store.Submission
+	file string // its body file (in the bodies directory), "" for none
+	size int64
 	done chan error
 }
 
 // Commit hands the submission to the group committer and waits until the
-// transaction that holds it is durable.
+// transaction that holds it is durable. A spooled body is made durable
+// under its own name first, here, in the submitter's goroutine, so that
+// concurrent large uploads fsync in parallel rather than one after the
+// other in the committer.
 func (s *Store) Commit(ctx context.Context, sub *store.Submission) error {
-	p := &pendingCommit{sub: sub, done: make(chan error, 1)}
+	p := &pendingCommit{sub: sub, size: int64(len(sub.Body)), done: make(chan error, 1)}
+	if sub.BodyFile != "" {
+		var err error
+		if p.file, p.size, err = s.prepareBody(sub); err != nil {
+			return fmt.Errorf("body file: %w", err)
+		}
+	}
 	select {
 	case s.commits <- p:
 	case <-s.closing:
+		s.removeBodies(nonEmpty(p.file))
 		return errClosed
 	case <-ctx.Done():
+		s.removeBodies(nonEmpty(p.file))
 		return ctx.Err()
 	}
 	// Once taken, the commit is seen through even if ctx ends: the client
 	// may already be gone, but a half-known outcome must not be reported.
 	return <-p.done
+}
+
+func nonEmpty(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return []string{s}
 }
 
 // commitLoop is the group committer: it takes every commit that is waiting,
@@ -76,14 +96,25 @@ func (s *Store) drain() {
 
 func (s *Store) commitBatch(batch []*pendingCommit) {
 	ctx := context.Background()
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		for _, p := range batch {
-			if err := insertSubmission(ctx, tx, p.sub); err != nil {
-				return err
-			}
+	var err error
+	for _, p := range batch {
+		if p.file != "" {
+			// One directory fsync makes every new body file name of the
+			// batch durable, before any row refers to one.
+			err = s.syncBodiesDir()
+			break
 		}
-		return nil
-	})
+	}
+	if err == nil {
+		err = s.inTx(ctx, func(tx *sql.Tx) error {
+			for _, p := range batch {
+				if err := insertSubmission(ctx, tx, p.sub, p.file, p.size); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
 	if err != nil && len(batch) > 1 {
 		// One bad submission must not fail its neighbours: retry each alone.
 		for _, p := range batch {
@@ -94,25 +125,36 @@ func (s *Store) commitBatch(batch []*pendingCommit) {
 	for _, p := range batch {
 		if err != nil {
 			p.sub.ID = 0
+			s.removeBodies(nonEmpty(p.file))
 		}
 		p.done <- err
 	}
 }
 
-func insertSubmission(ctx context.Context, tx *sql.Tx, sub *store.Submission) error {
+// insertSubmission writes a message row with its items; file names its
+// body file ("" when the body column holds all of it), size is its whole
+// size.
+func insertSubmission(ctx context.Context, tx *sql.Tx, sub *store.Submission, file string, size int64) error {
+	var bodyFile any
+	if file != "" {
+		bodyFile = file
+	}
 	var auth any
 	if sub.AuthMailbox != 0 {
 		auth = sub.AuthMailbox
 	}
 	res, err := tx.ExecContext(ctx, `INSERT INTO messages (org_id, message_id, subject, received_at, envelope_from,
-		auth_mailbox, client_ip, recipients, size, body, inbound_connector, auth_protocol, tls_version)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		auth_mailbox, client_ip, recipients, size, body, body_file, inbound_connector, auth_protocol, tls_version)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		sub.OrgID, sub.MessageID, sub.Subject, nanos(sub.ReceivedAt), sub.EnvelopeFrom, auth, sub.ClientIP,
-		sub.Recipients, len(sub.Body), sub.Body, sub.InboundConnector, sub.AuthProtocol, sub.TLSVersion)
+		sub.Recipients, size, []byte{}, bodyFile, sub.InboundConnector, sub.AuthProtocol, sub.TLSVersion)
 	if err != nil {
 		return err
 	}
 	if sub.ID, err = res.LastInsertId(); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, "INSERT INTO message_bodies (message, data) VALUES (?, ?)", sub.ID, nonNilBytes(sub.Body)); err != nil {
 		return err
 	}
 	now := nanos(sub.ReceivedAt)
@@ -146,6 +188,14 @@ func insertSubmission(ctx context.Context, tx *sql.Tx, sub *store.Submission) er
 		}
 	}
 	return nil
+}
+
+// nonNilBytes keeps an empty body from being stored as NULL.
+func nonNilBytes(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
 }
 
 // receiveDetail says where a message came from, for its Receive event.
@@ -260,12 +310,12 @@ func (s *Store) FolderStatistics(ctx context.Context, mailbox int64) ([]store.Fo
 // FolderItems lists a folder's messages, oldest first.
 func (s *Store) FolderItems(ctx context.Context, mailbox int64, folder string) ([]store.Item, error) {
 	var out []store.Item
-	err := each(ctx, s.r, `SELECT i.id, m.message_id, m.subject, m.envelope_from, i.received_at, m.size, m.body
+	err := each(ctx, s.r, `SELECT i.id, m.id, m.message_id, m.subject, m.envelope_from, i.received_at, m.size
 		FROM folder_items i JOIN folders f ON f.id = i.folder_id JOIN messages m ON m.id = i.message
 		WHERE f.mailbox_id = ? AND f.name = ? ORDER BY i.received_at, i.id`, func(rows *sql.Rows) error {
 		var it store.Item
 		var at int64
-		if err := rows.Scan(&it.ID, &it.MessageID, &it.Subject, &it.From, &at, &it.Size, &it.Body); err != nil {
+		if err := rows.Scan(&it.ID, &it.Message, &it.MessageID, &it.Subject, &it.From, &at, &it.Size); err != nil {
 			return err
 		}
 		it.ReceivedAt = fromNanos(at)

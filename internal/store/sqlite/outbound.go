@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -149,19 +150,13 @@ func (s *Store) ReleaseLeases(ctx context.Context, node string) error {
 	})
 }
 
-// MessageBody returns a message's stored body.
-func (s *Store) MessageBody(ctx context.Context, message int64) ([]byte, error) {
-	var body []byte
-	err := s.r.QueryRowContext(ctx, "SELECT body FROM messages WHERE id = ?", message).Scan(&body)
-	if err == sql.ErrNoRows {
-		return nil, store.ErrNotFound
-	}
-	return body, err
-}
-
-// RecordOutcomes applies outcomes and stores notices in one transaction.
+// RecordOutcomes applies outcomes and stores notices in one transaction;
+// the bodies of messages that thereby lose their last queue item (and have
+// no folder item) are released in it, and their files removed after it.
 func (s *Store) RecordOutcomes(ctx context.Context, outcomes []store.Outcome, notices []*store.Submission) error {
+	var files []string
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var done []int64
 		for _, o := range outcomes {
 			if o.QueueID != 0 {
 				var err error
@@ -171,6 +166,7 @@ func (s *Store) RecordOutcomes(ctx context.Context, outcomes []store.Outcome, no
 						o.Detail, nanos(o.NextAttempt), o.DelayNotified, o.QueueID)
 				} else {
 					_, err = tx.ExecContext(ctx, "DELETE FROM queue WHERE id = ?", o.QueueID)
+					done = append(done, o.Message)
 				}
 				if err != nil {
 					return err
@@ -181,18 +177,25 @@ func (s *Store) RecordOutcomes(ctx context.Context, outcomes []store.Outcome, no
 			}
 		}
 		for _, n := range notices {
-			if err := insertSubmission(ctx, tx, n); err != nil {
+			if n.BodyFile != "" {
+				return errors.New("notices are committed from memory")
+			}
+			if err := insertSubmission(ctx, tx, n, "", int64(len(n.Body))); err != nil {
 				return err
 			}
 		}
-		return nil
+		var err error
+		files, err = releaseBodies(ctx, tx, done)
+		return err
 	})
 	if err != nil {
 		for _, n := range notices {
 			n.ID = 0
 		}
+		return err
 	}
-	return err
+	s.removeBodies(files)
+	return nil
 }
 
 func insertEvent(ctx context.Context, tx *sql.Tx, message int64, at time.Time, event, recipient, detail, remote string) error {

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -40,6 +41,7 @@ const FileName = "postern.db"
 // Store is the SQLite store. It implements store.Store.
 type Store struct {
 	w, r *sql.DB
+	dir  string // the data directory
 
 	commits chan *pendingCommit
 	closing chan struct{}
@@ -64,7 +66,10 @@ func Open(dir string) (*Store, error) {
 		}
 		return "file:" + path + "?" + q.Encode()
 	}
-	w, err := sql.Open("sqlite", dsn("journal_mode(WAL)", "synchronous(FULL)")+"&_txlock=immediate")
+	// auto_vacuum must be chosen before the first table is created: a new
+	// database gives the space of deleted rows back to the file system
+	// (ReclaimSpace); on an existing one the pragma changes nothing.
+	w, err := sql.Open("sqlite", dsn("auto_vacuum(2)", "journal_mode(WAL)", "synchronous(FULL)")+"&_txlock=immediate")
 	if err != nil {
 		return nil, err
 	}
@@ -80,7 +85,12 @@ func Open(dir string) (*Store, error) {
 		return nil, err
 	}
 	r.SetMaxOpenConns(8)
-	s := &Store{w: w, r: r, commits: make(chan *pendingCommit, maxBatch), closing: make(chan struct{})}
+	s := &Store{w: w, r: r, dir: dir, commits: make(chan *pendingCommit, maxBatch), closing: make(chan struct{})}
+	if err := os.MkdirAll(filepath.Join(dir, BodiesDir), 0o700); err != nil {
+		w.Close()
+		r.Close()
+		return nil, err
+	}
 	s.done.Add(1)
 	go s.commitLoop()
 	return s, nil
