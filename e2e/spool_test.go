@@ -243,7 +243,9 @@ func TestConcurrentLargeUploads(t *testing.T) {
 	const size = 50 << 20
 	n := uploadCount()
 	in := newInstance(t)
-	in.mailbox("sink", "Sink-Pass-1")
+	sink := in.mailbox("sink", "Sink-Pass-1")
+	// Anonymous mail is limited by the recipient's MaxReceiveSize (36 MB by default).
+	in.admin("Set-Mailbox", "-Identity", sink, "-MaxReceiveSize", "150MB")
 	in.start()
 
 	var base int64
