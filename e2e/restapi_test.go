@@ -181,7 +181,10 @@ call(ops, "POST", "/accepted-domains", 201, body={"Name": "contoso.net", "Domain
 call(ops, "POST", "/accepted-domains", 409, body={"Name": "contoso.net", "DomainName": "contoso.net"})
 call(ops, "POST", "/inbound-connectors", 201, body={"Name": "Printers", "ConnectorType": "OnPremises", "SenderIPAddresses": ["192.0.2.0/24"]})
 call(ops, "PATCH", "/inbound-connectors/{identity}", 200, path="/inbound-connectors/Printers", body={"Comment": "third floor"})
-call(ops, "POST", "/outbound-connectors", 201, body={"Name": "M365", "RecipientDomains": ["*"], "SmartHosts": ["smtp.office365.com"], "UseMXRecord": False})
+# A smart host makes the server connect where the caller says: the server's
+# administrator's call, not an organization's (403); routing by MX is theirs.
+call(ops, "POST", "/outbound-connectors", 403, body={"Name": "M365", "RecipientDomains": ["*"], "SmartHosts": ["smtp.office365.com"], "UseMXRecord": False})
+call(ops, "POST", "/outbound-connectors", 201, body={"Name": "M365", "RecipientDomains": ["fabrikam.example"], "UseMXRecord": True})
 call(ops, "POST", "/dkim-signing-configs", 201, body={"DomainName": "contoso.com", "Enabled": True, "KeySize": 1024})
 call(ops, "POST", "/dkim-signing-configs/{identity}/rotate", 200, path="/dkim-signing-configs/contoso.com/rotate")
 app = call(ops, "POST", "/oauth-apps", 201, body={"Name": "Scan app"})
