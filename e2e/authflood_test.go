@@ -34,27 +34,6 @@ func authConfig(t *testing.T, section string) []string {
 	return []string{"--config", p}
 }
 
-// procKiB reads a field such as VmRSS or VmHWM (in KiB) of the server
-// process from /proc.
-func (in *instance) procKiB(field string) int64 {
-	in.t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", in.cmd.Process.Pid))
-	if err != nil {
-		in.t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, field+":"); ok {
-			n, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			if err != nil {
-				in.t.Fatalf("%s: %q", field, line)
-			}
-			return n
-		}
-	}
-	in.t.Fatalf("no %s in /proc/PID/status", field)
-	return 0
-}
-
 // rawConn is an SMTP client for many goroutines: errors are returned, never
 // reported through t, and it binds to a chosen loopback source address.
 type rawConn struct {

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -32,23 +30,6 @@ func connectFrom(t *testing.T, src, addr string) (net.Conn, string) {
 	line, _ := bufio.NewReader(conn).ReadString('\n')
 	conn.SetReadDeadline(time.Time{})
 	return conn, strings.TrimRight(line, "\r\n")
-}
-
-// rssKiB reads a process's resident set size from /proc.
-func rssKiB(t *testing.T, pid int, field string) int {
-	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, field+":"); ok {
-			n, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
-			return n
-		}
-	}
-	t.Fatalf("no %s in /proc/%d/status", field, pid)
-	return 0
 }
 
 const tooManyConnections = "421 4.3.2 The maximum number of concurrent connections has exceeded a limit, closing transmission channel"
@@ -100,8 +81,7 @@ func TestIdleConnectionFlood(t *testing.T) {
 func TestIdleConnectionMemory(t *testing.T) {
 	in := newInstance(t, "--max-connections-per-ip", "0", "--connection-rate-per-ip", "0")
 	in.start()
-	pid := in.cmd.Process.Pid
-	before := rssKiB(t, pid, "VmRSS")
+	before := in.procKiB("VmRSS")
 	var held []net.Conn
 	defer func() {
 		for _, c := range held {
@@ -132,7 +112,7 @@ func TestIdleConnectionMemory(t *testing.T) {
 			}
 		}
 	}
-	after := rssKiB(t, pid, "VmRSS")
+	after := in.procKiB("VmRSS")
 	t.Logf("server RSS: %d KiB idle, %d KiB with 2,000 idle connections (%.1f KiB each)", before, after, float64(after-before)/2000)
 	if grow := after - before; grow > 200*1024 {
 		t.Fatalf("2,000 idle connections grew the server's RSS by %d KiB", grow)

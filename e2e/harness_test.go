@@ -420,3 +420,28 @@ print(email.message_from_bytes(row[0]).get(sys.argv[4], "") if row else "")
 	}
 	return strings.TrimSpace(string(out))
 }
+
+// procStatus reads a field such as VmRSS or VmHWM (in KiB) of the server
+// process from /proc; safe to call from any goroutine.
+func (in *instance) procStatus(field string) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", in.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			return strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("no %s in /proc/%d/status", field, in.cmd.Process.Pid)
+}
+
+// procKiB is procStatus for the test's own goroutine: a failure ends the test.
+func (in *instance) procKiB(field string) int64 {
+	in.t.Helper()
+	n, err := in.procStatus(field)
+	if err != nil {
+		in.t.Fatal(err)
+	}
+	return n
+}

@@ -208,19 +208,10 @@ func (in *instance) bodyFiles(t *testing.T) []string {
 	return out
 }
 
-// rss is the server's resident set size in octets, from /proc.
+// rss is the server's resident set size in octets (0 if unreadable).
 func (in *instance) rss() int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", in.cmd.Process.Pid))
-	if err != nil {
-		return 0
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
-			kb, _ := strconv.ParseInt(f[1], 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
+	kib, _ := in.procStatus("VmRSS")
+	return kib << 10
 }
 
 // uploadCount is how many concurrent 50 MB uploads

@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"postern.dev/postern/internal/limits"
 )
 
 // ThrottleConfig sets how failed logins from one address are slowed down.
@@ -58,15 +60,8 @@ func NewThrottle(cfg ThrottleConfig) *Throttle {
 	return &Throttle{cfg: cfg, addrs: make(map[netip.Prefix]*failures)}
 }
 
-func key(ip netip.Addr) netip.Prefix {
-	ip = ip.Unmap()
-	bits := 32
-	if ip.Is6() {
-		bits = 64
-	}
-	p, _ := ip.Prefix(bits)
-	return p
-}
+// key is the unit the throttle, the gate and the lockout count by.
+func key(ip netip.Addr) netip.Prefix { return limits.Source(ip) }
 
 // current returns ip's record with expired failures forgotten; nil if none.
 func (t *Throttle) current(k netip.Prefix, now time.Time) *failures {

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"postern.dev/postern/internal/limits"
 )
 
 // Limits caps what clients can spend on connections before a session
@@ -62,15 +64,7 @@ func NewAdmission(l Limits) *Admission {
 }
 
 // sourceKey is the unit a per-address limit applies to.
-func sourceKey(ip netip.Addr) netip.Prefix {
-	ip = ip.Unmap()
-	bits := 32
-	if ip.Is6() {
-		bits = 64
-	}
-	p, _ := ip.Prefix(bits)
-	return p
-}
+func sourceKey(ip netip.Addr) netip.Prefix { return limits.Source(ip) }
 
 // Admit decides whether a new connection from ip may be served; when it
 // returns true the caller must call Release once the connection ends.
