@@ -273,23 +273,8 @@ func TestRESTReadsNoServerFiles(t *testing.T) {
 // past it fail with EFBIG, as on a full disk.
 func startLimited(t *testing.T, in *instance, fsize int64) {
 	t.Helper()
-	prlimit := requireTool(t, "prlimit")
-	in.log = &syncBuffer{}
-	args := []string{fmt.Sprintf("--fsize=%d:%d", fsize, fsize), "--", binary, "serve", "--data", in.data, "--hostname", "mail.contoso.com",
-		"--submission", "127.0.0.1:0", "--submissions", "off", "--mx", "off", "--resolver", emptyDNS}
-	in.cmd = exec.Command(prlimit, append(args, in.extra...)...)
-	in.cmd.Stderr, in.cmd.Stdout = in.log, in.log
-	if err := in.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { in.stop() })
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(in.log.String(), `msg="postern started"`) {
-		if time.Now().After(deadline) {
-			t.Fatalf("server did not start:\n%s", in.log.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	in.wrap = []string{requireTool(t, "prlimit"), fmt.Sprintf("--fsize=%d:%d", fsize, fsize), "--"}
+	in.start()
 }
 
 // largestFile is the size of the biggest file in dir.

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/textproto"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -319,5 +322,80 @@ func TestShutdownWithSlowRemote(t *testing.T) {
 	}
 	if got := idle.read(); !strings.HasPrefix(got, "421 4.3.2") {
 		t.Errorf("idle client at shutdown: %q", got)
+	}
+}
+
+// TestDescriptorLimit: under a small file descriptor limit the server fits
+// its connection cap to it, so a flood of connections is refused with 421
+// instead of taking the descriptors the database and spool need; the
+// server keeps serving through the flood, and a device is served after it.
+func TestDescriptorLimit(t *testing.T) {
+	in := newInstance(t, "--max-connections-per-ip", "0", "--connection-rate-per-ip", "0")
+	sean := in.mailbox("sean", "Sean-Pass-1")
+	in.wrap = []string{requireTool(t, "prlimit"), "--nofile=400:400", "--"}
+	in.start()
+	m := regexp.MustCompile(`max_connections lowered to fit the file descriptor limit" max_connections=(\d+)`).FindStringSubmatch(in.log.String())
+	if m == nil {
+		t.Fatalf("no fitted cap in the log:\n%s", in.log.String())
+	}
+	fit, _ := strconv.Atoi(m[1])
+	if fit != 400-256 {
+		t.Fatalf("cap fitted to %d, want 144", fit)
+	}
+	var held []net.Conn
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	admitted, refused := 0, 0
+	for i := 0; i < 400; i++ {
+		c, line := connectFrom(t, fmt.Sprintf("127.0.2.%d", 1+i%250), in.addrs["mx"])
+		switch {
+		case strings.HasPrefix(line, "220 "):
+			admitted++
+			held = append(held, c)
+		case line == tooManyConnections:
+			refused++
+			c.Close()
+		default:
+			t.Fatalf("connection %d: %q", i, line)
+		}
+	}
+	if admitted != fit || refused != 400-fit {
+		t.Fatalf("admitted %d, refused %d; want %d and %d", admitted, refused, fit, 400-fit)
+	}
+	// The server still has descriptors for its own work: an admin command
+	// over its socket, and a message from a held connection.
+	in.admin("Get-Mailbox", "-Identity", sean)
+	c := &smtpClient{t: t, conn: held[0], text: textproto.NewConn(held[0])}
+	c.conn.SetDeadline(time.Now().Add(30 * time.Second))
+	c.expect("EHLO x", "250")
+	if got := c.send("a@fabrikam.example", []string{sean}, message("a@fabrikam.example", sean, "during the flood")); !strings.HasPrefix(got, "250 ") {
+		t.Fatalf("message during the flood: %q", got)
+	}
+	if strings.Contains(in.log.String(), "too many open files") {
+		t.Fatalf("the server ran out of descriptors:\n%s", in.log.String())
+	}
+	for _, c := range held {
+		c.Close()
+	}
+	held = nil
+	// Once the flood is gone, a device is served.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		conn, line := connectFrom(t, "127.0.0.3", in.addrs["submission"])
+		conn.Close()
+		if strings.HasPrefix(line, "220 ") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the flood: %q", line)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	d := dialFrom(t, "127.0.0.3", in.addrs["submission"])
+	if got := d.login(in.tlsConfig(), sean, "Sean-Pass-1"); !strings.HasPrefix(got, "235") {
+		t.Fatalf("AUTH after the flood: %q", got)
 	}
 }

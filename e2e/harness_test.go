@@ -70,6 +70,9 @@ type instance struct {
 	addrs map[string]string // role -> address
 	log   *syncBuffer
 	extra []string
+	// wrap runs the server under another command, such as prlimit with
+	// its arguments: wrap[0] wrap[1:]... postern serve ...
+	wrap []string
 }
 
 type syncBuffer struct {
@@ -139,7 +142,12 @@ func (in *instance) start() {
 	args := []string{"serve", "--data", in.data, "--hostname", "mail.contoso.com",
 		"--submission", "127.0.0.1:0", "--submissions", "127.0.0.1:0", "--mx", "127.0.0.1:0", "--resolver", emptyDNS}
 	args = append(args, in.extra...) // a test's own --resolver comes later and wins
-	in.cmd = exec.Command(binary, args...)
+	if len(in.wrap) > 0 {
+		args = append(append(in.wrap[1:len(in.wrap):len(in.wrap)], binary), args...)
+		in.cmd = exec.Command(in.wrap[0], args...)
+	} else {
+		in.cmd = exec.Command(binary, args...)
+	}
 	in.cmd.Stderr = in.log
 	in.cmd.Stdout = in.log
 	if err := in.cmd.Start(); err != nil {

@@ -369,7 +369,7 @@ func (s *Server) listenHTTPS(ctx context.Context, tlsCfg *tls.Config, keys *issu
 	// The admin listener's connections are capped too: 64 per address
 	// and 512 in all, so that no client can take the descriptors the SMTP
 	// listeners need.
-	ln = smtpserver.NewAdmission(smtpserver.Limits{MaxConnections: 512, MaxConnectionsPerIP: 64}).Listener(ln)
+	ln = smtpserver.NewAdmission(smtpserver.Limits{MaxConnections: adminConnections, MaxConnectionsPerIP: 64}).Listener(ln)
 	base := strings.TrimSuffix(s.cfg.PublicURL, "/")
 	if base == "" {
 		_, port, _ := net.SplitHostPort(ln.Addr().String())
@@ -396,23 +396,28 @@ func (s *Server) listenHTTPS(ctx context.Context, tlsCfg *tls.Config, keys *issu
 }
 
 // descriptorReserve is what the server keeps of its file descriptors for
-// everything but SMTP clients: the database, spool files, delivery
-// connections (32 workers by default), the admin listeners.
+// everything but client connections: the database, spool and body files,
+// delivery connections (32 workers by default), the admin socket.
 const descriptorReserve = 256
 
-// fitToDescriptors lowers the connection cap so that clients can never
+// adminConnections caps the admin HTTPS listener's connections.
+const adminConnections = 512
+
+// fitToDescriptors lowers the SMTP connection cap so that clients can never
 // take the descriptors the rest of the server needs: a server out of
 // descriptors cannot open its database or a spool file, and that must not
-// be something a client can cause. 0 (no cap) becomes the fitting cap.
+// be something a client can cause. The admin listener's cap is set aside
+// when it runs. 0 (no cap) becomes the fitting cap.
 func (s *Server) fitToDescriptors(maxConns int) int {
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur > 1<<30 {
 		return maxConns
 	}
-	fit := int(lim.Cur) - descriptorReserve
-	if fit < 16 {
-		fit = 16
+	reserve := descriptorReserve
+	if s.cfg.Admin != "" && s.cfg.Admin != config.Off {
+		reserve += adminConnections
 	}
+	fit := max(int(lim.Cur)-reserve, 16)
 	if maxConns == 0 || maxConns > fit {
 		s.log.Warn("max_connections lowered to fit the file descriptor limit", "max_connections", fit, "configured", maxConns, "nofile", lim.Cur)
 		return fit
