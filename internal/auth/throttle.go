@@ -115,8 +115,9 @@ type Attempt struct {
 
 // Reserve admits a sign-in attempt from ip, counting it against the
 // address's budget until Done: failures plus attempts in flight never
-// exceed BlockAfter. The delay grows with both, so parallel guesses are
-// slowed down as sequential ones are. The Attempt is nil unless Admit.
+// exceed BlockAfter, so parallel guesses verify no more passwords than
+// sequential ones. The delay grows with failures. The Attempt is nil
+// unless Admit.
 func (t *Throttle) Reserve(ip netip.Addr, now time.Time) (*Attempt, time.Duration, Verdict) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -135,7 +136,10 @@ func (t *Throttle) Reserve(ip netip.Addr, now time.Time) (*Attempt, time.Duratio
 		f = &failures{last: now}
 		t.addrs[k] = f
 	}
-	delay := t.delayFor(f.count + f.inflight)
+	// The delay answers failures only: attempts in flight are bounded by
+	// the Pending verdict above, and counting them here would slow every
+	// device of an office behind one address that signs in at once.
+	delay := t.delayFor(f.count)
 	f.inflight++
 	return &Attempt{t: t, k: k}, delay, Admit
 }

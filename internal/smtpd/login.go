@@ -130,15 +130,28 @@ func (a *Authenticator) logBusy() {
 // lockout reveals nothing about which mailboxes exist.
 func (a *Authenticator) Basic(ip netip.Addr, username, password string) (*directory.Mailbox, *reply.Reply) {
 	now := a.Now()
-	attempt, rep := a.admit(ip, now)
-	if rep != nil {
-		return nil, rep
+	dir := a.Directory.Load()
+	mb := dir.MailboxBySignIn(username)
+	// A login verified in the last minutes (the same name, password and
+	// stored hash) needs no verification and cannot be a guess, so it
+	// takes no place in the address's failure budget: the devices of an
+	// office behind one address sign in together without waiting on each
+	// other. A blocked address is refused all the same.
+	cached := mb != nil && mb.PasswordHash != "" && a.Cache.Lookup(username, password, mb.PasswordHash, now)
+	var attempt *auth.Attempt
+	if cached {
+		if _, blocked := a.Throttle.Check(ip, now); blocked {
+			return nil, reply.AuthThrottled
+		}
+	} else {
+		var rep *reply.Reply
+		if attempt, rep = a.admit(ip, now); rep != nil {
+			return nil, rep
+		}
 	}
 	failed, succeeded := false, false
 	defer func() { attempt.Done(failed, a.Now()) }()
 
-	dir := a.Directory.Load()
-	mb := dir.MailboxBySignIn(username)
 	var signIn *auth.SignIn
 	if a.Lockout != nil {
 		var locked bool
@@ -150,10 +163,8 @@ func (a *Authenticator) Basic(ip netip.Addr, username, password string) (*direct
 		defer func() { signIn.Done(failed, succeeded, a.Now()) }()
 	}
 
-	valid := false
-	if mb != nil && mb.PasswordHash != "" && a.Cache.Lookup(username, password, mb.PasswordHash, now) {
-		valid = true
-	} else {
+	valid := cached
+	if !cached {
 		var err error
 		if valid, err = a.verify(ip, mb, password); err != nil {
 			return nil, reply.AuthBusy
