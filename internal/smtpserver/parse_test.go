@@ -51,8 +51,11 @@ func FuzzParsePath(f *testing.F) {
 		if !strings.HasSuffix(in, params) {
 			t.Fatalf("parameters %q are not the rest of %q", params, in)
 		}
-		if _, err := parseParams(params); err != nil && !strings.Contains(params, " =") && !strings.HasPrefix(strings.TrimSpace(params), "=") {
-			t.Fatalf("parameters %q: %v", params, err)
+		ps, err := parseParams(params)
+		for _, p := range ps {
+			if err == nil && (p.key == "" || p.key != strings.ToUpper(p.key)) {
+				t.Fatalf("parameters %q gave keyword %q", params, p.key)
+			}
 		}
 	})
 }
