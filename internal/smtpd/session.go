@@ -417,15 +417,17 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 }
 
 func (s *session) Data(r io.Reader) error {
-	var to []string
-	for _, rc := range s.recipients {
-		to = append(to, rc.Address.String())
-	}
 	s.senderAuth = nil
 	rep := s.data(r)
-	if rep == nil {
-		// Never a typed nil through the error interface: it is not nil.
-		return s.logged("DataRejected", s.from.String(), strings.Join(to, ", "), nil)
+	if rep == nil || rep.Code < 400 {
+		if rep == nil {
+			return nil // never a typed nil through the error interface
+		}
+		return rep
+	}
+	to := make([]string, 0, len(s.recipients))
+	for _, rc := range s.recipients {
+		to = append(to, rc.Address.String())
 	}
 	return s.logged("DataRejected", s.from.String(), strings.Join(to, ", "), rep)
 }
