@@ -39,6 +39,10 @@ Usage:
   postern [--data DIR] shell [-c SCRIPT | -f FILE]               run PowerShell-style admin commands
                                                                  (without -c/-f: interactive, with history
                                                                  and Tab completion)
+  postern backup [--data DIR] --to FILE                          consistent backup (tar.gz) of DIR, also while
+                                                                 its server runs: database, message bodies,
+                                                                 secret key, TLS material
+  postern restore --from FILE --data DIR                         restore a backup into a new directory
   postern bench [flags]                                          load generator (bench -h lists the flags)
   postern version
 
@@ -91,6 +95,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return serve(args[1:], dataDir, configFile, stdout, stderr)
 	case "bench":
 		return runBench(args[1:], stdout, stderr)
+	case "backup":
+		return backupCmd(args[1:], dataDir, configFile, stdout, stderr)
+	case "restore":
+		return restoreCmd(args[1:], dataDir, configFile, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "postern", version)
 		return 0
