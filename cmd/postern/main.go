@@ -43,6 +43,7 @@ Usage:
                                                                  its server runs: database, message bodies,
                                                                  secret key, TLS material
   postern restore --from FILE --data DIR                         restore a backup into a new directory
+  postern check-config FILE                                      validate a configuration file without starting
   postern bench [flags]                                          load generator (bench -h lists the flags)
   postern version
 
@@ -99,6 +100,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return backupCmd(args[1:], dataDir, configFile, stdout, stderr)
 	case "restore":
 		return restoreCmd(args[1:], dataDir, configFile, stdout, stderr)
+	case "check-config":
+		return checkConfig(args[1:], configFile, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "postern", version)
 		return 0

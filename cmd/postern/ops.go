@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 
 	"postern.dev/postern/internal/backup"
 	"postern.dev/postern/internal/config"
@@ -121,5 +122,32 @@ func restoreCmd(args []string, dataDir, configFile string, stdout, stderr io.Wri
 		fmt.Fprintf(stdout, "  %s was %s: copy it back there, or point the configuration at it\n", filepath.Join(*data, filepath.FromSlash(name)), orig)
 	}
 	fmt.Fprintf(stdout, "start it with: postern serve --data %s\n", *data)
+	return 0
+}
+
+// checkConfig is `postern check-config FILE`: the file is validated as
+// serve would read it (config.Check), without opening the data directory
+// or any listener. Exit 0 and "FILE: ok", or 1 with one FILE:LINE:COL
+// line per problem.
+func checkConfig(args []string, configFile string, stdout, stderr io.Writer) int {
+	switch {
+	case len(args) == 1 && !strings.HasPrefix(args[0], "-"):
+		configFile = args[0]
+	case len(args) == 1 && (args[0] == "-h" || args[0] == "--help"):
+		fmt.Fprintln(stdout, "Usage: postern check-config FILE\n\nValidates a TOML configuration file without starting the server: exit 0 and \"FILE: ok\", or 1 and one FILE:LINE:COL line per problem.")
+		return 0
+	case len(args) == 0 && configFile != "":
+	default:
+		fmt.Fprintln(stderr, "Usage: postern check-config FILE")
+		return 2
+	}
+	errs := config.Check(configFile)
+	for _, err := range errs {
+		fmt.Fprintln(stderr, err)
+	}
+	if len(errs) > 0 {
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: ok\n", configFile)
 	return 0
 }
