@@ -3,15 +3,21 @@ package e2e
 import (
 	"bytes"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -262,5 +268,188 @@ func TestCheckConfig(t *testing.T) {
 	}
 	if out, err := exec.Command(binary, "check-config").CombinedOutput(); err == nil {
 		t.Errorf("check-config without a file succeeded:\n%s", out)
+	}
+}
+
+// demoProcess starts a command whose stdout and stderr go to one buffer,
+// in its own process group so that the test can end it and its children
+// (make run's server) with SIGTERM.
+func demoProcess(t *testing.T, dir string, name string, args ...string) (*exec.Cmd, *syncBuffer) {
+	t.Helper()
+	out := &syncBuffer{}
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+	})
+	return cmd, out
+}
+
+// waitFor waits, with a generous deadline, until the buffer holds s.
+func waitFor(t *testing.T, buf *syncBuffer, s string) string {
+	t.Helper()
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if out := buf.String(); strings.Contains(out, s) {
+			return out
+		}
+	}
+	t.Fatalf("no %q in:\n%s", s, buf.String())
+	return ""
+}
+
+var (
+	bannerAPIKey  = regexp.MustCompile(`(?m)^  (pstn_\S+)$`)
+	bannerAdmin   = regexp.MustCompile(`Admin \(REST API, OAuth issuer\): (https://\S+)`)
+	bannerInbox   = regexp.MustCompile(`(?m)^  (\S+ --data \S+ Get-MailboxFolderStatistics -Identity sean@contoso.com)$`)
+	bannerListens = regexp.MustCompile(`Listeners: submission (\S+) `)
+)
+
+// TestDemoBanner: the demo prints the admin listener's address and an API
+// key that signs in to the REST API there, and commands that work as
+// printed.
+func TestDemoBanner(t *testing.T) {
+	dir := t.TempDir()
+	adminAddr := freeAddr(t)
+	_, out := demoProcess(t, dir, binary, "serve", "--demo", "--data", "demo", "--submission", "127.0.0.1:0", "--submissions", "127.0.0.1:0",
+		"--mx", "127.0.0.1:0", "--admin", adminAddr, "--resolver", emptyDNS)
+	banner := waitFor(t, out, "Back it up while it runs")
+	m := bannerAdmin.FindStringSubmatch(banner)
+	if m == nil || m[1] != "https://"+adminAddr {
+		t.Fatalf("the banner does not give the admin listener https://%s:\n%s", adminAddr, banner)
+	}
+	key := bannerAPIKey.FindStringSubmatch(banner)
+	if key == nil {
+		t.Fatalf("no API key in the banner:\n%s", banner)
+	}
+	pem, err := os.ReadFile(filepath.Join(dir, "demo", "tls", "cert.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}, Timeout: 30 * time.Second}
+	req, _ := http.NewRequest("GET", m[1]+"/api/v1/mailboxes", nil)
+	req.Header.Set("X-API-Key", key[1])
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "sean@contoso.com") {
+		t.Errorf("REST API with the banner's key: %d %s", resp.StatusCode, body)
+	}
+	// The printed command runs as printed, from the same directory.
+	c := bannerInbox.FindStringSubmatch(banner)
+	if c == nil {
+		t.Fatalf("no Get-MailboxFolderStatistics command in the banner:\n%s", banner)
+	}
+	f := strings.Fields(c[1])
+	cmd := exec.Command(f[0], f[1:]...)
+	cmd.Dir = dir
+	if got, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(got), "Inbox") {
+		t.Errorf("%s: %v\n%s", c[1], err, got)
+	}
+}
+
+// TestMakeRunArgs: `make run ARGS=...` hands its flags to serve --demo,
+// and the banner's commands name ./bin/postern, which works from the
+// repository.
+func TestMakeRunArgs(t *testing.T) {
+	requireTool(t, "make")
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(t.TempDir(), "demo")
+	sub := freeAddr(t)
+	_, out := demoProcess(t, root, "make", "run", fmt.Sprintf("ARGS=--data %s --submission %s --submissions off --mx off --admin off --resolver %s", data, sub, emptyDNS))
+	banner := waitFor(t, out, "Back it up while it runs")
+	if m := bannerListens.FindStringSubmatch(banner); m == nil || m[1] != sub {
+		t.Errorf("make run did not take --submission %s:\n%s", sub, banner)
+	}
+	if !strings.Contains(banner, "Admin HTTPS listener: off") {
+		t.Errorf("make run did not take --admin off:\n%s", banner)
+	}
+	c := bannerInbox.FindStringSubmatch(banner)
+	if c == nil || !strings.HasPrefix(c[1], "./bin/postern --data "+data) {
+		t.Fatalf("the banner's command is not ./bin/postern --data %s:\n%s", data, banner)
+	}
+	f := strings.Fields(c[1])
+	cmd := exec.Command(f[0], f[1:]...)
+	cmd.Dir = root
+	if got, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(got), "Inbox") {
+		t.Errorf("%s: %v\n%s", c[1], err, got)
+	}
+}
+
+// TestFirstRunHelp: help exits 0; a cmdlet without --data names the
+// default directory it tried and creates nothing.
+func TestFirstRunHelp(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"help"}, {"serve", "--help"}, {"serve", "-h"}, {"backup", "--help"}, {"restore", "-h"}, {"check-config", "--help"}, {"bench", "-h"}} {
+		out, err := exec.Command(binary, args...).CombinedOutput()
+		if err != nil {
+			t.Errorf("postern %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	out, _ := exec.Command(binary, "serve", "--help").Output()
+	if !strings.Contains(string(out), "-submission") || !strings.Contains(string(out), "-demo") {
+		t.Errorf("serve --help on stdout:\n%s", out)
+	}
+	if out, _ := exec.Command(binary, "--help").Output(); !strings.Contains(string(out), "/var/lib/postern") {
+		t.Errorf("--help does not name the default data directory:\n%s", out)
+	}
+	if _, err := os.Stat("/var/lib/postern"); err == nil {
+		t.Skip("/var/lib/postern exists here")
+	}
+	out, err := exec.Command(binary, "Get-Mailbox").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "default data directory /var/lib/postern") {
+		t.Errorf("a cmdlet without --data: %v\n%s", err, out)
+	}
+	if _, err := os.Stat("/var/lib/postern"); err == nil {
+		t.Error("a cmdlet created the default data directory")
+	}
+}
+
+// TestFirstStartNextSteps: a plain start with no accepted domain says
+// what to do next; with a domain and no mailbox, how to add one. Failed
+// AUTH attempts are in the server log at info level, without the
+// password.
+func TestFirstStartNextSteps(t *testing.T) {
+	in := &instance{t: t, data: t.TempDir()}
+	in.start()
+	log := waitFor(t, in.log, "no accepted domains yet")
+	if !strings.Contains(log, "New-AcceptedDomain") || !strings.Contains(log, "--data "+in.data) {
+		t.Errorf("next step:\n%s", log)
+	}
+	in.admin("New-AcceptedDomain", "-Name", "contoso.com", "-DomainName", "contoso.com", "-DomainType", "Authoritative")
+	in.stop()
+	in.start()
+	waitFor(t, in.log, "no mailboxes yet")
+	in.mailbox("sean", "Sean-Pass-1")
+
+	c := dial(t, in.addrs["submission"])
+	if r := c.login(in.tlsConfig(), "sean@contoso.com", "Wrong-Secret-99"); !strings.HasPrefix(r, "535") {
+		t.Fatalf("wrong password: %s", r)
+	}
+	log = waitFor(t, in.log, `msg="authentication failed"`)
+	if !regexp.MustCompile(`level=INFO msg="authentication failed" ip=127\.0\.0\.1 role=submission mechanism=PLAIN user=sean@contoso\.com reply="535 `).MatchString(log) {
+		t.Errorf("failed AUTH log line:\n%s", log)
+	}
+	if strings.Contains(log, "Wrong-Secret-99") {
+		t.Error("the password is in the log")
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -15,14 +16,18 @@ import (
 )
 
 // opsFlags parses a subcommand's own flags; --data and --config given
-// before the subcommand are the defaults.
-func opsFlags(name string, args []string, dataDir, configFile string, stderr io.Writer, extra func(fs *flag.FlagSet)) (fs *flag.FlagSet, data, cfgFile *string, ok bool) {
+// before the subcommand are the defaults. After -h it returns a nil
+// FlagSet and ok: the help is printed and the command is done.
+func opsFlags(name string, args []string, dataDir, configFile string, stdout, stderr io.Writer, extra func(fs *flag.FlagSet)) (fs *flag.FlagSet, data, cfgFile *string, ok bool) {
 	fs = flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(helpOutput(args, stdout, stderr))
 	data = fs.String("data", dataDir, "data directory")
 	cfgFile = fs.String("config", configFile, "TOML configuration file (for secret_key_file and tls_cert/tls_key outside the data directory, and the default data directory)")
 	extra(fs)
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, nil, nil, true
+		}
 		return nil, nil, nil, false
 	}
 	if fs.NArg() > 0 {
@@ -32,6 +37,14 @@ func opsFlags(name string, args []string, dataDir, configFile string, stderr io.
 	return fs, data, cfgFile, true
 }
 
+// exitFor is 0 after -h (help was asked for), 2 after a usage error.
+func exitFor(helpShown bool) int {
+	if helpShown {
+		return 0
+	}
+	return 2
+}
+
 // backupCmd is `postern backup --data DIR --to FILE`: a consistent copy of
 // a data directory, taken while its server runs (internal/backup), into
 // one tar.gz file. The file holds the secret key, so it is created 0600
@@ -39,11 +52,11 @@ func opsFlags(name string, args []string, dataDir, configFile string, stderr io.
 // file that looks complete.
 func backupCmd(args []string, dataDir, configFile string, stdout, stderr io.Writer) int {
 	var to string
-	_, data, cfgFile, ok := opsFlags("backup", args, dataDir, configFile, stderr, func(fs *flag.FlagSet) {
+	fs, data, cfgFile, ok := opsFlags("backup", args, dataDir, configFile, stdout, stderr, func(fs *flag.FlagSet) {
 		fs.StringVar(&to, "to", "", "the backup file to write (tar.gz)")
 	})
-	if !ok {
-		return 2
+	if !ok || fs == nil {
+		return exitFor(ok)
 	}
 	if to == "" {
 		fmt.Fprintln(stderr, "postern backup: --to FILE is required")
@@ -96,11 +109,11 @@ func backupCmd(args []string, dataDir, configFile string, stdout, stderr io.Writ
 // data directory come back under DIR/external, and are listed.
 func restoreCmd(args []string, dataDir, configFile string, stdout, stderr io.Writer) int {
 	var from string
-	_, data, _, ok := opsFlags("restore", args, dataDir, configFile, stderr, func(fs *flag.FlagSet) {
+	fs, data, _, ok := opsFlags("restore", args, dataDir, configFile, stdout, stderr, func(fs *flag.FlagSet) {
 		fs.StringVar(&from, "from", "", "the backup file to read")
 	})
-	if !ok {
-		return 2
+	if !ok || fs == nil {
+		return exitFor(ok)
 	}
 	if from == "" || *data == "" {
 		fmt.Fprintln(stderr, "postern restore: --from FILE and --data DIR are required")
