@@ -8,8 +8,10 @@ LDFLAGS := -X main.version=$(VERSION)
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/postern ./cmd/postern
 
+# make run ARGS='--submission 127.0.0.1:2588 --admin off ...' passes flags to serve --demo.
+ARGS ?=
 run: build
-	./bin/postern serve --demo
+	./bin/postern serve --demo $(ARGS)
 
 # Every test: formatting, vet, unit tests (with the race detector), the
 # end-to-end tests against the real binary, and a short run of each fuzz target.

@@ -6,7 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 
 	"postern.dev/postern/internal/admin"
 	"postern.dev/postern/internal/config"
@@ -17,8 +21,9 @@ import (
 // demoMailboxes are the people of Microsoft's own examples, plus a scanner.
 var demoMailboxes = []string{"sean", "chris", "akol", "tjohnston", "kakers", "scanner"}
 
-// applyDemoDefaults moves the listeners to unprivileged loopback ports and
-// the data to ./postern-demo, unless flags said otherwise.
+// applyDemoDefaults moves the listeners to unprivileged loopback ports
+// (the admin HTTPS listener, off by default, included: the demo shows the
+// REST API) and the data to ./postern-demo, unless flags said otherwise.
 func applyDemoDefaults(cfg *config.Config, fs *flag.FlagSet) {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -27,9 +32,11 @@ func applyDemoDefaults(cfg *config.Config, fs *flag.FlagSet) {
 		"submissions": &cfg.Submissions,
 		"mx":          &cfg.MX,
 		"hostname":    &cfg.Hostname,
+		"admin":       &cfg.Admin,
 	}
 	values := map[string]string{
 		"submission": "127.0.0.1:2587", "submissions": "127.0.0.1:2465", "mx": "127.0.0.1:2525", "hostname": "localhost",
+		"admin": "127.0.0.1:2443",
 	}
 	for name, dst := range defaults {
 		if !set[name] {
@@ -76,21 +83,105 @@ func setUpDemo(ctx context.Context, srv *server.Server, cfg config.Config, out i
 		return err
 	}
 
-	sub := srv.Addr(smtpd.Submission)
-	fmt.Fprintf(out, "\nPostern demo organization contoso.com is ready (data in %s).\n\n", cfg.Data)
-	fmt.Fprintf(out, "Listeners: submission %v (STARTTLS), submissions %v (implicit TLS), mx %v\n", sub, srv.Addr(smtpd.Submissions), srv.Addr(smtpd.MX))
+	// The REST API's sign-in: a new Organization Management key at every
+	// start, like the passwords (the previous one is revoked).
+	var apiKey string
+	if cfg.Admin != "" && cfg.Admin != config.Off {
+		if _, err := svc.APIKeys(ctx, "demo"); err == nil {
+			if err := svc.RemoveAPIKey(ctx, "demo"); err != nil {
+				return err
+			}
+		}
+		var err error
+		if _, apiKey, err = svc.NewAPIKey(ctx, "demo", admin.OrganizationManagement, 0); err != nil {
+			return err
+		}
+	}
+	printDemoBanner(out, demoBanner{
+		Command: commandPath(), Data: cfg.Data, CA: filepath.Join(cfg.Data, "tls", "cert.pem"),
+		Submission: srv.Addr(smtpd.Submission), Submissions: srv.Addr(smtpd.Submissions), MX: srv.Addr(smtpd.MX),
+		Admin: cfg.Admin, APIKey: apiKey, Passwords: passwords,
+	})
+	return nil
+}
+
+// demoBanner is what the demo prints once it is ready.
+type demoBanner struct {
+	Command, Data, CA           string
+	Submission, Submissions, MX net.Addr
+	Admin, APIKey               string // Admin is config.Off when the listener is off
+	Passwords                   map[string]string
+}
+
+// printDemoBanner prints the organization, every listener, the
+// passwords and the API key, and commands that work as printed: the
+// binary as it was invoked (bin/postern from make run) and the data
+// directory as given.
+func printDemoBanner(out io.Writer, b demoBanner) {
+	str := func(a net.Addr, what string) string {
+		if a == nil {
+			return "off"
+		}
+		return a.String() + what
+	}
+	fmt.Fprintf(out, "\nPostern demo organization contoso.com is ready (data in %s).\n\n", b.Data)
+	fmt.Fprintf(out, "Listeners: submission %s, submissions %s, mx %s\n", str(b.Submission, " (STARTTLS)"), str(b.Submissions, " (implicit TLS)"), str(b.MX, ""))
+	adminURL := ""
+	if b.Admin != "" && b.Admin != config.Off {
+		host, port, _ := net.SplitHostPort(b.Admin)
+		if host == "" || host == "0.0.0.0" || host == "::" {
+			host = "localhost"
+		}
+		if port == "0" {
+			fmt.Fprintf(out, "Admin (REST API, OAuth issuer): HTTPS on the port in the log line \"listening role=admin\"\n")
+		} else {
+			adminURL = "https://" + net.JoinHostPort(host, port)
+			fmt.Fprintf(out, "Admin (REST API, OAuth issuer): %s  (API reference: %s/api/v1/openapi.json)\n", adminURL, adminURL)
+		}
+	} else {
+		fmt.Fprintf(out, "Admin HTTPS listener: off (--admin 127.0.0.1:2443 turns it on)\n")
+	}
 	fmt.Fprintf(out, "SMTP AUTH is disabled for the organization (the Exchange default) and enabled for scanner@contoso.com.\n\n")
 	fmt.Fprintln(out, "Mailbox passwords (new at every start):")
 	for _, name := range demoMailboxes {
-		fmt.Fprintf(out, "  %-24s %s\n", name+"@contoso.com", passwords[name])
+		fmt.Fprintf(out, "  %-24s %s\n", name+"@contoso.com", b.Passwords[name])
 	}
 	fmt.Fprintln(out, "  info@contoso.com         (shared mailbox; scanner has Send As on it)")
-	if sub != nil {
-		fmt.Fprintf(out, "\nSend a first message:\n  swaks --server %s --tls --tls-ca-path %s \\\n    --auth LOGIN --auth-user scanner@contoso.com --auth-password '%s' \\\n    --from scanner@contoso.com --to sean@contoso.com --header 'Subject: Scan from the copier'\n",
-			sub, filepath.Join(cfg.Data, "tls", "cert.pem"), passwords["scanner"])
+	if b.APIKey != "" {
+		fmt.Fprintf(out, "\nAdmin sign-in for the REST API (API key 'demo', Organization Management, new at every start):\n  %s\n", b.APIKey)
 	}
-	fmt.Fprintf(out, "\nThen look at sean's Inbox:\n  postern --data %s Get-MailboxFolderStatistics -Identity sean@contoso.com\n\n", cfg.Data)
-	return nil
+	if b.Submission != nil {
+		fmt.Fprintf(out, "\nSend a first message:\n  swaks --server %s --tls --tls-ca-path %s \\\n    --auth LOGIN --auth-user scanner@contoso.com --auth-password '%s' \\\n    --from scanner@contoso.com --to sean@contoso.com --header 'Subject: Scan from the copier'\n",
+			b.Submission, b.CA, b.Passwords["scanner"])
+	}
+	fmt.Fprintf(out, "\nThen look at sean's Inbox:\n  %s --data %s Get-MailboxFolderStatistics -Identity sean@contoso.com\n", b.Command, b.Data)
+	if adminURL != "" && b.APIKey != "" {
+		fmt.Fprintf(out, "or, over the REST API:\n  curl --cacert %s -H 'X-API-Key: %s' %s/api/v1/mailboxes\n", b.CA, b.APIKey, adminURL)
+	}
+	fmt.Fprintf(out, "\nAdminister it:\n  %s --data %s shell\n  %s --data %s Get-Command\n", b.Command, b.Data, b.Command, b.Data)
+	fmt.Fprintf(out, "Back it up while it runs:\n  %s backup --data %s --to contoso-backup.tar.gz\n\n", b.Command, b.Data)
+}
+
+// commandPath is how to run this binary again from the same directory:
+// "postern" when that name on $PATH is this binary, otherwise the path it
+// was started by (./bin/postern from make run).
+func commandPath() string {
+	arg0 := os.Args[0]
+	self, err := os.Executable()
+	if err != nil {
+		return arg0
+	}
+	if onPath, err := exec.LookPath("postern"); err == nil {
+		a, err1 := os.Stat(onPath)
+		b, err2 := os.Stat(self)
+		if err1 == nil && err2 == nil && os.SameFile(a, b) {
+			return "postern"
+		}
+	}
+	if strings.ContainsRune(arg0, filepath.Separator) {
+		return arg0
+	}
+	return self
 }
 
 // demoPassword returns 16 random characters from an unambiguous alphabet.

@@ -14,6 +14,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -39,12 +40,19 @@ Usage:
   postern [--data DIR] shell [-c SCRIPT | -f FILE]               run PowerShell-style admin commands
                                                                  (without -c/-f: interactive, with history
                                                                  and Tab completion)
+  postern backup [--data DIR] --to FILE                          consistent backup (tar.gz) of DIR, also while
+                                                                 its server runs: database, message bodies,
+                                                                 secret key, TLS material
+  postern restore --from FILE --data DIR                         restore a backup into a new directory
+  postern check-config FILE                                      validate a configuration file without starting
   postern bench [flags]                                          load generator (bench -h lists the flags)
   postern version
 
-Cmdlets run against the server that owns DIR when one is running, otherwise
+The data directory is --data DIR, else the config file's "data", else
+/var/lib/postern: give --data (before the command) to use another. Cmdlets
+run against the server that owns DIR when one is running, otherwise
 directly on DIR (under its lock: never while a server holds it). Only
-serve creates a missing DIR. Get-Command lists the cmdlets. --organization
+serve creates a missing DIR; a cmdlet given a missing one fails. Get-Command lists the cmdlets. --organization
 NAME, before the command, acts on that organization instead of the first;
 --allow-insecure-http-loopback (tests only) lets plain http identity
 providers on loopback through when no server runs.
@@ -91,6 +99,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return serve(args[1:], dataDir, configFile, stdout, stderr)
 	case "bench":
 		return runBench(args[1:], stdout, stderr)
+	case "backup":
+		return backupCmd(args[1:], dataDir, configFile, stdout, stderr)
+	case "restore":
+		return restoreCmd(args[1:], dataDir, configFile, stdout, stderr)
+	case "check-config":
+		return checkConfig(args[1:], configFile, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "postern", version)
 		return 0
@@ -134,6 +148,8 @@ type local struct {
 	// or --allow-insecure-http-loopback before the command). Through a
 	// running server, the server's own setting applies.
 	insecureLoopback bool
+	// defaulted: neither --data nor the config file named the directory.
+	defaulted bool
 }
 
 // localOptions picks the data directory (--data, else the config file's,
@@ -143,10 +159,12 @@ func localOptions(dataDir, configFile string, insecureLoopback bool) local {
 	if err := cfg.Load(configFile); err != nil {
 		cfg = config.Defaults()
 	}
+	defaulted := false
 	if dataDir == "" {
 		dataDir = cfg.Data
+		defaulted = dataDir == config.Defaults().Data
 	}
-	return local{data: dataDir, insecureLoopback: insecureLoopback || cfg.AllowInsecureHTTPLoopback}
+	return local{data: dataDir, insecureLoopback: insecureLoopback || cfg.AllowInsecureHTTPLoopback, defaulted: defaulted}
 }
 
 func serve(args []string, dataDir, configFile string, stdout, stderr io.Writer) int {
@@ -168,12 +186,12 @@ func serve(args []string, dataDir, configFile string, stdout, stderr io.Writer) 
 		cfg.Data = dataDir
 	}
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(helpOutput(args, stdout, stderr))
 	cfg.Flags(fs)
 	fs.String("config", configFile, "TOML configuration file")
 	demo := fs.Bool("demo", false, "start a ready-to-try organization (contoso.com) on unprivileged ports")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return parseExit(err)
 	}
 	if *demo {
 		applyDemoDefaults(&cfg, fs)
@@ -195,6 +213,9 @@ func serve(args []string, dataDir, configFile string, stdout, stderr io.Writer) 
 		}
 	}
 	log.Info("postern started", "version", version, "data", cfg.Data, "hostname", cfg.Hostname)
+	if !*demo {
+		nextSteps(ctx, srv, cfg.Data, log)
+	}
 	<-ctx.Done()
 	log.Info("shutting down")
 	if err := srv.Close(); err != nil {
@@ -202,6 +223,46 @@ func serve(args []string, dataDir, configFile string, stdout, stderr io.Writer) 
 		return 1
 	}
 	return 0
+}
+
+// helpOutput is where a flag set prints: help that was asked for goes to
+// stdout (so that `postern serve --help | less` works), usage errors to
+// stderr.
+func helpOutput(args []string, stdout, stderr io.Writer) io.Writer {
+	for _, a := range args {
+		switch a {
+		case "-h", "-help", "--help":
+			return stdout
+		case "--":
+			return stderr
+		}
+	}
+	return stderr
+}
+
+// parseExit is the exit status after a flag parse error: 0 for -h/--help
+// (help asked for is not an error; the flag package has printed it),
+// 2 for a usage error.
+func parseExit(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	return 2
+}
+
+// nextSteps logs, on a server that has nothing to do yet, what to do
+// next: a plain first start would otherwise print only "listening".
+func nextSteps(ctx context.Context, srv *server.Server, data string, log *slog.Logger) {
+	cmd := commandPath()
+	if ds, err := srv.Admin.AcceptedDomains(""); err == nil && len(ds) == 0 {
+		log.Info("no accepted domains yet: add your domain, then a mailbox",
+			"next", fmt.Sprintf("%s --data %s New-AcceptedDomain -Name contoso.com -DomainName contoso.com -DomainType Authoritative", cmd, data))
+		return
+	}
+	if mbs, err := srv.Admin.Mailboxes("", 1); err == nil && len(mbs) == 0 {
+		log.Info("no mailboxes yet: create one and allow it SMTP AUTH",
+			"next", fmt.Sprintf("%s --data %s New-Mailbox -Name scanner -PrimarySmtpAddress scanner@contoso.com -Password 'a password'; %s --data %s Set-CASMailbox -Identity scanner@contoso.com -SmtpClientAuthenticationDisabled $false", cmd, data, cmd, data))
+	}
 }
 
 func logLevel(s string) slog.Level {
@@ -225,6 +286,9 @@ func runAdmin(req server.AdminRequest, loc local, stdout, stderr io.Writer) int 
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "postern:", err)
+		if errors.Is(err, server.ErrNoDataDir) && loc.defaulted {
+			fmt.Fprintf(stderr, "postern: no --data was given, so the default data directory %s was used; give --data DIR (before the cmdlet) for yours\n", loc.data)
+		}
 		return 1
 	}
 	fmt.Fprint(stdout, resp.Output)
@@ -237,10 +301,10 @@ func runAdmin(req server.AdminRequest, loc local, stdout, stderr io.Writer) int 
 
 func runBench(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(helpOutput(args, stdout, stderr))
 	cfg := loadgen.RegisterFlags(fs)
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return parseExit(err)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()

@@ -108,12 +108,12 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 		return nil, reply.AuthMechanismUnsupported
 	}
 	if slices.Contains(basicMechanisms, mech) && s.basicOff() {
-		return nil, s.authFailed(reply.BasicAuthRetired, "")
+		return nil, s.authFailed(reply.BasicAuthRetired, mech, "")
 	}
 	check := func(username, password string) error {
 		mb, rep := s.srv.auth.Basic(s.ip, username, password)
 		if rep != nil {
-			return s.authFailed(rep, username)
+			return s.authFailed(rep, mech, username)
 		}
 		s.signedIn(mb, policy.Basic)
 		return nil
@@ -121,7 +121,7 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 	checkToken := func(user, token string) error {
 		mb, rep := s.srv.auth.OAuth(context.Background(), s.ip, user, token)
 		if rep != nil {
-			return s.authFailed(rep, user)
+			return s.authFailed(rep, mech, user)
 		}
 		s.signedIn(mb, policy.OAuth)
 		return nil
@@ -139,7 +139,12 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 
 // authFailed counts a refused AUTH on this connection and, past the limit or
 // when the address is throttled, makes the refusal the connection's last reply.
-func (s *session) authFailed(rep *reply.Reply, user string) error {
+func (s *session) authFailed(rep *reply.Reply, mech, user string) error {
+	// The server log tells an admin about a device that cannot sign in
+	// without opening the connection log: the address, the sign-in name
+	// (bounded: the client chose it) and the reply it got, never the
+	// password or token.
+	s.srv.log.Info("authentication failed", "ip", s.ip, "role", s.role.String(), "mechanism", mech, "user", truncate(user, 256), "reply", reply.String(rep))
 	if s.srv.cfg.ConnLog != nil {
 		s.srv.cfg.ConnLog.Record(store.ConnectionEvent{ClientIP: s.ip.String(), Role: s.role.String(), Event: "AuthFailed",
 			SignIn: user, Reply: reply.String(rep)})
@@ -473,4 +478,12 @@ func tlsVersion(st *tls.ConnectionState) string {
 		return "none"
 	}
 	return tls.VersionName(st.Version)
+}
+
+// truncate bounds a client-chosen string for the log.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "") + "..."
 }

@@ -1,0 +1,176 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/pelletier/go-toml/v2/unstable"
+)
+
+// Check validates a configuration file without starting anything, for
+// `postern check-config FILE` (run before a restart or a reload, as
+// `postfix check` or `nginx -t` are): the TOML syntax and key names (what
+// Load already refuses), then every value that serve would otherwise
+// refuse only once it starts, or act on wrongly: listener addresses, the
+// log level, certificate files and their pairing, durations and counts.
+// Each problem is one error "FILE:LINE:COL: message", pointing at the
+// value in the file; the result is nil when the file is fine.
+func Check(path string) []error {
+	c := Defaults()
+	if err := c.Load(path); err != nil {
+		return []error{err}
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return []error{err}
+	}
+	pos := keyPositions(b)
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		p, ok := pos[key]
+		if !ok {
+			p = [2]int{1, 1}
+		}
+		errs = append(errs, fmt.Errorf("%s:%d:%d: %s: %s", path, p[0], p[1], key, fmt.Sprintf(format, args...)))
+	}
+	for _, l := range []struct{ key, addr string }{
+		{"submission", c.Submission}, {"submissions", c.Submissions}, {"mx", c.MX}, {"admin", c.Admin},
+	} {
+		if err := checkListen(l.addr); err != nil {
+			bad(l.key, "%v (want HOST:PORT, :PORT or %q)", err, Off)
+		}
+	}
+	if c.Resolver != "" {
+		if err := checkListen(c.Resolver); err != nil || strings.HasPrefix(c.Resolver, ":") {
+			bad("resolver", "want HOST:PORT of a DNS server")
+		}
+	}
+	if strings.TrimSpace(c.Hostname) == "" || strings.ContainsAny(c.Hostname, " \t/:@") {
+		bad("hostname", "%q is not a host name", c.Hostname)
+	}
+	if strings.TrimSpace(c.Data) == "" {
+		bad("data", "empty")
+	}
+	if c.PublicURL != "" {
+		if u, err := url.Parse(c.PublicURL); err != nil || u.Scheme != "https" || u.Host == "" {
+			bad("public_url", "%q is not an https URL", c.PublicURL)
+		}
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		bad("log_level", "%q: want debug, info, warn or error", c.LogLevel)
+	}
+	switch {
+	case c.TLSCert != "" && c.TLSKey == "":
+		bad("tls_cert", "tls_key is missing (give both, or neither for a generated certificate)")
+	case c.TLSCert == "" && c.TLSKey != "":
+		bad("tls_key", "tls_cert is missing (give both, or neither for a generated certificate)")
+	}
+	for _, f := range []struct{ key, path string }{
+		{"tls_cert", c.TLSCert}, {"tls_key", c.TLSKey}, {"tls_client_ca", c.TLSClientCA}, {"delivery.root_ca_file", c.Delivery.RootCAFile},
+	} {
+		if f.path == "" {
+			continue
+		}
+		if fh, err := os.Open(f.path); err != nil {
+			bad(f.key, "%v", err)
+		} else {
+			fh.Close()
+		}
+	}
+	for _, d := range []struct {
+		key string
+		v   Duration
+	}{
+		{"idle_timeout", c.IdleTimeout}, {"trace_retention", c.TraceRetention},
+		{"delivery.retry_min", c.Delivery.RetryMin}, {"delivery.retry_max", c.Delivery.RetryMax},
+		{"delivery.retry_for", c.Delivery.RetryFor}, {"delivery.delay_notice", c.Delivery.DelayNotice},
+		{"delivery.command_timeout", c.Delivery.CommandTimeout},
+		{"auth.verify_wait", c.Auth.VerifyWait}, {"auth.lockout_duration", c.Auth.LockoutDuration},
+	} {
+		if d.v.Duration < 0 {
+			bad(d.key, "negative duration %s", d.v)
+		}
+	}
+	if c.Delivery.RetryMin.Duration > c.Delivery.RetryMax.Duration {
+		bad("delivery.retry_min", "%s is longer than delivery.retry_max (%s)", c.Delivery.RetryMin, c.Delivery.RetryMax)
+	}
+	for _, n := range []struct {
+		key string
+		v   int
+	}{
+		{"max_connections", c.MaxConnections}, {"max_connections_per_ip", c.MaxConnectionsPerIP},
+		{"connection_rate_per_ip", c.ConnectionRatePerIP}, {"delivery.workers", c.Delivery.Workers},
+		{"delivery.per_destination", c.Delivery.PerDestination},
+		{"auth.verify_concurrency", c.Auth.VerifyConcurrency}, {"auth.verify_queue", c.Auth.VerifyQueue},
+		{"auth.verify_per_address", c.Auth.VerifyPerAddress}, {"auth.lockout_threshold", c.Auth.LockoutThreshold},
+	} {
+		if n.v < 0 {
+			bad(n.key, "negative count %d", n.v)
+		}
+	}
+	if c.Delivery.MXPort < 1 || c.Delivery.MXPort > 65535 {
+		bad("delivery.mx_port", "%d is not a port", c.Delivery.MXPort)
+	}
+	return errs
+}
+
+// checkListen accepts "off" or an address net.Listen("tcp") takes.
+func checkListen(addr string) error {
+	if addr == Off {
+		return nil
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("port %q", port)
+	}
+	if host != "" && net.ParseIP(host) == nil && strings.ContainsAny(host, " /@") {
+		return errors.New("invalid host " + strconv.Quote(host))
+	}
+	return nil
+}
+
+// keyPositions maps each dotted key of a TOML document ("delivery.retry_min")
+// to the line and column of its value. Load has already parsed the
+// document, so a parse error here only shortens the map.
+func keyPositions(b []byte) map[string][2]int {
+	out := map[string][2]int{}
+	var p unstable.Parser
+	p.Reset(b)
+	var table []string
+	for p.NextExpression() {
+		e := p.Expression()
+		switch e.Kind {
+		case unstable.Table, unstable.ArrayTable:
+			table = keyParts(e.Key())
+		case unstable.KeyValue:
+			k := append(append([]string{}, table...), keyParts(e.Key())...)
+			r := e.Value().Raw
+			if r.Length == 0 {
+				if it := e.Key(); it.Next() {
+					r = it.Node().Raw
+				}
+			}
+			s := p.Shape(r)
+			out[strings.Join(k, ".")] = [2]int{s.Start.Line, s.Start.Column}
+		}
+	}
+	return out
+}
+
+func keyParts(it unstable.Iterator) []string {
+	var parts []string
+	for it.Next() {
+		parts = append(parts, string(it.Node().Data))
+	}
+	return parts
+}

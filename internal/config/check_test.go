@@ -1,0 +1,79 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestCheck(t *testing.T) {
+	dir := t.TempDir()
+	cert := filepath.Join(dir, "cert.pem")
+	os.WriteFile(cert, []byte("x"), 0o600)
+	for _, tc := range []struct {
+		name, file string
+		want       []string // each a substring of one error, in order; none: the file is fine
+	}{
+		{"empty", "", nil},
+		{"good", "hostname = \"mail.contoso.com\"\nsubmission = \"127.0.0.1:2587\"\nmx = \"off\"\nlog_level = \"debug\"\n[delivery]\nretry_min = \"30s\"\n", nil},
+		{"both certs", "tls_cert = \"" + cert + "\"\ntls_key = \"" + cert + "\"\n", nil},
+		{"syntax", "hostname = \"x\"\nmx = \n", []string{":2:"}},
+		{"unknown key", "hostname = \"x\"\n\nsubmision = \":587\"\n", []string{":3:1: unknown key \"submision\""}},
+		{"wrong type", "max_connections = \"many\"\n", []string{":1:"}},
+		{"bad listener", "hostname = \"x\"\nsubmission = \"587\"\n", []string{":2:14: submission:"}},
+		{"bad port", "mx = \"127.0.0.1:99999\"\n", []string{":1:6: mx:"}},
+		{"log level", "log_level = \"loud\"\n", []string{":1:13: log_level:"}},
+		{"cert without key", "tls_cert = \"" + cert + "\"\n", []string{":1:12: tls_cert: tls_key is missing"}},
+		{"missing file", "tls_client_ca = \"" + filepath.Join(dir, "nope.pem") + "\"\n", []string{"tls_client_ca:", "no such file"}},
+		{"table key", "[delivery]\nworkers = 4\nretry_min = \"2h\"\nretry_max = \"1h\"\n", []string{":3:13: delivery.retry_min:"}},
+		{"negative", "[auth]\nlockout_duration = \"-1m\"\n", []string{":2:20: auth.lockout_duration: negative"}},
+		{"two problems", "log_level = \"x\"\nmx = \"nope\"\n", []string{"mx:", "log_level:"}},
+		{"public url", "public_url = \"http://x\"\n", []string{"public_url:"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "postern.toml")
+			os.WriteFile(p, []byte(tc.file), 0o600)
+			errs := Check(p)
+			var got []string
+			for _, e := range errs {
+				got = append(got, e.Error())
+				if !strings.HasPrefix(e.Error(), p+":") {
+					t.Errorf("error without FILE:LINE:COL: %v", e)
+				}
+			}
+			all := strings.Join(got, "\n")
+			if len(tc.want) == 0 && len(errs) > 0 {
+				t.Fatalf("Check: %v", all)
+			}
+			if len(tc.want) > 0 && len(errs) == 0 {
+				t.Fatalf("Check accepted the file, want %q", tc.want)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(all, w) {
+					t.Errorf("errors %q lack %q", all, w)
+				}
+			}
+		})
+	}
+	if errs := Check(filepath.Join(dir, "missing.toml")); len(errs) != 1 {
+		t.Errorf("missing file: %v", errs)
+	}
+}
+
+// FuzzCheck: any file gets a verdict, never a panic, and every error
+// names the file with a line and column.
+func FuzzCheck(f *testing.F) {
+	f.Add("hostname = \"x\"\n[delivery]\nretry_min = \"2h\"\n")
+	f.Add("a.b.c = 1\n[[x]]\ny = [1, {z = 2}]\n")
+	f.Fuzz(func(t *testing.T, file string) {
+		p := filepath.Join(t.TempDir(), "c.toml")
+		os.WriteFile(p, []byte(file), 0o600)
+		for _, e := range Check(p) {
+			if !strings.HasPrefix(e.Error(), p+":") {
+				t.Fatalf("error without the file name: %v", e)
+			}
+		}
+		keyPositions([]byte(file))
+	})
+}
