@@ -189,17 +189,24 @@ type Record struct {
 
 const header = "#Fields: date-time,connector-id,session-id,sequence-number,remote-endpoint,event,data\n"
 
-func (l *Log) append(r Record) {
+// formatRecord renders a record as one CSV line; a client line with a
+// bare CR in it is quoted, never split.
+func formatRecord(r Record) string {
 	var b strings.Builder
 	w := csv.NewWriter(&b)
 	w.Write([]string{r.Time.Format(time.RFC3339Nano), r.Connector, r.Session, strconv.Itoa(r.Sequence), r.Remote, r.Event, r.Data})
 	w.Flush()
+	return b.String()
+}
+
+func (l *Log) append(r Record) {
+	line := formatRecord(r)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if err := l.ensureFile(int64(b.Len())); err != nil {
+	if err := l.ensureFile(int64(len(line))); err != nil {
 		return // logging must never break a session
 	}
-	n, _ := l.f.WriteString(b.String())
+	n, _ := l.f.WriteString(line)
 	l.size += int64(n)
 }
 
@@ -226,7 +233,8 @@ func (l *Log) ensureFile(next int64) error {
 }
 
 // prune removes files past the maximum age, then the oldest while the
-// total passes the maximum size; the file being written stays.
+// total, counting the file being written at its largest, would pass the
+// maximum size; the file being written stays.
 func (l *Log) prune() {
 	files, err := l.files()
 	if err != nil {
@@ -252,15 +260,15 @@ func (l *Log) prune() {
 			os.Remove(p)
 			continue
 		}
-		total += fi.Size()
-		keep = append(keep, kept{p, fi.Size()})
-	}
-	for _, k := range keep { // oldest first
-		if l.limits.MaxTotalSize <= 0 || total <= l.limits.MaxTotalSize {
-			break
+		if p != current {
+			total += fi.Size()
+			keep = append(keep, kept{p, fi.Size()})
 		}
-		if k.path == current {
-			continue
+	}
+	// The file being written may grow to MaxFileSize: room is kept for it.
+	for _, k := range keep { // oldest first
+		if l.limits.MaxTotalSize <= 0 || total+l.limits.MaxFileSize <= l.limits.MaxTotalSize {
+			break
 		}
 		os.Remove(k.path)
 		total -= k.size
