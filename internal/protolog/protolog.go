@@ -388,3 +388,49 @@ func ParseRecord(line string) (Record, bool) {
 	}
 	return Record{Time: t, Connector: f[1], Session: f[2], Sequence: seq, Remote: f[4], Event: f[5], Data: f[6]}, true
 }
+
+// Connector is a listener under the name Exchange gives the default
+// receive connector on the same port, so that Exchange's instructions
+// (Set-ReceiveConnector "Default Frontend ..." -ProtocolLoggingLevel
+// Verbose) apply as written.
+type Connector struct {
+	Identity string
+	Role     string // Postern's listener role, as in the configuration
+	Port     int    // the standard port of the role
+}
+
+// Connectors are the three listeners: port 25 is Exchange's "Default
+// Frontend", 587 its "Client Frontend", and 465 (implicit TLS, RFC 8314)
+// its "Client Proxy", the connector that listens on 465.
+var Connectors = []Connector{
+	{Identity: "Default Frontend", Role: "mx", Port: 25},
+	{Identity: "Client Frontend", Role: "submission", Port: 587},
+	{Identity: "Client Proxy", Role: "submissions", Port: 465},
+}
+
+// ConnectorByName finds a connector by identity or role, ignoring case;
+// an Exchange identity with the server name after it ("Default Frontend
+// MAIL01", or "MAIL01\Default Frontend MAIL01") is accepted too.
+func ConnectorByName(name string) (Connector, bool) {
+	name = strings.TrimSpace(name)
+	if _, after, ok := strings.Cut(name, `\`); ok {
+		name = after
+	}
+	for _, c := range Connectors {
+		if strings.EqualFold(name, c.Identity) || strings.EqualFold(name, c.Role) ||
+			len(name) > len(c.Identity)+1 && strings.EqualFold(name[:len(c.Identity)+1], c.Identity+" ") {
+			return c, true
+		}
+	}
+	return Connector{}, false
+}
+
+// ForRole returns the connector identity of a listener role.
+func ForRole(role string) string {
+	for _, c := range Connectors {
+		if c.Role == role {
+			return c.Identity
+		}
+	}
+	return role
+}
