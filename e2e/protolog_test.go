@@ -1,8 +1,12 @@
 package e2e
 
 import (
+	"crypto/tls"
 	"encoding/base64"
+	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -165,5 +169,123 @@ func TestProtocolLog(t *testing.T) {
 	recs = in.waitProtocolLog("", 4)
 	if !strings.Contains(strings.Join(recs, "\n"), "< EHLO restarted.contoso.com") {
 		t.Errorf("not logged after restart:\n%s", strings.Join(recs, "\n"))
+	}
+}
+
+// TestSystemdNotify: under a fake systemd (a unixgram socket in
+// $NOTIFY_SOCKET) the server sends READY=1 once its listeners accept
+// connections, and STOPPING=1 when it is told to stop (Type=notify in
+// dist/postern.service).
+func TestSystemdNotify(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "notify")
+	l, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	t.Setenv("NOTIFY_SOCKET", sock) // the server inherits the environment
+	in := newInstance(t)
+	in.start()
+	read := func() string {
+		buf := make([]byte, 4096)
+		l.SetReadDeadline(time.Now().Add(30 * time.Second))
+		n, err := l.Read(buf)
+		if err != nil {
+			t.Fatalf("no notification: %v\n%s", err, in.log.String())
+		}
+		return string(buf[:n])
+	}
+	if got := read(); !strings.HasPrefix(got, "READY=1\n") {
+		t.Fatalf("first notification %q", got)
+	}
+	// Ready means ready: every listener answers now.
+	for _, role := range []string{"submission", "mx"} {
+		c := dial(t, in.addrs[role])
+		c.expect("QUIT", "221")
+	}
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", in.addrs["submissions"], in.tlsConfig())
+	if err != nil {
+		t.Fatalf("submissions after READY=1: %v", err)
+	}
+	c.Close()
+	in.stop()
+	if got := read(); got != "STOPPING=1" {
+		t.Fatalf("at shutdown: %q", got)
+	}
+}
+
+// TestMakeInstall: make install (PREFIX- and DESTDIR-aware) places the
+// binary, a configuration file with every setting commented out (the
+// binary's config-example; an existing one is kept), the sysusers.d entry
+// and a hardened unit, which systemd-analyze verify accepts without a
+// warning where systemd is installed.
+func TestMakeInstall(t *testing.T) {
+	mk := requireTool(t, "make")
+	root := t.TempDir()
+	install := func() string {
+		// PREFIX without DESTDIR, so the unit names the installed binary
+		// and systemd-analyze verify can check that it is executable.
+		cmd := exec.Command(mk, "-C", "..", "install", "PREFIX="+root+"/usr", "SYSCONFDIR="+root+"/etc")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("make install: %v\n%s", err, out)
+		}
+		return string(out)
+	}
+	install()
+	bin := filepath.Join(root, "usr/bin/postern")
+	if fi, err := os.Stat(bin); err != nil || fi.Mode()&0o111 == 0 {
+		t.Fatalf("binary: %v", err)
+	}
+	want, err := exec.Command(binary, "config-example").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(root, "etc/postern/postern.toml")
+	got, err := os.ReadFile(conf)
+	if err != nil || string(got) != string(want) || !strings.Contains(string(got), "#data = '/var/lib/postern'") {
+		t.Fatalf("configuration file (%v):\n%s", err, got)
+	}
+	// The commented file is a valid configuration as it is.
+	if out, err := exec.Command(bin, "--config", conf, "Get-Command", "Get-ProtocolLog").CombinedOutput(); err != nil && strings.Contains(string(out), "postern.toml") {
+		t.Errorf("installed configuration does not load: %s", out)
+	}
+	unit, err := os.ReadFile(filepath.Join(root, "etc/systemd/system/postern.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range []string{"Type=notify", "ExecStart=" + bin + " serve --config " + conf + " --data /var/lib/postern",
+		"User=postern", "AmbientCapabilities=CAP_NET_BIND_SERVICE", "CapabilityBoundingSet=CAP_NET_BIND_SERVICE",
+		"ProtectSystem=strict", "NoNewPrivileges=yes", "ReadWritePaths=/var/lib/postern", "StateDirectory=postern", "WantedBy=multi-user.target"} {
+		if !strings.Contains("\n"+string(unit)+"\n", "\n"+line+"\n") {
+			t.Errorf("unit lacks %q:\n%s", line, unit)
+		}
+	}
+	if strings.Contains(string(unit), "@BINDIR@") || strings.Contains(string(unit), "@SYSCONFDIR@") {
+		t.Errorf("unit has an unreplaced placeholder:\n%s", unit)
+	}
+	if b, err := os.ReadFile(filepath.Join(root, "etc/sysusers.d/postern.conf")); err != nil || !strings.Contains(string(b), "u postern ") {
+		t.Errorf("sysusers entry: %v %s", err, b)
+	}
+	// A second install keeps the admin's configuration.
+	os.WriteFile(conf, []byte("hostname = 'mail.contoso.com'\n"), 0o644)
+	install()
+	if b, _ := os.ReadFile(conf); string(b) != "hostname = 'mail.contoso.com'\n" {
+		t.Errorf("make install overwrote the configuration: %s", b)
+	}
+	if b, _ := os.ReadFile(conf + ".example"); string(b) != string(want) {
+		t.Errorf("postern.toml.example: %s", b)
+	}
+
+	sa, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		t.Log("systemd-analyze not installed: unit checked by content only")
+		return
+	}
+	out, err := exec.Command(sa, "verify", filepath.Join(root, "etc/systemd/system/postern.service")).CombinedOutput()
+	// verify exits 0 on unknown or malformed directives and only warns:
+	// any output is a failure.
+	if err != nil || len(strings.TrimSpace(string(out))) > 0 {
+		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
 	}
 }

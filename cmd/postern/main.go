@@ -5,6 +5,7 @@
 //	postern --data DIR <Cmdlet> -Param value ...
 //	postern --data DIR [--organization NAME] shell [-c 'SCRIPT' | -f FILE]
 //	postern bench -addr HOST:PORT -user USER:PASSWORD ...
+//	postern config-example
 //	postern version
 //
 // The command line is parsed by hand rather than with a CLI library:
@@ -40,6 +41,8 @@ Usage:
                                                                  (without -c/-f: interactive, with history
                                                                  and Tab completion)
   postern bench [flags]                                          load generator (bench -h lists the flags)
+  postern config-example                                         print a configuration file with every setting
+                                                                 commented out at its default
   postern version
 
 Cmdlets run against the server that owns DIR when one is running, otherwise
@@ -91,6 +94,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return serve(args[1:], dataDir, configFile, stdout, stderr)
 	case "bench":
 		return runBench(args[1:], stdout, stderr)
+	case "config-example":
+		fmt.Fprint(stdout, config.Example())
+		return 0
 	case "version", "--version":
 		fmt.Fprintln(stdout, "postern", version)
 		return 0
@@ -195,8 +201,10 @@ func serve(args []string, dataDir, configFile string, stdout, stderr io.Writer) 
 		}
 	}
 	log.Info("postern started", "version", version, "data", cfg.Data, "hostname", cfg.Hostname)
+	notifySystemd(log, "READY=1\nSTATUS=Listening")
 	<-ctx.Done()
 	log.Info("shutting down")
+	notifySystemd(log, "STOPPING=1")
 	if err := srv.Close(); err != nil {
 		fmt.Fprintln(stderr, "postern:", err)
 		return 1
