@@ -192,11 +192,29 @@ const header = "#Fields: date-time,connector-id,session-id,sequence-number,remot
 // formatRecord renders a record as one CSV line; a client line with a
 // bare CR in it is quoted, never split.
 func formatRecord(r Record) string {
-	var b strings.Builder
-	w := csv.NewWriter(&b)
-	w.Write([]string{r.Time.Format(time.RFC3339Nano), r.Connector, r.Session, strconv.Itoa(r.Sequence), r.Remote, r.Event, r.Data})
-	w.Flush()
-	return b.String()
+	b := make([]byte, 0, 96+len(r.Data))
+	b = r.Time.AppendFormat(b, time.RFC3339Nano)
+	for _, f := range [...]string{r.Connector, r.Session, strconv.Itoa(r.Sequence), r.Remote, r.Event, r.Data} {
+		b = append(b, ',')
+		b = appendField(b, f)
+	}
+	return string(append(b, '\n'))
+}
+
+// appendField writes a CSV field (RFC 4180), quoted when it must be (as
+// encoding/csv would), without encoding/csv's buffer per record.
+func appendField(b []byte, f string) []byte {
+	if f == "" || !strings.ContainsAny(f, ",\"\r\n") && f[0] != ' ' && f[0] != '\t' {
+		return append(b, f...)
+	}
+	b = append(b, '"')
+	for i := range len(f) {
+		if f[i] == '"' {
+			b = append(b, '"')
+		}
+		b = append(b, f[i])
+	}
+	return append(b, '"')
 }
 
 func (l *Log) append(r Record) {

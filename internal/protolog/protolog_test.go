@@ -123,12 +123,44 @@ func FuzzParseRecord(f *testing.F) {
 	f.Add("x,y\n")
 	f.Fuzz(func(t *testing.T, line string) {
 		r, ok := ParseRecord(line)
-		if !ok || strings.ContainsAny(r.Data, "\n") {
+		if !ok || strings.ContainsAny(r.Data+r.Connector+r.Session+r.Remote+r.Event, "\n") {
 			return
 		}
 		again, ok := ParseRecord(formatRecord(r))
-		if !ok || !again.Time.Equal(r.Time) || again.Data != r.Data || again.Remote != r.Remote || again.Sequence != r.Sequence {
+		if !ok || !again.Time.Equal(r.Time) || again.Data != r.Data || again.Remote != r.Remote || again.Sequence != r.Sequence ||
+			again.Connector != r.Connector || again.Session != r.Session || again.Event != r.Event {
 			t.Fatalf("round trip of %q: %+v, %v", line, again, ok)
 		}
 	})
+}
+
+// BenchmarkRecord is the cost of one logged line (a command or a reply
+// line) on a Verbose listener; listeners at None pay nothing per line.
+func BenchmarkRecord(b *testing.B) {
+	l, err := Open(b.TempDir(), DefaultLimits)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	s := l.Session("Client Frontend", netip.MustParseAddr("192.0.2.1"))
+	b.ReportAllocs()
+	for b.Loop() {
+		s.Received("RCPT TO:<someone@contoso.com>", false)
+	}
+}
+
+// BenchmarkVerboseOff is the per-connection check of a listener at None.
+func BenchmarkVerboseOff(b *testing.B) {
+	l, err := Open(b.TempDir(), DefaultLimits)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	l.SetVerbose("Client Frontend", true)
+	b.ReportAllocs()
+	for b.Loop() {
+		if l.Verbose("Default Frontend") {
+			b.Fatal("on")
+		}
+	}
 }
