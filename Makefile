@@ -3,7 +3,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: build run test unit e2e vet fuzz bench clean
+.PHONY: build run test unit e2e vet fuzz bench clean install
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/postern ./cmd/postern
@@ -38,6 +38,31 @@ fuzz:
 
 bench: build
 	$(GO) test -run='^$$' -bench=. -benchmem ./internal/...
+
+# Installs the binary, a configuration file with every setting commented out
+# (postern config-example; an existing one is kept), the systemd unit and
+# its sysusers.d entry. PREFIX and DESTDIR as usual (packagers:
+# make install PREFIX=/usr DESTDIR=$$pkgdir UNITDIR=/usr/lib/systemd/system
+# SYSUSERSDIR=/usr/lib/sysusers.d).
+PREFIX      ?= /usr/local
+BINDIR      ?= $(PREFIX)/bin
+SYSCONFDIR  ?= /etc
+UNITDIR     ?= $(SYSCONFDIR)/systemd/system
+SYSUSERSDIR ?= $(SYSCONFDIR)/sysusers.d
+install: build
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/postern $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR)
+	install -m 0755 bin/postern $(DESTDIR)$(BINDIR)/postern
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/postern/postern.toml ]; then \
+	  echo "keeping $(DESTDIR)$(SYSCONFDIR)/postern/postern.toml; the current defaults are in postern.toml.example"; \
+	  ./bin/postern config-example > $(DESTDIR)$(SYSCONFDIR)/postern/postern.toml.example; \
+	else \
+	  ./bin/postern config-example > $(DESTDIR)$(SYSCONFDIR)/postern/postern.toml; \
+	  chmod 0644 $(DESTDIR)$(SYSCONFDIR)/postern/postern.toml; \
+	fi
+	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' dist/postern.service.in > $(DESTDIR)$(UNITDIR)/postern.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/postern.service
+	install -m 0644 dist/postern.sysusers $(DESTDIR)$(SYSUSERSDIR)/postern.conf
+	@echo "Installed. Next: systemd-sysusers; systemctl daemon-reload; edit $(SYSCONFDIR)/postern/postern.toml (hostname); systemctl enable --now postern"
 
 clean:
 	rm -rf bin

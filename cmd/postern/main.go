@@ -5,6 +5,7 @@
 //	postern --data DIR <Cmdlet> -Param value ...
 //	postern --data DIR [--organization NAME] shell [-c 'SCRIPT' | -f FILE]
 //	postern bench -addr HOST:PORT -user USER:PASSWORD ...
+//	postern config-example
 //	postern version
 //
 // The command line is parsed by hand rather than with a CLI library:
@@ -46,6 +47,8 @@ Usage:
   postern restore --from FILE --data DIR                         restore a backup into a new directory
   postern check-config FILE                                      validate a configuration file without starting
   postern bench [flags]                                          load generator (bench -h lists the flags)
+  postern config-example                                         print a configuration file with every setting
+                                                                 commented out at its default
   postern version
 
 The data directory is --data DIR, else the config file's "data", else
@@ -105,6 +108,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return restoreCmd(args[1:], dataDir, configFile, stdout, stderr)
 	case "check-config":
 		return checkConfig(args[1:], configFile, stdout, stderr)
+	case "config-example":
+		fmt.Fprint(stdout, config.Example())
+		return 0
 	case "version", "--version":
 		fmt.Fprintln(stdout, "postern", version)
 		return 0
@@ -216,8 +222,10 @@ func serve(args []string, dataDir, configFile string, stdout, stderr io.Writer) 
 	if !*demo {
 		nextSteps(ctx, srv, cfg.Data, log)
 	}
+	notifySystemd(log, "READY=1\nSTATUS=Listening")
 	<-ctx.Done()
 	log.Info("shutting down")
+	notifySystemd(log, "STOPPING=1")
 	if err := srv.Close(); err != nil {
 		fmt.Fprintln(stderr, "postern:", err)
 		return 1

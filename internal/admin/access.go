@@ -59,6 +59,9 @@ var recipientNouns = map[string]bool{"Mailbox": true, "CASMailbox": true, "User"
 // own.)
 var serverCmdlets = map[string]bool{
 	"New-Organization": true, "Rotate-OAuthSigningKey": true, "Get-ConnectionLog": true,
+	// Protocol logs span organizations (a listener's sessions are
+	// everyone's): see protolog.go.
+	"Get-ReceiveConnector": true, "Set-ReceiveConnector": true, "Get-ProtocolLog": true,
 }
 
 // ErrAccessDenied is a cmdlet the caller's role does not include.

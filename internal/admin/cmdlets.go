@@ -104,6 +104,9 @@ func Cmdlets(svc *Service) *cmdlet.Registry {
 	for _, s := range c.traceSpecs() {
 		c.register(r, s)
 	}
+	for _, s := range c.protocolLogSpecs() {
+		c.register(r, s)
+	}
 	for _, s := range c.accessSpecs(identity, optionalIdentity) {
 		c.register(r, s)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"postern.dev/postern/internal/directory"
 	"postern.dev/postern/internal/issuer"
+	"postern.dev/postern/internal/protolog"
 	"postern.dev/postern/internal/secret"
 	"postern.dev/postern/internal/store"
 )
@@ -46,6 +47,10 @@ type Service struct {
 	// address: the server-level setting allow_insecure_http_loopback,
 	// meant for tests' identity providers. Otherwise they are https only.
 	AllowInsecureHTTPLoopback bool
+	// ProtocolLog is the running server's protocol log: Set-ReceiveConnector
+	// applies levels to it, Get-ProtocolLog reads it. Nil outside the
+	// server (levels are then only stored).
+	ProtocolLog *protolog.Log
 
 	// mu serialises changes: read-validate-write must not interleave. It
 	// is shared by the services As and ForOrganization derive.
@@ -70,6 +75,9 @@ func (s *Service) Open(ctx context.Context) error {
 		s.mu = new(sync.Mutex)
 	}
 	if err := s.reload(ctx); err != nil {
+		return err
+	}
+	if err := s.applyProtocolLogging(ctx); err != nil {
 		return err
 	}
 	if s.org() != nil {

@@ -26,6 +26,7 @@ import (
 	"postern.dev/postern/internal/issuer"
 	"postern.dev/postern/internal/limits"
 	"postern.dev/postern/internal/oauth"
+	"postern.dev/postern/internal/protolog"
 	"postern.dev/postern/internal/queue"
 	"postern.dev/postern/internal/restapi"
 	"postern.dev/postern/internal/secret"
@@ -154,6 +155,11 @@ func (s *Server) start(ctx context.Context) error {
 		return err
 	}
 	s.Admin.Secrets = box
+	protoLog, err := protolog.Open(filepath.Join(s.cfg.Data, "protolog"), protolog.DefaultLimits)
+	if err != nil {
+		return fmt.Errorf("protocol log: %w", err)
+	}
+	s.Admin.ProtocolLog = protoLog
 	if err := s.Admin.Open(ctx); err != nil {
 		return err
 	}
@@ -230,7 +236,7 @@ func (s *Server) start(ctx context.Context) error {
 	s.smtp = smtpd.New(smtpd.Config{
 		Hostname: s.cfg.Hostname, TLS: tlsCfg, ReadTimeout: s.cfg.IdleTimeout.Duration, WriteTimeout: time.Minute, ClientCAs: cas,
 		SenderAuth: &senderauth.Checker{Resolver: newResolver(s.cfg.Resolver), Hostname: s.cfg.Hostname},
-		ConnLog:    s.connLog,
+		ConnLog:    s.connLog, ProtocolLog: protoLog,
 		Limits: smtpserver.Limits{MaxConnections: s.fitToDescriptors(s.cfg.MaxConnections),
 			MaxConnectionsPerIP: s.cfg.MaxConnectionsPerIP, ConnectionRatePerIP: s.cfg.ConnectionRatePerIP},
 	}, s.Admin.Dir, authn, sub, limits.NewSlots(directory.ConcurrentConnections), s.log)

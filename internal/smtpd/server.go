@@ -19,6 +19,7 @@ import (
 	"postern.dev/postern/internal/connlog"
 	"postern.dev/postern/internal/directory"
 	"postern.dev/postern/internal/limits"
+	"postern.dev/postern/internal/protolog"
 	"postern.dev/postern/internal/senderauth"
 	"postern.dev/postern/internal/smtpserver"
 	"postern.dev/postern/internal/transport"
@@ -66,6 +67,9 @@ type Config struct {
 	// Limits caps connections across every listener (global, per client
 	// address, per address and minute).
 	Limits smtpserver.Limits
+	// ProtocolLog records the conversations on listeners set to Verbose
+	// (Set-ReceiveConnector); nil records none.
+	ProtocolLog *protolog.Log
 }
 
 // Server is the set of SMTP listeners.
@@ -115,6 +119,17 @@ func (s *Server) Serve(l net.Listener, role Role) error {
 		WriteTimeout:      s.cfg.WriteTimeout,
 		Admission:         s.admission,
 		Log:               s.log,
+	}
+	if pl := s.cfg.ProtocolLog; pl != nil {
+		identity := protolog.ForRole(role.String())
+		// Asked once per connection: a listener not set to Verbose costs
+		// one map lookup per connection and nothing per line.
+		srv.Transcript = func(c *smtpserver.Conn) smtpserver.Transcript {
+			if !pl.Verbose(identity) {
+				return nil
+			}
+			return pl.Session(identity, c.RemoteIP())
+		}
 	}
 	// The tracking layer sits under TLS, so sessions can find their
 	// connection's state through the TLS layer.

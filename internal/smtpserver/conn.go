@@ -52,6 +52,8 @@ type Conn struct {
 	bytesReceived int64
 	bdat          *bdatTransfer
 	closed        bool
+	// tr records the conversation (protocol logging); nil for most.
+	tr Transcript
 }
 
 // readMode decides how reads are timed.
@@ -149,6 +151,9 @@ func (c *Conn) serve() {
 			c.reply(reply.InternalError)
 		}
 	}()
+	if c.server.Transcript != nil {
+		c.tr = c.server.Transcript(c)
+	}
 	if c.server.ImplicitTLS {
 		tc := tls.Server(c.nc, c.server.TLSConfig)
 		tc.SetDeadline(time.Now().Add(c.server.ReadTimeout))
@@ -164,6 +169,9 @@ func (c *Conn) serve() {
 		if err != nil {
 			c.readFailed(err)
 			return
+		}
+		if c.tr != nil {
+			c.tr.Received(line, false)
 		}
 		c.handle(line)
 	}
@@ -253,12 +261,19 @@ func (c *Conn) close() {
 	}
 	c.conn.Close()
 	c.nc.Close()
+	if c.tr != nil {
+		c.tr.Close()
+	}
 }
 
 // reply writes a reply; it is sent when the client is next waited for, or
 // when the connection closes.
 func (c *Conn) reply(r *reply.Reply) {
-	c.w.WriteString(replyLine(r))
+	line := replyLine(r)
+	c.w.WriteString(line)
+	if c.tr != nil {
+		c.tr.Sent(line)
+	}
 	if r.Code == 421 {
 		c.closed = true // RFC 5321 section 3.8: 421 closes the channel
 	}
@@ -571,6 +586,9 @@ func (c *Conn) handleData(arg string) {
 		dr.max = dr.n + allowance
 		io.Copy(io.Discard, dr)
 	}
+	if c.tr != nil {
+		c.tr.Message(dr.n)
+	}
 	switch dr.err {
 	case io.EOF:
 		c.reply(dataReply(err))
@@ -666,6 +684,9 @@ func (c *Conn) handleAuth(arg string) {
 			c.closed = true
 			return
 		}
+		if c.tr != nil {
+			c.tr.Received(line, true)
+		}
 		if line == "*" {
 			c.reply(reply.AuthCancelled) // RFC 4954 section 4
 			return
@@ -750,6 +771,9 @@ func (c *Conn) handleBdat(arg string) {
 	}
 	c.setMode(modeStream)
 	defer c.setMode(modeCommand)
+	if c.tr != nil {
+		c.tr.Message(int64(size))
+	}
 	chunk := io.LimitReader(c.r, int64(size))
 	discard := func() bool {
 		n, _ := io.Copy(io.Discard, chunk)

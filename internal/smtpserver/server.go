@@ -61,6 +61,23 @@ type Session interface {
 	Data(r io.Reader) error
 }
 
+// Transcript receives one connection's conversation, as Exchange's
+// protocol log records it. The engine tells it what it alone knows: which
+// lines are SASL responses (RFC 4954 section 4: every line after a 334),
+// so that they can be masked, and where a message body was, which is
+// given by size only. Its methods are called from the connection's
+// goroutine, in order.
+type Transcript interface {
+	// Received is a line the client sent, without CRLF.
+	Received(line string, sasl bool)
+	// Sent is a reply as written, CRLF-terminated lines.
+	Sent(reply string)
+	// Message is a message body (DATA) or a BDAT chunk of this many bytes.
+	Message(bytes int64)
+	// Close is the end of the connection.
+	Close()
+}
+
 // AuthSession is a Session that offers SASL mechanisms.
 type AuthSession interface {
 	AuthMechanisms() []string
@@ -96,6 +113,11 @@ type Server struct {
 	// BDAT chunk. WriteTimeout bounds each reply.
 	ReadTimeout  time.Duration
 	WriteTimeout time.Duration
+
+	// Transcript, when set, is asked once per connection for where to
+	// record its conversation (protocol logging); nil, or a nil result,
+	// records nothing and costs nothing more per line than a nil check.
+	Transcript func(c *Conn) Transcript
 
 	// Admission caps connections; shared by the listeners of one server.
 	Admission *Admission

@@ -124,6 +124,11 @@ type Store interface {
 	// LogConnections appends to the connection log; ConnectionLog reads it.
 	LogConnections(ctx context.Context, events []ConnectionEvent) error
 	ConnectionLog(ctx context.Context, q ConnectionQuery) ([]ConnectionEvent, error)
+	// ReceiveConnectorLevels reads the listeners' protocol logging levels
+	// (Set-ReceiveConnector), by identity; SetReceiveConnectorLevel
+	// stores one.
+	ReceiveConnectorLevels(ctx context.Context) (map[string]string, error)
+	SetReceiveConnectorLevel(ctx context.Context, identity, level string) error
 	// AppendAudit records an admin change; SearchAudit reads them back.
 	AppendAudit(ctx context.Context, e AuditEntry) error
 	SearchAudit(ctx context.Context, q AuditQuery) ([]AuditEntry, error)
