@@ -14,6 +14,7 @@ import (
 	"postern.dev/postern/internal/address"
 	"postern.dev/postern/internal/auth"
 	"postern.dev/postern/internal/directory"
+	"postern.dev/postern/internal/metrics"
 	"postern.dev/postern/internal/policy"
 	"postern.dev/postern/internal/reply"
 	"postern.dev/postern/internal/senderauth"
@@ -108,10 +109,12 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 		return nil, reply.AuthMechanismUnsupported
 	}
 	if slices.Contains(basicMechanisms, mech) && s.basicOff() {
+		metrics.Auth(mech, authResult(reply.BasicAuthRetired))
 		return nil, s.authFailed(reply.BasicAuthRetired, "")
 	}
 	check := func(username, password string) error {
 		mb, rep := s.srv.auth.Basic(s.ip, username, password)
+		metrics.Auth(mech, authResult(rep))
 		if rep != nil {
 			return s.authFailed(rep, username)
 		}
@@ -120,6 +123,7 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 	}
 	checkToken := func(user, token string) error {
 		mb, rep := s.srv.auth.OAuth(context.Background(), s.ip, user, token)
+		metrics.Auth(mech, authResult(rep))
 		if rep != nil {
 			return s.authFailed(rep, user)
 		}
@@ -135,6 +139,21 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 		return auth.NewOAuthBearerServer(checkToken), nil
 	}
 	return auth.NewLoginServer(check), nil
+}
+
+// authResult names an AUTH outcome for postern_auth_attempts_total:
+// success, throttled (the address failed too often), busy (verification
+// gate full) or failure (anything else the client is refused with).
+func authResult(rep *reply.Reply) string {
+	switch rep {
+	case nil:
+		return "success"
+	case reply.AuthThrottled:
+		return "throttled"
+	case reply.AuthBusy:
+		return "busy"
+	}
+	return "failure"
 }
 
 // authFailed counts a refused AUTH on this connection and, past the limit or

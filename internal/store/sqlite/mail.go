@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"postern.dev/postern/internal/metrics"
 	"postern.dev/postern/internal/store"
 )
 
@@ -78,7 +79,10 @@ func (s *Store) commitLoop() {
 				break fill
 			}
 		}
+		start := time.Now()
 		s.commitBatch(batch)
+		metrics.CommitSeconds.Observe(time.Since(start).Seconds())
+		metrics.CommitBatch.Observe(float64(len(batch)))
 	}
 }
 
