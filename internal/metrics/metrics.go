@@ -17,9 +17,12 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/emersion/go-smtp"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"postern.dev/postern/internal/reply"
 )
 
 // Registry is the server's registry (not the global default one, so that
@@ -137,4 +140,33 @@ func Handler(token string) http.Handler {
 		}
 		inner.ServeHTTP(w, r)
 	})
+}
+
+// Listener observes one SMTP listener's connections and replies (it
+// implements smtpserver.Observer); its value is the listener's role.
+type Listener string
+
+// Opened counts an admitted connection as open.
+func (l Listener) Opened() { OpenConnections.WithLabelValues(string(l)).Inc() }
+
+// Closed counts an ended connection.
+func (l Listener) Closed(outcome string) {
+	OpenConnections.WithLabelValues(string(l)).Dec()
+	Sessions.WithLabelValues(string(l), outcome).Inc()
+}
+
+// Refused counts a connection refused over a cap.
+func (l Listener) Refused() { Sessions.WithLabelValues(string(l), "refused").Inc() }
+
+// Replied counts a reply sent.
+func (l Listener) Replied(r *reply.Reply) {
+	ec := r.EnhancedCode
+	switch {
+	case ec == smtp.NoEnhancedCode:
+		Reply(r.Code, 0, 0, 0)
+	case ec == smtp.EnhancedCodeNotSet:
+		Reply(r.Code, r.Code/100, 0, 0)
+	default:
+		Reply(r.Code, ec[0], ec[1], ec[2])
+	}
 }

@@ -19,6 +19,7 @@ import (
 	"postern.dev/postern/internal/connlog"
 	"postern.dev/postern/internal/directory"
 	"postern.dev/postern/internal/limits"
+	"postern.dev/postern/internal/metrics"
 	"postern.dev/postern/internal/senderauth"
 	"postern.dev/postern/internal/smtpserver"
 	"postern.dev/postern/internal/transport"
@@ -115,6 +116,7 @@ func (s *Server) Serve(l net.Listener, role Role) error {
 		WriteTimeout:      s.cfg.WriteTimeout,
 		Admission:         s.admission,
 		Log:               s.log,
+		Observe:           metrics.Listener(role.String()),
 	}
 	// The tracking layer sits under TLS, so sessions can find their
 	// connection's state through the TLS layer.

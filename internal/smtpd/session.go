@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"io"
+	"log/slog"
 	"net/netip"
 	"slices"
 	"strings"
@@ -62,10 +63,14 @@ type session struct {
 	// senderAuth caches the SPF/DKIM/DMARC result of the message in DATA.
 	senderAuth *senderauth.Result
 	facts      *policy.ClientFacts
+	// log carries the connection's session ID on every line; size is the
+	// last message's size, for postern_message_bytes_accepted_total.
+	log  *slog.Logger
+	size int64
 }
 
 func (s *Server) newSession(c *smtpserver.Conn, role Role) *session {
-	sess := &session{srv: s, role: role, conn: c, tc: trackedOf(c.Conn())}
+	sess := &session{srv: s, role: role, conn: c, tc: trackedOf(c.Conn()), log: s.log.With("session", c.SessionID())}
 	if sess.tc != nil {
 		sess.ip = sess.tc.ip
 	}
@@ -171,7 +176,7 @@ func (s *session) authFailed(rep *reply.Reply, user string) error {
 		s.tc.closeAfterWrite.Store(true)
 	} else if s.tc.authFailures >= s.srv.cfg.MaxAuthFailures {
 		s.tc.closeAfterWrite.Store(true)
-		s.srv.log.Info("closing after failed AUTH attempts", "ip", s.ip, "failures", s.tc.authFailures)
+		s.log.Info("closing after failed AUTH attempts", "ip", s.ip, "failures", s.tc.authFailures)
 	}
 	return rep
 }
@@ -182,7 +187,7 @@ func (s *session) signedIn(mb *directory.Mailbox, method policy.AuthMethod) {
 	// but is refused at end of DATA with 432 4.3.2, as Exchange does, unless
 	// a slot has come free by then.
 	s.holdsSlot = s.srv.slots.Acquire(mb.ID)
-	s.srv.log.Info("authenticated", "ip", s.ip, "mailbox", mb.PrimarySmtpAddress, "tls", tlsVersion(s.tls), "protocol", s.authProtocol)
+	s.log.Info("authenticated", "ip", s.ip, "mailbox", mb.PrimarySmtpAddress, "tls", tlsVersion(s.tls), "protocol", s.authProtocol)
 }
 
 // Mail handles MAIL FROM.
@@ -321,11 +326,12 @@ func (s *session) data(r io.Reader) *reply.Reply {
 		return rep
 	}
 	defer msg.Close() // the spool file; commits keep their own links
+	s.size = msg.Size()
 
 	dir := s.srv.dir.Load()
 	in := &transport.Submission{
 		From: s.from, Recipients: s.recipients, Message: msg,
-		ClientIP: s.ip.String(), Helo: s.conn.Hostname(), TLS: s.tls,
+		ClientIP: s.ip.String(), Helo: s.conn.Hostname(), TLS: s.tls, SessionID: s.conn.SessionID(),
 	}
 	in.TLSVersion = tlsVersion(s.tls)
 	if s.mailbox == nil {
@@ -442,6 +448,11 @@ func (s *session) Data(r io.Reader) error {
 	}
 	s.senderAuth = nil
 	rep := s.data(r)
+	if rep != nil && rep.Code/100 == 2 {
+		l := s.role.String()
+		metrics.MessagesAccepted.WithLabelValues(l).Inc()
+		metrics.BytesAccepted.WithLabelValues(l).Add(float64(s.size))
+	}
 	if rep == nil {
 		// Never a typed nil through the error interface: it is not nil.
 		return s.logged("DataRejected", s.from.String(), strings.Join(to, ", "), nil)

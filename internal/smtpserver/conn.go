@@ -52,6 +52,12 @@ type Conn struct {
 	bytesReceived int64
 	bdat          *bdatTransfer
 	closed        bool
+
+	// id is the session ID: on every log line of the connection, in the
+	// Received field and in the message trace.
+	id string
+	// outcome is how the connection ended, for the sessions metric.
+	outcome string
 }
 
 // readMode decides how reads are timed.
@@ -66,7 +72,7 @@ const (
 )
 
 func newConn(s *Server, nc net.Conn, ip netip.Addr) *Conn {
-	c := &Conn{server: s, nc: nc, conn: nc, ip: ip}
+	c := &Conn{server: s, nc: nc, conn: nc, ip: ip, id: newSessionID()}
 	c.w = bufio.NewWriter(deadlineWriter{c})
 	c.r = bufio.NewReader(flushingReader{c})
 	return c
@@ -78,6 +84,10 @@ func (c *Conn) Conn() net.Conn { return c.conn }
 
 // RemoteIP is the client's address.
 func (c *Conn) RemoteIP() netip.Addr { return c.ip }
+
+// SessionID identifies the connection in logs, the Received field and the
+// message trace (Exchange's protocol logs call it SessionId).
+func (c *Conn) SessionID() string { return c.id }
 
 // Hostname is the name the client gave in HELO or EHLO.
 func (c *Conn) Hostname() string { return c.helo }
@@ -145,14 +155,16 @@ func (c *Conn) serve() {
 	defer c.close()
 	defer func() {
 		if v := recover(); v != nil {
-			c.server.log().Error("panic in SMTP session", "ip", c.ip, "panic", v, "stack", string(debug.Stack()))
+			c.server.log().Error("panic in SMTP session", "session", c.id, "ip", c.ip, "panic", v, "stack", string(debug.Stack()))
 			c.reply(reply.InternalError)
+			c.outcome = OutcomeError
 		}
 	}()
 	if c.server.ImplicitTLS {
 		tc := tls.Server(c.nc, c.server.TLSConfig)
 		tc.SetDeadline(time.Now().Add(c.server.ReadTimeout))
 		if err := tc.Handshake(); err != nil {
+			c.outcome = OutcomeTLSFailed
 			return
 		}
 		tc.SetDeadline(time.Time{})
@@ -185,16 +197,20 @@ func (c *Conn) readFailed(err error) {
 	switch {
 	case errors.Is(err, errShuttingDown):
 		c.reply(reply.ShuttingDown)
+		c.outcome = OutcomeShutdown
 	case errors.Is(err, errCommandTooLong):
 		c.reply(reply.CommandLineTooLong)
+		c.outcome = OutcomeError
 	case errors.As(err, &ne) && ne.Timeout():
 		c.mu.Lock()
 		stopping := c.stopping
 		c.mu.Unlock()
 		if stopping {
 			c.reply(reply.ShuttingDown)
+			c.outcome = OutcomeShutdown
 		} else {
 			c.reply(reply.IdleTimeout)
+			c.outcome = OutcomeTimeout
 		}
 	}
 	// EOF, a reset or any other failure: nobody is there to answer.
@@ -244,6 +260,12 @@ func isAuthLine(s string) bool {
 }
 
 func (c *Conn) close() {
+	if c.server.Observe != nil {
+		if c.outcome == "" {
+			c.outcome = OutcomeDisconnected
+		}
+		c.server.Observe.Closed(c.outcome)
+	}
 	c.closed = true
 	c.w.Flush()
 	c.endBdat(errTransferAborted)
@@ -259,8 +281,14 @@ func (c *Conn) close() {
 // when the connection closes.
 func (c *Conn) reply(r *reply.Reply) {
 	c.w.WriteString(replyLine(r))
+	if c.server.Observe != nil {
+		c.server.Observe.Replied(r)
+	}
 	if r.Code == 421 {
 		c.closed = true // RFC 5321 section 3.8: 421 closes the channel
+		if c.outcome == "" {
+			c.outcome = OutcomeClosedByServer
+		}
 	}
 }
 
@@ -310,6 +338,7 @@ func (c *Conn) protocolError(r *reply.Reply) {
 	if c.errCount > maxErrors {
 		c.reply(reply.TooManyErrors)
 		c.closed = true
+		c.outcome = OutcomeError
 	}
 }
 
@@ -338,6 +367,7 @@ func (c *Conn) handle(line string) {
 	case "QUIT":
 		c.reply(reply.Bye)
 		c.closed = true
+		c.outcome = OutcomeQuit
 	case "AUTH":
 		c.handleAuth(arg)
 	case "STARTTLS":
@@ -708,6 +738,7 @@ func (c *Conn) handleStartTLS(arg string) {
 	tc.SetDeadline(time.Now().Add(c.server.ReadTimeout))
 	if err := tc.Handshake(); err != nil {
 		c.closed = true // the channel is in no state to carry a reply
+		c.outcome = OutcomeTLSFailed
 		return
 	}
 	tc.SetDeadline(time.Time{})
