@@ -126,7 +126,7 @@ func Auth(mechanism, result string) {
 // organization's API key reads them: with no token configured the handler
 // answers 404, as if there were no such page.
 func Handler(token string) http.Handler {
-	inner := promhttp.HandlerFor(Registry, promhttp.HandlerOpts{})
+	inner := promhttp.HandlerFor(Registry, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if token == "" {
 			http.NotFound(w, r)
