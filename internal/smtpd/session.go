@@ -127,7 +127,7 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 		return nil
 	}
 	checkToken := func(user, token string) error {
-		mb, rep := s.srv.auth.OAuth(context.Background(), s.ip, user, token)
+		mb, rep := s.srv.auth.OAuth(withSessionLog(context.Background(), s.log), s.ip, user, token)
 		metrics.Auth(mech, authResult(rep))
 		if rep != nil {
 			return s.authFailed(rep, user)
