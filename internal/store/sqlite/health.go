@@ -50,7 +50,7 @@ func (s *Store) QueueStats(ctx context.Context, n int) ([]HopStats, error) {
 	other := HopStats{NextHop: "other"}
 	err := each(ctx, s.r, `SELECT lower(substr(q.recipient, instr(q.recipient, '@') + 1)) AS hop, count(*), min(m.received_at)
 		FROM queue q JOIN messages m ON m.id = q.message WHERE q.mailbox_id IS NULL
-		GROUP BY hop ORDER BY count(*) DESC`, func(rows *sql.Rows) error {
+		GROUP BY hop ORDER BY count(*) DESC, hop`, func(rows *sql.Rows) error {
 		var h HopStats
 		var oldest int64
 		if err := rows.Scan(&h.NextHop, &h.Depth, &oldest); err != nil {
