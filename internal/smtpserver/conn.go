@@ -813,7 +813,7 @@ func (c *Conn) handleBdat(arg string) {
 			var err error
 			defer func() {
 				if v := recover(); v != nil {
-					c.server.log().Error("panic in SMTP session", "ip", c.ip, "panic", v, "stack", string(debug.Stack()))
+					c.server.log().Error("panic in SMTP session", "session", c.id, "ip", c.ip, "panic", v, "stack", string(debug.Stack()))
 					err = reply.InternalError
 				}
 				pr.CloseWithError(errTransferAborted)
