@@ -203,7 +203,11 @@ func serve(args []string, dataDir, configFile string, stdout, stderr io.Writer) 
 		applyDemoDefaults(&cfg, fs)
 	}
 
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel(cfg.LogLevel)}))
+	log, err := newLogger(cfg.LogFormat, cfg.LogLevel, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "postern:", err)
+		return 2
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	srv, err := server.Start(ctx, cfg, log)
@@ -271,6 +275,19 @@ func nextSteps(ctx context.Context, srv *server.Server, data string, log *slog.L
 		log.Info("no mailboxes yet: create one and allow it SMTP AUTH",
 			"next", fmt.Sprintf("%s --data %s New-Mailbox -Name scanner -PrimarySmtpAddress scanner@contoso.com -Password 'a password'; %s --data %s Set-CASMailbox -Identity scanner@contoso.com -SmtpClientAuthenticationDisabled $false", cmd, data, cmd, data))
 	}
+}
+
+// newLogger makes the server's logger: --log-format text (slog's
+// key=value lines) or json (one object per line, for log shippers).
+func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {
+	opts := &slog.HandlerOptions{Level: logLevel(level)}
+	switch format {
+	case "", "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("log_format %q: want text or json", format)
 }
 
 func logLevel(s string) slog.Level {

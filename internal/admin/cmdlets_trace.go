@@ -101,6 +101,7 @@ func (c *cmdlets) getMessageTraceDetail(ctx context.Context, inv *cmdlet.Invocat
 				{Name: "Event", Value: d.Event},
 				{Name: "Action", Value: nullIfEmpty(d.Action)},
 				{Name: "Detail", Value: d.Detail},
+				{Name: "SessionId", Value: nullIfEmpty(d.SessionId)},
 				{Name: "MessageTraceId", Value: inv.String("MessageTraceId")},
 			}}
 	})

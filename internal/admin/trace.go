@@ -161,6 +161,10 @@ type TraceDetail struct {
 	Event  string // RECEIVE, SUBMIT, DELIVER, SEND, DEFER, FAIL, DSN, DROP
 	Action string
 	Detail string
+	// SessionId is the SMTP session that submitted the message, on its
+	// RECEIVE row: the same ID is on every server log line of that session
+	// and in the message's Received field.
+	SessionId string
 }
 
 // MessageTraceDetail is Get-MessageTraceDetail: what happened to one
@@ -192,6 +196,7 @@ func (s *Service) MessageTraceDetail(ctx context.Context, traceID, recipient str
 		switch e.Event {
 		case store.EventReceive:
 			d.Detail = s.receiveDetail(m)
+			d.SessionId = m.SessionID
 			out = append(out, d)
 			// SUBMIT: the message entered delivery (mailboxes and queue)
 			// in the same transaction that accepted it.
@@ -232,7 +237,11 @@ func (s *Service) receiveDetail(m store.TracedMessage) string {
 	} else {
 		parts = append(parts, "anonymously (Direct Send)")
 	}
-	return strings.Join(parts, ", ") + "; Message-ID <" + m.MessageID + ">, " + fmt.Sprint(m.Size) + " bytes."
+	session := ""
+	if m.SessionID != "" {
+		session = ", SMTP session " + m.SessionID
+	}
+	return strings.Join(parts, ", ") + "; Message-ID <" + m.MessageID + ">, " + fmt.Sprint(m.Size) + " bytes" + session + "."
 }
 
 func orDash(s string) string {

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"postern.dev/postern/internal/metrics"
 )
 
 // GateConfig bounds password verifications. An argon2id verification at
@@ -115,6 +117,7 @@ func (g *Gate) Do(ip netip.Addr, verify func()) error {
 	g.mu.Unlock()
 	if err != nil {
 		g.refused.Add(1)
+		metrics.GateRefused.Inc()
 		return err
 	}
 	if queue {
@@ -131,6 +134,7 @@ func (g *Gate) Do(ip netip.Addr, verify func()) error {
 			g.mu.Unlock()
 			g.leave(k)
 			g.refused.Add(1)
+			metrics.GateRefused.Inc()
 			return ErrBusy
 		}
 	}
@@ -141,6 +145,14 @@ func (g *Gate) Do(ip netip.Addr, verify func()) error {
 	verify()
 	g.verified.Add(1)
 	return nil
+}
+
+// Load returns how many verifications run now and how many wait for a
+// turn (the postern_auth_verify_in_flight and _queued gauges).
+func (g *Gate) Load() (inFlight, waiting int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.sem), g.waiting
 }
 
 // Stats returns how many verifications ran and how many were refused since

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"postern.dev/postern/internal/metrics"
 )
 
 // LockoutConfig sets the per-account smart lockout, modelled on Microsoft
@@ -156,6 +158,7 @@ func (l *Lockout) Begin(account string, ip netip.Addr, password string, now time
 	}
 	a := l.current(account, now)
 	if a != nil && (now.Before(a.lockedUntil) || a.count+a.inflight >= l.cfg.Threshold) {
+		metrics.AuthLockouts.Inc()
 		return nil, true
 	}
 	if a == nil {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"postern.dev/postern/internal/limits"
+	"postern.dev/postern/internal/metrics"
 )
 
 // ThrottleConfig sets how failed logins from one address are slowed down.
@@ -125,8 +126,10 @@ func (t *Throttle) Reserve(ip netip.Addr, now time.Time) (*Attempt, time.Duratio
 	f := t.current(k, now)
 	switch {
 	case f != nil && now.Before(f.blockedUntil):
+		metrics.AuthThrottled.Inc()
 		return nil, 0, Blocked
 	case f != nil && f.count+f.inflight >= t.cfg.BlockAfter:
+		metrics.AuthThrottled.Inc()
 		return nil, 0, Pending
 	}
 	if f == nil {
@@ -140,6 +143,9 @@ func (t *Throttle) Reserve(ip netip.Addr, now time.Time) (*Attempt, time.Duratio
 	// the Pending verdict above, and counting them here would slow every
 	// device of an office behind one address that signs in at once.
 	delay := t.delayFor(f.count)
+	if delay > 0 {
+		metrics.AuthThrottled.Inc()
+	}
 	f.inflight++
 	return &Attempt{t: t, k: k}, delay, Admit
 }
@@ -190,6 +196,7 @@ func (t *Throttle) Check(ip netip.Addr, now time.Time) (delay time.Duration, blo
 	case f == nil:
 		return 0, false
 	case now.Before(f.blockedUntil):
+		metrics.AuthThrottled.Inc()
 		return 0, true
 	}
 	return t.delayFor(f.count), false

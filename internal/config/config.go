@@ -75,6 +75,14 @@ type Config struct {
 	ConnectionRatePerIP int `toml:"connection_rate_per_ip"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `toml:"log_level"`
+	// LogFormat is text (logfmt-style key=value lines) or json (one JSON
+	// object per line, for log shippers).
+	LogFormat string `toml:"log_format"`
+	// MetricsToken is the bearer token that reads /metrics on the admin
+	// listener ("Authorization: Bearer TOKEN"). Metrics are server-wide,
+	// so no organization's API key reads them; empty (the default) keeps
+	// /metrics off (404).
+	MetricsToken string `toml:"metrics_token"`
 	// AllowInsecureHTTPLoopback lets the URLs admins give (New-AuthServer
 	// -AuthMetadataUrl, an outbound connector's -OAuthTokenEndpoint, and
 	// the JWKS and token URLs fetched from them) be plain http to a
@@ -180,6 +188,7 @@ func Defaults() Config {
 		ConnectionRatePerIP: 600,
 		TraceRetention:      Duration{90 * 24 * time.Hour},
 		LogLevel:            "info",
+		LogFormat:           "text",
 		Delivery: Delivery{
 			Workers:        32,
 			PerDestination: 4,
@@ -247,6 +256,8 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxConnectionsPerIP, "max-connections-per-ip", c.MaxConnectionsPerIP, "open SMTP connections of one client address (0: no cap)")
 	fs.IntVar(&c.ConnectionRatePerIP, "connection-rate-per-ip", c.ConnectionRatePerIP, "SMTP connections one client address may open per minute (0: no limit)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
+	fs.StringVar(&c.MetricsToken, "metrics-token", c.MetricsToken, "bearer token for /metrics on the admin listener (empty: /metrics off)")
 	fs.DurationVar(&c.TraceRetention.Duration, "trace-retention", c.TraceRetention.Duration, "how long message trace and the connection log are kept")
 	fs.StringVar(&c.SecretKeyFile, "secret-key-file", c.SecretKeyFile, "key file sealing stored secrets (default DATA/secret.key)")
 	fs.IntVar(&c.Delivery.MXPort, "delivery-mx-port", c.Delivery.MXPort, "port MX hosts are contacted on (tests only)")

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"postern.dev/postern/internal/directory"
+	"postern.dev/postern/internal/metrics"
 	"postern.dev/postern/internal/smtpclient"
 	"postern.dev/postern/internal/store"
 )
@@ -388,6 +389,20 @@ func isASCII(s string) bool {
 // the queue, deferred ones are rescheduled (or fail once they are past the
 // retry period), and the sender gets a notification for failures and, once,
 // for long delays. Everything is recorded in one transaction.
+// deliveryOutcome names a recipient's delivery event for
+// postern_delivery_outcomes_total: sent, deferred or failed.
+func deliveryOutcome(event string) string {
+	switch event {
+	case store.EventSend:
+		return "sent"
+	case store.EventDefer:
+		return "deferred"
+	case store.EventFail:
+		return "failed"
+	}
+	return "other"
+}
+
 func (q *Queue) finish(ctx context.Context, j *job, results []result) {
 	now := q.cfg.Now()
 	var outcomes []store.Outcome
@@ -416,6 +431,7 @@ func (q *Queue) finish(ctx context.Context, j *job, results []result) {
 			failed = append(failed, notifyItem{it, r, time.Time{}})
 		}
 		outcomes = append(outcomes, o)
+		metrics.Deliveries.WithLabelValues(deliveryOutcome(o.Event)).Inc()
 		q.cfg.Log.Info("delivery", "event", o.Event, "message", it.MessageID, "recipient", it.Recipient,
 			"remote", r.remote, "detail", o.Detail)
 	}
@@ -434,6 +450,11 @@ func (q *Queue) finish(ctx context.Context, j *job, results []result) {
 		if n != nil {
 			notices = append(notices, n)
 			outcomes = append(outcomes, ev)
+			kind := "delay"
+			if group.failed {
+				kind = "failure"
+			}
+			metrics.DSNs.WithLabelValues(kind).Inc()
 		}
 	}
 	// The store may be briefly unavailable (disk full, locked): keep

@@ -33,7 +33,7 @@ var objectTypes = map[string]string{
 	"MailboxFolderStatistics": "Name:s FolderPath:s FolderType:s ItemsInFolder:i FolderSize:s Identity:s",
 	"MailboxPermission":       "Identity:s User:s AccessRights:[s] IsInherited:b Deny:b",
 	"MessageTrace":            "Received:t SenderAddress:s RecipientAddress:s Subject:s Status:s ToIP:s? FromIP:s? Size:i MessageId:s MessageTraceId:s",
-	"MessageTraceDetail":      "Date:t Event:s Action:s? Detail:s MessageTraceId:s",
+	"MessageTraceDetail":      "Date:t Event:s Action:s? Detail:s SessionId:s? MessageTraceId:s",
 	"OAuthApp":                "Name:s AppId:s Identity:s Secrets:i Certificates:i TokenEndpoint:s? Scope:s WhenCreated:t ~ClientSecret:s",
 	"Organization":            "Name:s Identity:s Guid:s WhenCreated:t",
 	"OrganizationConfig":      "Name:s Identity:s Guid:s SecurityDefaultsEnabled:b DefaultAuthenticationPolicy:s? RejectDirectSend:b WhenCreated:t",

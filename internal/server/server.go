@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -56,6 +57,9 @@ type Server struct {
 	https     *http.Server
 	wg        sync.WaitGroup
 	stop      chan struct{}
+	// ready is set once every listener is up and cleared when Close
+	// begins (/readyz).
+	ready atomic.Bool
 
 	// adminSockFile is the socket this server created: Close removes it
 	// and nothing else at that path.
@@ -268,6 +272,7 @@ func (s *Server) start(ctx context.Context) error {
 	if err := s.listenHTTPS(ctx, tlsCfg, keys, authn.Throttle, authn.Gate); err != nil {
 		return err
 	}
+	s.setMetricSources(tlsCfg, authn.Gate)
 	s.wg.Add(3)
 	go s.background()
 	go func() {
@@ -282,6 +287,7 @@ func (s *Server) start(ctx context.Context) error {
 		go func() { <-s.stop; cancel() }()
 		s.queue.Run(ctx)
 	}()
+	s.ready.Store(true)
 	return nil
 }
 
@@ -337,6 +343,7 @@ func (s *Server) background() {
 // Close stops the listeners, lets open sessions finish (up to 10 seconds),
 // stops the workers and closes the store.
 func (s *Server) Close() error {
+	s.ready.Store(false)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if s.adminSock != nil {
@@ -388,6 +395,7 @@ func (s *Server) listenHTTPS(ctx context.Context, tlsCfg *tls.Config, keys *issu
 	mux := http.NewServeMux()
 	(&issuer.Handler{Keys: keys, Directory: s.Admin.Dir, Issuer: base, Throttle: throttle, Gate: gate, Log: s.log, Now: time.Now}).Register(mux)
 	(&restapi.Handler{Admin: s.Admin, Log: s.log}).Register(mux)
+	s.registerHealth(mux)
 	s.https = &http.Server{Handler: mux, TLSConfig: tlsCfg, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
 		WriteTimeout: time.Minute, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
 	s.log.Info("listening", "role", "admin", "addr", ln.Addr().String(), "issuer", base)

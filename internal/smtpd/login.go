@@ -45,6 +45,23 @@ type Authenticator struct {
 	lastBusyLog atomic.Int64 // unix seconds of the last "verifications refused" log line
 }
 
+// logKey is the context key of a session's logger.
+type logKey struct{}
+
+// withSessionLog carries a session's logger (with its session ID) to the
+// Authenticator, whose lines then name the session too.
+func withSessionLog(ctx context.Context, log *slog.Logger) context.Context {
+	return context.WithValue(ctx, logKey{}, log)
+}
+
+// sessionLog returns the session's logger from ctx, or fallback.
+func sessionLog(ctx context.Context, fallback *slog.Logger) *slog.Logger {
+	if l, ok := ctx.Value(logKey{}).(*slog.Logger); ok && l != nil {
+		return l
+	}
+	return fallback
+}
+
 // admit reserves a place in the client address's failed-AUTH budget: a
 // refusal for an address that failed too often (421, the connection
 // closes), a temporary failure while its last places are held by attempts
@@ -199,8 +216,8 @@ func (a *Authenticator) OAuth(ctx context.Context, ip netip.Addr, user, token st
 	failed := false
 	defer func() { attempt.Done(failed, a.Now()) }()
 	refuse := func(rep *reply.Reply, reason string) (*directory.Mailbox, *reply.Reply) {
-		if a.Log != nil {
-			a.Log.Warn("OAuth sign-in refused", "ip", ip, "user", user, "reason", reason)
+		if log := sessionLog(ctx, a.Log); log != nil {
+			log.Warn("OAuth sign-in refused", "ip", ip, "user", user, "reason", reason)
 		}
 		failed = rep == reply.AuthFailed
 		return nil, rep

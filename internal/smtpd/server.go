@@ -19,6 +19,7 @@ import (
 	"postern.dev/postern/internal/connlog"
 	"postern.dev/postern/internal/directory"
 	"postern.dev/postern/internal/limits"
+	"postern.dev/postern/internal/metrics"
 	"postern.dev/postern/internal/protolog"
 	"postern.dev/postern/internal/senderauth"
 	"postern.dev/postern/internal/smtpserver"
@@ -119,6 +120,7 @@ func (s *Server) Serve(l net.Listener, role Role) error {
 		WriteTimeout:      s.cfg.WriteTimeout,
 		Admission:         s.admission,
 		Log:               s.log,
+		Observe:           metrics.Listener(role.String()),
 	}
 	if pl := s.cfg.ProtocolLog; pl != nil {
 		identity := protolog.ForRole(role.String())

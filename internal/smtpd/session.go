@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"io"
+	"log/slog"
 	"net/netip"
 	"slices"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"postern.dev/postern/internal/address"
 	"postern.dev/postern/internal/auth"
 	"postern.dev/postern/internal/directory"
+	"postern.dev/postern/internal/metrics"
 	"postern.dev/postern/internal/policy"
 	"postern.dev/postern/internal/reply"
 	"postern.dev/postern/internal/senderauth"
@@ -61,10 +63,14 @@ type session struct {
 	// senderAuth caches the SPF/DKIM/DMARC result of the message in DATA.
 	senderAuth *senderauth.Result
 	facts      *policy.ClientFacts
+	// log carries the connection's session ID on every line; size is the
+	// last message's size, for postern_message_bytes_accepted_total.
+	log  *slog.Logger
+	size int64
 }
 
 func (s *Server) newSession(c *smtpserver.Conn, role Role) *session {
-	sess := &session{srv: s, role: role, conn: c, tc: trackedOf(c.Conn())}
+	sess := &session{srv: s, role: role, conn: c, tc: trackedOf(c.Conn()), log: s.log.With("session", c.SessionID())}
 	if sess.tc != nil {
 		sess.ip = sess.tc.ip
 	}
@@ -108,10 +114,12 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 		return nil, reply.AuthMechanismUnsupported
 	}
 	if slices.Contains(basicMechanisms, mech) && s.basicOff() {
+		metrics.Auth(mech, authResult(reply.BasicAuthRetired))
 		return nil, s.authFailed(reply.BasicAuthRetired, mech, "")
 	}
 	check := func(username, password string) error {
 		mb, rep := s.srv.auth.Basic(s.ip, username, password)
+		metrics.Auth(mech, authResult(rep))
 		if rep != nil {
 			return s.authFailed(rep, mech, username)
 		}
@@ -119,7 +127,8 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 		return nil
 	}
 	checkToken := func(user, token string) error {
-		mb, rep := s.srv.auth.OAuth(context.Background(), s.ip, user, token)
+		mb, rep := s.srv.auth.OAuth(withSessionLog(context.Background(), s.log), s.ip, user, token)
+		metrics.Auth(mech, authResult(rep))
 		if rep != nil {
 			return s.authFailed(rep, mech, user)
 		}
@@ -135,6 +144,21 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 		return auth.NewOAuthBearerServer(checkToken), nil
 	}
 	return auth.NewLoginServer(check), nil
+}
+
+// authResult names an AUTH outcome for postern_auth_attempts_total:
+// success, throttled (the address failed too often), busy (verification
+// gate full) or failure (anything else the client is refused with).
+func authResult(rep *reply.Reply) string {
+	switch rep {
+	case nil:
+		return "success"
+	case reply.AuthThrottled:
+		return "throttled"
+	case reply.AuthBusy:
+		return "busy"
+	}
+	return "failure"
 }
 
 // authFailed counts a refused AUTH on this connection and, past the limit or
@@ -157,7 +181,7 @@ func (s *session) authFailed(rep *reply.Reply, mech, user string) error {
 		s.tc.closeAfterWrite.Store(true)
 	} else if s.tc.authFailures >= s.srv.cfg.MaxAuthFailures {
 		s.tc.closeAfterWrite.Store(true)
-		s.srv.log.Info("closing after failed AUTH attempts", "ip", s.ip, "failures", s.tc.authFailures)
+		s.log.Info("closing after failed AUTH attempts", "ip", s.ip, "failures", s.tc.authFailures)
 	}
 	return rep
 }
@@ -168,7 +192,7 @@ func (s *session) signedIn(mb *directory.Mailbox, method policy.AuthMethod) {
 	// but is refused at end of DATA with 432 4.3.2, as Exchange does, unless
 	// a slot has come free by then.
 	s.holdsSlot = s.srv.slots.Acquire(mb.ID)
-	s.srv.log.Info("authenticated", "ip", s.ip, "mailbox", mb.PrimarySmtpAddress, "tls", tlsVersion(s.tls), "protocol", s.authProtocol)
+	s.log.Info("authenticated", "ip", s.ip, "mailbox", mb.PrimarySmtpAddress, "tls", tlsVersion(s.tls), "protocol", s.authProtocol)
 }
 
 // Mail handles MAIL FROM.
@@ -307,11 +331,12 @@ func (s *session) data(r io.Reader) *reply.Reply {
 		return rep
 	}
 	defer msg.Close() // the spool file; commits keep their own links
+	s.size = msg.Size()
 
 	dir := s.srv.dir.Load()
 	in := &transport.Submission{
 		From: s.from, Recipients: s.recipients, Message: msg,
-		ClientIP: s.ip.String(), Helo: s.conn.Hostname(), TLS: s.tls,
+		ClientIP: s.ip.String(), Helo: s.conn.Hostname(), TLS: s.tls, SessionID: s.conn.SessionID(),
 	}
 	in.TLSVersion = tlsVersion(s.tls)
 	if s.mailbox == nil {
@@ -425,6 +450,11 @@ func (s *session) Data(r io.Reader) error {
 	s.senderAuth = nil
 	rep := s.data(r)
 	if rep == nil || rep.Code < 400 {
+		if rep != nil && rep.Code/100 == 2 {
+			l := s.role.String()
+			metrics.MessagesAccepted.WithLabelValues(l).Inc()
+			metrics.BytesAccepted.WithLabelValues(l).Add(float64(s.size))
+		}
 		if rep == nil {
 			return nil // never a typed nil through the error interface
 		}

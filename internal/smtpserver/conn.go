@@ -54,6 +54,12 @@ type Conn struct {
 	closed        bool
 	// tr records the conversation (protocol logging); nil for most.
 	tr Transcript
+
+	// id is the session ID: on every log line of the connection, in the
+	// Received field and in the message trace.
+	id string
+	// outcome is how the connection ended, for the sessions metric.
+	outcome string
 }
 
 // readMode decides how reads are timed.
@@ -68,7 +74,7 @@ const (
 )
 
 func newConn(s *Server, nc net.Conn, ip netip.Addr) *Conn {
-	c := &Conn{server: s, nc: nc, conn: nc, ip: ip}
+	c := &Conn{server: s, nc: nc, conn: nc, ip: ip, id: newSessionID()}
 	c.w = bufio.NewWriter(deadlineWriter{c})
 	c.r = bufio.NewReader(flushingReader{c})
 	return c
@@ -80,6 +86,10 @@ func (c *Conn) Conn() net.Conn { return c.conn }
 
 // RemoteIP is the client's address.
 func (c *Conn) RemoteIP() netip.Addr { return c.ip }
+
+// SessionID identifies the connection in logs, the Received field and the
+// message trace (Exchange's protocol logs call it SessionId).
+func (c *Conn) SessionID() string { return c.id }
 
 // Hostname is the name the client gave in HELO or EHLO.
 func (c *Conn) Hostname() string { return c.helo }
@@ -147,8 +157,9 @@ func (c *Conn) serve() {
 	defer c.close()
 	defer func() {
 		if v := recover(); v != nil {
-			c.server.log().Error("panic in SMTP session", "ip", c.ip, "panic", v, "stack", string(debug.Stack()))
+			c.server.log().Error("panic in SMTP session", "session", c.id, "ip", c.ip, "panic", v, "stack", string(debug.Stack()))
 			c.reply(reply.InternalError)
+			c.outcome = OutcomeError
 		}
 	}()
 	if c.server.Transcript != nil {
@@ -158,6 +169,7 @@ func (c *Conn) serve() {
 		tc := tls.Server(c.nc, c.server.TLSConfig)
 		tc.SetDeadline(time.Now().Add(c.server.ReadTimeout))
 		if err := tc.Handshake(); err != nil {
+			c.outcome = OutcomeTLSFailed
 			return
 		}
 		tc.SetDeadline(time.Time{})
@@ -193,16 +205,20 @@ func (c *Conn) readFailed(err error) {
 	switch {
 	case errors.Is(err, errShuttingDown):
 		c.reply(reply.ShuttingDown)
+		c.outcome = OutcomeShutdown
 	case errors.Is(err, errCommandTooLong):
 		c.reply(reply.CommandLineTooLong)
+		c.outcome = OutcomeError
 	case errors.As(err, &ne) && ne.Timeout():
 		c.mu.Lock()
 		stopping := c.stopping
 		c.mu.Unlock()
 		if stopping {
 			c.reply(reply.ShuttingDown)
+			c.outcome = OutcomeShutdown
 		} else {
 			c.reply(reply.IdleTimeout)
+			c.outcome = OutcomeTimeout
 		}
 	}
 	// EOF, a reset or any other failure: nobody is there to answer.
@@ -252,6 +268,12 @@ func isAuthLine(s string) bool {
 }
 
 func (c *Conn) close() {
+	if c.server.Observe != nil {
+		if c.outcome == "" {
+			c.outcome = OutcomeDisconnected
+		}
+		c.server.Observe.Closed(c.outcome)
+	}
 	c.closed = true
 	c.w.Flush()
 	c.endBdat(errTransferAborted)
@@ -271,11 +293,17 @@ func (c *Conn) close() {
 func (c *Conn) reply(r *reply.Reply) {
 	line := replyLine(r)
 	c.w.WriteString(line)
+	if c.server.Observe != nil {
+		c.server.Observe.Replied(r)
+	}
 	if c.tr != nil {
 		c.tr.Sent(line)
 	}
 	if r.Code == 421 {
 		c.closed = true // RFC 5321 section 3.8: 421 closes the channel
+		if c.outcome == "" {
+			c.outcome = OutcomeClosedByServer
+		}
 	}
 }
 
@@ -325,6 +353,7 @@ func (c *Conn) protocolError(r *reply.Reply) {
 	if c.errCount > maxErrors {
 		c.reply(reply.TooManyErrors)
 		c.closed = true
+		c.outcome = OutcomeError
 	}
 }
 
@@ -353,6 +382,7 @@ func (c *Conn) handle(line string) {
 	case "QUIT":
 		c.reply(reply.Bye)
 		c.closed = true
+		c.outcome = OutcomeQuit
 	case "AUTH":
 		c.handleAuth(arg)
 	case "STARTTLS":
@@ -729,6 +759,7 @@ func (c *Conn) handleStartTLS(arg string) {
 	tc.SetDeadline(time.Now().Add(c.server.ReadTimeout))
 	if err := tc.Handshake(); err != nil {
 		c.closed = true // the channel is in no state to carry a reply
+		c.outcome = OutcomeTLSFailed
 		return
 	}
 	tc.SetDeadline(time.Time{})
@@ -806,7 +837,7 @@ func (c *Conn) handleBdat(arg string) {
 			var err error
 			defer func() {
 				if v := recover(); v != nil {
-					c.server.log().Error("panic in SMTP session", "ip", c.ip, "panic", v, "stack", string(debug.Stack()))
+					c.server.log().Error("panic in SMTP session", "session", c.id, "ip", c.ip, "panic", v, "stack", string(debug.Stack()))
 					err = reply.InternalError
 				}
 				pr.CloseWithError(errTransferAborted)

@@ -122,6 +122,8 @@ type Server struct {
 	// Admission caps connections; shared by the listeners of one server.
 	Admission *Admission
 	Log       *slog.Logger
+	// Observe, when set, is told of connections and replies (metrics).
+	Observe Observer
 
 	mu        sync.Mutex
 	listeners []net.Listener
@@ -169,6 +171,9 @@ func (s *Server) Serve(l net.Listener) error {
 			continue
 		}
 		c := newConn(s, nc, ip)
+		if s.Observe != nil {
+			s.Observe.Opened()
+		}
 		if !s.track(c) {
 			s.Admission.Release(ip)
 			nc.Close()
@@ -203,6 +208,12 @@ func (s *Server) refuse(nc net.Conn) {
 	if !s.ImplicitTLS {
 		nc.SetWriteDeadline(time.Now().Add(time.Second))
 		io.WriteString(nc, replyLine(tooManyConnections))
+		if s.Observe != nil {
+			s.Observe.Replied(tooManyConnections)
+		}
+	}
+	if s.Observe != nil {
+		s.Observe.Refused()
 	}
 	nc.Close()
 }

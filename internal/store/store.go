@@ -163,6 +163,10 @@ type Submission struct {
 	// InboundConnector names the connector that admitted anonymous mail.
 	InboundConnector string
 	ClientIP         string
+	// SessionID is the SMTP session that submitted it ("" for messages
+	// Postern generates): the message trace shows it, and it leads to the
+	// session's log lines.
+	SessionID string
 	// Body is the message as it will be delivered, headers included; or,
 	// with BodyFile, its first part (the header fields Postern adds).
 	Body []byte
@@ -333,6 +337,7 @@ type TracedMessage struct {
 	AuthProtocol string
 	TLSVersion   string
 	Connector    string
+	SessionID    string
 	Recipients   []TracedRecipient
 }
 

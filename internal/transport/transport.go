@@ -58,7 +58,11 @@ type Submission struct {
 	Message     *Message
 	ClientIP    string
 	Helo        string
-	TLS         *tls.ConnectionState
+	// SessionID is the SMTP connection's session ID: in the Received
+	// field's "id" clause, the log and the message trace, so that a trace
+	// entry leads to the session's log lines and back.
+	SessionID string
+	TLS       *tls.ConnectionState
 	// InboundConnector names the connector that admitted anonymous mail.
 	InboundConnector string
 	// AuthenticationResults is the complete Authentication-Results header
@@ -101,6 +105,7 @@ func (s *Submitter) Submit(ctx context.Context, in *Submission) *reply.Reply {
 		InboundConnector: in.InboundConnector,
 		AuthProtocol:     in.AuthProtocol,
 		TLSVersion:       in.TLSVersion,
+		SessionID:        in.SessionID,
 	}
 	// The headers Postern adds go in front of the message as received: a
 	// small message is committed as one piece, a spooled one as the added
@@ -135,13 +140,13 @@ func (s *Submitter) Submit(ctx context.Context, in *Submission) *reply.Reply {
 		if in.AuthMailbox != nil {
 			s.Recipients.Release(in.AuthMailbox.ID, len(in.Recipients), now)
 		}
-		s.Log.Error("commit failed", "message_id", messageID, "err", err)
+		s.Log.Error("commit failed", "session", in.SessionID, "message_id", messageID, "err", err)
 		return reply.StorageUnavailable
 	}
 	if len(sub.Remote) > 0 && s.Queued != nil && !releaseAt.After(now) {
 		s.Queued()
 	}
-	s.Log.Info("accepted", "message_id", messageID, "id", sub.ID, "from", sub.EnvelopeFrom, "rcpts", len(in.Recipients),
+	s.Log.Info("accepted", "session", in.SessionID, "message_id", messageID, "id", sub.ID, "from", sub.EnvelopeFrom, "rcpts", len(in.Recipients),
 		"local", len(sub.Local), "remote", len(sub.Remote), "size", int64(len(head))+in.Message.Size(), "paced_until", paced(releaseAt, now))
 	return reply.Accepted(messageID, s.Hostname)
 }
@@ -197,8 +202,14 @@ func (s *Submitter) received(in *Submission, now time.Time) string {
 	if in.TLS != nil {
 		tlsInfo = fmt.Sprintf("\r\n\t(version=%s cipher=%s)", tls.VersionName(in.TLS.Version), tls.CipherSuiteName(in.TLS.CipherSuite))
 	}
-	return fmt.Sprintf("Received: from %s ([%s])\r\n\tby %s (Postern) with %s%s;\r\n\t%s\r\n",
-		sanitizeHelo(in.Helo), in.ClientIP, s.Hostname, proto, tlsInfo, now.Format(time.RFC1123Z))
+	// The "id" clause (RFC 5321 section 4.4) names the session, as
+	// Exchange's Received fields carry its SMTP session's ID.
+	id := ""
+	if in.SessionID != "" {
+		id = " id " + sanitizeHelo(in.SessionID)
+	}
+	return fmt.Sprintf("Received: from %s ([%s])\r\n\tby %s (Postern) with %s%s%s;\r\n\t%s\r\n",
+		sanitizeHelo(in.Helo), in.ClientIP, s.Hostname, proto, id, tlsInfo, now.Format(time.RFC1123Z))
 }
 
 // sanitizeHelo keeps the client's HELO argument from breaking the header.

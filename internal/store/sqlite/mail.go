@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"postern.dev/postern/internal/metrics"
 	"postern.dev/postern/internal/store"
 )
 
@@ -78,7 +79,10 @@ func (s *Store) commitLoop() {
 				break fill
 			}
 		}
+		start := time.Now()
 		s.commitBatch(batch)
+		metrics.CommitSeconds.Observe(time.Since(start).Seconds())
+		metrics.CommitBatch.Observe(float64(len(batch)))
 	}
 }
 
@@ -144,10 +148,10 @@ func insertSubmission(ctx context.Context, tx *sql.Tx, sub *store.Submission, fi
 		auth = sub.AuthMailbox
 	}
 	res, err := tx.ExecContext(ctx, `INSERT INTO messages (org_id, message_id, subject, received_at, envelope_from,
-		auth_mailbox, client_ip, recipients, size, body, body_file, inbound_connector, auth_protocol, tls_version)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		auth_mailbox, client_ip, recipients, size, body, body_file, inbound_connector, auth_protocol, tls_version, session_id)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		sub.OrgID, sub.MessageID, sub.Subject, nanos(sub.ReceivedAt), sub.EnvelopeFrom, auth, sub.ClientIP,
-		sub.Recipients, size, []byte{}, bodyFile, sub.InboundConnector, sub.AuthProtocol, sub.TLSVersion)
+		sub.Recipients, size, []byte{}, bodyFile, sub.InboundConnector, sub.AuthProtocol, sub.TLSVersion, sub.SessionID)
 	if err != nil {
 		return err
 	}

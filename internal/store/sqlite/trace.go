@@ -87,13 +87,13 @@ func (s *Store) MessageTrace(ctx context.Context, q store.TraceQuery) ([]store.T
 	var out []store.TracedMessage
 	index := map[int64]int{}
 	err := each(ctx, s.r, `SELECT m.id, m.message_id, m.subject, m.envelope_from, m.client_ip, m.received_at, m.size,
-		COALESCE(m.auth_mailbox, 0), m.auth_protocol, m.tls_version, m.inbound_connector
+		COALESCE(m.auth_mailbox, 0), m.auth_protocol, m.tls_version, m.inbound_connector, m.session_id
 		FROM messages m WHERE `+strings.Join(where, " AND ")+` ORDER BY m.received_at DESC, m.id DESC LIMIT ?`,
 		func(rows *sql.Rows) error {
 			var t store.TracedMessage
 			var at int64
 			if err := rows.Scan(&t.Message, &t.MessageID, &t.Subject, &t.Sender, &t.ClientIP, &at, &t.Size,
-				&t.AuthMailbox, &t.AuthProtocol, &t.TLSVersion, &t.Connector); err != nil {
+				&t.AuthMailbox, &t.AuthProtocol, &t.TLSVersion, &t.Connector, &t.SessionID); err != nil {
 				return err
 			}
 			t.ReceivedAt = fromNanos(at)
