@@ -37,26 +37,15 @@ func connectFrom(t *testing.T, src, addr string) (net.Conn, string) {
 
 const tooManyConnections = "421 4.3.2 The maximum number of concurrent connections has exceeded a limit, closing transmission channel"
 
-// TestIdleConnectionFlood: 2,000 idle connections from one address get the
-// per-address cap's 421 past the cap, and a device on another address is
-// served at once, from greeting to accepted message.
-func TestIdleConnectionFlood(t *testing.T) {
-	in := newInstance(t)
-	sean := in.mailbox("sean", "Sean-Pass-1")
-	in.start()
-
-	var held []net.Conn
-	defer func() {
-		for _, c := range held {
-			c.Close()
-		}
-	}()
-	admitted, refused := 0, 0
-	for i := 0; i < 2000; i++ {
-		c, line := connectFrom(t, "127.0.0.2", in.addrs["mx"])
+// flood opens n connections to addr from the loopback address src(i)
+// gives for each, keeping those greeted with 220 and closing those refused
+// with the connection cap's 421; any other first line fails the test.
+func flood(t *testing.T, n int, src func(i int) string, addr string) (held []net.Conn, refused int) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		c, line := connectFrom(t, src(i), addr)
 		switch {
 		case strings.HasPrefix(line, "220 "):
-			admitted++
 			held = append(held, c)
 		case line == tooManyConnections:
 			refused++
@@ -65,6 +54,45 @@ func TestIdleConnectionFlood(t *testing.T) {
 			t.Fatalf("connection %d: %q", i, line)
 		}
 	}
+	return held, refused
+}
+
+// closeAll closes connections.
+func closeAll(conns []net.Conn) {
+	for _, c := range conns {
+		c.Close()
+	}
+}
+
+// waitForGreeting connects from src until the server greets with 220
+// rather than a cap's 421, within a generous deadline.
+func waitForGreeting(t *testing.T, src, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, line := connectFrom(t, src, addr)
+		c.Close()
+		if strings.HasPrefix(line, "220 ") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no slot for %s: %q", src, line)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestIdleConnectionFlood: 2,000 idle connections from one address get the
+// per-address cap's 421 past the cap, and a device on another address is
+// served at once, from greeting to accepted message.
+func TestIdleConnectionFlood(t *testing.T) {
+	in := newInstance(t)
+	sean := in.mailbox("sean", "Sean-Pass-1")
+	in.start()
+
+	held, refused := flood(t, 2000, func(int) string { return "127.0.0.2" }, in.addrs["mx"])
+	defer closeAll(held)
+	admitted := len(held)
 	if admitted != 50 || refused != 1950 {
 		t.Fatalf("admitted %d, refused %d; want the default cap of 50 per address", admitted, refused)
 	}
@@ -158,21 +186,8 @@ func TestConnectionCapsConfigured(t *testing.T) {
 		t.Fatalf("fourth connection: %q", line)
 	}
 	held[0].Close()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		c, line := connectFrom(t, "127.0.0.10", in.addrs["mx"])
-		c.Close()
-		if strings.HasPrefix(line, "220 ") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no slot after a connection ended: %q", line)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	for _, c := range held[1:] {
-		c.Close()
-	}
+	waitForGreeting(t, "127.0.0.10", in.addrs["mx"])
+	closeAll(held[1:])
 }
 
 // TestCommandTimeouts: a silent client, or one that sends half a command
@@ -342,26 +357,9 @@ func TestDescriptorLimit(t *testing.T) {
 	if fit != 400-256 {
 		t.Fatalf("cap fitted to %d, want 144", fit)
 	}
-	var held []net.Conn
-	defer func() {
-		for _, c := range held {
-			c.Close()
-		}
-	}()
-	admitted, refused := 0, 0
-	for i := 0; i < 400; i++ {
-		c, line := connectFrom(t, fmt.Sprintf("127.0.2.%d", 1+i%250), in.addrs["mx"])
-		switch {
-		case strings.HasPrefix(line, "220 "):
-			admitted++
-			held = append(held, c)
-		case line == tooManyConnections:
-			refused++
-			c.Close()
-		default:
-			t.Fatalf("connection %d: %q", i, line)
-		}
-	}
+	held, refused := flood(t, 400, func(i int) string { return fmt.Sprintf("127.0.2.%d", 1+i%250) }, in.addrs["mx"])
+	defer func() { closeAll(held) }()
+	admitted := len(held)
 	if admitted != fit || refused != 400-fit {
 		t.Fatalf("admitted %d, refused %d; want %d and %d", admitted, refused, fit, 400-fit)
 	}
@@ -377,23 +375,10 @@ func TestDescriptorLimit(t *testing.T) {
 	if strings.Contains(in.log.String(), "too many open files") {
 		t.Fatalf("the server ran out of descriptors:\n%s", in.log.String())
 	}
-	for _, c := range held {
-		c.Close()
-	}
+	closeAll(held)
 	held = nil
 	// Once the flood is gone, a device is served.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		conn, line := connectFrom(t, "127.0.0.3", in.addrs["submission"])
-		conn.Close()
-		if strings.HasPrefix(line, "220 ") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after the flood: %q", line)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitForGreeting(t, "127.0.0.3", in.addrs["submission"])
 	d := dialFrom(t, "127.0.0.3", in.addrs["submission"])
 	if got := d.login(in.tlsConfig(), sean, "Sean-Pass-1"); !strings.HasPrefix(got, "235") {
 		t.Fatalf("AUTH after the flood: %q", got)
