@@ -227,6 +227,17 @@ func serve(args []string, dataDir, configFile string, stdout, stderr io.Writer) 
 		nextSteps(ctx, srv, cfg.Data, log)
 	}
 	notifySystemd(log, "READY=1\nSTATUS=Listening")
+	// SIGHUP reads the TLS certificate files again (certbot's deploy hook,
+	// systemctl reload); open connections keep theirs.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup {
+			log.Info("SIGHUP: reloading the TLS certificate")
+			srv.ReloadCertificate()
+		}
+	}()
 	<-ctx.Done()
 	log.Info("shutting down")
 	notifySystemd(log, "STOPPING=1")

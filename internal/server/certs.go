@@ -13,6 +13,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -22,7 +24,17 @@ import (
 //
 // TLS 1.2 is the minimum, as Exchange Online requires for SMTP AUTH; Go's
 // session tickets give resumption to clients that reconnect per message.
+// The certificate is served through GetCertificate from a certificate that
+// can be reloaded while the server runs (certbot renewals, an internal CA).
 func tlsConfig(certFile, keyFile, dir, hostname string) (*tls.Config, error) {
+	c, err := loadCertificate(certFile, keyFile, dir, hostname)
+	if err != nil {
+		return nil, err
+	}
+	return c.config(), nil
+}
+
+func loadCertificate(certFile, keyFile, dir, hostname string) (*certificate, error) {
 	if certFile == "" {
 		certFile, keyFile = filepath.Join(dir, "tls", "cert.pem"), filepath.Join(dir, "tls", "key.pem")
 		if _, err := os.Stat(certFile); errors.Is(err, os.ErrNotExist) {
@@ -31,14 +43,105 @@ func tlsConfig(certFile, keyFile, dir, hostname string) (*tls.Config, error) {
 			}
 		}
 	}
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
+	c := &certificate{certFile: certFile, keyFile: keyFile}
+	if _, err := c.reload(); err != nil {
 		return nil, err
 	}
+	return c, nil
+}
+
+// certificate is the serving certificate, read from its PEM files again
+// on SIGHUP or when they change on disk. A handshake takes whichever
+// certificate is current when it starts, so a reload drops no connection;
+// a pair that fails to load leaves the previous one in service.
+type certificate struct {
+	certFile, keyFile string
+
+	mu      sync.Mutex // serialises reloads
+	modTime time.Time  // of the newer of the two files, at the last load
+	cur     atomic.Pointer[tls.Certificate]
+}
+
+// config is the TLS configuration serving c.
+func (c *certificate) config() *tls.Config {
 	// Client certificates are asked for, never required: a device with one
 	// can match a certificate-based inbound connector; Go does not verify
 	// it here, the SMTP layer does (against tls_client_ca or a pin).
-	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, ClientAuth: tls.RequestClientCert}, nil
+	return &tls.Config{
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return c.cur.Load(), nil },
+		MinVersion:     tls.VersionTLS12, ClientAuth: tls.RequestClientCert,
+	}
+}
+
+// reload reads the files again; it returns the new certificate's leaf.
+func (c *certificate) reload() (*x509.Certificate, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	mod := c.filesModTime()
+	pair, err := tls.LoadX509KeyPair(c.certFile, c.keyFile)
+	if err != nil {
+		return nil, err
+	}
+	leaf, err := x509.ParseCertificate(pair.Certificate[0])
+	if err != nil {
+		return nil, err
+	}
+	pair.Leaf = leaf
+	c.cur.Store(&pair)
+	c.modTime = mod
+	return leaf, nil
+}
+
+// changed reports whether either file is newer than the loaded pair.
+func (c *certificate) changed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.filesModTime().After(c.modTime)
+}
+
+func (c *certificate) filesModTime() time.Time {
+	var t time.Time
+	for _, f := range []string{c.certFile, c.keyFile} {
+		if fi, err := os.Stat(f); err == nil && fi.ModTime().After(t) {
+			t = fi.ModTime()
+		}
+	}
+	return t
+}
+
+// expiryWarning is how close to its notAfter a certificate is warned about.
+const expiryWarning = 14 * 24 * time.Hour
+
+// ReloadCertificate asks for the TLS certificate files to be read again
+// (SIGHUP); the background goroutine does it. New handshakes use the new
+// certificate; connections already open keep theirs.
+func (s *Server) ReloadCertificate() {
+	select {
+	case s.certReload <- struct{}{}:
+	default: // one is pending already
+	}
+}
+
+// reloadCertificate reads the files again; a pair that fails to load is
+// logged and the current one stays. Only background() calls it.
+func (s *Server) reloadCertificate() {
+	leaf, err := s.cert.reload()
+	if err != nil {
+		s.log.Error("TLS certificate not reloaded; the current one stays", "cert", s.cert.certFile, "err", err)
+		return
+	}
+	s.log.Info("TLS certificate loaded", "cert", s.cert.certFile, "subject", leaf.Subject.String(), "not_after", leaf.NotAfter)
+	s.expiryWarned = time.Time{} // a new certificate: say at once if it expires soon
+	s.warnExpiry(leaf, time.Now())
+}
+
+// warnExpiry logs, once a day at most, a certificate that expires within
+// expiryWarning.
+func (s *Server) warnExpiry(leaf *x509.Certificate, now time.Time) {
+	if left := leaf.NotAfter.Sub(now); left < expiryWarning && now.Sub(s.expiryWarned) >= 24*time.Hour {
+		s.expiryWarned = now
+		s.log.Warn("TLS certificate expires soon", "cert", s.cert.certFile, "not_after", leaf.NotAfter, "left", left.Round(time.Hour).String())
+	}
 }
 
 // clientCAs loads the CAs trusted for client certificates; nil for none.

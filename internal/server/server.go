@@ -41,11 +41,16 @@ import (
 
 // Server is a running Postern.
 type Server struct {
-	cfg   config.Config
-	log   *slog.Logger
-	store *sqlite.Store
-	Admin *admin.Service
-	smtp  *smtpd.Server
+	cfg config.Config
+	log *slog.Logger
+	// cert is the serving certificate, reloadable; expiryWarned is when
+	// its coming expiry was last logged (once a day at most).
+	cert         *certificate
+	certReload   chan struct{}
+	expiryWarned time.Time
+	store        *sqlite.Store
+	Admin        *admin.Service
+	smtp         *smtpd.Server
 
 	queue      *queue.Queue
 	connLog    *connlog.Logger
@@ -136,7 +141,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 		return nil, err
 	}
 	s := &Server{
-		cfg: cfg, log: log, store: st, lock: lock, stop: make(chan struct{}), listeners: make(map[smtpd.Role]net.Listener),
+		cfg: cfg, log: log, store: st, lock: lock, stop: make(chan struct{}), certReload: make(chan struct{}, 1), listeners: make(map[smtpd.Role]net.Listener),
 		recipients: limits.NewRecipientWindow(24*time.Hour, 288),
 		pacer:      limits.NewPacer(directory.MessageRateLimit, time.Minute),
 	}
@@ -201,10 +206,12 @@ func (s *Server) start(ctx context.Context) error {
 		s.recipients.Add(h.Mailbox, h.Recipients, h.At)
 	}
 
-	tlsCfg, err := tlsConfig(s.cfg.TLSCert, s.cfg.TLSKey, s.cfg.Data, s.cfg.Hostname)
+	s.cert, err = loadCertificate(s.cfg.TLSCert, s.cfg.TLSKey, s.cfg.Data, s.cfg.Hostname)
 	if err != nil {
 		return fmt.Errorf("TLS certificate: %w", err)
 	}
+	s.warnExpiry(s.cert.cur.Load().Leaf, time.Now())
+	tlsCfg := s.cert.config()
 	cas, err := clientCAs(s.cfg.TLSClientCA)
 	if err != nil {
 		return fmt.Errorf("tls_client_ca: %w", err)
@@ -309,8 +316,10 @@ func (s *Server) background() {
 	defer s.wg.Done()
 	deliver := time.NewTicker(time.Second)
 	sweep := time.NewTicker(5 * time.Minute)
+	certCheck := time.NewTicker(time.Minute)
 	defer deliver.Stop()
 	defer sweep.Stop()
+	defer certCheck.Stop()
 	for {
 		select {
 		case <-s.stop:
@@ -323,6 +332,16 @@ func (s *Server) background() {
 			}
 			// Paced outbound items fall due without a nudge; the queue's
 			// own poll finds them.
+		case <-s.certReload:
+			s.reloadCertificate()
+		case now := <-certCheck.C:
+			// certbot and internal CAs replace the files in place: a change
+			// is picked up within a minute, without a signal.
+			if s.cert.changed() {
+				s.reloadCertificate()
+			} else {
+				s.warnExpiry(s.cert.cur.Load().Leaf, now)
+			}
 		case now := <-sweep.C:
 			s.recipients.Sweep(now)
 			s.pacer.Sweep(now)
