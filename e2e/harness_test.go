@@ -453,3 +453,17 @@ func (in *instance) procKiB(field string) int64 {
 	}
 	return n
 }
+
+// waitUntil polls cond until it holds or timeout passes, and reports
+// whether it held: tests wait for a count or a condition with a generous
+// deadline, never for a fixed wall-clock window.
+func waitUntil(timeout time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return true
+}

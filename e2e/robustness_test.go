@@ -260,16 +260,11 @@ func TestNothingAcknowledgedIsLost(t *testing.T) {
 	// Wait for a count of acknowledgements, never for a wall-clock window:
 	// a loaded two-core machine is slow, not wrong.
 	const want = 10
-	deadline := time.Now().Add(3 * time.Minute)
-	for {
+	waitUntil(3 * time.Minute, func() bool {
 		mu.Lock()
-		n := len(acked)
-		mu.Unlock()
-		if n >= want || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		defer mu.Unlock()
+		return len(acked) >= want
+	})
 	in.kill()
 	stopped.Store(true)
 	wg.Wait()

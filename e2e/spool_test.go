@@ -347,16 +347,11 @@ func TestLargeMessagesSurviveSIGKILL(t *testing.T) {
 	}
 	// Wait for a count, not for a time: a loaded machine is slow, not wrong.
 	const want = 8
-	deadline := time.Now().Add(5 * time.Minute)
-	for {
+	waitUntil(5 * time.Minute, func() bool {
 		mu.Lock()
-		n := len(acked)
-		mu.Unlock()
-		if n >= want || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		defer mu.Unlock()
+		return len(acked) >= want
+	})
 	in.kill()
 	stopped.Store(true)
 	wg.Wait()
