@@ -260,7 +260,7 @@ func TestNothingAcknowledgedIsLost(t *testing.T) {
 	// Wait for a count of acknowledgements, never for a wall-clock window:
 	// a loaded two-core machine is slow, not wrong.
 	const want = 10
-	waitUntil(3 * time.Minute, func() bool {
+	waitUntil(3*time.Minute, func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(acked) >= want

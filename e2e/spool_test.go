@@ -347,7 +347,7 @@ func TestLargeMessagesSurviveSIGKILL(t *testing.T) {
 	}
 	// Wait for a count, not for a time: a loaded machine is slow, not wrong.
 	const want = 8
-	waitUntil(5 * time.Minute, func() bool {
+	waitUntil(5*time.Minute, func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(acked) >= want
