@@ -59,9 +59,11 @@ var recipientNouns = map[string]bool{"Mailbox": true, "CASMailbox": true, "User"
 // own.)
 var serverCmdlets = map[string]bool{
 	"New-Organization": true, "Rotate-OAuthSigningKey": true, "Get-ConnectionLog": true,
-	// Protocol logs span organizations (a listener's sessions are
-	// everyone's): see protolog.go.
-	"Get-ReceiveConnector": true, "Set-ReceiveConnector": true, "Get-ProtocolLog": true,
+	// Listeners' protocol logs span organizations (a listener's sessions
+	// are everyone's): see protolog.go. Get-ProtocolLog is not here: an
+	// organization's admin reads its own inbound connectors' log with it,
+	// and ReadProtocolLog refuses the rest.
+	"Get-ReceiveConnector": true, "Set-ReceiveConnector": true,
 }
 
 // ErrAccessDenied is a cmdlet the caller's role does not include.

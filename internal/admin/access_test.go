@@ -28,6 +28,13 @@ func TestRoleAllows(t *testing.T) {
 		{"New-Organization", false, false, false}, // server administrator only
 		{"Get-ConnectionLog", false, false, false},
 		{"Rotate-OAuthSigningKey", false, false, false},
+		// An organization reads its own connectors' protocol log
+		// (ReadProtocolLog refuses the listeners'); listeners are the
+		// server administrator's.
+		{"Get-ProtocolLog", true, true, true},
+		{"Set-InboundConnector", true, false, false},
+		{"Set-ReceiveConnector", false, false, false},
+		{"Get-ReceiveConnector", false, false, false},
 	} {
 		for role, want := range map[Role]bool{OrganizationManagement: tc.orgMgmt, RecipientManagement: tc.recip, ViewOnly: tc.viewO} {
 			if got := role.Allows(tc.cmdlet); got != want {

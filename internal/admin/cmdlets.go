@@ -153,6 +153,7 @@ var outputTypes = map[string]string{
 	"Get-SmtpAuthClientReport": "SmtpAuthClient",
 	"Get-MessageTrace":         "MessageTrace", "Get-MessageTraceV2": "MessageTrace", "Get-MessageTraceDetail": "MessageTraceDetail",
 	"Test-SmtpSubmission": "SmtpSubmissionCheck", "Search-AdminAuditLog": "AdminAuditLogEvent", "Get-ConnectionLog": "ConnectionLogEntry",
+	"Get-ProtocolLog":  "ProtocolLogEntry",
 	"Get-Organization": "Organization", "New-Organization": "Organization", "Get-ApiKey": "ApiKey", "New-ApiKey": "ApiKey",
 }
 
@@ -182,6 +183,8 @@ var connectorParams = []cmdlet.ParamSpec{
 	{Name: "RestrictDomainsToCertificate", Type: cmdlet.Bool, Position: -1},
 	{Name: "Enabled", Type: cmdlet.Bool, Position: -1},
 	{Name: "Comment", Type: cmdlet.String, Position: -1},
+	{Name: "ProtocolLoggingLevel", Type: cmdlet.Enum, ValidValues: []string{LoggingVerbose, LoggingNone}, Position: -1,
+		Help: "Verbose writes the sessions judged under this connector to the organization's protocol log (Get-ProtocolLog -Identity <connector>)."},
 }
 
 func connectorParamsOf(inv *cmdlet.Invocation) InboundConnectorParams {
@@ -192,7 +195,7 @@ func connectorParamsOf(inv *cmdlet.Invocation) InboundConnectorParams {
 		RestrictDomainsToCertificate: boolPtr(inv, "RestrictDomainsToCertificate"), Enabled: boolPtr(inv, "Enabled"),
 	}
 	for name, dst := range map[string]**string{"Name": &p.Name, "ConnectorType": &p.ConnectorType,
-		"TlsSenderCertificateName": &p.TlsSenderCertificateName, "Comment": &p.Comment} {
+		"TlsSenderCertificateName": &p.TlsSenderCertificateName, "Comment": &p.Comment, "ProtocolLoggingLevel": &p.ProtocolLoggingLevel} {
 		if inv.Has(name) {
 			v := inv.String(name)
 			*dst = &v
@@ -228,6 +231,7 @@ func connectorObject(ic *directory.InboundConnector) *cmdlet.Object {
 			{Name: "RestrictDomainsToCertificate", Value: ic.RestrictDomainsToCertificate},
 			{Name: "Enabled", Value: ic.Enabled},
 			{Name: "Comment", Value: nullIfEmpty(ic.Comment)},
+			{Name: "ProtocolLoggingLevel", Value: ic.ProtocolLoggingLevel()},
 			{Name: "WhenCreated", Value: ic.WhenCreated},
 		}}
 }

@@ -25,6 +25,8 @@ type InboundConnectorParams struct {
 	RestrictDomainsToCertificate     *bool
 	Enabled                          *bool
 	Comment                          *string
+	// ProtocolLoggingLevel is "Verbose" or "None" (protolog.go).
+	ProtocolLoggingLevel *string
 }
 
 // InboundConnectors lists the organization's connectors, or the named one.
@@ -183,6 +185,16 @@ func applyConnector(c *directory.InboundConnector, p InboundConnectorParams) err
 	}
 	if p.Comment != nil {
 		next.Comment = *p.Comment
+	}
+	if p.ProtocolLoggingLevel != nil {
+		switch v := strings.TrimSpace(*p.ProtocolLoggingLevel); {
+		case strings.EqualFold(v, LoggingVerbose):
+			next.ProtocolLogging = true
+		case strings.EqualFold(v, LoggingNone):
+			next.ProtocolLogging = false
+		default:
+			return invalidValue("ProtocolLoggingLevel", v, `the level must be "Verbose" or "None"`)
+		}
 	}
 	if next.RestrictDomainsToIPAddresses && len(next.SenderIPAddresses) == 0 {
 		return fmt.Errorf("Inbound connector '%s': RestrictDomainsToIPAddresses needs SenderIPAddresses.", next.Name)

@@ -2,11 +2,14 @@ package admin
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
 	"postern.dev/postern/internal/cmdlet"
+	"postern.dev/postern/internal/directory"
 	"postern.dev/postern/internal/protolog"
 )
 
@@ -14,15 +17,20 @@ import (
 // (Set-ReceiveConnector -ProtocolLoggingLevel Verbose|None): Postern's
 // three listeners are its receive connectors, under the names Exchange
 // gives the default connectors on the same ports (protolog.Connectors).
-// Its cmdlets are server cmdlets (serverCmdlets): a listener's log holds
-// the sessions of every organization, so only the server's administrator
-// turns it on or reads it, and no organization's admin sees another's
-// devices.
+// Get-/Set-ReceiveConnector are server cmdlets (serverCmdlets): a
+// listener's log holds the sessions of every organization, so only the
+// server's administrator turns it on or reads it, and no organization's
+// admin sees another's devices.
+//
+// An organization logs its own inbound connectors instead
+// (Set-InboundConnector -ProtocolLoggingLevel Verbose): those sessions are
+// written, masked for it, to its own log (package protolog, Pending), and
+// Get-ProtocolLog -Identity <connector> reads them back for its admins.
 
 // Protocol logging levels, as Exchange names them.
 const (
-	LoggingVerbose = "Verbose"
-	LoggingNone    = "None"
+	LoggingVerbose = directory.LoggingVerbose
+	LoggingNone    = directory.LoggingNone
 )
 
 // ReceiveConnector is a listener as Get-ReceiveConnector shows it.
@@ -96,7 +104,9 @@ func (s *Service) applyProtocolLogging(ctx context.Context) error {
 type ProtocolLogQuery struct {
 	ClientIP string
 	Since    time.Time
-	// Identity limits the records to one listener; empty: all.
+	// Identity limits the records to one listener, or to one inbound
+	// connector of the organization; empty: all (the server's
+	// administrator only).
 	Identity   string
 	ResultSize int
 }
@@ -104,13 +114,27 @@ type ProtocolLogQuery struct {
 // ReadProtocolLog reads the protocol log back. It needs the running server
 // (the log's files are in its data directory, and the cmdlet runs in it
 // through the admin socket); without -Since it covers the last 24 hours.
+//
+// The server's administrator reads a listener (-Identity "Client
+// Frontend"), an inbound connector of the organization acted on, or, with
+// no -Identity, everything. An organization's admin reads only its own
+// inbound connectors' log, and must name one: a listener's log, or
+// everything, is refused (ErrAccessDenied) as it always was, and another
+// organization's connector is not found. Checked here, so that every front
+// end goes through it.
 func (s *Service) ReadProtocolLog(ctx context.Context, q ProtocolLogQuery) ([]protolog.Record, error) {
+	if s.scoped && q.Identity == "" {
+		return nil, &kindError{ErrAccessDenied, "Get-ProtocolLog without -Identity reads the listeners' logs, which hold every organization's sessions; only the server's administrator can run it. Name one of the organization's inbound connectors with -Identity."}
+	}
 	if s.ProtocolLog == nil {
 		return nil, errNoProtocolLog
 	}
 	pq := protolog.Query{Since: q.Since, Limit: q.ResultSize}
 	if pq.Since.IsZero() {
 		pq.Since = time.Now().Add(-24 * time.Hour)
+	}
+	if pq.Limit <= 0 {
+		pq.Limit = 1000
 	}
 	if q.ClientIP != "" {
 		ip, err := netip.ParseAddr(q.ClientIP)
@@ -119,14 +143,50 @@ func (s *Service) ReadProtocolLog(ctx context.Context, q ProtocolLogQuery) ([]pr
 		}
 		pq.ClientIP = ip
 	}
-	if q.Identity != "" {
-		c, ok := protolog.ConnectorByName(q.Identity)
-		if !ok {
-			return nil, NotFound(q.Identity)
-		}
-		pq.Connectors = []string{c.Identity}
+	if q.Identity == "" {
+		return s.readAllProtocolLogs(pq)
 	}
-	return s.ProtocolLog.Read(pq)
+	listener, isListener := protolog.ConnectorByName(q.Identity)
+	if isListener && !s.scoped {
+		pq.Connectors = []string{listener.Identity}
+		return s.ProtocolLog.Read(pq)
+	}
+	cs, err := s.InboundConnectors(q.Identity)
+	if err != nil {
+		if isListener {
+			return nil, &kindError{ErrAccessDenied, fmt.Sprintf("The protocol log of receive connector '%s' holds every organization's sessions; only the server's administrator can read it.", listener.Identity)}
+		}
+		return nil, err
+	}
+	pq.Connectors = []string{cs[0].Name}
+	return s.ProtocolLog.ReadOrg(s.org().ID, pq)
+}
+
+// readAllProtocolLogs is the server administrator's view: the listeners'
+// log and every organization's connector logs, merged by time, the newest
+// pq.Limit records.
+func (s *Service) readAllProtocolLogs(pq protolog.Query) ([]protolog.Record, error) {
+	out, err := s.ProtocolLog.Read(pq)
+	if err != nil {
+		return nil, err
+	}
+	ids, err := s.ProtocolLog.OrgIDs()
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range ids {
+		recs, err := s.ProtocolLog.ReadOrg(id, pq)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, recs...)
+	}
+	// Stable: the records of one session keep their order.
+	slices.SortStableFunc(out, func(a, b protolog.Record) int { return a.Time.Compare(b.Time) })
+	if len(out) > pq.Limit {
+		out = out[len(out)-pq.Limit:]
+	}
+	return out, nil
 }
 
 var errNoProtocolLog = errorString("The protocol log is read from the running server: start postern serve and run the cmdlet again.")
@@ -143,7 +203,7 @@ func (c *cmdlets) protocolLogSpecs() []cmdlet.Spec {
 			Params: []cmdlet.ParamSpec{{Name: "Identity", Type: cmdlet.String, Position: 0, Required: true},
 				{Name: "ProtocolLoggingLevel", Type: cmdlet.Enum, Position: -1, Required: true, ValidValues: []string{LoggingVerbose, LoggingNone}}},
 			Run: c.setReceiveConnector},
-		{Name: "Get-ProtocolLog", Synopsis: "Reads the SMTP conversations of logged listeners (passwords masked, bodies by size only); the last 24 hours unless -Since is given.",
+		{Name: "Get-ProtocolLog", Synopsis: "Reads the SMTP conversations of logged listeners and inbound connectors (passwords masked, bodies by size only, other organizations' addresses masked); -Identity names a listener or an inbound connector (an organization's admin must name one of its connectors); the last 24 hours unless -Since is given.",
 			Params: []cmdlet.ParamSpec{{Name: "ClientIP", Type: cmdlet.String, Position: -1}, {Name: "Since", Type: cmdlet.String, Position: -1},
 				{Name: "Identity", Type: cmdlet.String, Position: -1}, {Name: "ResultSize", Type: cmdlet.IntOrUnlimited, Position: -1}},
 			Run: c.getProtocolLog},

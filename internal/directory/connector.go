@@ -44,6 +44,24 @@ type InboundConnector struct {
 	Enabled                          bool
 	Comment                          string
 	WhenCreated                      time.Time
+	// ProtocolLogging is Set-InboundConnector -ProtocolLoggingLevel
+	// Verbose: the sessions this connector judged are written to its
+	// organization's protocol log (package protolog).
+	ProtocolLogging bool
+}
+
+// Protocol logging levels, as Exchange names them (-ProtocolLoggingLevel).
+const (
+	LoggingVerbose = "Verbose"
+	LoggingNone    = "None"
+)
+
+// ProtocolLoggingLevel is the connector's level in Exchange's words.
+func (c *InboundConnector) ProtocolLoggingLevel() string {
+	if c.ProtocolLogging {
+		return LoggingVerbose
+	}
+	return LoggingNone
 }
 
 // MatchesIP reports whether ip is in SenderIPAddresses.

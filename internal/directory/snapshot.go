@@ -19,6 +19,7 @@ type Snapshot struct {
 	sendAs     map[grant]bool
 	onBehalf   map[grant]bool
 	enabled    []*InboundConnector
+	logged     []*InboundConnector
 	outbound   []*OutboundConnector
 	dkim       map[string]*DkimSigningConfig // by domain
 	fullAccess map[fullAccessKey]bool
@@ -91,6 +92,9 @@ func NewSnapshot(c Contents) *Snapshot {
 	for _, ic := range c.Connectors {
 		if ic.Enabled {
 			s.enabled = append(s.enabled, ic)
+			if ic.ProtocolLogging {
+				s.logged = append(s.logged, ic)
+			}
 		}
 	}
 	for _, oc := range c.Outbound {
@@ -232,6 +236,11 @@ func (s *Snapshot) DkimSigningConfig(domain string) *DkimSigningConfig {
 
 // InboundConnectors returns every enabled inbound connector, in ID order.
 func (s *Snapshot) InboundConnectors() []*InboundConnector { return s.enabled }
+
+// LoggedInboundConnectors lists the enabled inbound connectors with
+// protocol logging on (-ProtocolLoggingLevel Verbose); usually none, so
+// that a connection costs one length check.
+func (s *Snapshot) LoggedInboundConnectors() []*InboundConnector { return s.logged }
 
 // Current holds the snapshot in force. Sessions load it once per decision;
 // the admin service stores a new one after every change.

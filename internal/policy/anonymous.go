@@ -99,17 +99,30 @@ func RecipientOrganization(dir *directory.Snapshot, rcpt address.Address) *direc
 // (RejectDirectSend, Partner restrictions, relay) is decided per recipient
 // by JudgeAnonymous.
 func CheckAnonymousSender(dir *directory.Snapshot, c ClientFacts, from address.Address) *reply.Reply {
+	_, rep := JudgeAnonymousSender(dir, c, from)
+	return rep
+}
+
+// JudgeAnonymousSender is CheckAnonymousSender that also returns the
+// connector of the sender's organization the client matched, if any, so
+// that a refusal can be told apart as made under that connector (protocol
+// logging per connector).
+func JudgeAnonymousSender(dir *directory.Snapshot, c ClientFacts, from address.Address) (Attribution, *reply.Reply) {
 	if org := SenderOrganization(dir, from); org != nil {
-		if ic := Attribute(dir, org.ID, c).Connector; ic != nil && ic.RequireTls && !c.TLS {
-			return reply.TLSRequired
+		att := Attribute(dir, org.ID, c)
+		if ic := att.Connector; ic != nil && ic.RequireTls && !c.TLS {
+			return att, reply.TLSRequired
 		}
+		return att, nil
 	}
-	return nil
+	return Attribution{}, nil
 }
 
 // Verdict is the decision for one anonymous recipient: where its copy goes,
 // which organization it belongs to (whose message trace, settings and
 // filing apply), and the connector of that organization the client matched.
+// A relay refused with ATTR36 has the connector that matched and no
+// organization.
 type Verdict struct {
 	Route       Route
 	Org         *directory.Organization
@@ -196,8 +209,11 @@ func judgeRelay(dir *directory.Snapshot, c ClientFacts, from address.Address) (V
 			return v, nil
 		}
 	}
-	if ic := attributeAny(dir, c).Connector; ic != nil && ic.ConnectorType == directory.OnPremises {
-		return Verdict{}, reply.RelayDeniedATTR36
+	if att := attributeAny(dir, c); att.Connector != nil && att.Connector.ConnectorType == directory.OnPremises {
+		// The refusal is made under that connector (ATTR36 says the
+		// connector matched but the sender is not its organization's);
+		// the verdict names no organization.
+		return Verdict{Attribution: att}, reply.RelayDeniedATTR36
 	}
 	return Verdict{}, reply.RelayDenied
 }

@@ -69,6 +69,9 @@ type Log struct {
 	size    int64
 	opened  time.Time
 	written bool
+
+	// orgLogs are the organizations' connector logs (connector.go).
+	orgLogs
 }
 
 // Open opens (creating) the log directory and removes expired files.
@@ -300,8 +303,9 @@ func (l *Log) files() ([]string, error) {
 	return ms, err
 }
 
-// Close closes the current file.
+// Close closes the current file, and the organizations' logs.
 func (l *Log) Close() error {
+	l.closeOrgs()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.f == nil {

@@ -5,6 +5,8 @@ import (
 	"net"
 	"net/netip"
 	"sync/atomic"
+
+	"postern.dev/postern/internal/protolog"
 )
 
 // trackingListener wraps each accepted connection in a trackedConn, which
@@ -29,6 +31,9 @@ type trackedConn struct {
 	net.Conn
 	ip           netip.Addr
 	authFailures int
+	// pending holds the transcript for inbound connectors' protocol
+	// logging; nil when no logged connector could match the client.
+	pending *protolog.Pending
 	// closeAfterWrite makes the next reply the last: the connection closes
 	// once it is written (for 421 replies that end the session).
 	closeAfterWrite atomic.Bool

@@ -127,10 +127,21 @@ func (s *Server) Serve(l net.Listener, role Role) error {
 		// Asked once per connection: a listener not set to Verbose costs
 		// one map lookup per connection and nothing per line.
 		srv.Transcript = func(c *smtpserver.Conn) smtpserver.Transcript {
-			if !pl.Verbose(identity) {
-				return nil
+			var tr smtpserver.Transcript
+			if pl.Verbose(identity) {
+				tr = pl.Session(identity, c.RemoteIP())
 			}
-			return pl.Session(identity, c.RemoteIP())
+			// Inbound connectors judge anonymous mail, which arrives on
+			// the MX role only.
+			if role == MX {
+				if p := s.connectorTranscript(pl, c); p != nil {
+					if tr == nil {
+						return p
+					}
+					return teeTranscript{tr, p}
+				}
+			}
+			return tr
 		}
 	}
 	// The tracking layer sits under TLS, so sessions can find their
@@ -144,6 +155,56 @@ func (s *Server) Serve(l net.Listener, role Role) error {
 		return nil
 	}
 	return err
+}
+
+// connectorTranscript starts holding the transcript of a connection whose
+// client could match an inbound connector with protocol logging on: by its
+// address, or, when STARTTLS is offered, by a certificate not yet seen.
+// Whether it is written, and for whom, is decided at its end (see package
+// protolog, Pending): a connector is matched per recipient, and one
+// session can carry several organizations' recipients. With no logged
+// connector, a connection costs one length check.
+func (s *Server) connectorTranscript(pl *protolog.Log, c *smtpserver.Conn) *protolog.Pending {
+	logged := s.dir.Load().LoggedInboundConnectors()
+	if len(logged) == 0 {
+		return nil
+	}
+	tc := trackedOf(c.Conn())
+	if tc == nil {
+		return nil
+	}
+	ip := c.RemoteIP()
+	for _, ic := range logged {
+		if ic.MatchesIP(ip) || ic.TlsSenderCertificateName != "" && s.cfg.TLS != nil {
+			tc.pending = pl.Pending(c.SessionID(), ip)
+			return tc.pending
+		}
+	}
+	return nil
+}
+
+// teeTranscript gives a conversation to two transcripts: the listener's
+// log and an inbound connector's held one.
+type teeTranscript [2]smtpserver.Transcript
+
+func (t teeTranscript) Received(line string, sasl bool) {
+	t[0].Received(line, sasl)
+	t[1].Received(line, sasl)
+}
+
+func (t teeTranscript) Sent(reply string) {
+	t[0].Sent(reply)
+	t[1].Sent(reply)
+}
+
+func (t teeTranscript) Message(bytes int64) {
+	t[0].Message(bytes)
+	t[1].Message(bytes)
+}
+
+func (t teeTranscript) Close() {
+	t[0].Close()
+	t[1].Close()
 }
 
 // maxRecipientsPerTransaction is the engine's backstop above the policy's

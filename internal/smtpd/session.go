@@ -17,6 +17,7 @@ import (
 	"postern.dev/postern/internal/directory"
 	"postern.dev/postern/internal/metrics"
 	"postern.dev/postern/internal/policy"
+	"postern.dev/postern/internal/protolog"
 	"postern.dev/postern/internal/reply"
 	"postern.dev/postern/internal/senderauth"
 	"postern.dev/postern/internal/smtpserver"
@@ -76,8 +77,79 @@ func (s *Server) newSession(c *smtpserver.Conn, role Role) *session {
 	}
 	if st, ok := c.TLSConnectionState(); ok {
 		sess.tls = &st
+		sess.dropUnmatchable()
 	}
 	return sess
+}
+
+// dropUnmatchable stops holding a transcript for connector logging once
+// TLS shows that the client matches no logged connector, by address or by
+// certificate: held only because a certificate might have matched.
+func (s *session) dropUnmatchable() {
+	p := s.pending()
+	if p == nil {
+		return
+	}
+	f := s.clientFacts()
+	for _, ic := range s.srv.dir.Load().LoggedInboundConnectors() {
+		if ic.MatchesIP(f.IP) || ic.MatchesCertificate(f.CertNames) {
+			return
+		}
+	}
+	p.Discard()
+}
+
+// pending is the connection's transcript held for connector logging, or nil.
+func (s *session) pending() *protolog.Pending {
+	if s.tc == nil {
+		return nil
+	}
+	return s.tc.pending
+}
+
+// named tells the held transcript who may see the address of the command
+// being answered (see protolog.Party).
+func (s *session) named(party protolog.Party) {
+	if p := s.pending(); p != nil {
+		p.Named(party)
+	}
+}
+
+// judgedUnder records that a command was accepted or refused under an
+// inbound connector; with protocol logging on, the session goes to its
+// organization's log.
+func (s *session) judgedUnder(ic *directory.InboundConnector) {
+	if p := s.pending(); p != nil && ic != nil && ic.ProtocolLogging {
+		p.Matched(ic.OrgID, ic.Name)
+	}
+}
+
+// senderParty: a sender of an organization is that organization's to
+// see; the null sender and a sender of no organization are anyone's.
+func senderParty(dir *directory.Snapshot, from address.Address) protolog.Party {
+	p := protolog.Party{Public: true}
+	if !from.IsZero() {
+		p.Address = from.String()
+		if org := policy.SenderOrganization(dir, from); org != nil {
+			p.Public, p.Orgs = false, []int64{org.ID}
+		}
+	}
+	return p
+}
+
+// recipientParty: a recipient is its organization's to see (the
+// organization of its mailbox or accepted domain), and the organization
+// under whose connector it was judged (a relayed recipient); an outside
+// recipient not judged under a connector is no one's.
+func recipientParty(dir *directory.Snapshot, rcpt address.Address, v *policy.Verdict) protolog.Party {
+	p := protolog.Party{Address: rcpt.String()}
+	if org := policy.RecipientOrganization(dir, rcpt); org != nil {
+		p.Orgs = append(p.Orgs, org.ID)
+	}
+	if v != nil && v.Org != nil && v.Attribution.Connector != nil && v.Attribution.Connector.OrgID == v.Org.ID {
+		p.Orgs = append(p.Orgs, v.Org.ID)
+	}
+	return p
 }
 
 // AuthMechanisms lists what EHLO advertises; go-smtp only advertises and
@@ -207,6 +279,7 @@ func (s *session) mail(from string, opts *smtp.MailOptions) error {
 			return reply.BadSenderSyntax
 		}
 	}
+	s.named(senderParty(s.srv.dir.Load(), a))
 	var size int64
 	if opts != nil {
 		size = opts.Size
@@ -221,7 +294,8 @@ func (s *session) mail(from string, opts *smtp.MailOptions) error {
 		// made before a recipient is named; the rest is per recipient. A
 		// failed AUTH never gets here with relay rights: s.mailbox is only
 		// set by a successful one.
-		if rep := policy.CheckAnonymousSender(s.srv.dir.Load(), s.clientFacts(), a); rep != nil {
+		if att, rep := policy.JudgeAnonymousSender(s.srv.dir.Load(), s.clientFacts(), a); rep != nil {
+			s.judgedUnder(att.Connector)
 			return rep
 		}
 	}
@@ -263,6 +337,7 @@ func (s *session) rcpt(to string) error {
 			return reply.BadRecipientSyntax
 		}
 	}
+	s.named(recipientParty(dir, a, nil))
 	m := dir.MailboxByAddress(a.Key())
 	if s.seen[a.Key()] || (m != nil && s.seen[m.ID]) {
 		// The same recipient again (in any case, or another address of the
@@ -281,6 +356,8 @@ func (s *session) rcpt(to string) error {
 		return nil
 	}
 	v, rep := policy.JudgeAnonymous(dir, s.clientFacts(), s.from, a)
+	s.named(recipientParty(dir, a, &v))
+	s.judgedUnder(v.Attribution.Connector)
 	if rep != nil {
 		return rep
 	}

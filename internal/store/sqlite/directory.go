@@ -107,14 +107,15 @@ func (s *Store) LoadDirectory(ctx context.Context) (directory.Contents, error) {
 	}
 	err = each(ctx, tx, `SELECT id, org_id, name, connector_type, sender_domains, sender_ip_addresses,
 		tls_sender_certificate_name, tls_sender_certificate_fingerprints, require_tls, restrict_domains_to_ip_addresses,
-		restrict_domains_to_certificate, enabled, comment, when_created FROM inbound_connectors ORDER BY id`, func(rows *sql.Rows) error {
+		restrict_domains_to_certificate, enabled, comment, when_created, protocol_logging_level FROM inbound_connectors ORDER BY id`, func(rows *sql.Rows) error {
 		ic := &directory.InboundConnector{}
-		var domains, ips, pins string
+		var domains, ips, pins, logging string
 		var created int64
 		if err := rows.Scan(&ic.ID, &ic.OrgID, &ic.Name, &ic.ConnectorType, &domains, &ips, &ic.TlsSenderCertificateName, &pins,
-			&ic.RequireTls, &ic.RestrictDomainsToIPAddresses, &ic.RestrictDomainsToCertificate, &ic.Enabled, &ic.Comment, &created); err != nil {
+			&ic.RequireTls, &ic.RestrictDomainsToIPAddresses, &ic.RestrictDomainsToCertificate, &ic.Enabled, &ic.Comment, &created, &logging); err != nil {
 			return err
 		}
+		ic.ProtocolLogging = logging == directory.LoggingVerbose
 		for col, dst := range map[string]any{domains: &ic.SenderDomains, ips: &ic.SenderIPAddresses, pins: &ic.TlsSenderCertificateFingerprints} {
 			if err := json.Unmarshal([]byte(col), dst); err != nil {
 				return fmt.Errorf("inbound connector %d: %w", ic.ID, err)
@@ -242,9 +243,9 @@ func (s *Store) SaveConnector(ctx context.Context, ic *directory.InboundConnecto
 		return upsert(ctx, tx, "inbound_connectors", &ic.ID,
 			[]string{"org_id", "name", "connector_type", "sender_domains", "sender_ip_addresses", "tls_sender_certificate_name",
 				"tls_sender_certificate_fingerprints", "require_tls", "restrict_domains_to_ip_addresses", "restrict_domains_to_certificate",
-				"enabled", "comment", "when_created"},
+				"enabled", "comment", "when_created", "protocol_logging_level"},
 			[]any{ic.OrgID, ic.Name, string(ic.ConnectorType), lists[0], lists[1], ic.TlsSenderCertificateName, lists[2], ic.RequireTls,
-				ic.RestrictDomainsToIPAddresses, ic.RestrictDomainsToCertificate, ic.Enabled, ic.Comment, created(&ic.WhenCreated)})
+				ic.RestrictDomainsToIPAddresses, ic.RestrictDomainsToCertificate, ic.Enabled, ic.Comment, created(&ic.WhenCreated), ic.ProtocolLoggingLevel()})
 	})
 }
 
