@@ -5,12 +5,16 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/mail"
 	"net/url"
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/pelletier/go-toml/v2/unstable"
+
+	"postern.dev/postern/internal/acmecert"
 )
 
 // Check validates a configuration file without starting anything, for
@@ -72,8 +76,12 @@ func Check(path string) []error {
 	case c.TLSCert == "" && c.TLSKey != "":
 		bad("tls_key", "tls_cert is missing (give both, or neither for a generated certificate)")
 	}
+	for _, p := range acmeProblems(c) {
+		bad(p.key, "%s", p.msg)
+	}
 	for _, f := range []struct{ key, path string }{
 		{"tls_cert", c.TLSCert}, {"tls_key", c.TLSKey}, {"tls_client_ca", c.TLSClientCA}, {"delivery.root_ca_file", c.Delivery.RootCAFile},
+		{"acme.root_ca_file", c.ACME.RootCAFile},
 	} {
 		if f.path == "" {
 			continue
@@ -93,6 +101,7 @@ func Check(path string) []error {
 		{"delivery.retry_for", c.Delivery.RetryFor}, {"delivery.delay_notice", c.Delivery.DelayNotice},
 		{"delivery.command_timeout", c.Delivery.CommandTimeout},
 		{"auth.verify_wait", c.Auth.VerifyWait}, {"auth.lockout_duration", c.Auth.LockoutDuration},
+		{"acme.renew_before", c.ACME.RenewBefore},
 	} {
 		if d.v.Duration < 0 {
 			bad(d.key, "negative duration %s", d.v)
@@ -119,6 +128,65 @@ func Check(path string) []error {
 		bad("delivery.mx_port", "%d is not a port", c.Delivery.MXPort)
 	}
 	return errs
+}
+
+// keyProblem is one problem with the value of a key.
+type keyProblem struct{ key, msg string }
+
+// acmeProblems checks the [acme] settings. The names and the exclusion of
+// tls_cert/tls_key matter only when ACME is enabled; the other values are
+// checked in any case, so that turning it on later does not reveal them.
+func acmeProblems(c Config) []keyProblem {
+	var out []keyProblem
+	a := c.ACME
+	if u, err := url.Parse(a.DirectoryURL); err != nil || u.Scheme != "https" || u.Host == "" {
+		out = append(out, keyProblem{"acme.directory_url", fmt.Sprintf("%q is not an https URL", a.DirectoryURL)})
+	}
+	if err := checkListen(a.HTTPListen); err != nil {
+		out = append(out, keyProblem{"acme.http_listen", fmt.Sprintf("%v (want HOST:PORT, :PORT or %q)", err, Off)})
+	}
+	if a.Email != "" {
+		if addr, err := mail.ParseAddress(a.Email); err != nil || addr.Address != a.Email {
+			out = append(out, keyProblem{"acme.email", fmt.Sprintf("%q is not an email address", a.Email)})
+		}
+	}
+	// autocert never renews earlier than 30 days before expiry.
+	if a.RenewBefore.Duration > 30*24*time.Hour {
+		out = append(out, keyProblem{"acme.renew_before", fmt.Sprintf("%s is longer than 720h (30 days), the most autocert renews ahead", a.RenewBefore)})
+	}
+	if !a.Enabled {
+		return out
+	}
+	if c.TLSCert != "" || c.TLSKey != "" {
+		out = append(out, keyProblem{"acme.enabled", "ACME and tls_cert/tls_key are mutually exclusive: remove tls_cert and tls_key to have the certificate issued by the CA, or disable ACME to serve the files"})
+	}
+	seen := map[string]bool{}
+	if name, err := acmecert.CheckName(c.Hostname); err != nil {
+		out = append(out, keyProblem{"hostname", "ACME needs a DNS name for it: " + err.Error()})
+	} else {
+		seen[name] = true
+	}
+	for _, n := range a.Names {
+		name, err := acmecert.CheckName(n)
+		switch {
+		case err != nil:
+			out = append(out, keyProblem{"acme.names", err.Error()})
+		case seen[name]:
+			out = append(out, keyProblem{"acme.names", fmt.Sprintf("%q is listed twice (hostname is always included)", n)})
+		}
+		seen[name] = true
+	}
+	return out
+}
+
+// CheckACME returns the first problem with the [acme] settings that
+// serve refuses to start with (check-config lists them all), nil when
+// there is none.
+func (c Config) CheckACME() error {
+	if ps := acmeProblems(c); len(ps) > 0 {
+		return fmt.Errorf("%s: %s", ps[0].key, ps[0].msg)
+	}
+	return nil
 }
 
 // checkListen accepts "off" or an address net.Listen("tcp") takes.

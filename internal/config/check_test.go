@@ -30,6 +30,17 @@ func TestCheck(t *testing.T) {
 		{"negative", "[auth]\nlockout_duration = \"-1m\"\n", []string{":2:20: auth.lockout_duration: negative"}},
 		{"two problems", "log_level = \"x\"\nmx = \"nope\"\n", []string{"mx:", "log_level:"}},
 		{"public url", "public_url = \"http://x\"\n", []string{"public_url:"}},
+		{"acme", "hostname = \"mail.contoso.com\"\n[acme]\nenabled = true\nemail = \"admin@contoso.com\"\nnames = [\"smtp.contoso.com\", \"Mail.Fabrikam.COM.\"]\nhttp_listen = \":80\"\nrenew_before = \"720h\"\n", nil},
+		{"acme off ignores the names", "hostname = \"localhost\"\n[acme]\nnames = [\"*.contoso.com\"]\n", nil},
+		{"acme and cert files", "hostname = \"mail.contoso.com\"\ntls_cert = \"" + cert + "\"\ntls_key = \"" + cert + "\"\n[acme]\nenabled = true\n",
+			[]string{":5:11: acme.enabled: ACME and tls_cert/tls_key are mutually exclusive"}},
+		{"acme single-label hostname", "hostname = \"mail\"\n[acme]\nenabled = true\n", []string{":1:12: hostname: ACME needs a DNS name"}},
+		{"acme bad names", "hostname = \"mail.contoso.com\"\n[acme]\nenabled = true\nnames = [\"*.contoso.com\", \"192.0.2.1\", \"MAIL.contoso.com\"]\n",
+			[]string{"acme.names: \"*.contoso.com\": wildcard", "acme.names: \"192.0.2.1\" is an IP address", "acme.names: \"MAIL.contoso.com\" is listed twice"}},
+		{"acme values", "[acme]\ndirectory_url = \"http://ca.test/dir\"\nemail = \"Admin <a@b.c>\"\nhttp_listen = \"80\"\nrenew_before = \"800h\"\n",
+			[]string{"acme.directory_url:", "acme.http_listen:", "acme.email:", "acme.renew_before: 800h0m0s is longer than 720h"}},
+		{"acme negative renew", "[acme]\nrenew_before = \"-1h\"\n", []string{"acme.renew_before: negative"}},
+		{"acme root ca missing", "[acme]\nroot_ca_file = \"" + filepath.Join(dir, "nope.pem") + "\"\n", []string{"acme.root_ca_file:", "no such file"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := filepath.Join(t.TempDir(), "postern.toml")
@@ -66,6 +77,7 @@ func TestCheck(t *testing.T) {
 func FuzzCheck(f *testing.F) {
 	f.Add("hostname = \"x\"\n[delivery]\nretry_min = \"2h\"\n")
 	f.Add("a.b.c = 1\n[[x]]\ny = [1, {z = 2}]\n")
+	f.Add("hostname = \"mail.contoso.com\"\n[acme]\nenabled = true\nnames = [\"xn--bcher-kva.example\", \"b\u00fccher.example\", \"a..b\"]\n")
 	f.Fuzz(func(t *testing.T, file string) {
 		p := filepath.Join(t.TempDir(), "c.toml")
 		os.WriteFile(p, []byte(file), 0o600)

@@ -36,7 +36,8 @@ type Config struct {
 	// issuer's identifier; default https://HOSTNAME:PORT.
 	PublicURL string `toml:"public_url"`
 	// TLSCert and TLSKey are PEM files; when empty, a self-signed ECDSA
-	// P-256 certificate for Hostname is generated in the data directory.
+	// P-256 certificate for Hostname is generated in the data directory
+	// (or, with [acme] enabled, obtained from the CA). Not with [acme].
 	TLSCert string `toml:"tls_cert"`
 	TLSKey  string `toml:"tls_key"`
 	// TLSClientCA is a PEM file of CAs whose client certificates may match
@@ -56,6 +57,8 @@ type Config struct {
 	Delivery Delivery `toml:"delivery"`
 	// Auth bounds password verification under attack.
 	Auth Auth `toml:"auth"`
+	// ACME obtains and renews the certificate automatically.
+	ACME ACME `toml:"acme"`
 	// TraceRetention is how long message trace events and the connection
 	// log are kept (Exchange keeps 90 days).
 	TraceRetention Duration `toml:"trace_retention"`
@@ -146,6 +149,37 @@ type Auth struct {
 	LockoutDuration Duration `toml:"lockout_duration"`
 }
 
+// ACME obtains certificates for hostname and the names below from an ACME CA
+// (Let's Encrypt by default) and renews them in the background ([acme] in
+// the file); it replaces tls_cert/tls_key. Until the first certificate is
+// issued the self-signed one is served. The CA validates TLS-ALPN-01 on
+// port 443 and HTTP-01 on port 80: serve one of them (admin = ":443",
+// http_listen = ":80", or a port forward to the submissions listener).
+type ACME struct {
+	// Enabled turns ACME on; enabling it accepts the CA's terms of service.
+	Enabled bool `toml:"enabled"`
+	// DirectoryURL is the CA's ACME directory (https).
+	DirectoryURL string `toml:"directory_url"`
+	// Email is the ACME account's contact address, for the CA's notices.
+	Email string `toml:"email"`
+	// Names are further certificate names besides hostname, one
+	// certificate each; a client asking for another name (or none) gets
+	// hostname's. No wildcards or IP addresses.
+	Names []string `toml:"names"`
+	// HTTPListen serves HTTP-01 challenges (":80"); "off" answers only
+	// TLS-ALPN-01, on the submissions and admin listeners.
+	HTTPListen string `toml:"http_listen"`
+	// RootCAFile adds PEM CAs for the CA's HTTPS endpoint (a test CA).
+	RootCAFile string `toml:"root_ca_file"`
+	// RenewBefore is how long before expiry a certificate is renewed; 0 is
+	// a third of its lifetime, at most 30 days (autocert's default).
+	RenewBefore Duration `toml:"renew_before"`
+}
+
+// LetsEncrypt is Let's Encrypt's production ACME directory, the default
+// (autocert.DefaultACMEDirectory).
+const LetsEncrypt = "https://acme-v02.api.letsencrypt.org/directory"
+
 // Duration is a time.Duration written as "5m" in TOML.
 type Duration struct{ time.Duration }
 
@@ -198,6 +232,11 @@ func Defaults() Config {
 			DelayNotice:    Duration{4 * time.Hour},
 			MXPort:         25,
 			CommandTimeout: Duration{5 * time.Minute},
+		},
+		ACME: ACME{
+			DirectoryURL: LetsEncrypt,
+			Names:        []string{}, // as the example's `names = []` loads
+			HTTPListen:   Off,
 		},
 		Auth: Auth{
 			VerifyQueue:      64,

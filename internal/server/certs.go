@@ -9,13 +9,20 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"fmt"
+	"log/slog"
 	"math/big"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"postern.dev/postern/internal/acmecert"
+	"postern.dev/postern/internal/config"
+	"postern.dev/postern/internal/smtpserver"
 )
 
 // tlsConfig loads the configured certificate, or generates (once) and loads
@@ -132,16 +139,98 @@ func (s *Server) reloadCertificate() {
 	}
 	s.log.Info("TLS certificate loaded", "cert", s.cert.certFile, "subject", leaf.Subject.String(), "not_after", leaf.NotAfter)
 	s.expiryWarned = time.Time{} // a new certificate: say at once if it expires soon
-	s.warnExpiry(leaf, time.Now())
+	s.checkExpiry(time.Now())
+}
+
+// checkExpiry warns about the certificate served for the host name.
+func (s *Server) checkExpiry(now time.Time) {
+	if s.acme != nil {
+		if leaf := s.acme.Leaf(s.acme.Names()[0]); leaf != nil {
+			// An ACME certificate is renewed within its renewal window
+			// (30 days for Let's Encrypt's): halfway through it, renewal
+			// has been failing for long enough to say so.
+			s.warnExpiry(leaf, "acme:"+s.acme.Names()[0], min(expiryWarning, s.acme.RenewalWindow(leaf)/2), now)
+			return
+		}
+	}
+	s.warnExpiry(s.cert.cur.Load().Leaf, s.cert.certFile, expiryWarning, now)
 }
 
 // warnExpiry logs, once a day at most, a certificate that expires within
-// expiryWarning.
-func (s *Server) warnExpiry(leaf *x509.Certificate, now time.Time) {
-	if left := leaf.NotAfter.Sub(now); left < expiryWarning && now.Sub(s.expiryWarned) >= 24*time.Hour {
+// within.
+func (s *Server) warnExpiry(leaf *x509.Certificate, source string, within time.Duration, now time.Time) {
+	if left := leaf.NotAfter.Sub(now); left < within && now.Sub(s.expiryWarned) >= 24*time.Hour {
 		s.expiryWarned = now
-		s.log.Warn("TLS certificate expires soon", "cert", s.cert.certFile, "not_after", leaf.NotAfter, "left", left.Round(time.Hour).String())
+		round := time.Hour
+		if left < 2*time.Hour {
+			round = time.Second
+		}
+		s.log.Warn("TLS certificate expires soon", "cert", source, "not_after", leaf.NotAfter, "left", left.Round(round).String())
 	}
+}
+
+// newACME prepares the ACME certificates for the host name and the
+// configured names, kept in DATA/acme.
+func (s *Server) newACME() (*acmecert.Manager, error) {
+	a := s.cfg.ACME
+	roots, err := rootCAs(a.RootCAFile)
+	if err != nil {
+		return nil, fmt.Errorf("acme root_ca_file: %w", err)
+	}
+	m, err := acmecert.New(acmecert.Config{
+		DirectoryURL: a.DirectoryURL, Email: a.Email, Names: append([]string{s.cfg.Hostname}, a.Names...),
+		CacheDir: filepath.Join(s.cfg.Data, "acme"), RootCAs: roots, RenewBefore: a.RenewBefore.Duration,
+		HTTP01:   a.HTTPListen != "" && a.HTTPListen != config.Off,
+		Fallback: s.cert.cur.Load, Log: s.log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("acme: %w", err)
+	}
+	return m, nil
+}
+
+// warnACMEReachability says when the CA may not reach this server: a CA
+// validates TLS-ALPN-01 on port 443 (RFC 8737 §3) and HTTP-01 on port 80
+// (RFC 8555 §8.3), whatever port the server listens on.
+func (s *Server) warnACMEReachability() {
+	if a := s.cfg.ACME.HTTPListen; a != "" && a != config.Off {
+		return
+	}
+	for _, addr := range []string{s.cfg.Admin, s.cfg.Submissions} {
+		if _, port, err := net.SplitHostPort(addr); err == nil && port == "443" {
+			return
+		}
+	}
+	s.log.Warn("ACME: the CA validates TLS-ALPN-01 on port 443 and HTTP-01 on port 80, and neither is a listener here; forward port 443 to the submissions or admin listener, or set admin = \":443\" or [acme] http_listen = \":80\"")
+}
+
+// listenHTTP01 starts the HTTP-01 challenge listener ([acme]
+// http_listen). It answers challenge tokens only (404 otherwise), and its
+// connections, headers and time are capped like every listener's.
+func (s *Server) listenHTTP01() error {
+	if s.acme == nil || s.acme.HTTPHandler() == nil {
+		return nil
+	}
+	ln, err := net.Listen("tcp", s.cfg.ACME.HTTPListen)
+	if err != nil {
+		return fmt.Errorf("acme http_listen: %w", err)
+	}
+	// A CA validates from a handful of addresses at once; 16 per address
+	// and 128 in all leave room for that and nothing for a flood.
+	ln = smtpserver.NewAdmission(smtpserver.Limits{MaxConnections: 128, MaxConnectionsPerIP: 16}).Listener(ln)
+	s.http01 = &http.Server{Handler: s.acme.HTTPHandler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: 30 * time.Second, MaxHeaderBytes: 8 << 10,
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
+	s.log.Info("listening", "role", "http01", "addr", ln.Addr().String())
+	srv := s.http01
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("acme http-01 listener stopped", "err", err)
+		}
+	}()
+	return nil
 }
 
 // clientCAs loads the CAs trusted for client certificates; nil for none.

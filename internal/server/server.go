@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"postern.dev/postern/internal/acmecert"
 	"postern.dev/postern/internal/admin"
 	"postern.dev/postern/internal/auth"
 	"postern.dev/postern/internal/config"
@@ -48,9 +49,14 @@ type Server struct {
 	cert         *certificate
 	certReload   chan struct{}
 	expiryWarned time.Time
-	store        *sqlite.Store
-	Admin        *admin.Service
-	smtp         *smtpd.Server
+	// acme, when [acme] is enabled, serves the CA's certificates (cert is
+	// then the self-signed fallback until the first is issued); http01 is
+	// its HTTP-01 challenge listener, if any.
+	acme   *acmecert.Manager
+	http01 *http.Server
+	store  *sqlite.Store
+	Admin  *admin.Service
+	smtp   *smtpd.Server
 
 	queue      *queue.Queue
 	connLog    *connlog.Logger
@@ -206,12 +212,25 @@ func (s *Server) start(ctx context.Context) error {
 		s.recipients.Add(h.Mailbox, h.Recipients, h.At)
 	}
 
+	if s.cfg.ACME.Enabled {
+		if err := s.cfg.CheckACME(); err != nil {
+			return err
+		}
+	}
 	s.cert, err = loadCertificate(s.cfg.TLSCert, s.cfg.TLSKey, s.cfg.Data, s.cfg.Hostname)
 	if err != nil {
 		return fmt.Errorf("TLS certificate: %w", err)
 	}
-	s.warnExpiry(s.cert.cur.Load().Leaf, time.Now())
 	tlsCfg := s.cert.config()
+	if s.cfg.ACME.Enabled {
+		if s.acme, err = s.newACME(); err != nil {
+			return err
+		}
+		// Every listener, implicit TLS and STARTTLS alike, serves the
+		// same certificates through this one configuration.
+		s.acme.Configure(tlsCfg)
+	}
+	s.checkExpiry(time.Now())
 	cas, err := clientCAs(s.cfg.TLSClientCA)
 	if err != nil {
 		return fmt.Errorf("tls_client_ca: %w", err)
@@ -279,7 +298,20 @@ func (s *Server) start(ctx context.Context) error {
 	if err := s.listenHTTPS(ctx, tlsCfg, keys, authn.Throttle, authn.Gate); err != nil {
 		return err
 	}
+	if err := s.listenHTTP01(); err != nil {
+		return err
+	}
 	s.setMetricSources(tlsCfg, authn.Gate)
+	if s.acme != nil {
+		s.warnACMEReachability()
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			ctx, cancel := context.WithCancel(context.Background())
+			go func() { <-s.stop; cancel() }()
+			s.acme.Run(ctx)
+		}()
+	}
 	s.wg.Add(3)
 	go s.background()
 	go func() {
@@ -334,13 +366,16 @@ func (s *Server) background() {
 			// own poll finds them.
 		case <-s.certReload:
 			s.reloadCertificate()
+			if s.acme != nil {
+				s.acme.Nudge() // and a name still without a certificate is tried now
+			}
 		case now := <-certCheck.C:
 			// certbot and internal CAs replace the files in place: a change
 			// is picked up within a minute, without a signal.
 			if s.cert.changed() {
 				s.reloadCertificate()
 			} else {
-				s.warnExpiry(s.cert.cur.Load().Leaf, now)
+				s.checkExpiry(now)
 			}
 		case now := <-sweep.C:
 			s.recipients.Sweep(now)
@@ -370,6 +405,9 @@ func (s *Server) Close() error {
 	}
 	if s.https != nil {
 		s.https.Shutdown(ctx)
+	}
+	if s.http01 != nil {
+		s.http01.Shutdown(ctx)
 	}
 	if s.smtp != nil {
 		if err := s.smtp.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
