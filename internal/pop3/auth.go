@@ -66,7 +66,7 @@ func (c *conn) handleAuth(arg string) {
 			return
 		}
 		c.reply("+ " + base64.StdEncoding.EncodeToString(challenge))
-		line, err := c.readLine(MaxAuthLine)
+		line, err := c.readLine(MaxAuthLine, false)
 		if err != nil {
 			c.discardSignIn() // nothing signed in stays open
 			c.readFailed(err)

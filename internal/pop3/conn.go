@@ -35,6 +35,9 @@ type entry struct {
 	uidl    string // as UIDL shows it
 	size    int64
 	deleted bool // marked by DELE, unmarked by RSET
+	// retrieved: sent whole by RETR (not TOP), so read, as Exchange
+	// marks it at QUIT; RSET forgets it too.
+	retrieved bool
 }
 
 // conn is one client connection, from accept to close.
@@ -242,19 +245,14 @@ func (c *conn) timeout() time.Duration {
 // half a line is never run. Lines over MaxCommandLine are refused, except
 // AUTH with an initial response.
 func (c *conn) readCommand() (string, error) {
-	line, err := c.readLine(MaxAuthLine)
-	if err != nil {
-		return "", err
-	}
-	if len(line) > MaxCommandLine && !hasPrefixFold(line, "AUTH ") {
-		return "", errLineLength
-	}
-	return line, nil
+	return c.readLine(MaxCommandLine, true)
 }
 
 // readLine reads a line of at most limit octets without its line end
-// (CRLF, or a bare LF).
-func (c *conn) readLine(limit int) (string, error) {
+// (CRLF, or a bare LF); with authCommand, an AUTH command may reach
+// MaxAuthLine. A line over its limit is refused as soon as it is seen to
+// be, not buffered to its end.
+func (c *conn) readLine(limit int, authCommand bool) (string, error) {
 	c.mu.Lock()
 	c.reading = true
 	c.deadline = time.Now().Add(c.timeout())
@@ -267,8 +265,10 @@ func (c *conn) readLine(limit int) (string, error) {
 	var line []byte
 	for {
 		chunk, err := c.r.ReadSlice('\n')
-		if len(line)+len(chunk) > limit+2 {
-			return "", errLineLength
+		if n := len(line) + len(chunk); n > limit+2 {
+			if !authCommand || n > MaxAuthLine+2 || !startsWithAuth(line, chunk) {
+				return "", errLineLength
+			}
 		}
 		line = append(line, chunk...)
 		if err == nil {
@@ -282,11 +282,19 @@ func (c *conn) readLine(limit int) (string, error) {
 	if n := len(line); n > 0 && line[n-1] == '\r' {
 		line = line[:n-1]
 	}
+	if len(line) > limit && !(authCommand && startsWithAuth(line, nil)) {
+		return "", errLineLength
+	}
 	return string(line), nil
 }
 
-func hasPrefixFold(s, prefix string) bool {
-	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+// startsWithAuth tells whether the line read so far, line then chunk,
+// begins with "AUTH " (in any case).
+func startsWithAuth(line, chunk []byte) bool {
+	var head [5]byte
+	n := copy(head[:], line)
+	copy(head[n:], chunk)
+	return strings.EqualFold(string(head[:]), "AUTH ")
 }
 
 // reply writes a response; it is sent when the client is next waited for,
@@ -506,10 +514,18 @@ func (c *conn) handleQuit() {
 		return
 	}
 	// The UPDATE state (RFC 1939 §6).
-	var uids []string
+	var uids, seen []string
 	for _, e := range c.msgs {
-		if e.deleted {
+		switch {
+		case e.deleted:
 			uids = append(uids, e.uid)
+		case e.retrieved:
+			seen = append(seen, e.uid)
+		}
+	}
+	if sm, ok := c.drop.(SeenMarker); ok && len(seen) > 0 {
+		if err := sm.MarkSeen(c.ctx, seen); err != nil {
+			c.srv.log().Warn("pop3 marking messages read failed", "ip", c.ip, "messages", len(seen), "err", err)
 		}
 	}
 	if len(uids) == 0 {
@@ -535,6 +551,7 @@ func (c *conn) handleTransaction(verb, arg string) {
 	case "RSET":
 		for i := range c.msgs {
 			c.msgs[i].deleted = false
+			c.msgs[i].retrieved = false
 		}
 		c.reply(okBare)
 	case "STAT":
@@ -651,7 +668,11 @@ func (c *conn) sendMessage(n, bodyLines int) {
 	}
 	defer rc.Close()
 	c.reply(okBare)
-	if err := writeMessage(c.w, rc, bodyLines); err != nil {
+	err = writeMessage(c.w, rc, bodyLines)
+	if err == nil && bodyLines < 0 {
+		e.retrieved = true
+	}
+	if err != nil {
 		var se errSource
 		if errors.As(err, &se) {
 			c.srv.log().Warn("pop3 reading a message failed mid-transfer", "ip", c.ip, "err", err)

@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
 	"io"
@@ -86,6 +87,7 @@ type memBox struct {
 	mu        sync.Mutex
 	msgs      []memMsg
 	deleted   []string
+	seen      []string
 	deleteErr error
 	listErr   error
 	opens     int // maildrops open
@@ -161,6 +163,13 @@ func (d *memDrop) Delete(ctx context.Context, uids []string) error {
 	return nil
 }
 
+func (d *memDrop) MarkSeen(ctx context.Context, uids []string) error {
+	d.box.mu.Lock()
+	defer d.box.mu.Unlock()
+	d.box.seen = append(d.box.seen, uids...)
+	return nil
+}
+
 func (d *memDrop) Close() error {
 	if d.closed {
 		return errors.New("maildrop closed twice")
@@ -189,6 +198,7 @@ func newTestCert(t testing.TB) *testCert {
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(time.Now().UnixNano()),
+		Subject:               pkix.Name{CommonName: "Postern POP3 test"},
 		NotBefore:             time.Now().Add(-time.Hour),
 		NotAfter:              time.Now().Add(24 * time.Hour),
 		DNSNames:              []string{"localhost"},

@@ -41,6 +41,15 @@ type Maildrop interface {
 	Close() error
 }
 
+// SeenMarker is a Maildrop that records which messages were read. When
+// the Maildrop implements it, QUIT marks the messages RETR sent whole
+// (not TOP, and not those deleted) as read before deleting, as Exchange
+// does, so that IMAP and the web show them read. Its failure is logged,
+// not reported to the client.
+type SeenMarker interface {
+	MarkSeen(ctx context.Context, uids []string) error
+}
+
 // Message is one message of a maildrop's snapshot.
 type Message struct {
 	// UID identifies the message for good (UIDL, RFC 1939 §7): the same

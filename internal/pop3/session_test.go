@@ -69,8 +69,10 @@ func TestSessions(t *testing.T) {
 		insecure bool
 		setup    func(*memStore, *memBox)
 		steps    []step
-		// afterDeleted is what the maildrop must have deleted at the end.
+		// afterDeleted and afterSeen are what the maildrop must have
+		// deleted and marked read at the end.
 		afterDeleted []string
+		afterSeen    []string
 	}{
 		{
 			name: "plain port: CAPA names STLS and no way to sign in",
@@ -113,10 +115,24 @@ func TestSessions(t *testing.T) {
 				{send: "STAT", want: fmt.Sprintf("+OK 3 %d", len(msg1)+len(msg2)+len(msg3))},
 				{send: "dele 3", want: "+OK"},
 				{send: "DELE 2", want: "+OK"},
+				{send: "RETR 1", want: "+OK\r\nFrom: a@contoso.com\r\nSubject: one\r\n\r\nHello\r\n..dot line\r\n."},
 				{send: "NOOP", want: "+OK"},
 				{send: "QUIT", want: okSigningOff + " 2 messages deleted.", eof: true},
 			}...),
 			afterDeleted: []string{"AAA2", "odd uid"},
+			afterSeen:    []string{"AAA1"}, // retrieved after RSET, not deleted
+		},
+		{
+			name:     "TOP does not mark read, RETR does, RSET forgets it",
+			insecure: true,
+			steps: append(slices.Clone(signIn), []step{
+				{send: "TOP 1 0", want: "+OK\r\nFrom: a@contoso.com\r\nSubject: one\r\n\r\n."},
+				{send: "RETR 2", want: "+OK\r\nFrom: b@contoso.com\r\nSubject: two\r\n\r\nline1\r\nline2\r\nline3\r\n."},
+				{send: "RSET", want: "+OK"},
+				{send: "RETR 3", want: "+OK\r\nSubject: three\r\n\r\nno newline at end\r\n."},
+				{send: "QUIT", want: okSigningOff, eof: true},
+			}...),
+			afterSeen: []string{"odd uid"},
 		},
 		{
 			name:     "message numbers: out of range, zero, not a number, wrong argument count",
@@ -391,6 +407,12 @@ func TestSessions(t *testing.T) {
 			})
 			if deleted, _, _ := box.state(); !slices.Equal(deleted, tc.afterDeleted) {
 				t.Errorf("deleted %q, want %q", deleted, tc.afterDeleted)
+			}
+			box.mu.Lock()
+			seen := slices.Clone(box.seen)
+			box.mu.Unlock()
+			if !slices.Equal(seen, tc.afterSeen) {
+				t.Errorf("marked read %q, want %q", seen, tc.afterSeen)
 			}
 		})
 	}
