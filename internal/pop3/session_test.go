@@ -585,8 +585,7 @@ func TestShutdownBounded(t *testing.T) {
 	cl.line()
 	runSteps(t, cl, []step{{send: "USER alice@contoso.com", want: "+OK"}, {send: "PASS pw", want: okLoggedOn}, {send: "RETR 1"}})
 	// The client reads nothing more: the server's writes fill the
-	// socket buffers and block.
-	time.Sleep(100 * time.Millisecond)
+	// socket buffers and block, in the middle of the command.
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	done := make(chan error, 1)
