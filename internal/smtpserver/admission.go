@@ -1,6 +1,7 @@
 package smtpserver
 
 import (
+	"errors"
 	"net"
 	"net/netip"
 	"sync"
@@ -189,4 +190,14 @@ type admittedConn struct {
 func (c *admittedConn) Close() error {
 	c.once.Do(c.release)
 	return c.Conn.Close()
+}
+
+// CloseWrite half-closes the connection when the underlying one can (TCP,
+// TLS), so a server that ends a session can send its last reply and a FIN,
+// then read off what the client still pipelines instead of resetting it.
+func (c *admittedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.ErrUnsupported
 }
