@@ -126,11 +126,12 @@ func (s *Server) ReloadCertificate() {
 // logged and the current one stays. Only background() calls it.
 func (s *Server) reloadCertificate() {
 	leaf, err := s.cert.reload()
+	certFile, _ := s.cert.files()
 	if err != nil {
-		s.log.Error("TLS certificate not reloaded; the current one stays", "cert", s.cert.certFile, "err", err)
+		s.log.Error("TLS certificate not reloaded; the current one stays", "cert", certFile, "err", err)
 		return
 	}
-	s.log.Info("TLS certificate loaded", "cert", s.cert.certFile, "subject", leaf.Subject.String(), "not_after", leaf.NotAfter)
+	s.log.Info("TLS certificate loaded", "cert", certFile, "subject", leaf.Subject.String(), "not_after", leaf.NotAfter)
 	s.expiryWarned = time.Time{} // a new certificate: say at once if it expires soon
 	s.warnExpiry(leaf, time.Now())
 }
@@ -140,7 +141,8 @@ func (s *Server) reloadCertificate() {
 func (s *Server) warnExpiry(leaf *x509.Certificate, now time.Time) {
 	if left := leaf.NotAfter.Sub(now); left < expiryWarning && now.Sub(s.expiryWarned) >= 24*time.Hour {
 		s.expiryWarned = now
-		s.log.Warn("TLS certificate expires soon", "cert", s.cert.certFile, "not_after", leaf.NotAfter, "left", left.Round(time.Hour).String())
+		certFile, _ := s.cert.files()
+		s.log.Warn("TLS certificate expires soon", "cert", certFile, "not_after", leaf.NotAfter, "left", left.Round(time.Hour).String())
 	}
 }
 
