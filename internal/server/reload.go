@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
 	"path/filepath"
@@ -133,8 +134,12 @@ func (s *Server) Reload(next config.Config) ReloadResult {
 		}
 		roots = s.rootCAs
 	}
-	if (changed["log_level"] || changed["log_format"]) && s.Logging != nil {
-		if err := s.Logging.Set(eff.LogFormat, eff.LogLevel); err != nil {
+	if changed["log_level"] || changed["log_format"] {
+		err := errors.New("the logger cannot change while the server runs")
+		if s.Logging != nil {
+			err = s.Logging.Set(eff.LogFormat, eff.LogLevel)
+		}
+		if err != nil {
 			failed("log_level", err)
 			failed("log_format", err)
 		}
