@@ -24,7 +24,7 @@ func TestNewLogger(t *testing.T) {
 		{"xml", true, nil},
 	} {
 		var buf bytes.Buffer
-		log, err := newLogger(tc.format, "info", &buf)
+		log, _, err := newLogger(tc.format, "info", &buf)
 		if tc.wantErr {
 			if err == nil || !strings.Contains(err.Error(), "log_format") {
 				t.Errorf("%q: err %v", tc.format, err)

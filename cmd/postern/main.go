@@ -27,6 +27,8 @@ import (
 
 	"postern.dev/postern/internal/config"
 	"postern.dev/postern/internal/loadgen"
+	"postern.dev/postern/internal/logswitch"
+	"postern.dev/postern/internal/sdnotify"
 	"postern.dev/postern/internal/server"
 )
 
@@ -174,8 +176,6 @@ func localOptions(dataDir, configFile string, insecureLoopback bool) local {
 }
 
 func serve(args []string, dataDir, configFile string, stdout, stderr io.Writer) int {
-	cfg := config.Defaults()
-	// The config file is read before the flags so that flags override it;
 	// --config may also be given after "serve".
 	for i, a := range args {
 		if (a == "--config" || a == "-config") && i+1 < len(args) {
@@ -184,26 +184,17 @@ func serve(args []string, dataDir, configFile string, stdout, stderr io.Writer) 
 			configFile = v
 		}
 	}
-	if err := cfg.Load(configFile); err != nil {
+	cfg, demo, err := serveConfig(args, dataDir, configFile, helpOutput(args, stdout, stderr))
+	if err != nil {
+		var usage usageError
+		if errors.As(err, &usage) {
+			return parseExit(usage.err)
+		}
 		fmt.Fprintln(stderr, "postern:", err)
 		return 2
 	}
-	if dataDir != "" {
-		cfg.Data = dataDir
-	}
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(helpOutput(args, stdout, stderr))
-	cfg.Flags(fs)
-	fs.String("config", configFile, "TOML configuration file")
-	demo := fs.Bool("demo", false, "start a ready-to-try organization (contoso.com) on unprivileged ports")
-	if err := fs.Parse(args); err != nil {
-		return parseExit(err)
-	}
-	if *demo {
-		applyDemoDefaults(&cfg, fs)
-	}
 
-	log, err := newLogger(cfg.LogFormat, cfg.LogLevel, stderr)
+	log, logSwitch, err := newLogger(cfg.LogFormat, cfg.LogLevel, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "postern:", err)
 		return 2
@@ -215,7 +206,8 @@ func serve(args []string, dataDir, configFile string, stdout, stderr io.Writer) 
 		fmt.Fprintln(stderr, "postern:", err)
 		return 1
 	}
-	if *demo {
+	srv.Logging = logSwitch
+	if demo {
 		if err := setUpDemo(ctx, srv, cfg, stdout); err != nil {
 			fmt.Fprintln(stderr, "postern: demo:", err)
 			srv.Close()
@@ -223,22 +215,33 @@ func serve(args []string, dataDir, configFile string, stdout, stderr io.Writer) 
 		}
 	}
 	log.Info("postern started", "version", version, "data", cfg.Data, "hostname", cfg.Hostname)
-	if !*demo {
+	if !demo {
 		nextSteps(ctx, srv, cfg.Data, log)
 	}
 	notifySystemd(log, "READY=1\nSTATUS=Listening")
-	// SIGHUP reads the TLS certificate files again (certbot's deploy hook,
-	// systemctl reload); open connections keep theirs.
+	// SIGHUP (systemctl reload, certbot's deploy hook) reads the
+	// configuration file again and applies it, and reads the TLS
+	// certificate files again; open connections keep theirs.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	reloaded := make(chan struct{})
 	go func() {
-		for range hup {
-			log.Info("SIGHUP: reloading the TLS certificate")
-			srv.ReloadCertificate()
+		defer close(reloaded)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				reload(log, srv, configFile, func() (config.Config, error) {
+					c, _, err := serveConfig(args, dataDir, configFile, io.Discard)
+					return c, err
+				})
+			}
 		}
 	}()
 	<-ctx.Done()
+	<-reloaded
 	log.Info("shutting down")
 	notifySystemd(log, "STOPPING=1")
 	if err := srv.Close(); err != nil {
@@ -246,6 +249,71 @@ func serve(args []string, dataDir, configFile string, stdout, stderr io.Writer) 
 		return 1
 	}
 	return 0
+}
+
+// usageError is a command-line error the flag package has already
+// reported (or -h).
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+
+// serveConfig is the configuration serve runs with: the defaults, the
+// configuration file over them, --data given before the command, then
+// serve's flags over everything (and --demo's defaults for what is left).
+// A reload builds it the same way, so flags keep overriding the file.
+func serveConfig(args []string, dataDir, configFile string, out io.Writer) (cfg config.Config, demo bool, err error) {
+	cfg = config.Defaults()
+	// The config file is read before the flags so that flags override it.
+	if err := cfg.Load(configFile); err != nil {
+		return cfg, false, err
+	}
+	if dataDir != "" {
+		cfg.Data = dataDir
+	}
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(out)
+	cfg.Flags(fs)
+	fs.String("config", configFile, "TOML configuration file")
+	demoFlag := fs.Bool("demo", false, "start a ready-to-try organization (contoso.com) on unprivileged ports")
+	if err := fs.Parse(args); err != nil {
+		return cfg, false, usageError{err}
+	}
+	if *demoFlag {
+		applyDemoDefaults(&cfg, fs)
+	}
+	return cfg, *demoFlag, nil
+}
+
+// reload re-reads the configuration on SIGHUP. The file is validated by
+// the code behind `postern check-config` first: an invalid file changes
+// nothing (the error names the file, line and problem). Under systemd the
+// reload is announced (RELOADING=1 with MONOTONIC_USEC, as
+// Type=notify-reload requires) and its end reported (READY=1), so that
+// `systemctl reload` returns once the new settings are in force.
+func reload(log *slog.Logger, srv *server.Server, file string, load func() (config.Config, error)) {
+	notifySystemd(log, sdnotify.Reloading())
+	defer notifySystemd(log, "READY=1\nSTATUS=Listening")
+	refuse := func(problems []string) {
+		log.Error("configuration not reloaded; the running settings stay", "file", file, "problems", strings.Join(problems, "; "))
+		srv.ReloadFailed()
+	}
+	if file != "" {
+		if errs := config.Check(file); len(errs) > 0 {
+			problems := make([]string, len(errs))
+			for i, e := range errs {
+				problems[i] = e.Error()
+			}
+			refuse(problems)
+			return
+		}
+	}
+	next, err := load()
+	if err != nil {
+		refuse([]string{err.Error()})
+		return
+	}
+	log.Info("SIGHUP: reloading the configuration", "file", file)
+	srv.Reload(next)
 }
 
 // helpOutput is where a flag set prints: help that was asked for goes to
@@ -289,24 +357,15 @@ func nextSteps(ctx context.Context, srv *server.Server, data string, log *slog.L
 }
 
 // newLogger makes the server's logger: --log-format text (slog's
-// key=value lines) or json (one object per line, for log shippers).
-func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {
-	opts := &slog.HandlerOptions{Level: logLevel(level)}
-	switch format {
-	case "", "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
-	}
-	return nil, fmt.Errorf("log_format %q: want text or json", format)
-}
-
-func logLevel(s string) slog.Level {
+// key=value lines) or json (one object per line, for log shippers), and
+// the switch a reload changes them with. An unknown level is info, as it
+// always was (check-config reports it).
+func newLogger(format, level string, w io.Writer) (*slog.Logger, *logswitch.Switch, error) {
 	var l slog.Level
-	if err := l.UnmarshalText([]byte(s)); err != nil {
-		return slog.LevelInfo
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		level = "info"
 	}
-	return l
+	return logswitch.New(w, format, level)
 }
 
 // runAdmin runs a request against the running server, or directly on the data

@@ -58,6 +58,11 @@ type Gate struct {
 
 // NewGate makes a gate; zero fields take DefaultGateConfig's values.
 func NewGate(cfg GateConfig) *Gate {
+	cfg = cfg.withDefaults()
+	return &Gate{cfg: cfg, sem: make(chan struct{}, cfg.Concurrency), held: make(map[netip.Prefix]int)}
+}
+
+func (cfg GateConfig) withDefaults() GateConfig {
 	d := DefaultGateConfig
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = d.Concurrency
@@ -73,11 +78,30 @@ func NewGate(cfg GateConfig) *Gate {
 	if cfg.PerAddress <= 0 {
 		cfg.PerAddress = d.PerAddress
 	}
-	return &Gate{cfg: cfg, sem: make(chan struct{}, cfg.Concurrency), held: make(map[netip.Prefix]int)}
+	return cfg
 }
 
 // Config returns the gate's effective configuration.
-func (g *Gate) Config() GateConfig { return g.cfg }
+func (g *Gate) Config() GateConfig {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.cfg
+}
+
+// Reconfigure changes the bounds (a configuration reload; zero fields take
+// the defaults, as in NewGate). Attempts admitted before it finish under
+// the bounds they were admitted by: a new concurrency starts a new set of
+// slots, so for the length of the verifications already running (tens of
+// milliseconds) up to both sets may run.
+func (g *Gate) Reconfigure(cfg GateConfig) {
+	cfg = cfg.withDefaults()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if cfg.Concurrency != g.cfg.Concurrency {
+		g.sem = make(chan struct{}, cfg.Concurrency)
+	}
+	g.cfg = cfg
+}
 
 // admit decides whether an attempt from address k may run or wait: it is
 // refused when the address already holds its share, or when every slot is
@@ -114,6 +138,9 @@ func (g *Gate) Do(ip netip.Addr, verify func()) error {
 	k := key(ip)
 	g.mu.Lock()
 	queue, err := g.admit(k)
+	// The slots and the wait this attempt was admitted under, kept even
+	// if a reload replaces them meanwhile.
+	sem, wait := g.sem, g.cfg.Wait
 	g.mu.Unlock()
 	if err != nil {
 		g.refused.Add(1)
@@ -121,9 +148,9 @@ func (g *Gate) Do(ip netip.Addr, verify func()) error {
 		return err
 	}
 	if queue {
-		t := time.NewTimer(g.cfg.Wait)
+		t := time.NewTimer(wait)
 		select {
-		case g.sem <- struct{}{}:
+		case sem <- struct{}{}:
 			t.Stop()
 			g.mu.Lock()
 			g.waiting--
@@ -139,7 +166,7 @@ func (g *Gate) Do(ip netip.Addr, verify func()) error {
 		}
 	}
 	defer func() {
-		<-g.sem
+		<-sem
 		g.leave(k)
 	}()
 	verify()

@@ -93,6 +93,14 @@ type seen struct {
 
 // NewLockout makes a smart lockout; zero fields take DefaultLockoutConfig's.
 func NewLockout(cfg LockoutConfig) *Lockout {
+	l := &Lockout{cfg: cfg.withDefaults(), accounts: make(map[string]*accountFailures), familiar: make(map[string][]seen)}
+	if _, err := rand.Read(l.key[:]); err != nil {
+		panic(err)
+	}
+	return l
+}
+
+func (cfg LockoutConfig) withDefaults() LockoutConfig {
 	d := DefaultLockoutConfig
 	if cfg.Threshold <= 0 {
 		cfg.Threshold = d.Threshold
@@ -115,15 +123,26 @@ func NewLockout(cfg LockoutConfig) *Lockout {
 	if cfg.MaxAccounts <= 0 {
 		cfg.MaxAccounts = d.MaxAccounts
 	}
-	l := &Lockout{cfg: cfg, accounts: make(map[string]*accountFailures), familiar: make(map[string][]seen)}
-	if _, err := rand.Read(l.key[:]); err != nil {
-		panic(err)
-	}
-	return l
+	return cfg
 }
 
 // Config returns the effective configuration.
-func (l *Lockout) Config() LockoutConfig { return l.cfg }
+func (l *Lockout) Config() LockoutConfig {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.cfg
+}
+
+// Reconfigure changes the configuration (a configuration reload; zero
+// fields take the defaults, as in NewLockout). What the tables hold is
+// kept: failures counted so far count against the new threshold, and
+// lockouts in force run to the end they were given.
+func (l *Lockout) Reconfigure(cfg LockoutConfig) {
+	cfg = cfg.withDefaults()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.cfg = cfg
+}
 
 // digest is a keyed hash of a wrong password, so that the table never
 // holds anything a reader could test guesses against.

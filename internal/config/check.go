@@ -22,7 +22,7 @@ import (
 // `postfix check` or `nginx -t` are): the TOML syntax and key names (what
 // Load already refuses), then every value that serve would otherwise
 // refuse only once it starts, or act on wrongly: listener addresses, the
-// log level, certificate files and their pairing, durations and counts.
+// log level and format, certificate files and their pairing, durations and counts.
 // Each problem is one error "FILE:LINE:COL: message", pointing at the
 // value in the file; the result is nil when the file is fine.
 func Check(path string) []error {
@@ -69,6 +69,11 @@ func Check(path string) []error {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {
 		bad("log_level", "%q: want debug, info, warn or error", c.LogLevel)
+	}
+	switch c.LogFormat {
+	case "", "text", "json":
+	default:
+		bad("log_format", "%q: want text or json", c.LogFormat)
 	}
 	switch {
 	case c.TLSCert != "" && c.TLSKey == "":

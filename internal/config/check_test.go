@@ -24,6 +24,7 @@ func TestCheck(t *testing.T) {
 		{"bad listener", "hostname = \"x\"\nsubmission = \"587\"\n", []string{":2:14: submission:"}},
 		{"bad port", "mx = \"127.0.0.1:99999\"\n", []string{":1:6: mx:"}},
 		{"log level", "log_level = \"loud\"\n", []string{":1:13: log_level:"}},
+		{"log format", "log_format = \"xml\"\n", []string{":1:14: log_format:"}},
 		{"cert without key", "tls_cert = \"" + cert + "\"\n", []string{":1:12: tls_cert: tls_key is missing"}},
 		{"missing file", "tls_client_ca = \"" + filepath.Join(dir, "nope.pem") + "\"\n", []string{"tls_client_ca:", "no such file"}},
 		{"table key", "[delivery]\nworkers = 4\nretry_min = \"2h\"\nretry_max = \"1h\"\n", []string{":3:13: delivery.retry_min:"}},

@@ -77,11 +77,21 @@ var (
 	CommitBatch = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "postern_store_commit_batch_size",
 		Help:    "Messages per group commit of the message store.",
 		Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256}})
+	// ConfigReloads counts configuration reloads (SIGHUP) by result:
+	// success (the file was valid and applied, maybe with keys that need a
+	// restart) or failure (the file was refused; nothing changed).
+	ConfigReloads = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "postern_config_reloads_total",
+		Help: "Configuration reloads, by result (success, failure)."}, []string{"result"})
+	// ConfigReloadSuccess is when the configuration was last applied
+	// (start, or the last successful reload), as the Prometheus server's
+	// own prometheus_config_last_reload_success_timestamp_seconds.
+	ConfigReloadSuccess = prometheus.NewGauge(prometheus.GaugeOpts{Name: "postern_config_last_reload_success_timestamp_seconds",
+		Help: "Unix time the configuration was last applied (start or successful reload)."})
 )
 
 func init() {
 	Registry.MustRegister(Sessions, OpenConnections, Replies, AuthAttempts, AuthThrottled, AuthLockouts, GateRefused,
-		MessagesAccepted, BytesAccepted, Deliveries, DSNs, CommitSeconds, CommitBatch,
+		MessagesAccepted, BytesAccepted, Deliveries, DSNs, CommitSeconds, CommitBatch, ConfigReloads, ConfigReloadSuccess,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 }
 
@@ -121,13 +131,14 @@ func Auth(mechanism, result string) {
 	AuthAttempts.WithLabelValues(m, result).Inc()
 }
 
-// Handler serves the registry at /metrics to holders of token (as
-// "Authorization: Bearer TOKEN"). Metrics are server-wide, so no
+// Handler serves the registry at /metrics to holders of the token that
+// currentToken returns at each request (as "Authorization: Bearer TOKEN"). Metrics are server-wide, so no
 // organization's API key reads them: with no token configured the handler
 // answers 404, as if there were no such page.
-func Handler(token string) http.Handler {
+func Handler(currentToken func() string) http.Handler {
 	inner := promhttp.HandlerFor(Registry, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		token := currentToken() // per request: a reload may change it
 		if token == "" {
 			http.NotFound(w, r)
 			return

@@ -92,7 +92,7 @@ func TestHandlerToken(t *testing.T) {
 				req.Header.Set("Authorization", tc.auth)
 			}
 			w := httptest.NewRecorder()
-			Handler(tc.token).ServeHTTP(w, req)
+			Handler(func() string { return tc.token }).ServeHTTP(w, req)
 			if w.Code != tc.want {
 				t.Fatalf("status %d, want %d", w.Code, tc.want)
 			}

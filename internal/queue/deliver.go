@@ -134,7 +134,7 @@ func (q *Queue) open(ctx context.Context, r Route, t target) (*session, *result)
 		return &result{event: store.EventDefer, status: "4.4.0", remote: remote,
 			detail: fmt.Sprintf("[%s] ", remote) + fmt.Sprintf(format, args...)}
 	}
-	c, err := smtpclient.Dial(ctx, &net.Dialer{}, t.Addr, t.Host, q.cfg.Timeouts)
+	c, err := smtpclient.Dial(ctx, &net.Dialer{}, t.Addr, t.Host, q.tuning().Timeouts)
 	if err != nil {
 		return nil, defer_("%v", err)
 	}
@@ -176,7 +176,8 @@ func hostOf(addr string) string {
 // passive eavesdropping, no authentication. CertificateValidation checks
 // the chain; DomainValidation also the name.
 func (q *Queue) tlsConfig(oc *directory.OutboundConnector, host string) *tls.Config {
-	cfg := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12, RootCAs: q.cfg.RootCAs}
+	roots := q.tuning().RootCAs
+	cfg := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12, RootCAs: roots}
 	settings := directory.TlsOpportunistic
 	if oc != nil {
 		settings = oc.TlsSettings
@@ -187,7 +188,7 @@ func (q *Queue) tlsConfig(oc *directory.OutboundConnector, host string) *tls.Con
 	case directory.TlsCertificateValidation:
 		cfg.InsecureSkipVerify = true // the chain is checked below, the name is not
 		cfg.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
-			_, err := verifyChain(raw, q.cfg.RootCAs, "")
+			_, err := verifyChain(raw, roots, "")
 			return err
 		}
 	case directory.TlsDomainValidation:
@@ -197,7 +198,7 @@ func (q *Queue) tlsConfig(oc *directory.OutboundConnector, host string) *tls.Con
 		}
 		cfg.InsecureSkipVerify = true
 		cfg.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
-			leaf, err := verifyChain(raw, q.cfg.RootCAs, "")
+			leaf, err := verifyChain(raw, roots, "")
 			if err != nil {
 				return err
 			}
@@ -405,6 +406,7 @@ func deliveryOutcome(event string) string {
 
 func (q *Queue) finish(ctx context.Context, j *job, results []result) {
 	now := q.cfg.Now()
+	sched := q.tuning().Schedule
 	var outcomes []store.Outcome
 	var failed, delayed []notifyItem
 	for i, it := range j.items {
@@ -412,7 +414,7 @@ func (q *Queue) finish(ctx context.Context, j *job, results []result) {
 		o := store.Outcome{QueueID: it.QueueID, Message: it.Message, Recipient: it.Recipient, Event: r.event,
 			Detail: r.detail, RemoteHost: r.remote, At: now}
 		if r.event == store.EventDefer {
-			if now.Sub(it.ReceivedAt) >= q.cfg.Schedule.For {
+			if now.Sub(it.ReceivedAt) >= sched.For {
 				// Giving up: RFC 3463 4.4.7, delivery time expired. The
 				// last reason travels in the report.
 				o.Event = store.EventFail
@@ -420,8 +422,8 @@ func (q *Queue) finish(ctx context.Context, j *job, results []result) {
 				r.status = "4.4.7"
 				r.event = store.EventFail
 			} else {
-				o.NextAttempt = now.Add(q.cfg.Schedule.Next(it.Attempts+1, rand.Float64()))
-				if !it.DelayNotified && q.cfg.Schedule.DelayNotice > 0 && now.Sub(it.ReceivedAt) >= q.cfg.Schedule.DelayNotice {
+				o.NextAttempt = now.Add(sched.Next(it.Attempts+1, rand.Float64()))
+				if !it.DelayNotified && sched.DelayNotice > 0 && now.Sub(it.ReceivedAt) >= sched.DelayNotice {
 					o.DelayNotified = true
 					delayed = append(delayed, notifyItem{it, r, o.NextAttempt})
 				}

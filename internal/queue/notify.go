@@ -69,7 +69,7 @@ func (q *Queue) notice(ctx context.Context, j *job, items []notifyItem, failed b
 		rc := dsn.Recipient{Address: n.item.Recipient, Action: action, Status: n.res.status,
 			RemoteMTA: hostName(n.res.remote), Diagnostic: diagnostic(n.res.detail), LastAttempt: now}
 		if !failed {
-			rc.WillRetryUntil = n.item.ReceivedAt.Add(q.cfg.Schedule.For)
+			rc.WillRetryUntil = n.item.ReceivedAt.Add(q.tuning().Schedule.For)
 		}
 		r.Recipients = append(r.Recipients, rc)
 		names = append(names, n.item.Recipient)

@@ -19,6 +19,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"postern.dev/postern/internal/directory"
@@ -57,9 +58,41 @@ type Config struct {
 	Now  func() time.Time
 }
 
+// Tuning is the part of Config that a configuration reload changes while
+// the queue runs (Reconfigure). Sessions already open finish with what
+// they started with; each new attempt, connection and schedule decision
+// takes the current one.
+type Tuning struct {
+	Workers, PerDestination int
+	Schedule                Schedule
+	Timeouts                smtpclient.Timeouts
+	RootCAs                 *x509.CertPool
+	Resolver                *net.Resolver
+	MXPort                  int
+}
+
+func (t Tuning) withDefaults() Tuning {
+	if t.MXPort == 0 {
+		t.MXPort = 25
+	}
+	if t.Workers <= 0 {
+		t.Workers = 32
+	}
+	if t.PerDestination <= 0 {
+		t.PerDestination = 4
+	}
+	if t.Schedule.Min <= 0 {
+		t.Schedule = DefaultSchedule
+	}
+	return t
+}
+
 // Queue is the running delivery service.
 type Queue struct {
+	// cfg is fixed at New; its Tuning fields are read only there, tune
+	// holds their current values.
 	cfg    Config
+	tune   atomic.Pointer[Tuning]
 	nudge  chan struct{}
 	tokens *tokenCache
 	keys   sync.Map // sealed DKIM key → crypto.Signer
@@ -90,18 +123,8 @@ type job struct {
 
 // New returns a Queue; Run starts it.
 func New(cfg Config) *Queue {
-	if cfg.MXPort == 0 {
-		cfg.MXPort = 25
-	}
-	if cfg.Workers <= 0 {
-		cfg.Workers = 32
-	}
-	if cfg.PerDestination <= 0 {
-		cfg.PerDestination = 4
-	}
-	if cfg.Schedule.Min <= 0 {
-		cfg.Schedule = DefaultSchedule
-	}
+	t := Tuning{Workers: cfg.Workers, PerDestination: cfg.PerDestination, Schedule: cfg.Schedule, Timeouts: cfg.Timeouts,
+		RootCAs: cfg.RootCAs, Resolver: cfg.Resolver, MXPort: cfg.MXPort}.withDefaults()
 	if cfg.Poll <= 0 {
 		cfg.Poll = time.Second
 	}
@@ -117,14 +140,34 @@ func New(cfg Config) *Queue {
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Timeout: 30 * time.Second}
 	}
-	return &Queue{
+	q := &Queue{
 		cfg:    cfg,
 		nudge:  make(chan struct{}, 1),
 		tokens: newTokenCache(cfg.HTTPClient),
 		dests:  map[string]*destination{},
 		idle:   map[string][]idleSession{},
-		sem:    make(chan struct{}, cfg.Workers),
+		sem:    make(chan struct{}, t.Workers),
 	}
+	q.tune.Store(&t)
+	return q
+}
+
+// tuning is the current Tuning.
+func (q *Queue) tuning() *Tuning { return q.tune.Load() }
+
+// Reconfigure applies a configuration reload (zero fields take the
+// defaults, as in New). A new worker count starts a new set of slots:
+// sessions running under the old one finish, so for a while both may run.
+// Kept connections to smart hosts and MX hosts stay until they idle out.
+func (q *Queue) Reconfigure(t Tuning) {
+	t = t.withDefaults()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if t.Workers != q.tuning().Workers {
+		q.sem = make(chan struct{}, t.Workers)
+	}
+	q.tune.Store(&t)
+	q.Nudge() // more workers or a shorter schedule may have work now
 }
 
 // Nudge asks for a look at the queue now (new mail was queued, or an admin
@@ -164,7 +207,7 @@ const lease = time.Hour
 
 // maxInflight bounds the items leased at once, so that a backlog is not
 // leased long before a worker is free for it.
-func (q *Queue) maxInflight() int { return q.cfg.Workers * 16 }
+func (q *Queue) maxInflight() int { return q.tuning().Workers * 16 }
 
 // fill claims due items while there is room and hands them to their
 // destinations.
@@ -224,7 +267,7 @@ func (q *Queue) dispatch(ctx context.Context, items []store.OutboundItem) {
 			q.dests[j.route.Key] = d
 		}
 		d.pending = append(d.pending, j)
-		for d.runners < q.cfg.PerDestination && d.runners < len(d.pending) {
+		for d.runners < q.tuning().PerDestination && d.runners < len(d.pending) {
 			d.runners++
 			q.wg.Add(1)
 			go q.runner(ctx, d)
@@ -236,15 +279,20 @@ func (q *Queue) dispatch(ctx context.Context, items []store.OutboundItem) {
 // connection (reused while jobs remain), and ends when none are left.
 func (q *Queue) runner(ctx context.Context, d *destination) {
 	defer q.wg.Done()
+	// The worker slots as they are now: a reload may replace them while
+	// this runner works, and it must give back the one it took.
+	q.mu.Lock()
+	sem := q.sem
+	q.mu.Unlock()
 	select {
-	case q.sem <- struct{}{}:
+	case sem <- struct{}{}:
 	case <-ctx.Done():
 		q.mu.Lock()
 		d.runners--
 		q.mu.Unlock()
 		return
 	}
-	defer func() { <-q.sem }()
+	defer func() { <-sem }()
 	s := q.takeIdle(d.route.Key)
 	for {
 		q.mu.Lock()

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -545,4 +546,31 @@ func BenchmarkDelivery(b *testing.B) {
 			b.ReportMetric(float64(srv.Connections()), "connections")
 		})
 	}
+}
+
+// TestReconfigure: a reload's new MX port, schedule and worker count apply
+// to the next attempts of mail already queued.
+func TestReconfigure(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	closed := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	var resolver *net.Resolver
+	h := newHarness(t, func(c *Config) {
+		c.MXPort = closed
+		resolver = c.Resolver
+	})
+	fab := h.mx("fabrikam.com", testsmtp.Config{})
+	sub := h.submit("sean@contoso.com", "a@fabrikam.com")
+	h.waitFor("a deferral on the wrong port", func() bool { return h.eventCount(sub.ID, store.EventDefer) > 0 })
+
+	h.q.Reconfigure(Tuning{Workers: 2, MXPort: h.port, Resolver: resolver,
+		Schedule: Schedule{Min: 50 * time.Millisecond, Max: 100 * time.Millisecond, For: time.Hour}})
+	if got := h.q.tuning(); got.Workers != 2 || got.PerDestination != 4 || got.MXPort != h.port {
+		t.Fatalf("tuning %+v", got)
+	}
+	if _, err := fab.WaitMessages(1, 10*time.Second); err != nil {
+		t.Fatalf("not delivered after the port changed: %v", err)
+	}
+	h.waitFor("the queue to empty", func() bool { return len(h.queued(sub.ID)) == 0 })
 }

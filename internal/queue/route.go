@@ -84,7 +84,7 @@ func (q *Queue) targets(ctx context.Context, r Route) ([]target, error) {
 		rand.Shuffle(len(hosts), func(i, j int) { hosts[i], hosts[j] = hosts[j], hosts[i] })
 		return q.addresses(ctx, hosts)
 	}
-	mxs, err := q.cfg.Resolver.LookupMX(ctx, r.Domain)
+	mxs, err := q.tuning().Resolver.LookupMX(ctx, r.Domain)
 	var dnsErr *net.DNSError
 	switch {
 	case err == nil && len(mxs) == 1 && (mxs[0].Host == "." || mxs[0].Host == ""):
@@ -98,13 +98,13 @@ func (q *Queue) targets(ctx context.Context, r Route) ([]target, error) {
 		sort.SliceStable(mxs, func(i, j int) bool { return mxs[i].Pref < mxs[j].Pref })
 		var hosts []hostPort
 		for _, mx := range mxs {
-			hosts = append(hosts, hostPort{strings.TrimSuffix(mx.Host, "."), q.cfg.MXPort})
+			hosts = append(hosts, hostPort{strings.TrimSuffix(mx.Host, "."), q.tuning().MXPort})
 		}
 		return q.addresses(ctx, hosts)
 	case err == nil || (errors.As(err, &dnsErr) && dnsErr.IsNotFound):
 		// No MX: the domain itself is the implicit MX (RFC 5321 §5.1),
 		// if it has addresses at all.
-		ts, aerr := q.addresses(ctx, []hostPort{{r.Domain, q.cfg.MXPort}})
+		ts, aerr := q.addresses(ctx, []hostPort{{r.Domain, q.tuning().MXPort}})
 		if errors.As(aerr, &dnsErr) && dnsErr.IsNotFound {
 			return nil, &resolveError{permanent: true, status: "5.1.2",
 				msg: fmt.Sprintf("550 5.1.2 the domain %s has no MX or address records", r.Domain)}
@@ -129,7 +129,7 @@ func (q *Queue) addresses(ctx context.Context, hosts []hostPort) ([]target, erro
 			out = append(out, target{Host: h.host, Addr: net.JoinHostPort(ip.String(), strconv.Itoa(h.port))})
 			continue
 		}
-		ips, err := q.cfg.Resolver.LookupIPAddr(ctx, h.host)
+		ips, err := q.tuning().Resolver.LookupIPAddr(ctx, h.host)
 		if err != nil {
 			if firstErr == nil {
 				firstErr = err

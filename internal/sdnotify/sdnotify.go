@@ -9,6 +9,9 @@ package sdnotify
 import (
 	"net"
 	"os"
+	"strconv"
+
+	"golang.org/x/sys/unix"
 )
 
 // Notify sends state (e.g. "READY=1", "STOPPING=1") to the service
@@ -32,4 +35,18 @@ func Notify(state string) (bool, error) {
 		return false, err
 	}
 	return true, nil
+}
+
+// Reloading is the state that announces a configuration reload:
+// RELOADING=1 with MONOTONIC_USEC, the CLOCK_MONOTONIC time in
+// microseconds, which systemd requires with it to tell this reload from an
+// earlier one (sd_notify(3); systemd.service(5), Type=notify-reload). Send
+// READY=1 when the reload is over.
+func Reloading() string {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return "RELOADING=1\nSTATUS=Reloading the configuration"
+	}
+	usec := uint64(ts.Sec)*1e6 + uint64(ts.Nsec)/1e3
+	return "RELOADING=1\nSTATUS=Reloading the configuration\nMONOTONIC_USEC=" + strconv.FormatUint(usec, 10)
 }

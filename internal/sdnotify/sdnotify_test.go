@@ -3,6 +3,8 @@ package sdnotify
 import (
 	"net"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -36,5 +38,27 @@ func TestNotify(t *testing.T) {
 	t.Setenv("NOTIFY_SOCKET", filepath.Join(t.TempDir(), "absent"))
 	if _, err := Notify("READY=1"); err == nil {
 		t.Error("no error for a missing socket")
+	}
+}
+
+// TestReloading: RELOADING=1 carries MONOTONIC_USEC, the monotonic clock
+// in microseconds, which moves forward between two reloads.
+func TestReloading(t *testing.T) {
+	usec := func() uint64 {
+		s := Reloading()
+		if !strings.HasPrefix(s, "RELOADING=1\n") {
+			t.Fatalf("state %q", s)
+		}
+		_, v, ok := strings.Cut(s, "\nMONOTONIC_USEC=")
+		n, err := strconv.ParseUint(v, 10, 64)
+		if !ok || err != nil || n == 0 {
+			t.Fatalf("state %q: no MONOTONIC_USEC", s)
+		}
+		return n
+	}
+	a := usec()
+	time.Sleep(2 * time.Millisecond)
+	if b := usec(); b <= a {
+		t.Fatalf("MONOTONIC_USEC did not advance: %d then %d", a, b)
 	}
 }

@@ -133,11 +133,12 @@ func (s *Server) ReloadCertificate() {
 // logged and the current one stays. Only background() calls it.
 func (s *Server) reloadCertificate() {
 	leaf, err := s.cert.reload()
+	certFile, _ := s.cert.files()
 	if err != nil {
-		s.log.Error("TLS certificate not reloaded; the current one stays", "cert", s.cert.certFile, "err", err)
+		s.log.Error("TLS certificate not reloaded; the current one stays", "cert", certFile, "err", err)
 		return
 	}
-	s.log.Info("TLS certificate loaded", "cert", s.cert.certFile, "subject", leaf.Subject.String(), "not_after", leaf.NotAfter)
+	s.log.Info("TLS certificate loaded", "cert", certFile, "subject", leaf.Subject.String(), "not_after", leaf.NotAfter)
 	s.expiryWarned = time.Time{} // a new certificate: say at once if it expires soon
 	s.checkExpiry(time.Now())
 }
@@ -153,7 +154,8 @@ func (s *Server) checkExpiry(now time.Time) {
 			return
 		}
 	}
-	s.warnExpiry(s.cert.cur.Load().Leaf, s.cert.certFile, expiryWarning, now)
+	certFile, _ := s.cert.files()
+	s.warnExpiry(s.cert.cur.Load().Leaf, certFile, expiryWarning, now)
 }
 
 // warnExpiry logs, once a day at most, a certificate that expires within

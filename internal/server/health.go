@@ -24,7 +24,7 @@ import (
 //     otherwise (readiness); no authentication, reveals no detail beyond
 //     which check failed.
 func (s *Server) registerHealth(mux *http.ServeMux) {
-	mux.Handle("GET /metrics", metrics.Handler(s.cfg.MetricsToken))
+	mux.Handle("GET /metrics", metrics.Handler(func() string { return s.live.Load().MetricsToken }))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Write([]byte("ok\n"))

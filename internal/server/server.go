@@ -6,6 +6,7 @@ package server
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -27,6 +28,7 @@ import (
 	"postern.dev/postern/internal/directory"
 	"postern.dev/postern/internal/issuer"
 	"postern.dev/postern/internal/limits"
+	"postern.dev/postern/internal/metrics"
 	"postern.dev/postern/internal/oauth"
 	"postern.dev/postern/internal/protolog"
 	"postern.dev/postern/internal/queue"
@@ -42,8 +44,18 @@ import (
 
 // Server is a running Postern.
 type Server struct {
+	// cfg is the configuration the server started with; keys a reload can
+	// change are read from live instead.
 	cfg config.Config
-	log *slog.Logger
+	// live is the configuration in force: cfg with what reloads applied
+	// (Reload). Immutable once stored; read it with live.Load().
+	live atomic.Pointer[config.Config]
+	// reloadMu serialises reloads; closed (under it) ends them.
+	reloadMu sync.Mutex
+	closed   bool
+	// Logging, when set, changes the log format and level on reload.
+	Logging LogSwitch
+	log     *slog.Logger
 	// cert is the serving certificate, reloadable; expiryWarned is when
 	// its coming expiry was last logged (once a day at most).
 	cert         *certificate
@@ -63,11 +75,29 @@ type Server struct {
 	recipients *limits.RecipientWindow
 	pacer      *limits.Pacer
 
+	// authn is the SMTP authenticator: its gate and lockout are retuned
+	// on reload.
+	authn *smtpd.Authenticator
+	// tlsCfg and keys are what the admin listener needs when a reload
+	// turns it on.
+	tlsCfg *tls.Config
+	keys   *issuer.Keys
+	// resolver, clientCAs and rootCAs are in use now; only start and
+	// Reload (under reloadMu) set them.
+	resolver           *net.Resolver
+	clientCAs, rootCAs *x509.CertPool
+
+	// lnMu guards listeners, adminLn and issuerBase, which reloads change.
+	lnMu      sync.Mutex
 	listeners map[smtpd.Role]net.Listener
-	adminSock net.Listener
-	https     *http.Server
-	wg        sync.WaitGroup
-	stop      chan struct{}
+	adminLn   net.Listener
+	// issuerBase is the built-in issuer's URL, fixed when the admin
+	// listener first starts.
+	issuerBase string
+	adminSock  net.Listener
+	https      *http.Server
+	wg         sync.WaitGroup
+	stop       chan struct{}
 	// ready is set once every listener is up and cleared when Close
 	// begins (/readyz).
 	ready atomic.Bool
@@ -153,10 +183,12 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 	}
 	s.Admin = &admin.Service{Store: st, Dir: &directory.Current{}, HashPassword: auth.HashPassword, Hostname: cfg.Hostname,
 		AllowInsecureHTTPLoopback: cfg.AllowInsecureHTTPLoopback}
+	s.live.Store(&cfg)
 	if err := s.start(ctx); err != nil {
 		s.Close()
 		return nil, err
 	}
+	metrics.ConfigReloadSuccess.SetToCurrentTime()
 	return s, nil
 }
 
@@ -189,8 +221,9 @@ func (s *Server) start(ctx context.Context) error {
 	}
 	d := s.cfg.Delivery
 	urls := oauth.URLPolicy{AllowLoopbackHTTP: s.cfg.AllowInsecureHTTPLoopback}
+	s.resolver, s.rootCAs = newResolver(s.cfg.Resolver), roots
 	s.queue = queue.New(queue.Config{
-		Store: s.store, Directory: s.Admin.Dir, Secrets: box, Resolver: newResolver(s.cfg.Resolver),
+		Store: s.store, Directory: s.Admin.Dir, Secrets: box, Resolver: s.resolver,
 		Hostname: s.cfg.Hostname, Log: s.log, MXPort: d.MXPort, Workers: d.Workers, PerDestination: d.PerDestination,
 		Schedule: queue.Schedule{Min: d.RetryMin.Duration, Max: d.RetryMax.Duration, For: d.RetryFor.Duration, DelayNotice: d.DelayNotice.Duration},
 		Timeouts: smtpclient.Timeouts{Greeting: d.CommandTimeout.Duration, Command: d.CommandTimeout.Duration,
@@ -218,6 +251,7 @@ func (s *Server) start(ctx context.Context) error {
 		}
 	}
 	s.cert, err = loadCertificate(s.cfg.TLSCert, s.cfg.TLSKey, s.cfg.Data, s.cfg.Hostname)
+	s.keys = keys
 	if err != nil {
 		return fmt.Errorf("TLS certificate: %w", err)
 	}
@@ -231,24 +265,25 @@ func (s *Server) start(ctx context.Context) error {
 		s.acme.Configure(tlsCfg)
 	}
 	s.checkExpiry(time.Now())
+	s.tlsCfg = tlsCfg
 	cas, err := clientCAs(s.cfg.TLSClientCA)
 	if err != nil {
 		return fmt.Errorf("tls_client_ca: %w", err)
 	}
+	s.clientCAs = cas
 	authn := &smtpd.Authenticator{
 		Directory: s.Admin.Dir,
 		Cache:     auth.NewLoginCache(5*time.Minute, 100000),
 		Throttle:  auth.NewThrottle(auth.DefaultThrottleConfig),
-		Gate: auth.NewGate(auth.GateConfig{Concurrency: s.cfg.Auth.VerifyConcurrency, Queue: s.cfg.Auth.VerifyQueue,
-			Wait: s.cfg.Auth.VerifyWait.Duration, PerAddress: s.cfg.Auth.VerifyPerAddress}),
-		Lockout: auth.NewLockout(auth.LockoutConfig{Threshold: s.cfg.Auth.LockoutThreshold,
-			Duration: s.cfg.Auth.LockoutDuration.Duration}),
+		Gate:      auth.NewGate(gateConfig(s.cfg.Auth)),
+		Lockout:   auth.NewLockout(lockoutConfig(s.cfg.Auth)),
 		Now:       time.Now,
 		Sleep:     time.Sleep,
 		Verifier:  newVerifier(urls),
 		Log:       s.log,
 		LocalKeys: keys.JWKS,
 	}
+	s.authn = authn
 	s.connLog = connlog.New(s.store, s.log)
 	// Before any message is accepted: uploads a crash interrupted, and body
 	// files no message refers to (README "Durability").
@@ -265,9 +300,9 @@ func (s *Server) start(ctx context.Context) error {
 		Queued: s.queue.Nudge, SpoolDir: spool}
 	s.smtp = smtpd.New(smtpd.Config{
 		Hostname: s.cfg.Hostname, TLS: tlsCfg, ReadTimeout: s.cfg.IdleTimeout.Duration, WriteTimeout: time.Minute, ClientCAs: cas,
-		SenderAuth: &senderauth.Checker{Resolver: newResolver(s.cfg.Resolver), Hostname: s.cfg.Hostname},
+		SenderAuth: &senderauth.Checker{Resolver: s.resolver, Hostname: s.cfg.Hostname},
 		ConnLog:    s.connLog, ProtocolLog: protoLog,
-		Limits: smtpserver.Limits{MaxConnections: s.fitToDescriptors(s.cfg.MaxConnections),
+		Limits: smtpserver.Limits{MaxConnections: s.fitToDescriptors(s.cfg.MaxConnections, s.cfg.Admin),
 			MaxConnectionsPerIP: s.cfg.MaxConnectionsPerIP, ConnectionRatePerIP: s.cfg.ConnectionRatePerIP},
 	}, s.Admin.Dir, authn, sub, limits.NewSlots(directory.ConcurrentConnections), s.log)
 
@@ -275,28 +310,27 @@ func (s *Server) start(ctx context.Context) error {
 		addr string
 		role smtpd.Role
 	}{{s.cfg.Submission, smtpd.Submission}, {s.cfg.Submissions, smtpd.Submissions}, {s.cfg.MX, smtpd.MX}} {
-		if l.addr == "" || l.addr == config.Off {
+		if !on(l.addr) {
 			continue
 		}
 		ln, err := net.Listen("tcp", l.addr)
 		if err != nil {
 			return fmt.Errorf("%s listener: %w", l.role, err)
 		}
-		s.listeners[l.role] = ln
-		s.log.Info("listening", "role", l.role.String(), "addr", ln.Addr().String())
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			if err := s.smtp.Serve(ln, l.role); err != nil {
-				s.log.Error("listener stopped", "role", l.role.String(), "err", err)
-			}
-		}()
+		s.serveSMTP(ln, l.role)
 	}
 	if err := s.listenAdminSocket(); err != nil {
 		return err
 	}
-	if err := s.listenHTTPS(ctx, tlsCfg, keys, authn.Throttle, authn.Gate); err != nil {
-		return err
+	if on(s.cfg.Admin) {
+		ln, err := net.Listen("tcp", s.cfg.Admin)
+		if err != nil {
+			return fmt.Errorf("admin listener: %w", err)
+		}
+		if err := s.serveHTTPS(ctx, ln); err != nil {
+			ln.Close()
+			return err
+		}
 	}
 	if err := s.listenHTTP01(); err != nil {
 		return err
@@ -330,8 +364,28 @@ func (s *Server) start(ctx context.Context) error {
 	return nil
 }
 
+// on reports whether a listener address is set (not empty, not "off").
+func on(addr string) bool { return addr != "" && addr != config.Off }
+
+// serveSMTP serves a role on ln, which becomes the role's listener.
+func (s *Server) serveSMTP(ln net.Listener, role smtpd.Role) {
+	s.lnMu.Lock()
+	s.listeners[role] = ln
+	s.lnMu.Unlock()
+	s.log.Info("listening", "role", role.String(), "addr", ln.Addr().String())
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := s.smtp.Serve(ln, role); err != nil {
+			s.log.Error("listener stopped", "role", role.String(), "err", err)
+		}
+	}()
+}
+
 // Addr returns the bound address of the listener for a role, or nil.
 func (s *Server) Addr(role smtpd.Role) net.Addr {
+	s.lnMu.Lock()
+	defer s.lnMu.Unlock()
 	if l := s.listeners[role]; l != nil {
 		return l.Addr()
 	}
@@ -380,7 +434,7 @@ func (s *Server) background() {
 		case now := <-sweep.C:
 			s.recipients.Sweep(now)
 			s.pacer.Sweep(now)
-			if r := s.cfg.TraceRetention.Duration; r > 0 {
+			if r := s.live.Load().TraceRetention.Duration; r > 0 {
 				if n, err := s.store.PruneTrace(context.Background(), now.Add(-r)); err != nil {
 					s.log.Error("trace retention", "err", err)
 				} else if n > 0 {
@@ -397,14 +451,21 @@ func (s *Server) background() {
 // Close stops the listeners, lets open sessions finish (up to 10 seconds),
 // stops the workers and closes the store.
 func (s *Server) Close() error {
+	// A reload in progress finishes first; none starts after this.
+	s.reloadMu.Lock()
+	s.closed = true
+	s.reloadMu.Unlock()
 	s.ready.Store(false)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if s.adminSock != nil {
 		s.adminSock.Close()
 	}
-	if s.https != nil {
-		s.https.Shutdown(ctx)
+	s.lnMu.Lock()
+	https := s.https
+	s.lnMu.Unlock()
+	if https != nil {
+		https.Shutdown(ctx)
 	}
 	if s.http01 != nil {
 		s.http01.Shutdown(ctx)
@@ -414,9 +475,11 @@ func (s *Server) Close() error {
 			s.log.Warn("shutdown", "err", err)
 		}
 	}
+	s.lnMu.Lock()
 	for _, l := range s.listeners {
 		l.Close()
 	}
+	s.lnMu.Unlock()
 	close(s.stop)
 	s.wg.Wait()
 	removeIfSame(SocketPath(s.cfg.Data), s.adminSockFile)
@@ -425,41 +488,51 @@ func (s *Server) Close() error {
 	return err
 }
 
-// listenHTTPS starts the admin HTTPS listener (when configured), which
-// serves the built-in OAuth issuer's endpoints and the REST API, and
-// trusts that issuer at its public URL.
-func (s *Server) listenHTTPS(ctx context.Context, tlsCfg *tls.Config, keys *issuer.Keys, throttle *auth.Throttle, gate *auth.Gate) error {
-	if s.cfg.Admin == "" || s.cfg.Admin == config.Off {
-		return nil
-	}
-	ln, err := net.Listen("tcp", s.cfg.Admin)
-	if err != nil {
-		return fmt.Errorf("admin listener: %w", err)
-	}
+// serveHTTPS serves the admin listener on ln: the built-in OAuth issuer's
+// endpoints, the REST API and the operations endpoints. The first call
+// makes the HTTP server and trusts the built-in issuer at its public URL;
+// a later one (a reload that moved the listener or turned it on) serves
+// ln from the same HTTP server, and ln becomes the admin listener.
+func (s *Server) serveHTTPS(ctx context.Context, raw net.Listener) error {
 	// The admin listener's connections are capped too: 64 per address
 	// and 512 in all, so that no client can take the descriptors the SMTP
 	// listeners need.
-	ln = smtpserver.NewAdmission(smtpserver.Limits{MaxConnections: adminConnections, MaxConnectionsPerIP: 64}).Listener(ln)
-	base := strings.TrimSuffix(s.cfg.PublicURL, "/")
-	if base == "" {
-		_, port, _ := net.SplitHostPort(ln.Addr().String())
-		base = "https://" + net.JoinHostPort(s.cfg.Hostname, port)
+	ln := smtpserver.NewAdmission(smtpserver.Limits{MaxConnections: adminConnections, MaxConnectionsPerIP: 64}).Listener(raw)
+	s.lnMu.Lock()
+	first := s.https == nil
+	base := s.issuerBase
+	s.lnMu.Unlock()
+	if first {
+		base = strings.TrimSuffix(s.cfg.PublicURL, "/")
+		if base == "" {
+			_, port, _ := net.SplitHostPort(ln.Addr().String())
+			base = "https://" + net.JoinHostPort(s.cfg.Hostname, port)
+		}
+		if err := s.Admin.EnsureBuiltInIssuer(ctx, base); err != nil {
+			return err
+		}
+		authn := s.authn
+		mux := http.NewServeMux()
+		(&issuer.Handler{Keys: s.keys, Directory: s.Admin.Dir, Issuer: base, Throttle: authn.Throttle, Gate: authn.Gate, Log: s.log, Now: time.Now}).Register(mux)
+		(&restapi.Handler{Admin: s.Admin, Log: s.log}).Register(mux)
+		s.registerHealth(mux)
+		https := &http.Server{Handler: mux, TLSConfig: s.tlsCfg, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
+			WriteTimeout: time.Minute, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+		s.lnMu.Lock()
+		s.https, s.issuerBase = https, base
+		s.lnMu.Unlock()
 	}
-	if err := s.Admin.EnsureBuiltInIssuer(ctx, base); err != nil {
-		ln.Close()
-		return err
-	}
-	mux := http.NewServeMux()
-	(&issuer.Handler{Keys: keys, Directory: s.Admin.Dir, Issuer: base, Throttle: throttle, Gate: gate, Log: s.log, Now: time.Now}).Register(mux)
-	(&restapi.Handler{Admin: s.Admin, Log: s.log}).Register(mux)
-	s.registerHealth(mux)
-	s.https = &http.Server{Handler: mux, TLSConfig: tlsCfg, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
-		WriteTimeout: time.Minute, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+	s.lnMu.Lock()
+	s.adminLn = ln
+	https := s.https
+	s.lnMu.Unlock()
 	s.log.Info("listening", "role", "admin", "addr", ln.Addr().String(), "issuer", base)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		if err := s.https.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		// A listener a reload replaced is closed under a running server:
+		// that ends this Serve, and is no failure.
+		if err := https.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
 			s.log.Error("admin listener stopped", "err", err)
 		}
 	}()
@@ -479,13 +552,13 @@ const adminConnections = 512
 // descriptors cannot open its database or a spool file, and that must not
 // be something a client can cause. The admin listener's cap is set aside
 // when it runs. 0 (no cap) becomes the fitting cap.
-func (s *Server) fitToDescriptors(maxConns int) int {
+func (s *Server) fitToDescriptors(maxConns int, admin string) int {
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur > 1<<30 {
 		return maxConns
 	}
 	reserve := descriptorReserve
-	if s.cfg.Admin != "" && s.cfg.Admin != config.Off {
+	if on(admin) {
 		reserve += adminConnections
 	}
 	fit := max(int(lim.Cur)-reserve, 16)

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"postern.dev/postern/internal/connlog"
@@ -86,8 +87,21 @@ type Server struct {
 	insecureAuth bool
 
 	admission *smtpserver.Admission
-	mu        sync.Mutex
-	servers   []*smtpserver.Server
+	// live is what a configuration reload changes (Reconfigure); read
+	// once per connection or per check, never held across a change.
+	live    atomic.Pointer[Live]
+	mu      sync.Mutex
+	servers []*smtpserver.Server
+}
+
+// Live is what a configuration reload changes while the listeners run.
+// Connections accepted after the change get it; open ones keep their idle
+// timeout and their admission.
+type Live struct {
+	ReadTimeout time.Duration
+	ClientCAs   *x509.CertPool
+	SenderAuth  *senderauth.Checker
+	Limits      smtpserver.Limits
 }
 
 // New builds a Server.
@@ -95,8 +109,22 @@ func New(cfg Config, dir *directory.Current, a *Authenticator, sub *transport.Su
 	if cfg.MaxAuthFailures == 0 {
 		cfg.MaxAuthFailures = 3
 	}
-	return &Server{cfg: cfg, dir: dir, auth: a, submitter: sub, slots: slots, log: log,
+	s := &Server{cfg: cfg, dir: dir, auth: a, submitter: sub, slots: slots, log: log,
 		admission: smtpserver.NewAdmission(cfg.Limits)}
+	s.live.Store(&Live{ReadTimeout: cfg.ReadTimeout, ClientCAs: cfg.ClientCAs, SenderAuth: cfg.SenderAuth, Limits: cfg.Limits})
+	return s
+}
+
+// Reconfigure applies a configuration reload to every listener, those
+// serving now and those started later.
+func (s *Server) Reconfigure(l Live) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.live.Store(&l)
+	s.admission.SetLimits(l.Limits)
+	for _, srv := range s.servers {
+		srv.SetReadTimeout(l.ReadTimeout)
+	}
 }
 
 // Serve accepts connections on l for a role until l is closed.
@@ -116,7 +144,6 @@ func (s *Server) Serve(l net.Listener, role Role) error {
 		// OAuth tokens are capped at 16 KiB; base64 and the SASL framing
 		// make that about 22 KiB on the line.
 		MaxAuthLineLength: 32 << 10,
-		ReadTimeout:       s.cfg.ReadTimeout,
 		WriteTimeout:      s.cfg.WriteTimeout,
 		Admission:         s.admission,
 		Log:               s.log,
@@ -148,6 +175,9 @@ func (s *Server) Serve(l net.Listener, role Role) error {
 	// connection's state through the TLS layer.
 	l = &trackingListener{Listener: l}
 	s.mu.Lock()
+	// Under mu, so that a Reconfigure cannot slip between reading the
+	// timeout and this server joining the list it updates.
+	srv.ReadTimeout = s.live.Load().ReadTimeout
 	s.servers = append(s.servers, srv)
 	s.mu.Unlock()
 	err := srv.Serve(l)
@@ -239,12 +269,12 @@ func (s *Server) clientCertificate(chain []*x509.Certificate) (names []string, v
 	names = append(names, leaf.DNSNames...)
 	sum := sha256.Sum256(leaf.RawSubjectPublicKeyInfo)
 	fingerprint = hex.EncodeToString(sum[:])
-	if s.cfg.ClientCAs != nil {
+	if cas := s.live.Load().ClientCAs; cas != nil {
 		inter := x509.NewCertPool()
 		for _, c := range chain[1:] {
 			inter.AddCert(c)
 		}
-		_, err := leaf.Verify(x509.VerifyOptions{Roots: s.cfg.ClientCAs, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+		_, err := leaf.Verify(x509.VerifyOptions{Roots: cas, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
 		verified = err == nil
 	}
 	return names, verified, fingerprint

@@ -499,7 +499,7 @@ func (s *session) submitAnonymous(dir *directory.Snapshot, in *transport.Submiss
 // domain's policy is delivered to Junk Email. It runs at most once per
 // message; every unattributed copy gets the same result.
 func (s *session) checkSender(in *transport.Submission) {
-	c := s.srv.cfg.SenderAuth
+	c := s.srv.live.Load().SenderAuth
 	if c == nil {
 		return
 	}

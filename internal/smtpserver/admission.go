@@ -105,6 +105,26 @@ func (a *Admission) Admit(ip netip.Addr) bool {
 	return true
 }
 
+// SetLimits changes the caps for the connections admitted from now on
+// (a configuration reload); connections already open stay. An address over
+// a lowered cap gets no new connection until enough of its own end.
+func (a *Admission) SetLimits(l Limits) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if l.ConnectionRatePerIP != a.limits.ConnectionRatePerIP {
+		// The buckets were filled for the old rate: hold them to the new
+		// one, and give addresses that had no bucket (no rate limit
+		// before) a full one, as a new address gets.
+		for _, s := range a.byAddr {
+			if a.limits.ConnectionRatePerIP == 0 {
+				s.tokens, s.last = float64(l.ConnectionRatePerIP), a.now()
+			}
+			s.tokens = min(s.tokens, float64(l.ConnectionRatePerIP))
+		}
+	}
+	a.limits = l
+}
+
 // Release ends a connection admitted for ip.
 func (a *Admission) Release(ip netip.Addr) {
 	if a == nil {

@@ -31,8 +31,11 @@ type Conn struct {
 	nc     net.Conn // the accepted connection, under any TLS
 	conn   net.Conn // what is read and written: nc, or TLS over it
 	ip     netip.Addr
-	r      *bufio.Reader
-	w      *bufio.Writer
+	// readTimeout is the server's idle timeout when the connection was
+	// accepted: a reload changes it for new connections only.
+	readTimeout time.Duration
+	r           *bufio.Reader
+	w           *bufio.Writer
 
 	// mu guards mode and deadline, which Shutdown reads to interrupt a
 	// connection idle between commands.
@@ -74,7 +77,7 @@ const (
 )
 
 func newConn(s *Server, nc net.Conn, ip netip.Addr) *Conn {
-	c := &Conn{server: s, nc: nc, conn: nc, ip: ip, id: newSessionID()}
+	c := &Conn{server: s, nc: nc, conn: nc, ip: ip, id: newSessionID(), readTimeout: s.currentReadTimeout()}
 	c.w = bufio.NewWriter(deadlineWriter{c})
 	c.r = bufio.NewReader(flushingReader{c})
 	return c
@@ -120,7 +123,7 @@ func (f flushingReader) Read(p []byte) (int, error) {
 		c.mu.Unlock()
 		return 0, errShuttingDown
 	}
-	if t := c.server.ReadTimeout; t > 0 {
+	if t := c.readTimeout; t > 0 {
 		deadline := c.deadline
 		if c.mode == modeStream {
 			deadline = time.Now().Add(t)
@@ -167,7 +170,7 @@ func (c *Conn) serve() {
 	}
 	if c.server.ImplicitTLS {
 		tc := tls.Server(c.nc, c.server.TLSConfig)
-		tc.SetDeadline(time.Now().Add(c.server.ReadTimeout))
+		tc.SetDeadline(time.Now().Add(c.readTimeout))
 		if err := tc.Handshake(); err != nil {
 			c.outcome = OutcomeTLSFailed
 			return
@@ -234,7 +237,7 @@ var errCommandTooLong = errors.New("command line too long")
 func (c *Conn) readCommand(limit, authLimit int) (string, error) {
 	c.mu.Lock()
 	c.mode = modeCommand
-	c.deadline = time.Now().Add(c.server.ReadTimeout)
+	c.deadline = time.Now().Add(c.readTimeout)
 	c.mu.Unlock()
 	return c.readLine(limit, authLimit)
 }
@@ -756,7 +759,7 @@ func (c *Conn) handleStartTLS(arg string) {
 		return
 	}
 	tc := tls.Server(c.nc, c.server.TLSConfig)
-	tc.SetDeadline(time.Now().Add(c.server.ReadTimeout))
+	tc.SetDeadline(time.Now().Add(c.readTimeout))
 	if err := tc.Handshake(); err != nil {
 		c.closed = true // the channel is in no state to carry a reply
 		c.outcome = OutcomeTLSFailed

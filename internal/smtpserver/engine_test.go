@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -225,6 +226,22 @@ func TestTimeoutsCountProgress(t *testing.T) {
 	}
 }
 
+// SetReadTimeout (a reload) applies to connections accepted after it; one
+// open before keeps the timeout it started with.
+func TestSetReadTimeout(t *testing.T) {
+	addr, _, srv := startEngine(t, func(s *Server) { s.ReadTimeout = time.Minute })
+	before := dialEngine(t, addr)
+	before.expect("EHLO x", "250")
+	srv.SetReadTimeout(300 * time.Millisecond)
+	after := dialEngine(t, addr)
+	after.expect("EHLO x", "250")
+	if got := after.read(); !strings.HasPrefix(got, "421 4.4.2") {
+		t.Fatalf("a connection after the change: %q, want the idle timeout", got)
+	}
+	// before has been idle longer than after was when it timed out.
+	before.expect("NOOP", "250")
+}
+
 // Commands pipelined before STARTTLS are dropped, not run under TLS
 // (RFC 3207 section 4.2).
 func TestStartTLSDropsPipelinedCleartext(t *testing.T) {
@@ -330,6 +347,13 @@ func TestAdmission(t *testing.T) {
 		{"IPv4-mapped is IPv4", Limits{MaxConnectionsPerIP: 1}, []string{"+10.0.0.1", "-::ffff:10.0.0.1"}},
 		{"rate", Limits{ConnectionRatePerIP: 2}, []string{"+10.0.0.1", "r 10.0.0.1", "+10.0.0.1", "r 10.0.0.1", "-10.0.0.1", "+10.0.0.2", "t30s", "+10.0.0.1", "r 10.0.0.1", "-10.0.0.1"}},
 		{"no limits", Limits{}, []string{"+10.0.0.1", "+10.0.0.1", "+10.0.0.1"}},
+		// SetLimits (a reload): open connections stay; an address over a
+		// lowered cap waits until enough of its own end.
+		{"per address lowered", Limits{MaxConnectionsPerIP: 3}, []string{"+10.0.0.1", "+10.0.0.1", "s 0 1 0", "-10.0.0.1", "r 10.0.0.1", "-10.0.0.1", "r 10.0.0.1", "+10.0.0.1"}},
+		{"per address raised", Limits{MaxConnectionsPerIP: 1}, []string{"+10.0.0.1", "-10.0.0.1", "s 0 2 0", "+10.0.0.1", "-10.0.0.1"}},
+		{"global lowered", Limits{MaxConnections: 5}, []string{"+10.0.0.1", "+10.0.0.2", "s 1 0 0", "-10.0.0.3", "r 10.0.0.1", "-10.0.0.3", "r 10.0.0.2", "+10.0.0.3"}},
+		{"rate introduced", Limits{}, []string{"+10.0.0.1", "+10.0.0.1", "s 0 0 1", "+10.0.0.1", "-10.0.0.1", "+10.0.0.2"}},
+		{"rate lowered", Limits{ConnectionRatePerIP: 10}, []string{"+10.0.0.1", "s 0 0 1", "+10.0.0.1", "-10.0.0.1"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a := NewAdmission(tc.limits)
@@ -342,6 +366,12 @@ func TestAdmission(t *testing.T) {
 					}
 				case s[0] == 'r':
 					a.Release(ip(s[2:]))
+				case s[0] == 's':
+					var l Limits
+					if _, err := fmt.Sscanf(s, "s %d %d %d", &l.MaxConnections, &l.MaxConnectionsPerIP, &l.ConnectionRatePerIP); err != nil {
+						t.Fatal(err)
+					}
+					a.SetLimits(l)
 				case s[0] == 't':
 					d, _ := time.ParseDuration(s[1:])
 					now = now.Add(d)

@@ -25,6 +25,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -125,11 +126,27 @@ type Server struct {
 	// Observe, when set, is told of connections and replies (metrics).
 	Observe Observer
 
+	// readTimeout, when set, replaces ReadTimeout for connections accepted
+	// from then on (SetReadTimeout).
+	readTimeout atomic.Pointer[time.Duration]
+
 	mu        sync.Mutex
 	listeners []net.Listener
 	conns     map[*Conn]struct{}
 	closing   bool
 	wg        sync.WaitGroup
+}
+
+// SetReadTimeout changes the idle timeout for the connections accepted from
+// now on (a configuration reload); open connections keep the one they
+// started with.
+func (s *Server) SetReadTimeout(d time.Duration) { s.readTimeout.Store(&d) }
+
+func (s *Server) currentReadTimeout() time.Duration {
+	if d := s.readTimeout.Load(); d != nil {
+		return *d
+	}
+	return s.ReadTimeout
 }
 
 // Serve accepts connections on l until l is closed or the server shut down.
