@@ -26,8 +26,9 @@ const (
 	DefaultIssueWarningQuota        = 98 << 30
 	DefaultProhibitSendQuota        = 99 << 30
 	DefaultProhibitSendReceiveQuota = 100 << 30
-	// Unlimited is a quota's value when it is Unlimited.
-	Unlimited = -1
+	// Unlimited is a quota's value when it is Unlimited. Zero, so that a
+	// mailbox made without quotas is never refused for its size.
+	Unlimited = 0
 
 	// DefaultCASMailboxPlan names the organization's one CAS mailbox plan.
 	// Exchange Online has one per license (ExchangeOnlineEnterprise,

@@ -32,6 +32,7 @@ import (
 	"postern.dev/postern/internal/restapi"
 	"postern.dev/postern/internal/secret"
 	"postern.dev/postern/internal/senderauth"
+	"postern.dev/postern/internal/signin"
 	"postern.dev/postern/internal/smtpclient"
 	"postern.dev/postern/internal/smtpd"
 	"postern.dev/postern/internal/smtpserver"
@@ -216,7 +217,7 @@ func (s *Server) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("tls_client_ca: %w", err)
 	}
-	authn := &smtpd.Authenticator{
+	authn := &signin.Authenticator{
 		Directory: s.Admin.Dir,
 		Cache:     auth.NewLoginCache(5*time.Minute, 100000),
 		Throttle:  auth.NewThrottle(auth.DefaultThrottleConfig),

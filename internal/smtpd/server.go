@@ -22,6 +22,7 @@ import (
 	"postern.dev/postern/internal/metrics"
 	"postern.dev/postern/internal/protolog"
 	"postern.dev/postern/internal/senderauth"
+	"postern.dev/postern/internal/signin"
 	"postern.dev/postern/internal/smtpserver"
 	"postern.dev/postern/internal/transport"
 )
@@ -77,7 +78,7 @@ type Config struct {
 type Server struct {
 	cfg       Config
 	dir       *directory.Current
-	auth      *Authenticator
+	auth      *signin.Authenticator
 	submitter *transport.Submitter
 	slots     *limits.Slots
 	log       *slog.Logger
@@ -91,7 +92,7 @@ type Server struct {
 }
 
 // New builds a Server.
-func New(cfg Config, dir *directory.Current, a *Authenticator, sub *transport.Submitter, slots *limits.Slots, log *slog.Logger) *Server {
+func New(cfg Config, dir *directory.Current, a *signin.Authenticator, sub *transport.Submitter, slots *limits.Slots, log *slog.Logger) *Server {
 	if cfg.MaxAuthFailures == 0 {
 		cfg.MaxAuthFailures = 3
 	}

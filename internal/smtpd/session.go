@@ -19,6 +19,7 @@ import (
 	"postern.dev/postern/internal/policy"
 	"postern.dev/postern/internal/reply"
 	"postern.dev/postern/internal/senderauth"
+	"postern.dev/postern/internal/signin"
 	"postern.dev/postern/internal/smtpserver"
 	"postern.dev/postern/internal/store"
 	"postern.dev/postern/internal/transport"
@@ -117,23 +118,14 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 		metrics.Auth(mech, authResult(reply.BasicAuthRetired))
 		return nil, s.authFailed(reply.BasicAuthRetired, mech, "")
 	}
+	ctx := signin.WithLog(context.Background(), s.log)
 	check := func(username, password string) error {
-		mb, rep := s.srv.auth.Basic(s.ip, username, password)
-		metrics.Auth(mech, authResult(rep))
-		if rep != nil {
-			return s.authFailed(rep, mech, username)
-		}
-		s.signedIn(mb, policy.Basic)
-		return nil
+		g, r := s.srv.auth.Basic(ctx, signin.SMTP, s.ip, username, password)
+		return s.signInResult(mech, username, g, r)
 	}
 	checkToken := func(user, token string) error {
-		mb, rep := s.srv.auth.OAuth(withSessionLog(context.Background(), s.log), s.ip, user, token)
-		metrics.Auth(mech, authResult(rep))
-		if rep != nil {
-			return s.authFailed(rep, mech, user)
-		}
-		s.signedIn(mb, policy.OAuth)
-		return nil
+		g, r := s.srv.auth.OAuth(ctx, signin.SMTP, s.ip, user, token)
+		return s.signInResult(mech, user, g, r)
 	}
 	switch mech {
 	case "PLAIN":
@@ -144,6 +136,17 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 		return auth.NewOAuthBearerServer(checkToken), nil
 	}
 	return auth.NewLoginServer(check), nil
+}
+
+// signInResult turns the sign-in service's answer into AUTH's.
+func (s *session) signInResult(mech, user string, g *signin.Grant, r *signin.Refusal) error {
+	if r != nil {
+		metrics.Auth(mech, authResult(r.Reply))
+		return s.authFailed(r.Reply, mech, user)
+	}
+	metrics.Auth(mech, authResult(nil))
+	s.signedIn(g.Mailbox, g.Method)
+	return nil
 }
 
 // authResult names an AUTH outcome for postern_auth_attempts_total:
