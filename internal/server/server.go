@@ -53,8 +53,11 @@ type Server struct {
 	Admin        *admin.Service
 	smtp         *smtpd.Server
 
-	queue      *queue.Queue
-	connLog    *connlog.Logger
+	queue   *queue.Queue
+	connLog *connlog.Logger
+	// authn is the one sign-in service of SMTP AUTH, IMAP4 and POP3: they
+	// share its throttle, gate, lockout and sign-in report.
+	authn      *signin.Authenticator
 	recipients *limits.RecipientWindow
 	pacer      *limits.Pacer
 
@@ -230,7 +233,12 @@ func (s *Server) start(ctx context.Context) error {
 		Verifier:  newVerifier(urls),
 		Log:       s.log,
 		LocalKeys: keys.JWKS,
+		// Sign-ins are counted in memory and written every minute, and
+		// before Get-MailboxSignInReport reads them.
+		SignIns: signin.NewRecorder(s.store, s.log, 0),
 	}
+	s.authn = authn
+	s.Admin.SignIns = authn.SignIns
 	s.connLog = connlog.New(s.store, s.log)
 	// Before any message is accepted: uploads a crash interrupted, and body
 	// files no message refers to (README "Durability").
@@ -281,8 +289,14 @@ func (s *Server) start(ctx context.Context) error {
 		return err
 	}
 	s.setMetricSources(tlsCfg, authn.Gate)
-	s.wg.Add(3)
+	s.wg.Add(4)
 	go s.background()
+	go func() {
+		defer s.wg.Done()
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() { <-s.stop; cancel() }()
+		authn.SignIns.Run(ctx, time.Minute)
+	}()
 	go func() {
 		defer s.wg.Done()
 		ctx, cancel := context.WithCancel(context.Background())

@@ -280,6 +280,9 @@ func (s *session) rcpt(to string) error {
 		if rep != nil {
 			return rep
 		}
+		if rep := s.checkReceiveQuota(route.Mailbox); rep != nil {
+			return rep
+		}
 		s.accept(transport.Recipient{Address: a, Route: route})
 		return nil
 	}
@@ -298,6 +301,9 @@ func (s *session) rcpt(to string) error {
 			return rep
 		}
 	}
+	if rep := s.checkReceiveQuota(v.Route.Mailbox); rep != nil {
+		return rep
+	}
 	s.accept(transport.Recipient{Address: a, Route: v.Route})
 	s.verdicts = append(s.verdicts, v)
 	if s.perOrg == nil {
@@ -305,6 +311,15 @@ func (s *session) rcpt(to string) error {
 	}
 	s.perOrg[v.Org.ID]++
 	return nil
+}
+
+// checkReceiveQuota refuses a local mailbox at its ProhibitSendReceiveQuota
+// (552 5.2.2). The size comes from the store's cache: no query per RCPT.
+func (s *session) checkReceiveQuota(m *directory.Mailbox) *reply.Reply {
+	if m == nil || m.ProhibitSendReceiveQuota == directory.Unlimited {
+		return nil
+	}
+	return policy.CheckReceiveQuota(m, s.srv.submitter.Store.MailboxSize(m.ID))
 }
 
 // accept adds a recipient to the transaction and remembers its address
@@ -366,6 +381,13 @@ func (s *session) data(r io.Reader) *reply.Reply {
 	}
 	if rep := policy.CheckSendAs(dir, facts); rep != nil {
 		return rep
+	}
+	// Over ProhibitSendQuota the mailbox cannot submit (its Sent Items
+	// copies count), refused where Exchange's store driver refuses it.
+	if mb.ProhibitSendQuota != directory.Unlimited || mb.ProhibitSendReceiveQuota != directory.Unlimited {
+		if rep := policy.CheckSendQuota(mb, s.srv.submitter.Store.MailboxSize(mb.ID)); rep != nil {
+			return rep
+		}
 	}
 	in.AuthMailbox, in.Org = mb, dir.Organization(mb.OrgID)
 	in.AuthProtocol = s.authProtocol
