@@ -437,9 +437,3 @@ func (in *instance) dial(role string) *smtpClient {
 	return dial(in.t, in.addrs[role])
 }
 
-func writeFile(t *testing.T, path, body string) {
-	t.Helper()
-	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}

@@ -268,7 +268,8 @@ func (s *Service) NewOrganization(ctx context.Context, name string) (*directory.
 				return alreadyExists("organization", name)
 			}
 		}
-		org = &directory.Organization{Name: name, GUID: newGUID(), SmtpClientAuthenticationDisabled: true, WhenCreated: time.Now().UTC()}
+		org = &directory.Organization{Name: name, GUID: newGUID(), SmtpClientAuthenticationDisabled: true, WhenCreated: time.Now().UTC(),
+			CASMailboxPlanImapEnabled: true, CASMailboxPlanPopEnabled: true}
 		return storeError(s.Store.SaveOrganization(ctx, org), "organization", name)
 	})
 	return org, err

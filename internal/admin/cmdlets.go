@@ -61,20 +61,24 @@ func Cmdlets(svc *Service) *cmdlet.Registry {
 			{Name: "MaxReceiveSize", Type: cmdlet.ByteSize, Position: -1},
 			{Name: "GrantSendOnBehalfTo", Type: cmdlet.StringList, MultiValued: true, Position: -1},
 			{Name: "Password", Type: cmdlet.SecureString, Position: -1},
+			{Name: "IssueWarningQuota", Type: cmdlet.ByteSize, Position: -1},
+			{Name: "ProhibitSendQuota", Type: cmdlet.ByteSize, Position: -1},
+			{Name: "ProhibitSendReceiveQuota", Type: cmdlet.ByteSize, Position: -1},
 		}, Run: c.setMailbox},
 		{Name: "Remove-Mailbox", Synopsis: "Deletes a mailbox and its contents.", SupportsWhatIf: true, Params: []cmdlet.ParamSpec{identity}, Run: c.removeMailbox},
 		{Name: "Get-CASMailbox", Synopsis: "Shows mailboxes' client access settings, including SMTP AUTH.", Params: []cmdlet.ParamSpec{optionalIdentity, resultSize, filter}, Run: c.getCASMailbox},
-		{Name: "Set-CASMailbox", Synopsis: "Changes a mailbox's client access settings: -SmtpClientAuthenticationDisabled $true|$false|$null ($null inherits the organization's).",
-			SupportsWhatIf: true, Params: []cmdlet.ParamSpec{identity, smtpAuth}, Run: c.setCASMailbox},
+		{Name: "Set-CASMailbox", Synopsis: "Changes a mailbox's client access settings: -SmtpClientAuthenticationDisabled $true|$false|$null ($null inherits the organization's), -ImapEnabled and -PopEnabled $true|$false.",
+			SupportsWhatIf: true, Params: []cmdlet.ParamSpec{identity, smtpAuth, {Name: "ImapEnabled", Type: cmdlet.Bool, Position: -1},
+				{Name: "PopEnabled", Type: cmdlet.Bool, Position: -1}}, Run: c.setCASMailbox},
 		{Name: "Get-User", Synopsis: "Shows users and their authentication policy.", Params: []cmdlet.ParamSpec{optionalIdentity, resultSize}, Run: c.getUser},
 		{Name: "Set-User", Synopsis: "Assigns a user's authentication policy (-AuthenticationPolicy name|$null).", SupportsWhatIf: true,
 			Params: []cmdlet.ParamSpec{identity, {Name: "AuthenticationPolicy", Type: cmdlet.String, Position: -1}}, Run: c.setUser},
 		{Name: "Get-AuthenticationPolicy", Synopsis: "Lists authentication policies.", Params: []cmdlet.ParamSpec{optionalIdentity}, Run: c.getAuthenticationPolicy},
-		{Name: "New-AuthenticationPolicy", Synopsis: "Creates an authentication policy; it blocks Basic authentication for SMTP unless -AllowBasicAuthSmtp is given.", SupportsWhatIf: true,
-			Params: []cmdlet.ParamSpec{{Name: "Name", Type: cmdlet.String, Position: 0, Required: true}, {Name: "AllowBasicAuthSmtp", Type: cmdlet.Switch, Position: -1}},
+		{Name: "New-AuthenticationPolicy", Synopsis: "Creates an authentication policy; it blocks Basic authentication for SMTP, IMAP4 and POP3 unless -AllowBasicAuthSmtp, -AllowBasicAuthImap or -AllowBasicAuthPop is given.", SupportsWhatIf: true,
+			Params: append([]cmdlet.ParamSpec{{Name: "Name", Type: cmdlet.String, Position: 0, Required: true}}, policySwitches...),
 			Run:    c.newAuthenticationPolicy},
-		{Name: "Set-AuthenticationPolicy", Synopsis: "Changes an authentication policy: -AllowBasicAuthSmtp or -AllowBasicAuthSmtp:$false.", SupportsWhatIf: true,
-			Params: []cmdlet.ParamSpec{identity, {Name: "AllowBasicAuthSmtp", Type: cmdlet.Switch, Position: -1}}, Run: c.setAuthenticationPolicy},
+		{Name: "Set-AuthenticationPolicy", Synopsis: "Changes an authentication policy: -AllowBasicAuthSmtp, -AllowBasicAuthImap, -AllowBasicAuthPop, or :$false to block.", SupportsWhatIf: true,
+			Params: append([]cmdlet.ParamSpec{identity}, policySwitches...), Run: c.setAuthenticationPolicy},
 		{Name: "Remove-AuthenticationPolicy", Synopsis: "Deletes an authentication policy that nothing uses.", SupportsWhatIf: true, Params: []cmdlet.ParamSpec{identity}, Run: c.removeAuthenticationPolicy},
 		{Name: "Get-RecipientPermission", Synopsis: "Lists Send As permissions.", Params: []cmdlet.ParamSpec{optionalIdentity, {Name: "Trustee", Type: cmdlet.String, Position: -1}}, Run: c.getRecipientPermission},
 		{Name: "Add-RecipientPermission", Synopsis: "Grants -Trustee Send As on -Identity.", SupportsWhatIf: true, Params: []cmdlet.ParamSpec{identity,
@@ -108,6 +112,9 @@ func Cmdlets(svc *Service) *cmdlet.Registry {
 		c.register(r, s)
 	}
 	for _, s := range c.accessSpecs(identity, optionalIdentity) {
+		c.register(r, s)
+	}
+	for _, s := range c.mailAccessSpecs(identity) {
 		c.register(r, s)
 	}
 	return r
@@ -155,6 +162,7 @@ var outputTypes = map[string]string{
 	"Test-SmtpSubmission": "SmtpSubmissionCheck", "Search-AdminAuditLog": "AdminAuditLogEvent", "Get-ConnectionLog": "ConnectionLogEntry",
 	"Get-ProtocolLog":  "ProtocolLogEntry",
 	"Get-Organization": "Organization", "New-Organization": "Organization", "Get-ApiKey": "ApiKey", "New-ApiKey": "ApiKey",
+	"Get-CASMailboxPlan": "CASMailboxPlan", "Get-MailboxStatistics": "MailboxStatistics", "Get-MailboxSignInReport": "MailboxSignIn",
 }
 
 type cmdlets struct{ svc *Service }
@@ -473,6 +481,9 @@ func (c *cmdlets) mailboxObject(m *directory.Mailbox) *cmdlet.Object {
 			{Name: "RecipientLimits", Value: int64(m.RecipientLimits)},
 			{Name: "MaxSendSize", Value: Size(m.MaxSendSize)},
 			{Name: "MaxReceiveSize", Value: Size(m.MaxReceiveSize)},
+			{Name: "IssueWarningQuota", Value: quotaText(m.IssueWarningQuota)},
+			{Name: "ProhibitSendQuota", Value: quotaText(m.ProhibitSendQuota)},
+			{Name: "ProhibitSendReceiveQuota", Value: quotaText(m.ProhibitSendReceiveQuota)},
 			{Name: "GrantSendOnBehalfTo", Value: nonNilList(onBehalf)},
 			{Name: "ExchangeGuid", Value: m.GUID},
 			{Name: "WhenCreated", Value: m.WhenCreated},
@@ -543,6 +554,10 @@ func (c *cmdlets) setMailbox(ctx context.Context, inv *cmdlet.Invocation) ([]*cm
 			*dst = &n
 		}
 	}
+	var err error
+	if p.Quotas, err = quotaParams(inv); err != nil {
+		return nil, err
+	}
 	if whatIf(inv, "Setting mailbox %q.", inv.String("Identity")) {
 		return nil, nil
 	}
@@ -562,13 +577,15 @@ func casObject(m *directory.Mailbox) *cmdlet.Object {
 		disabled = *m.SmtpClientAuthenticationDisabled
 	}
 	return &cmdlet.Object{TypeName: "CASMailbox", DefaultView: cmdlet.TableView,
-		DefaultDisplay: []string{"Name", "PrimarySmtpAddress", "SmtpClientAuthenticationDisabled"},
+		DefaultDisplay: []string{"Name", "PrimarySmtpAddress", "SmtpClientAuthenticationDisabled", "ImapEnabled", "PopEnabled"},
 		Props: []cmdlet.Prop{
 			{Name: "Name", Value: m.Name},
 			{Name: "Identity", Value: m.Name},
 			{Name: "DisplayName", Value: m.DisplayName},
 			{Name: "PrimarySmtpAddress", Value: m.PrimarySmtpAddress},
 			{Name: "SmtpClientAuthenticationDisabled", Value: disabled},
+			{Name: "ImapEnabled", Value: m.ImapEnabled},
+			{Name: "PopEnabled", Value: m.PopEnabled},
 		}}
 }
 
@@ -577,13 +594,17 @@ func (c *cmdlets) getCASMailbox(_ context.Context, inv *cmdlet.Invocation) ([]*c
 }
 
 func (c *cmdlets) setCASMailbox(ctx context.Context, inv *cmdlet.Invocation) ([]*cmdlet.Object, error) {
-	if !inv.Has("SmtpClientAuthenticationDisabled") {
+	p := CASMailboxParams{ImapEnabled: boolPtr(inv, "ImapEnabled"), PopEnabled: boolPtr(inv, "PopEnabled")}
+	if inv.Has("SmtpClientAuthenticationDisabled") {
+		p.SetSmtpClientAuth, p.SmtpClientAuthenticationDisabled = true, inv.NullableBool("SmtpClientAuthenticationDisabled")
+	}
+	if !p.SetSmtpClientAuth && p.ImapEnabled == nil && p.PopEnabled == nil {
 		return nil, nil
 	}
 	if whatIf(inv, "Setting CAS mailbox %q.", inv.String("Identity")) {
 		return nil, nil
 	}
-	return nil, c.svc.SetCASMailbox(ctx, inv.String("Identity"), inv.NullableBool("SmtpClientAuthenticationDisabled"))
+	return nil, c.svc.UpdateCASMailbox(ctx, inv.String("Identity"), p)
 }
 
 func userObject(m *directory.Mailbox) *cmdlet.Object {
@@ -617,6 +638,8 @@ func policyObject(p *directory.AuthenticationPolicy) *cmdlet.Object {
 		{Name: "Name", Value: p.Name},
 		{Name: "Identity", Value: p.Name},
 		{Name: "AllowBasicAuthSmtp", Value: p.AllowBasicAuthSmtp},
+		{Name: "AllowBasicAuthImap", Value: p.AllowBasicAuthImap},
+		{Name: "AllowBasicAuthPop", Value: p.AllowBasicAuthPop},
 		{Name: "WhenCreated", Value: p.WhenCreated},
 	}}
 }
@@ -630,7 +653,7 @@ func (c *cmdlets) newAuthenticationPolicy(ctx context.Context, inv *cmdlet.Invoc
 	if whatIf(inv, "Creating authentication policy %q.", inv.String("Name")) {
 		return nil, nil
 	}
-	p, err := c.svc.NewAuthenticationPolicy(ctx, inv.String("Name"), inv.Bool("AllowBasicAuthSmtp"))
+	p, err := c.svc.NewAuthenticationPolicy(ctx, inv.String("Name"), policySwitchesOf(inv))
 	if err != nil {
 		return nil, err
 	}
@@ -641,7 +664,7 @@ func (c *cmdlets) setAuthenticationPolicy(ctx context.Context, inv *cmdlet.Invoc
 	if whatIf(inv, "Setting authentication policy %q.", inv.String("Identity")) {
 		return nil, nil
 	}
-	return nil, c.svc.SetAuthenticationPolicy(ctx, inv.String("Identity"), boolPtr(inv, "AllowBasicAuthSmtp"))
+	return nil, c.svc.SetAuthenticationPolicy(ctx, inv.String("Identity"), policySwitchesOf(inv))
 }
 
 func (c *cmdlets) removeAuthenticationPolicy(ctx context.Context, inv *cmdlet.Invocation) ([]*cmdlet.Object, error) {

@@ -110,7 +110,7 @@ func (s *Service) TestSubmission(t SubmissionTest) ([]Check, string, error) {
 		}
 		facts := policy.AuthFacts{Mailbox: mb, CredentialsValid: true, Method: method, Org: dir.Organization(mb.OrgID),
 			Policy: dir.EffectiveAuthenticationPolicy(mb)}
-		if rep := policy.Authenticate(facts); rep != nil {
+		if rep := policy.Authenticate(facts).SMTP(); rep != nil {
 			return fail("SMTP AUTH", rep, "%s", authFix(rep, mb, facts.Policy))
 		}
 		add("SMTP AUTH", "Pass", "SMTP AUTH is allowed for '%s' with %s (with the right password or token; a wrong one gets 535 5.7.3).", mb.PrimarySmtpAddress, method)

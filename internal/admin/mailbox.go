@@ -106,6 +106,12 @@ func (s *Service) NewMailbox(ctx context.Context, p NewMailboxParams) (*director
 			PrimarySmtpAddress: key, UserPrincipalName: key, Type: directory.UserMailbox,
 			RecipientLimits: directory.DefaultRecipientLimits, MaxSendSize: directory.DefaultMaxSendSize,
 			MaxReceiveSize: directory.DefaultMaxReceiveSize,
+			// The organization's CAS mailbox plan decides IMAP and POP
+			// access at creation (Set-CASMailboxPlan); Set-CASMailbox
+			// changes it afterwards.
+			ImapEnabled: org.CASMailboxPlanImapEnabled, PopEnabled: org.CASMailboxPlanPopEnabled,
+			IssueWarningQuota: directory.DefaultIssueWarningQuota, ProhibitSendQuota: directory.DefaultProhibitSendQuota,
+			ProhibitSendReceiveQuota: directory.DefaultProhibitSendReceiveQuota,
 		}
 		if m.DisplayName == "" {
 			m.DisplayName = p.Name
@@ -222,6 +228,7 @@ type SetMailboxParams struct {
 	MaxReceiveSize      *int64
 	GrantSendOnBehalfTo *MultiValue
 	Password            *string
+	Quotas              QuotaParams
 }
 
 // SetMailbox changes a mailbox (Set-Mailbox).
@@ -253,6 +260,9 @@ func (s *Service) SetMailbox(ctx context.Context, identity string, p SetMailboxP
 				return fmt.Errorf("Mailbox '%s': %s must be between 1 byte and 150 MB (157,286,400 bytes).", m.Name, sz.name)
 			}
 			*sz.dst = *sz.v
+		}
+		if err := applyQuotas(&m, p.Quotas); err != nil {
+			return err
 		}
 		if p.PrimarySmtpAddress != nil {
 			key, err := acceptedAddress(dir, org, "PrimarySmtpAddress", *p.PrimarySmtpAddress)
@@ -340,18 +350,10 @@ func (s *Service) RemoveMailbox(ctx context.Context, identity string) error {
 	})
 }
 
-// SetCASMailbox changes a mailbox's client access settings
+// SetCASMailbox changes a mailbox's SMTP AUTH switch
 // (Set-CASMailbox -SmtpClientAuthenticationDisabled $true|$false|$null).
 func (s *Service) SetCASMailbox(ctx context.Context, identity string, smtpClientAuthDisabled *bool) error {
-	return s.change(ctx, func(dir *directory.Snapshot, org *directory.Organization) error {
-		cur, err := findMailbox(dir, org, identity)
-		if err != nil {
-			return err
-		}
-		m := *cur
-		m.SmtpClientAuthenticationDisabled = smtpClientAuthDisabled
-		return storeError(s.Store.SaveMailbox(ctx, &m), "mailbox", m.Name)
-	})
+	return s.UpdateCASMailbox(ctx, identity, CASMailboxParams{SetSmtpClientAuth: true, SmtpClientAuthenticationDisabled: smtpClientAuthDisabled})
 }
 
 // SetUser assigns a user's authentication policy (Set-User

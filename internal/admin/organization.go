@@ -24,6 +24,9 @@ type OrganizationParams struct {
 	SmtpBasicAuthDisabled       *bool
 	// MaxRecipientEnvelopeLimit: 1 to 1000, or 0 for Unlimited.
 	MaxRecipientEnvelopeLimit *int
+	// The CAS mailbox plan (Set-CASMailboxPlan).
+	CASMailboxPlanImapEnabled *bool
+	CASMailboxPlanPopEnabled  *bool
 }
 
 // SetOrganization changes organization-wide settings.
@@ -44,6 +47,12 @@ func (s *Service) SetOrganization(ctx context.Context, p OrganizationParams) err
 		}
 		if p.MaxRecipientEnvelopeLimit != nil {
 			o.MaxRecipientEnvelopeLimit = *p.MaxRecipientEnvelopeLimit
+		}
+		if p.CASMailboxPlanImapEnabled != nil {
+			o.CASMailboxPlanImapEnabled = *p.CASMailboxPlanImapEnabled
+		}
+		if p.CASMailboxPlanPopEnabled != nil {
+			o.CASMailboxPlanPopEnabled = *p.CASMailboxPlanPopEnabled
 		}
 		if p.DefaultAuthenticationPolicy != nil {
 			o.DefaultAuthenticationPolicy = ""
@@ -197,13 +206,15 @@ func (s *Service) AuthenticationPolicies(identity string) ([]*directory.Authenti
 }
 
 // NewAuthenticationPolicy creates a policy. As in Exchange Online, a new
-// policy blocks Basic authentication unless -AllowBasicAuthSmtp is given.
-func (s *Service) NewAuthenticationPolicy(ctx context.Context, name string, allowBasicAuthSmtp bool) (*directory.AuthenticationPolicy, error) {
+// policy blocks Basic authentication for every protocol whose switch
+// (-AllowBasicAuthSmtp, -AllowBasicAuthImap, -AllowBasicAuthPop) is not given.
+func (s *Service) NewAuthenticationPolicy(ctx context.Context, name string, allow PolicySwitches) (*directory.AuthenticationPolicy, error) {
 	name = strings.TrimSpace(name)
 	if name == "" || len(name) > 64 {
 		return nil, invalidValue("Name", name, "a policy name has 1 to 64 characters")
 	}
-	p := &directory.AuthenticationPolicy{Name: name, AllowBasicAuthSmtp: allowBasicAuthSmtp}
+	p := &directory.AuthenticationPolicy{Name: name}
+	allow.apply(p)
 	err := s.change(ctx, func(dir *directory.Snapshot, org *directory.Organization) error {
 		p.OrgID = org.ID
 		return storeError(s.Store.SavePolicy(ctx, p), "authentication policy", name)
@@ -211,17 +222,15 @@ func (s *Service) NewAuthenticationPolicy(ctx context.Context, name string, allo
 	return p, err
 }
 
-// SetAuthenticationPolicy changes a policy's SMTP switch.
-func (s *Service) SetAuthenticationPolicy(ctx context.Context, identity string, allowBasicAuthSmtp *bool) error {
+// SetAuthenticationPolicy changes a policy's switches.
+func (s *Service) SetAuthenticationPolicy(ctx context.Context, identity string, allow PolicySwitches) error {
 	return s.change(ctx, func(dir *directory.Snapshot, org *directory.Organization) error {
 		cur := dir.AuthenticationPolicy(org.ID, identity)
 		if cur == nil {
 			return NotFound(identity)
 		}
 		p := *cur
-		if allowBasicAuthSmtp != nil {
-			p.AllowBasicAuthSmtp = *allowBasicAuthSmtp
-		}
+		allow.apply(&p)
 		return storeError(s.Store.SavePolicy(ctx, &p), "authentication policy", p.Name)
 	})
 }

@@ -51,6 +51,9 @@ type Service struct {
 	// applies levels to it, Get-ProtocolLog reads it. Nil outside the
 	// server (levels are then only stored).
 	ProtocolLog *protolog.Log
+	// SignIns writes the sign-ins the running server counted in memory,
+	// before Get-MailboxSignInReport reads them. Nil outside the server.
+	SignIns Flusher
 
 	// mu serialises changes: read-validate-write must not interleave. It
 	// is shared by the services As and ForOrganization derive.
@@ -83,7 +86,8 @@ func (s *Service) Open(ctx context.Context) error {
 	if s.org() != nil {
 		return nil
 	}
-	org := &directory.Organization{Name: DefaultOrganizationName, GUID: newGUID(), SmtpClientAuthenticationDisabled: true}
+	org := &directory.Organization{Name: DefaultOrganizationName, GUID: newGUID(), SmtpClientAuthenticationDisabled: true,
+		CASMailboxPlanImapEnabled: true, CASMailboxPlanPopEnabled: true}
 	if err := s.Store.SaveOrganization(ctx, org); err != nil {
 		return err
 	}

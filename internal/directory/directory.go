@@ -20,6 +20,21 @@ const (
 	RecipientRateLimit     = 10000     // recipients per rolling 24 hours
 	MessageRateLimit       = 30        // messages per minute, paced
 	ConcurrentConnections  = 3         // authenticated connections per mailbox
+
+	// Mailbox quotas of Exchange Online's default mailbox plans (Set-Mailbox
+	// -IssueWarningQuota, -ProhibitSendQuota, -ProhibitSendReceiveQuota).
+	DefaultIssueWarningQuota        = 98 << 30
+	DefaultProhibitSendQuota        = 99 << 30
+	DefaultProhibitSendReceiveQuota = 100 << 30
+	// Unlimited is a quota's value when it is Unlimited. Zero, so that a
+	// mailbox made without quotas is never refused for its size.
+	Unlimited = 0
+
+	// DefaultCASMailboxPlan names the organization's one CAS mailbox plan.
+	// Exchange Online has one per license (ExchangeOnlineEnterprise,
+	// ExchangeOnline, ExchangeOnlineDeskless...); Postern has no licenses
+	// and keeps the one most organizations use.
+	DefaultCASMailboxPlan = "ExchangeOnlineEnterprise"
 )
 
 // Organization is a tenant. Its settings are those of Exchange's
@@ -51,6 +66,12 @@ type Organization struct {
 	// of one anonymous message to the organization; 0 is Exchange Online's
 	// Unlimited, which means the organizational limit of 1000.
 	MaxRecipientEnvelopeLimit int
+	// CASMailboxPlanImapEnabled and CASMailboxPlanPopEnabled are the
+	// organization's CAS mailbox plan (Set-CASMailboxPlan -ImapEnabled
+	// -PopEnabled): the ImapEnabled and PopEnabled a new mailbox starts
+	// with. Exchange's default is $true for both.
+	CASMailboxPlanImapEnabled bool
+	CASMailboxPlanPopEnabled  bool
 	WhenCreated               time.Time
 }
 
@@ -107,12 +128,25 @@ type Mailbox struct {
 	// SmtpClientAuthenticationDisabled (Set-CASMailbox): nil ($null)
 	// inherits the organization's setting; true/false overrides it.
 	SmtpClientAuthenticationDisabled *bool
+	// ImapEnabled and PopEnabled (Set-CASMailbox) allow IMAP4 and POP3
+	// access to the mailbox; a new mailbox takes them from the
+	// organization's CAS mailbox plan.
+	ImapEnabled bool
+	PopEnabled  bool
 	// AuthenticationPolicy (Set-User) names the user's own policy; it wins
 	// over the organization default. Empty for none.
 	AuthenticationPolicy string
 	RecipientLimits      int
 	MaxSendSize          int64
 	MaxReceiveSize       int64
+	// IssueWarningQuota, ProhibitSendQuota and ProhibitSendReceiveQuota
+	// (Set-Mailbox) are byte counts, or Unlimited. Over ProhibitSendQuota
+	// the mailbox cannot submit (554 5.2.2); over ProhibitSendReceiveQuota
+	// it receives nothing either (552 5.2.2 at RCPT). IssueWarningQuota is
+	// shown only: Postern sends no warning message.
+	IssueWarningQuota        int64
+	ProhibitSendQuota        int64
+	ProhibitSendReceiveQuota int64
 	// GrantSendOnBehalfTo lists the mailboxes (by ID) that may send on
 	// behalf of this one.
 	GrantSendOnBehalfTo []int64
@@ -124,14 +158,23 @@ func (m *Mailbox) Addresses() []string {
 	return append([]string{m.PrimarySmtpAddress}, m.EmailAddresses...)
 }
 
-// AuthenticationPolicy is New-AuthenticationPolicy's object. Only the SMTP
-// switch matters to Postern; a policy without it blocks Basic authentication.
+// AuthenticationPolicy is New-AuthenticationPolicy's object. The switches of
+// the protocols Postern serves matter: a policy without one blocks Basic
+// authentication for that protocol.
 type AuthenticationPolicy struct {
 	ID                 int64
 	OrgID              int64
 	Name               string
 	AllowBasicAuthSmtp bool
+	AllowBasicAuthImap bool
+	AllowBasicAuthPop  bool
 	WhenCreated        time.Time
+}
+
+// OverQuota reports whether a mailbox of size bytes has reached quota
+// (a byte count, or Unlimited).
+func OverQuota(size, quota int64) bool {
+	return quota != Unlimited && size >= quota
 }
 
 // RecipientPermission is an Add-RecipientPermission grant: Trustee may send

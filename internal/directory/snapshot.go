@@ -15,6 +15,7 @@ type Snapshot struct {
 	mailboxes  map[int64]*Mailbox
 	byAddress  map[string]*Mailbox // primary and proxy addresses
 	bySignIn   map[string]*Mailbox // UPN and primary address
+	byAlias    map[aliasKey]*Mailbox
 	policies   map[policyKey]*AuthenticationPolicy
 	sendAs     map[grant]bool
 	onBehalf   map[grant]bool
@@ -27,6 +28,11 @@ type Snapshot struct {
 
 type fullAccessKey struct {
 	mailbox, principal, trustee int64
+}
+
+type aliasKey struct {
+	org   int64
+	alias string // lower case
 }
 
 type policyKey struct {
@@ -61,6 +67,7 @@ func NewSnapshot(c Contents) *Snapshot {
 		mailboxes: make(map[int64]*Mailbox, len(c.Mailboxes)),
 		byAddress: make(map[string]*Mailbox, len(c.Mailboxes)),
 		bySignIn:  make(map[string]*Mailbox, len(c.Mailboxes)),
+		byAlias:   make(map[aliasKey]*Mailbox, len(c.Mailboxes)),
 		policies:  make(map[policyKey]*AuthenticationPolicy, len(c.Policies)),
 		sendAs:    make(map[grant]bool, len(c.Permissions)),
 		onBehalf:  make(map[grant]bool),
@@ -79,6 +86,9 @@ func NewSnapshot(c Contents) *Snapshot {
 		}
 		s.bySignIn[m.PrimarySmtpAddress] = m
 		s.bySignIn[m.UserPrincipalName] = m
+		if m.Alias != "" {
+			s.byAlias[aliasKey{m.OrgID, strings.ToLower(m.Alias)}] = m
+		}
 		for _, t := range m.GrantSendOnBehalfTo {
 			s.onBehalf[grant{trustee: t, identity: m.ID}] = true
 		}
@@ -130,6 +140,11 @@ func (s *Snapshot) MailboxByAddress(key string) *Mailbox { return s.byAddress[ke
 // (any case), the names SMTP AUTH accepts.
 func (s *Snapshot) MailboxBySignIn(name string) *Mailbox {
 	return s.bySignIn[strings.ToLower(strings.TrimSpace(name))]
+}
+
+// MailboxByAlias finds an organization's mailbox by its Alias (any case).
+func (s *Snapshot) MailboxByAlias(org int64, alias string) *Mailbox {
+	return s.byAlias[aliasKey{org, strings.ToLower(strings.TrimSpace(alias))}]
 }
 
 // AcceptedDomain returns the accepted domain named exactly domain (lower

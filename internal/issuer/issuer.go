@@ -8,8 +8,9 @@
 //
 // It publishes an OpenID Connect discovery document and a JWKS, so any
 // standard OAuth client library works against it unchanged, and signs
-// RFC 9068 access tokens shaped like Entra ID's application tokens (role
-// SMTP.SendAsApp, appid, audience https://outlook.office365.com), so that
+// RFC 9068 access tokens shaped like Entra ID's application tokens (roles
+// SMTP.SendAsApp, IMAP.AccessAsApp, POP.AccessAsApp, appid, audience
+// https://outlook.office365.com), so that
 // code written for Microsoft 365 needs only a different token endpoint.
 package issuer
 
@@ -156,7 +157,11 @@ func (k *Keys) Sign(issuer, appID string, now time.Time) (string, error) {
 	rand.Read(jti[:])
 	claims := map[string]any{
 		"iss": issuer, "sub": appID, "aud": Audience, "appid": appID, "azp": appID, "client_id": appID,
-		"roles": []string{"SMTP.SendAsApp"}, "iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(TokenLifetime).Unix(),
+		// Entra ID puts every application permission an admin consented to
+		// in roles; the built-in issuer grants the three of Exchange's
+		// legacy protocols. What the app may open is still only what
+		// Add-MailboxPermission gave its service principal.
+		"roles": []string{"SMTP.SendAsApp", "IMAP.AccessAsApp", "POP.AccessAsApp"}, "iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(TokenLifetime).Unix(),
 		"jti": base64.RawURLEncoding.EncodeToString(jti[:]),
 	}
 	return jwt.Signed(signer).Claims(claims).Serialize()

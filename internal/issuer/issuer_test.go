@@ -93,7 +93,7 @@ func TestTokenEndpoint(t *testing.T) {
 		v.URLs.AllowLoopbackHTTP = true
 		id, _, err := v.Verify(context.Background(), body["access_token"].(string), []oauth.Issuer{{Issuer: srv.URL, Audience: Audience,
 			JwksURI: srv.URL + KeysPath}})
-		if err != nil || id.AppID != "app-1" || len(id.Roles) != 1 || id.Roles[0] != "SMTP.SendAsApp" || body["expires_in"].(float64) != 3600 {
+		if err != nil || id.AppID != "app-1" || strings.Join(id.Roles, " ") != "SMTP.SendAsApp IMAP.AccessAsApp POP.AccessAsApp" || body["expires_in"].(float64) != 3600 {
 			t.Errorf("%s: token %v %+v %v", tt.name, err, id, body)
 		}
 	}

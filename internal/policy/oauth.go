@@ -8,17 +8,37 @@ import (
 	"postern.dev/postern/internal/reply"
 )
 
-// Permissions a token must carry (reference 8.3): a user's delegated token
-// the scope SMTP.Send, an application's token the role SMTP.SendAsApp.
+// Permissions a token must carry (reference 8.3, and Exchange's
+// "Authenticate an IMAP, POP or SMTP connection using OAuth"): a user's
+// delegated token the scope of the protocol, an application's token the
+// role of the protocol.
 const (
-	ScopeSMTPSend     = "SMTP.Send"
-	RoleSMTPSendAsApp = "SMTP.SendAsApp"
+	ScopeSMTPSend         = "SMTP.Send"
+	RoleSMTPSendAsApp     = "SMTP.SendAsApp"
+	ScopeIMAPAccessAsUser = "IMAP.AccessAsUser.All"
+	RoleIMAPAccessAsApp   = "IMAP.AccessAsApp"
+	ScopePOPAccessAsUser  = "POP.AccessAsUser.All"
+	RolePOPAccessAsApp    = "POP.AccessAsApp"
 )
+
+// Permissions returns the delegated scope and the application role a token
+// needs for a protocol.
+func Permissions(p Protocol) (scope, role string) {
+	switch p {
+	case IMAP4:
+		return ScopeIMAPAccessAsUser, RoleIMAPAccessAsApp
+	case POP3:
+		return ScopePOPAccessAsUser, RolePOPAccessAsApp
+	}
+	return ScopeSMTPSend, RoleSMTPSendAsApp
+}
 
 // TokenFacts is what a verified token says, and whom the client asked to
 // sign in as (XOAUTH2 user=, OAUTHBEARER a=; may be empty for a user's own
 // token).
 type TokenFacts struct {
+	// Protocol is SMTP when empty.
+	Protocol Protocol
 	// Orgs are the organizations that trust the issuer: every organization
 	// with an enabled AuthServer for it, or, for Postern's built-in issuer,
 	// the organization of the app registration the token was issued to. The
@@ -31,21 +51,32 @@ type TokenFacts struct {
 	Requested string
 }
 
-// AuthorizeToken decides which mailbox a valid token signs in as. It
-// returns the mailbox, or AuthFailed with the reason for the admin's log.
+// AuthorizeToken decides which mailbox a valid token opens. It returns the
+// user whose token it is (nil for an application's token) and the mailbox,
+// or the denial with the reason for the admin's log.
 //
-//   - A delegated token (scope SMTP.Send) signs in as its user's mailbox,
-//     or as a mailbox the user was granted FullAccess on (a shared
+//   - A delegated token (the protocol's scope: SMTP.Send,
+//     IMAP.AccessAsUser.All, POP.AccessAsUser.All) opens its user's
+//     mailbox, or a mailbox the user was granted FullAccess on (a shared
 //     mailbox, as Exchange allows).
-//   - An application token (role SMTP.SendAsApp) signs in as the mailbox
-//     named by the client, when the application is registered
-//     (New-ServicePrincipal) and was granted FullAccess on it
-//     (Add-MailboxPermission).
+//   - An application token (the protocol's role: SMTP.SendAsApp,
+//     IMAP.AccessAsApp, POP.AccessAsApp) opens the mailbox named by the
+//     client, when the application is registered (New-ServicePrincipal)
+//     and was granted FullAccess on it (Add-MailboxPermission).
 //
 // Every organization is a wall: the user, the service principal and the
-// mailbox signed in as all belong to the same organization, one that
-// trusts the issuer.
-func AuthorizeToken(dir *directory.Snapshot, t TokenFacts) (*directory.Mailbox, *reply.Reply, string) {
+// mailbox opened all belong to the same organization, one that trusts the
+// issuer. A token that is valid but may not open the mailbox named gets
+// IMAP's "User is authenticated but not connected.", as Exchange answers.
+func AuthorizeToken(dir *directory.Snapshot, t TokenFacts) (actor, mailbox *directory.Mailbox, d *Denial) {
+	scope, role := Permissions(t.Protocol)
+	notConnected := func(reason string) *Denial {
+		d := deny(reply.AuthFailed, reason)
+		if t.Protocol == IMAP4 {
+			d.Text = reply.IMAPNotConnected
+		}
+		return d
+	}
 	find := func(name string) *directory.Mailbox {
 		mb := dir.MailboxBySignIn(name)
 		if mb == nil {
@@ -60,20 +91,20 @@ func AuthorizeToken(dir *directory.Snapshot, t TokenFacts) (*directory.Mailbox, 
 		return nil
 	}
 	switch {
-	case hasPermission(t.Scopes, ScopeSMTPSend) && t.User != "":
+	case hasPermission(t.Scopes, scope) && t.User != "":
 		user := lookup(t.User)
 		if user == nil {
-			return nil, reply.AuthFailed, "the token's user " + t.User + " has no mailbox"
+			return nil, nil, deny(reply.AuthFailed, "the token's user "+t.User+" has no mailbox")
 		}
 		if t.Requested == "" || lookup(t.Requested) == user {
-			return user, nil, ""
+			return user, user, nil
 		}
 		target := lookup(t.Requested)
 		if target == nil || target.OrgID != user.OrgID || !dir.MailboxHasFullAccess(user.ID, target.ID) {
-			return nil, reply.AuthFailed, "the token's user " + t.User + " may not sign in as " + t.Requested + " (no FullAccess)"
+			return nil, nil, notConnected("the token's user " + t.User + " may not open " + t.Requested + " (no FullAccess)")
 		}
-		return target, nil, ""
-	case hasPermission(t.Roles, RoleSMTPSendAsApp) && t.AppID != "":
+		return user, target, nil
+	case hasPermission(t.Roles, role) && t.AppID != "":
 		// The application acts in the organization of the mailbox it names,
 		// when that organization trusts the issuer and registered it.
 		target := lookup(t.Requested)
@@ -88,14 +119,14 @@ func AuthorizeToken(dir *directory.Snapshot, t TokenFacts) (*directory.Mailbox, 
 			}
 		}
 		if sp == nil {
-			return nil, reply.AuthFailed, "application " + t.AppID + " is not registered (New-ServicePrincipal)"
+			return nil, nil, deny(reply.AuthFailed, "application "+t.AppID+" is not registered (New-ServicePrincipal)")
 		}
 		if target == nil || !dir.PrincipalHasFullAccess(sp.ID, target.ID) {
-			return nil, reply.AuthFailed, "application " + t.AppID + " was not granted FullAccess on " + t.Requested + " (Add-MailboxPermission)"
+			return nil, nil, notConnected("application " + t.AppID + " was not granted FullAccess on " + t.Requested + " (Add-MailboxPermission)")
 		}
-		return target, nil, ""
+		return nil, target, nil
 	}
-	return nil, reply.AuthFailed, "the token carries neither the scope SMTP.Send with a user nor the role SMTP.SendAsApp with an application ID"
+	return nil, nil, deny(reply.AuthFailed, "the token carries neither the scope "+scope+" with a user nor the role "+role+" with an application ID")
 }
 
 // hasPermission matches a scope or role by name, also in its full URI form

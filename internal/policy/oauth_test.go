@@ -49,7 +49,11 @@ func TestAuthorizeToken(t *testing.T) {
 		{"issuer not trusted by the mailbox's organization", TokenFacts{Orgs: []int64{1}, AppID: "app-f", Roles: app, Requested: "app@fabrikam.com"}, nil},
 		{"no organization trusts the issuer", TokenFacts{AppID: "app-1", Roles: app, Requested: "scanner@contoso.com"}, nil},
 	} {
-		got, rep, reason := AuthorizeToken(dir, tt.t)
+		_, got, d := AuthorizeToken(dir, tt.t)
+		rep, reason := d.SMTP(), ""
+		if d != nil {
+			reason = d.Reason
+		}
 		if got != tt.want || (got == nil) != (rep == reply.AuthFailed) || (got == nil && reason == "") {
 			t.Errorf("%s: got %v %v %q", tt.name, got, rep, reason)
 		}

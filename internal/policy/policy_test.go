@@ -59,12 +59,12 @@ func TestAuthenticate(t *testing.T) {
 				Org:              &directory.Organization{SmtpClientAuthenticationDisabled: tt.org, SecurityDefaultsEnabled: tt.secDefaults},
 				Policy:           tt.policy,
 			}
-			if got := Authenticate(f); got != tt.want {
+			if got := Authenticate(f).SMTP(); got != tt.want {
 				t.Errorf("Authenticate = %v, want %v", describe(got), describe(tt.want))
 			}
 		})
 	}
-	if got := Authenticate(AuthFacts{CredentialsValid: true, Org: &directory.Organization{}}); got != reply.AuthFailed {
+	if got := Authenticate(AuthFacts{CredentialsValid: true, Org: &directory.Organization{}}).SMTP(); got != reply.AuthFailed {
 		t.Errorf("unknown mailbox: got %v", describe(got))
 	}
 }
@@ -95,7 +95,7 @@ func TestAuthenticateExhaustive(t *testing.T) {
 										Mailbox:          &directory.Mailbox{Type: typ, SmtpClientAuthenticationDisabled: mbx},
 										CredentialsValid: creds, Method: method, Policy: pol,
 										Org: &directory.Organization{SmtpClientAuthenticationDisabled: org, SecurityDefaultsEnabled: sd, SmtpBasicAuthDisabled: basicOff},
-									})
+									}).SMTP()
 									effectiveDisabled := org
 									if mbx != nil {
 										effectiveDisabled = *mbx

@@ -303,3 +303,51 @@ func TooManyEnvelopeRecipients(limit int) *Reply {
 func RecipientMessageTooLarge(limitBytes int64) *Reply {
 	return r(552, 5, 3, 4, fmt.Sprintf("Message size exceeds fixed maximum message size of %d bytes (the recipient's MaxReceiveSize %s)", limitBytes, sizeText(limitBytes)))
 }
+
+// Mailbox quotas (Set-Mailbox -ProhibitSendQuota -ProhibitSendReceiveQuota).
+var (
+	// MailboxFull: the recipient mailbox is at its ProhibitSendReceiveQuota.
+	// Exchange Online's store driver refuses the delivery with "mailbox
+	// full; STOREDRV.Deliver.Exception:QuotaExceededException..." (the NDR
+	// of learn.microsoft.com/exchange/troubleshoot/email-delivery/
+	// cannot-send-mail-mepf shows it as 554 5.2.2; MapiExceptionShutoffQuota
+	// Exceeded is the exception of the send-and-receive quota). Postern says
+	// it at RCPT TO, where RFC 5321 section 4.2.2 gives 552 "exceeded
+	// storage allocation", so the sender's server bounces it at once.
+	MailboxFull = r(552, 5, 2, 2, "mailbox full; STOREDRV.Deliver.Exception:QuotaExceededException.MapiExceptionShutoffQuotaExceeded")
+	// SenderMailboxFull: the authenticated mailbox is at its
+	// ProhibitSendQuota (its Sent Items copies count); Exchange's end-of-DATA
+	// text (reference section 3, SA smtp-submission-improvements.md).
+	SenderMailboxFull = r(554, 5, 2, 2, "mailbox full; STOREDRV.Submission.Exception:QuotaExceededException.MapiExceptionQuotaExceeded")
+)
+
+// IMAP4 and POP3 sign-in texts, as Exchange Online's IMAP4 and POP3 services
+// write them. IMAP sends them after the tag (NO, or BAD), POP3 after -ERR.
+// Like the SMTP replies, only a client that proved its credentials is ever
+// told something more than the generic failure.
+const (
+	// IMAPLoginFailed and IMAPAuthenticateFailed answer bad credentials, an
+	// unknown user, Basic authentication blocked, or any refusal that must
+	// not name a switch: "A00000002 NO LOGIN failed." and "A00000001 NO
+	// AUTHENTICATE failed." (Exchange IMAP4 transcript,
+	// github.com/jstedfast/MailKit/issues/483).
+	IMAPLoginFailed        = "LOGIN failed."
+	IMAPAuthenticateFailed = "AUTHENTICATE failed."
+	// IMAPNotConnected: the credentials are right, but the mailbox cannot
+	// be opened: IMAP is off for it (Set-CASMailbox -ImapEnabled $false),
+	// or the user has no FullAccess on the shared mailbox named after the
+	// backslash. Exchange accepts the LOGIN and then answers every command
+	// "BAD User is authenticated but not connected." (transcripts in
+	// github.com/jstedfast/MailKit/issues/1494, mscdex/node-imap#523 and
+	// #689, which traces it to shared-mailbox access and to IMAP access).
+	IMAPNotConnected = "User is authenticated but not connected."
+	// POPLogonFailure answers USER/PASS for every refusal, POP3 being off
+	// for the mailbox included: "-ERR Logon failure: unknown user name or
+	// bad password." (Exchange POP3, github.com/mattnenterprise/rust-pop3
+	// issues/17, github.com/ditesh/node-poplib/issues/34).
+	POPLogonFailure = "Logon failure: unknown user name or bad password."
+	// POPAuthenticationFailure answers AUTH (SASL, RFC 5034): "-ERR
+	// Authentication failure: unknown user name or bad password."
+	// (github.com/simonrob/email-oauth2-proxy/issues/244).
+	POPAuthenticationFailure = "Authentication failure: unknown user name or bad password."
+)

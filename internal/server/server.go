@@ -35,6 +35,7 @@ import (
 	"postern.dev/postern/internal/restapi"
 	"postern.dev/postern/internal/secret"
 	"postern.dev/postern/internal/senderauth"
+	"postern.dev/postern/internal/signin"
 	"postern.dev/postern/internal/smtpclient"
 	"postern.dev/postern/internal/smtpd"
 	"postern.dev/postern/internal/smtpserver"
@@ -70,14 +71,15 @@ type Server struct {
 	Admin  *admin.Service
 	smtp   *smtpd.Server
 
-	queue      *queue.Queue
-	connLog    *connlog.Logger
+	queue   *queue.Queue
+	connLog *connlog.Logger
+	// authn is the one sign-in service of SMTP AUTH, IMAP4 and POP3: they
+	// share its throttle, gate, lockout and sign-in report; a reload
+	// retunes its gate and lockout.
+	authn      *signin.Authenticator
 	recipients *limits.RecipientWindow
 	pacer      *limits.Pacer
 
-	// authn is the SMTP authenticator: its gate and lockout are retuned
-	// on reload.
-	authn *smtpd.Authenticator
 	// tlsCfg and keys are what the admin listener needs when a reload
 	// turns it on.
 	tlsCfg *tls.Config
@@ -271,7 +273,7 @@ func (s *Server) start(ctx context.Context) error {
 		return fmt.Errorf("tls_client_ca: %w", err)
 	}
 	s.clientCAs = cas
-	authn := &smtpd.Authenticator{
+	authn := &signin.Authenticator{
 		Directory: s.Admin.Dir,
 		Cache:     auth.NewLoginCache(5*time.Minute, 100000),
 		Throttle:  auth.NewThrottle(auth.DefaultThrottleConfig),
@@ -282,8 +284,12 @@ func (s *Server) start(ctx context.Context) error {
 		Verifier:  newVerifier(urls),
 		Log:       s.log,
 		LocalKeys: keys.JWKS,
+		// Sign-ins are counted in memory and written every minute, and
+		// before Get-MailboxSignInReport reads them.
+		SignIns: signin.NewRecorder(s.store, s.log, 0),
 	}
 	s.authn = authn
+	s.Admin.SignIns = authn.SignIns
 	s.connLog = connlog.New(s.store, s.log)
 	// Before any message is accepted: uploads a crash interrupted, and body
 	// files no message refers to (README "Durability").
@@ -346,8 +352,14 @@ func (s *Server) start(ctx context.Context) error {
 			s.acme.Run(ctx)
 		}()
 	}
-	s.wg.Add(3)
+	s.wg.Add(4)
 	go s.background()
+	go func() {
+		defer s.wg.Done()
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() { <-s.stop; cancel() }()
+		authn.SignIns.Run(ctx, time.Minute)
+	}()
 	go func() {
 		defer s.wg.Done()
 		ctx, cancel := context.WithCancel(context.Background())

@@ -23,6 +23,7 @@ import (
 	"postern.dev/postern/internal/metrics"
 	"postern.dev/postern/internal/protolog"
 	"postern.dev/postern/internal/senderauth"
+	"postern.dev/postern/internal/signin"
 	"postern.dev/postern/internal/smtpserver"
 	"postern.dev/postern/internal/transport"
 )
@@ -78,7 +79,7 @@ type Config struct {
 type Server struct {
 	cfg       Config
 	dir       *directory.Current
-	auth      *Authenticator
+	auth      *signin.Authenticator
 	submitter *transport.Submitter
 	slots     *limits.Slots
 	log       *slog.Logger
@@ -105,7 +106,7 @@ type Live struct {
 }
 
 // New builds a Server.
-func New(cfg Config, dir *directory.Current, a *Authenticator, sub *transport.Submitter, slots *limits.Slots, log *slog.Logger) *Server {
+func New(cfg Config, dir *directory.Current, a *signin.Authenticator, sub *transport.Submitter, slots *limits.Slots, log *slog.Logger) *Server {
 	if cfg.MaxAuthFailures == 0 {
 		cfg.MaxAuthFailures = 3
 	}

@@ -20,6 +20,7 @@ import (
 	"postern.dev/postern/internal/protolog"
 	"postern.dev/postern/internal/reply"
 	"postern.dev/postern/internal/senderauth"
+	"postern.dev/postern/internal/signin"
 	"postern.dev/postern/internal/smtpserver"
 	"postern.dev/postern/internal/store"
 	"postern.dev/postern/internal/transport"
@@ -189,23 +190,14 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 		metrics.Auth(mech, authResult(reply.BasicAuthRetired))
 		return nil, s.authFailed(reply.BasicAuthRetired, mech, "")
 	}
+	ctx := signin.WithLog(context.Background(), s.log)
 	check := func(username, password string) error {
-		mb, rep := s.srv.auth.Basic(s.ip, username, password)
-		metrics.Auth(mech, authResult(rep))
-		if rep != nil {
-			return s.authFailed(rep, mech, username)
-		}
-		s.signedIn(mb, policy.Basic)
-		return nil
+		g, r := s.srv.auth.Basic(ctx, signin.SMTP, s.ip, username, password)
+		return s.signInResult(mech, username, g, r)
 	}
 	checkToken := func(user, token string) error {
-		mb, rep := s.srv.auth.OAuth(withSessionLog(context.Background(), s.log), s.ip, user, token)
-		metrics.Auth(mech, authResult(rep))
-		if rep != nil {
-			return s.authFailed(rep, mech, user)
-		}
-		s.signedIn(mb, policy.OAuth)
-		return nil
+		g, r := s.srv.auth.OAuth(ctx, signin.SMTP, s.ip, user, token)
+		return s.signInResult(mech, user, g, r)
 	}
 	switch mech {
 	case "PLAIN":
@@ -216,6 +208,17 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 		return auth.NewOAuthBearerServer(checkToken), nil
 	}
 	return auth.NewLoginServer(check), nil
+}
+
+// signInResult turns the sign-in service's answer into AUTH's.
+func (s *session) signInResult(mech, user string, g *signin.Grant, r *signin.Refusal) error {
+	if r != nil {
+		metrics.Auth(mech, authResult(r.Reply))
+		return s.authFailed(r.Reply, mech, user)
+	}
+	metrics.Auth(mech, authResult(nil))
+	s.signedIn(g.Mailbox, g.Method)
+	return nil
 }
 
 // authResult names an AUTH outcome for postern_auth_attempts_total:
@@ -352,6 +355,9 @@ func (s *session) rcpt(to string) error {
 		if rep != nil {
 			return rep
 		}
+		if rep := s.checkReceiveQuota(route.Mailbox); rep != nil {
+			return rep
+		}
 		s.accept(transport.Recipient{Address: a, Route: route})
 		return nil
 	}
@@ -372,6 +378,9 @@ func (s *session) rcpt(to string) error {
 			return rep
 		}
 	}
+	if rep := s.checkReceiveQuota(v.Route.Mailbox); rep != nil {
+		return rep
+	}
 	s.accept(transport.Recipient{Address: a, Route: v.Route})
 	s.verdicts = append(s.verdicts, v)
 	if s.perOrg == nil {
@@ -379,6 +388,15 @@ func (s *session) rcpt(to string) error {
 	}
 	s.perOrg[v.Org.ID]++
 	return nil
+}
+
+// checkReceiveQuota refuses a local mailbox at its ProhibitSendReceiveQuota
+// (552 5.2.2). The size comes from the store's cache: no query per RCPT.
+func (s *session) checkReceiveQuota(m *directory.Mailbox) *reply.Reply {
+	if m == nil || m.ProhibitSendReceiveQuota == directory.Unlimited {
+		return nil
+	}
+	return policy.CheckReceiveQuota(m, s.srv.submitter.Store.MailboxSize(m.ID))
 }
 
 // accept adds a recipient to the transaction and remembers its address
@@ -440,6 +458,13 @@ func (s *session) data(r io.Reader) *reply.Reply {
 	}
 	if rep := policy.CheckSendAs(dir, facts); rep != nil {
 		return rep
+	}
+	// Over ProhibitSendQuota the mailbox cannot submit (its Sent Items
+	// copies count), refused where Exchange's store driver refuses it.
+	if mb.ProhibitSendQuota != directory.Unlimited || mb.ProhibitSendReceiveQuota != directory.Unlimited {
+		if rep := policy.CheckSendQuota(mb, s.srv.submitter.Store.MailboxSize(mb.ID)); rep != nil {
+			return rep
+		}
 	}
 	in.AuthMailbox, in.Org = mb, dir.Organization(mb.OrgID)
 	in.AuthProtocol = s.authProtocol

@@ -13,6 +13,7 @@ import (
 	"postern.dev/postern/internal/auth"
 	"postern.dev/postern/internal/directory"
 	"postern.dev/postern/internal/limits"
+	"postern.dev/postern/internal/signin"
 	"postern.dev/postern/internal/store"
 	"postern.dev/postern/internal/store/sqlite"
 	"postern.dev/postern/internal/transport"
@@ -50,7 +51,7 @@ func testServer(tb testing.TB) (addr string, st store.Store, stop func()) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	throttle := auth.DefaultThrottleConfig
 	throttle.SlowAfter, throttle.BlockAfter = 1000, 1000 // the fuzzer fails a lot
-	a := &Authenticator{Directory: dir, Cache: auth.NewLoginCache(time.Minute, 100), Throttle: auth.NewThrottle(throttle),
+	a := &signin.Authenticator{Directory: dir, Cache: auth.NewLoginCache(time.Minute, 100), Throttle: auth.NewThrottle(throttle),
 		Now: time.Now, Sleep: func(time.Duration) {}}
 	sub := &transport.Submitter{Store: st, Hostname: "mx.test", Recipients: limits.NewRecipientWindow(24*time.Hour, 288),
 		Pacer: limits.NewPacer(30, time.Minute), Log: log, Now: time.Now}

@@ -82,6 +82,20 @@ type Store interface {
 	// TLS version and authentication protocol since a time.
 	SmtpAuthClients(ctx context.Context, since time.Time) ([]SmtpAuthClientRow, error)
 
+	// RecordSignIns adds counted sign-ins to the sign-in report (one upsert
+	// per row; rows of mailboxes removed meanwhile are dropped);
+	// SignInReport sums them per protocol, mailbox, actor, client address
+	// and method.
+	RecordSignIns(ctx context.Context, rows []SignIn) error
+	SignInReport(ctx context.Context, q SignInQuery) ([]SignIn, error)
+
+	// MailboxSize is the bytes in a mailbox's folders, from memory: it is
+	// read at every RCPT TO to a local mailbox and at every submission, so
+	// it never queries. The store keeps it current with its own writes
+	// (commits, paced deliveries); writes by anything else (another
+	// process, a node of a cluster) are seen within MailboxSizeMaxAge.
+	MailboxSize(mailbox int64) int64
+
 	// Commit durably stores an accepted message with all of its delivery
 	// work, then returns; see the package comment.
 	Commit(ctx context.Context, s *Submission) error
@@ -282,6 +296,36 @@ type SmtpAuthClientRow struct {
 	AuthProtocol string
 	Messages     int64
 	Last         time.Time
+}
+
+// MailboxSizeMaxAge bounds how stale MailboxSize may be for writes the
+// store did not make itself.
+const MailboxSizeMaxAge = 5 * time.Second
+
+// SignIn is a row of the sign-in report: how often a mailbox was opened
+// over a protocol, from an address, with a method, on one UTC day.
+type SignIn struct {
+	OrgID    int64
+	Protocol string // SMTP, IMAP4, POP3
+	Mailbox  int64
+	// Actor is who signed in: the primary address of the mailbox whose
+	// credentials were used (the mailbox itself, or a delegate), or the
+	// application ID of an app-only token.
+	Actor    string
+	ClientIP string
+	Method   string // Basic, OAuth
+	Count    int64
+	LastSeen time.Time
+}
+
+// SignInQuery selects the sign-in report's rows: an organization, the UTC
+// days from Start to End, and optionally a protocol and a mailbox.
+type SignInQuery struct {
+	OrgID      int64
+	Protocol   string
+	Mailbox    int64
+	Start, End time.Time
+	Limit      int
 }
 
 // Trace events (Exchange message tracking's EventId names).

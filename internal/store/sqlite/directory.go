@@ -23,11 +23,13 @@ func (s *Store) LoadDirectory(ctx context.Context) (directory.Contents, error) {
 	defer tx.Rollback()
 
 	err = each(ctx, tx, `SELECT id, name, guid, smtp_client_authentication_disabled, security_defaults_enabled,
-		default_authentication_policy, reject_direct_send, smtp_basic_auth_disabled, max_recipient_envelope_limit, when_created FROM organizations ORDER BY id`, func(rows *sql.Rows) error {
+		default_authentication_policy, reject_direct_send, smtp_basic_auth_disabled, max_recipient_envelope_limit,
+		cas_plan_imap_enabled, cas_plan_pop_enabled, when_created FROM organizations ORDER BY id`, func(rows *sql.Rows) error {
 		o := &directory.Organization{}
 		var created int64
 		if err := rows.Scan(&o.ID, &o.Name, &o.GUID, &o.SmtpClientAuthenticationDisabled, &o.SecurityDefaultsEnabled,
-			&o.DefaultAuthenticationPolicy, &o.RejectDirectSend, &o.SmtpBasicAuthDisabled, &o.MaxRecipientEnvelopeLimit, &created); err != nil {
+			&o.DefaultAuthenticationPolicy, &o.RejectDirectSend, &o.SmtpBasicAuthDisabled, &o.MaxRecipientEnvelopeLimit,
+			&o.CASMailboxPlanImapEnabled, &o.CASMailboxPlanPopEnabled, &created); err != nil {
 			return err
 		}
 		o.WhenCreated = fromNanos(created)
@@ -51,11 +53,11 @@ func (s *Store) LoadDirectory(ctx context.Context) (directory.Contents, error) {
 	if err != nil {
 		return c, err
 	}
-	err = each(ctx, tx, `SELECT id, org_id, name, allow_basic_auth_smtp, when_created
+	err = each(ctx, tx, `SELECT id, org_id, name, allow_basic_auth_smtp, allow_basic_auth_imap, allow_basic_auth_pop, when_created
 		FROM authentication_policies ORDER BY id`, func(rows *sql.Rows) error {
 		p := &directory.AuthenticationPolicy{}
 		var created int64
-		if err := rows.Scan(&p.ID, &p.OrgID, &p.Name, &p.AllowBasicAuthSmtp, &created); err != nil {
+		if err := rows.Scan(&p.ID, &p.OrgID, &p.Name, &p.AllowBasicAuthSmtp, &p.AllowBasicAuthImap, &p.AllowBasicAuthPop, &created); err != nil {
 			return err
 		}
 		p.WhenCreated = fromNanos(created)
@@ -67,7 +69,8 @@ func (s *Store) LoadDirectory(ctx context.Context) (directory.Contents, error) {
 	}
 	err = each(ctx, tx, `SELECT id, org_id, guid, name, display_name, alias, primary_smtp_address, user_principal_name,
 		email_addresses, type, password_hash, smtp_client_authentication_disabled, authentication_policy,
-		recipient_limits, max_send_size, max_receive_size, grant_send_on_behalf_to, when_created
+		recipient_limits, max_send_size, max_receive_size, grant_send_on_behalf_to, imap_enabled, pop_enabled,
+		issue_warning_quota, prohibit_send_quota, prohibit_send_receive_quota, when_created
 		FROM mailboxes ORDER BY id`, func(rows *sql.Rows) error {
 		m := &directory.Mailbox{}
 		var addrs, onBehalf string
@@ -75,7 +78,8 @@ func (s *Store) LoadDirectory(ctx context.Context) (directory.Contents, error) {
 		var created int64
 		if err := rows.Scan(&m.ID, &m.OrgID, &m.GUID, &m.Name, &m.DisplayName, &m.Alias, &m.PrimarySmtpAddress,
 			&m.UserPrincipalName, &addrs, &m.Type, &m.PasswordHash, &disabled, &m.AuthenticationPolicy,
-			&m.RecipientLimits, &m.MaxSendSize, &m.MaxReceiveSize, &onBehalf, &created); err != nil {
+			&m.RecipientLimits, &m.MaxSendSize, &m.MaxReceiveSize, &onBehalf, &m.ImapEnabled, &m.PopEnabled,
+			&m.IssueWarningQuota, &m.ProhibitSendQuota, &m.ProhibitSendReceiveQuota, &created); err != nil {
 			return err
 		}
 		if disabled.Valid {
@@ -194,9 +198,11 @@ func (s *Store) SaveOrganization(ctx context.Context, o *directory.Organization)
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		return upsert(ctx, tx, "organizations", &o.ID,
 			[]string{"name", "guid", "smtp_client_authentication_disabled", "security_defaults_enabled", "default_authentication_policy",
-				"reject_direct_send", "smtp_basic_auth_disabled", "max_recipient_envelope_limit", "when_created"},
+				"reject_direct_send", "smtp_basic_auth_disabled", "max_recipient_envelope_limit", "cas_plan_imap_enabled", "cas_plan_pop_enabled",
+				"when_created"},
 			[]any{o.Name, o.GUID, o.SmtpClientAuthenticationDisabled, o.SecurityDefaultsEnabled, o.DefaultAuthenticationPolicy,
-				o.RejectDirectSend, o.SmtpBasicAuthDisabled, o.MaxRecipientEnvelopeLimit, created(&o.WhenCreated)})
+				o.RejectDirectSend, o.SmtpBasicAuthDisabled, o.MaxRecipientEnvelopeLimit, o.CASMailboxPlanImapEnabled, o.CASMailboxPlanPopEnabled,
+				created(&o.WhenCreated)})
 	})
 }
 
@@ -213,8 +219,8 @@ func (s *Store) SaveDomain(ctx context.Context, d *directory.AcceptedDomain) err
 func (s *Store) SavePolicy(ctx context.Context, p *directory.AuthenticationPolicy) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		return upsert(ctx, tx, "authentication_policies", &p.ID,
-			[]string{"org_id", "name", "allow_basic_auth_smtp", "when_created"},
-			[]any{p.OrgID, p.Name, p.AllowBasicAuthSmtp, created(&p.WhenCreated)})
+			[]string{"org_id", "name", "allow_basic_auth_smtp", "allow_basic_auth_imap", "allow_basic_auth_pop", "when_created"},
+			[]any{p.OrgID, p.Name, p.AllowBasicAuthSmtp, p.AllowBasicAuthImap, p.AllowBasicAuthPop, created(&p.WhenCreated)})
 	})
 }
 
@@ -274,10 +280,12 @@ func (s *Store) SaveMailbox(ctx context.Context, m *directory.Mailbox) error {
 		if err := upsert(ctx, tx, "mailboxes", &m.ID,
 			[]string{"org_id", "guid", "name", "display_name", "alias", "primary_smtp_address", "user_principal_name",
 				"email_addresses", "type", "password_hash", "smtp_client_authentication_disabled", "authentication_policy",
-				"recipient_limits", "max_send_size", "max_receive_size", "grant_send_on_behalf_to", "when_created"},
+				"recipient_limits", "max_send_size", "max_receive_size", "grant_send_on_behalf_to", "imap_enabled", "pop_enabled",
+				"issue_warning_quota", "prohibit_send_quota", "prohibit_send_receive_quota", "when_created"},
 			[]any{m.OrgID, m.GUID, m.Name, m.DisplayName, m.Alias, m.PrimarySmtpAddress, m.UserPrincipalName,
 				string(addrs), string(m.Type), m.PasswordHash, disabled, m.AuthenticationPolicy,
-				m.RecipientLimits, m.MaxSendSize, m.MaxReceiveSize, string(onBehalf), created(&m.WhenCreated)}); err != nil {
+				m.RecipientLimits, m.MaxSendSize, m.MaxReceiveSize, string(onBehalf), m.ImapEnabled, m.PopEnabled,
+				m.IssueWarningQuota, m.ProhibitSendQuota, m.ProhibitSendReceiveQuota, created(&m.WhenCreated)}); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, "DELETE FROM addresses WHERE mailbox_id = ?", m.ID); err != nil {

@@ -130,6 +130,8 @@ func (s *Store) commitBatch(batch []*pendingCommit) {
 		if err != nil {
 			p.sub.ID = 0
 			s.removeBodies(nonEmpty(p.file))
+		} else {
+			s.sizes.forget(filedMailboxes(p.sub)...)
 		}
 		p.done <- err
 	}
@@ -269,6 +271,9 @@ func (s *Store) DeliverDue(ctx context.Context, now time.Time) (int, error) {
 	})
 	if err != nil {
 		return 0, err
+	}
+	for _, d := range items {
+		s.sizes.forget(d.mailbox)
 	}
 	return len(items), nil
 }

@@ -47,6 +47,8 @@ type Store struct {
 	closing chan struct{}
 	done    sync.WaitGroup
 	once    sync.Once
+
+	sizes sizeCache
 }
 
 var _ store.Store = (*Store)(nil)

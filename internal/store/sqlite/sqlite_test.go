@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -42,8 +43,13 @@ func TestDirectoryRoundTrip(t *testing.T) {
 	org, sean, chris := seed(t, s)
 	disabled := false
 	sean.SmtpClientAuthenticationDisabled = &disabled
+	sean.ImapEnabled, sean.PopEnabled = true, false
+	sean.IssueWarningQuota, sean.ProhibitSendQuota, sean.ProhibitSendReceiveQuota = 1<<20, 2<<20, directory.Unlimited
 	must(t, s.SaveMailbox(ctx, sean))
+	org.CASMailboxPlanImapEnabled, org.CASMailboxPlanPopEnabled = false, true
+	must(t, s.SaveOrganization(ctx, org))
 	must(t, s.SavePolicy(ctx, &directory.AuthenticationPolicy{OrgID: org.ID, Name: "BlockBasic"}))
+	must(t, s.SavePolicy(ctx, &directory.AuthenticationPolicy{OrgID: org.ID, Name: "ImapOnly", AllowBasicAuthImap: true}))
 	must(t, s.SavePermission(ctx, &directory.RecipientPermission{OrgID: org.ID, Identity: chris.ID, Trustee: sean.ID}))
 	must(t, s.Close())
 
@@ -68,6 +74,15 @@ func TestDirectoryRoundTrip(t *testing.T) {
 	}
 	if !snap.Organization(org.ID).SmtpClientAuthenticationDisabled {
 		t.Error("org setting lost")
+	}
+	if !got.ImapEnabled || got.PopEnabled || got.IssueWarningQuota != 1<<20 || got.ProhibitSendQuota != 2<<20 || got.ProhibitSendReceiveQuota != directory.Unlimited {
+		t.Errorf("access and quotas: %+v", got)
+	}
+	if o := snap.Organization(org.ID); o.CASMailboxPlanImapEnabled || !o.CASMailboxPlanPopEnabled {
+		t.Errorf("CAS mailbox plan: %+v", o)
+	}
+	if p := snap.AuthenticationPolicy(org.ID, "ImapOnly"); p == nil || !p.AllowBasicAuthImap || p.AllowBasicAuthPop || p.AllowBasicAuthSmtp {
+		t.Errorf("policy: %+v", p)
 	}
 }
 
@@ -230,4 +245,84 @@ func BenchmarkLoadDirectory(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestMailboxSizes: the triggers keep mailbox_sizes equal to the sum of a
+// mailbox's items, whoever files or removes them, and MailboxSize sees a
+// commit at once.
+func TestMailboxSizes(t *testing.T) {
+	st, org, mb := openWithMailbox(t)
+	ctx := context.Background()
+	if got := st.MailboxSize(mb.ID); got != 0 {
+		t.Fatalf("empty mailbox: %d bytes", got)
+	}
+	body := []byte("Subject: x\r\n\r\n" + strings.Repeat("a", 1000))
+	for i := range 3 {
+		sub := &store.Submission{OrgID: org.ID, MessageID: fmt.Sprint("m", i), ReceivedAt: time.Now(), Body: body,
+			Local: []store.LocalDelivery{{Mailbox: mb.ID, Folder: store.Inbox, Recipient: mb.PrimarySmtpAddress}}}
+		if i == 2 {
+			sub.SentItems = mb.ID // a second copy of the same message
+		}
+		if err := st.Commit(ctx, sub); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := int64(4 * len(body))
+	if got := st.MailboxSize(mb.ID); got != want {
+		t.Fatalf("after 4 copies: %d bytes, want %d", got, want)
+	}
+	// A write made outside the store's own paths (an IMAP EXPUNGE) is
+	// counted by the trigger; the cache sees it once forgotten or stale.
+	if _, err := st.w.ExecContext(ctx, `DELETE FROM folder_items WHERE id = (SELECT MIN(id) FROM folder_items)`); err != nil {
+		t.Fatal(err)
+	}
+	st.sizes.forget(mb.ID)
+	if got := st.MailboxSize(mb.ID); got != want-int64(len(body)) {
+		t.Fatalf("after a removal: %d bytes, want %d", got, want-int64(len(body)))
+	}
+	var sum int64
+	if err := st.r.QueryRowContext(ctx, `SELECT COALESCE(SUM(m.size), 0) FROM folder_items i JOIN folders f ON f.id = i.folder_id
+		JOIN messages m ON m.id = i.message WHERE f.mailbox_id = ?`, mb.ID).Scan(&sum); err != nil || sum != want-int64(len(body)) {
+		t.Fatalf("sum of items %d (%v)", sum, err)
+	}
+}
+
+func TestSignInReport(t *testing.T) {
+	st, org, mb := openWithMailbox(t)
+	ctx := context.Background()
+	day := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	row := store.SignIn{OrgID: org.ID, Protocol: "IMAP4", Mailbox: mb.ID, Actor: mb.PrimarySmtpAddress, ClientIP: "127.0.0.1", Method: "Basic", Count: 2, LastSeen: day}
+	later := row
+	later.Count, later.LastSeen = 3, day.Add(time.Hour)
+	nextDay := row
+	nextDay.Count, nextDay.LastSeen = 1, day.Add(24*time.Hour)
+	gone := row
+	gone.Mailbox = 9999 // removed meanwhile: dropped, not an error
+	for _, batch := range [][]store.SignIn{{row}, {later, gone}, {nextDay}} {
+		if err := st.RecordSignIns(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := st.SignInReport(ctx, store.SignInQuery{OrgID: org.ID, Start: day, End: day.Add(48 * time.Hour)})
+	if err != nil || len(got) != 1 || got[0].Count != 6 || !got[0].LastSeen.Equal(nextDay.LastSeen) {
+		t.Fatalf("report %+v %v", got, err)
+	}
+	got, _ = st.SignInReport(ctx, store.SignInQuery{OrgID: org.ID, Start: day, End: day})
+	if len(got) != 1 || got[0].Count != 5 {
+		t.Fatalf("one day: %+v", got)
+	}
+	if got, _ = st.SignInReport(ctx, store.SignInQuery{OrgID: org.ID, Protocol: "POP3", Start: day, End: day}); len(got) != 0 {
+		t.Fatalf("POP3: %+v", got)
+	}
+}
+
+// openWithMailbox opens a store in a temporary directory with the seed
+// organization and its mailbox sean.
+func openWithMailbox(t *testing.T) (*Store, *directory.Organization, *directory.Mailbox) {
+	t.Helper()
+	s, err := Open(t.TempDir())
+	must(t, err)
+	t.Cleanup(func() { s.Close() })
+	org, sean, _ := seed(t, s)
+	return s, org, sean
 }

@@ -1,6 +1,7 @@
-package smtpd
+package signin
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"sync"
@@ -34,6 +35,15 @@ func testAuthenticator(t *testing.T, gate auth.GateConfig, params auth.Params) (
 		Now: func() time.Time { return time.Unix(0, clock.Load()) }, Sleep: func(time.Duration) {}}, clock
 }
 
+// smtpBasic signs in over SMTP and answers as the SMTP session sees it.
+func smtpBasic(a *Authenticator, ip netip.Addr, user, password string) (*directory.Mailbox, *reply.Reply) {
+	g, r := a.Basic(context.Background(), SMTP, ip, user, password)
+	if r != nil {
+		return nil, r.Reply
+	}
+	return g.Mailbox, nil
+}
+
 func TestBasicSignInDecisions(t *testing.T) {
 	ip := func(n int) netip.Addr { return netip.AddrFrom4([4]byte{203, 0, 113, byte(n)}) }
 	home := netip.MustParseAddr("192.0.2.9")
@@ -42,7 +52,7 @@ func TestBasicSignInDecisions(t *testing.T) {
 		a, _ := testAuthenticator(t, auth.GateConfig{}, cheap)
 		for _, user := range []string{"nobody@contoso.com", "sean@contoso.com"} {
 			before, _ := a.Gate.Stats()
-			if _, rep := a.Basic(ip(1), user, "wrong"); rep != reply.AuthFailed {
+			if _, rep := smtpBasic(a, ip(1), user, "wrong"); rep != reply.AuthFailed {
 				t.Fatalf("%s: %v", user, rep)
 			}
 			if after, _ := a.Gate.Stats(); after != before+1 {
@@ -53,27 +63,27 @@ func TestBasicSignInDecisions(t *testing.T) {
 
 	t.Run("smart lockout: unfamiliar addresses locked without a hash, familiar one served", func(t *testing.T) {
 		a, _ := testAuthenticator(t, auth.GateConfig{}, cheap)
-		if mb, rep := a.Basic(home, "sean@contoso.com", "secret"); mb == nil {
+		if mb, rep := smtpBasic(a, home, "sean@contoso.com", "secret"); mb == nil {
 			t.Fatalf("first sign-in: %v", rep)
 		}
 		for i := range 10 { // one guess from each of ten addresses: the per-address throttle never sees a pattern
-			if _, rep := a.Basic(ip(i), "SEAN@contoso.com", fmt.Sprint("guess", i)); rep != reply.AuthFailed {
+			if _, rep := smtpBasic(a, ip(i), "SEAN@contoso.com", fmt.Sprint("guess", i)); rep != reply.AuthFailed {
 				t.Fatalf("guess %d: %v", i, rep)
 			}
 		}
 		before, _ := a.Gate.Stats()
-		if _, rep := a.Basic(ip(50), "sean@contoso.com", "secret"); rep != reply.AuthFailed {
+		if _, rep := smtpBasic(a, ip(50), "sean@contoso.com", "secret"); rep != reply.AuthFailed {
 			t.Fatalf("right password from an unfamiliar address during the lockout: %v, want %v", rep, reply.AuthFailed)
 		}
 		if after, _ := a.Gate.Stats(); after != before {
 			t.Fatal("a locked-out sign-in must not spend a verification")
 		}
-		if mb, rep := a.Basic(home, "sean@contoso.com", "secret"); mb == nil {
+		if mb, rep := smtpBasic(a, home, "sean@contoso.com", "secret"); mb == nil {
 			t.Fatalf("familiar address during the lockout: %v", rep)
 		}
 		// Unknown names lock the same way, so a lockout reveals nothing.
 		for i := range 10 {
-			a.Basic(ip(i), "nobody@contoso.com", fmt.Sprint("guess", i))
+			smtpBasic(a, ip(i), "nobody@contoso.com", fmt.Sprint("guess", i))
 		}
 		if a.Lockout.Locked("name:nobody@contoso.com", ip(60), a.Now()) != a.Lockout.Locked("mailbox:7", ip(60), a.Now()) {
 			t.Fatal("unknown and existing names must lock alike")
@@ -86,7 +96,7 @@ func TestBasicSignInDecisions(t *testing.T) {
 		go a.Gate.Do(netip.MustParseAddr("198.51.100.1"), func() { close(held); <-hold })
 		<-held
 		for range 20 {
-			if _, rep := a.Basic(ip(1), "sean@contoso.com", "wrong"); rep != reply.AuthBusy {
+			if _, rep := smtpBasic(a, ip(1), "sean@contoso.com", "wrong"); rep != reply.AuthBusy {
 				t.Fatalf("full gate: %v", rep)
 			}
 		}
@@ -98,14 +108,14 @@ func TestBasicSignInDecisions(t *testing.T) {
 
 	t.Run("the login cache serves a known client without the gate", func(t *testing.T) {
 		a, _ := testAuthenticator(t, auth.GateConfig{Concurrency: 1, Queue: -1}, cheap)
-		if mb, _ := a.Basic(home, "sean@contoso.com", "secret"); mb == nil {
+		if mb, _ := smtpBasic(a, home, "sean@contoso.com", "secret"); mb == nil {
 			t.Fatal("first sign-in")
 		}
 		hold, held := make(chan struct{}), make(chan struct{})
 		go a.Gate.Do(netip.MustParseAddr("198.51.100.1"), func() { close(held); <-hold })
 		<-held
 		defer close(hold)
-		if mb, rep := a.Basic(home, "sean@contoso.com", "secret"); mb == nil {
+		if mb, rep := smtpBasic(a, home, "sean@contoso.com", "secret"); mb == nil {
 			t.Fatalf("cached sign-in with a full gate: %v", rep)
 		}
 	})
@@ -124,7 +134,7 @@ func TestParallelGuessesOneAccount(t *testing.T) {
 	for i := range n {
 		wg.Go(func() {
 			<-start
-			_, rep := a.Basic(netip.MustParseAddr("203.0.113.5"), "sean@contoso.com", fmt.Sprint("guess", i))
+			_, rep := smtpBasic(a, netip.MustParseAddr("203.0.113.5"), "sean@contoso.com", fmt.Sprint("guess", i))
 			replies <- reply.String(rep)
 		})
 	}
