@@ -195,6 +195,11 @@ func (s *Store) RecordOutcomes(ctx context.Context, outcomes []store.Outcome, no
 		return err
 	}
 	s.removeBodies(files)
+	var touched []int64
+	for _, n := range notices {
+		touched = append(touched, touchedMailboxes(n)...)
+	}
+	s.hub.Notify(touched...)
 	return nil
 }
 
