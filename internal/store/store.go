@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"postern.dev/postern/internal/directory"
+	"postern.dev/postern/internal/mailnotify"
 )
 
 // Errors the admin service maps to messages naming the object.
@@ -38,6 +39,13 @@ var (
 	// full, I/O error, a corrupt file): the request was not at fault, and
 	// the REST API answers 500 for it rather than 400.
 	ErrInternal = errors.New("storage failure")
+	// ErrTooBig refuses a message over the size it may have.
+	ErrTooBig = errors.New("message too big")
+	// ErrDefaultFolder refuses to rename or delete one of Exchange's
+	// default folders.
+	ErrDefaultFolder = errors.New("a default folder cannot be renamed or deleted")
+	// ErrHasChildren refuses to delete a folder that has subfolders.
+	ErrHasChildren = errors.New("the folder has subfolders")
 )
 
 // Store is Postern's storage.
@@ -112,6 +120,51 @@ type Store interface {
 	FolderStatistics(ctx context.Context, mailbox int64) ([]FolderStatistics, error)
 	FolderItems(ctx context.Context, mailbox int64, folder string) ([]Item, error)
 	QueueItems(ctx context.Context) ([]QueueItem, error)
+
+	// Mail store access for IMAP4/POP3 (types in mail.go). Folders are
+	// addressed by mailbox and folder ID together, so that a caller can
+	// never reach another mailbox's folder by its ID; ErrNotFound when
+	// the folder is not the mailbox's.
+	//
+	// MailFolders lists a mailbox's folders with their counts;
+	// MailFolderByName finds one (names compare without case, as
+	// Exchange's do).
+	MailFolders(ctx context.Context, mailbox int64) ([]MailFolder, error)
+	MailFolderByName(ctx context.Context, mailbox int64, name string) (MailFolder, error)
+	// MailUIDs lists a folder's UIDs, ascending, and its state, read in
+	// one snapshot: what an IMAP SELECT starts from.
+	MailUIDs(ctx context.Context, mailbox, folder int64) (uids []uint32, state MailFolder, err error)
+	// MailItems lists the items whose UIDs fall in the given ranges (all
+	// of them for nil), by UID.
+	MailItems(ctx context.Context, mailbox, folder int64, uids []UIDRange) ([]MailItem, error)
+	// MailChanges reports what changed since a MODSEQ; it costs one
+	// indexed read when nothing did.
+	MailChanges(ctx context.Context, mailbox, folder int64, since uint64) (MailChanges, error)
+	// AppendMail stores a message into a folder (ErrTooBig over MaxSize).
+	AppendMail(ctx context.Context, a AppendMail) (AppendResult, error)
+	// SetMailFlags sets, adds or removes flags on the items with the given
+	// UIDs, bumping their MODSEQ (items whose flags do not change keep it).
+	SetMailFlags(ctx context.Context, mailbox, folder int64, uids []UIDRange, op FlagOp, flags []string) (FlagResult, error)
+	// CopyMail copies items into another folder of the same mailbox (the
+	// copies share the stored message); MoveMail copies then removes
+	// them from the source.
+	CopyMail(ctx context.Context, mailbox, folder int64, uids []UIDRange, dest int64) (CopyResult, error)
+	MoveMail(ctx context.Context, mailbox, folder int64, uids []UIDRange, dest int64) (CopyResult, ExpungeResult, error)
+	// ExpungeMail removes the items flagged \Deleted (only those with the
+	// given UIDs, unless uids is nil) and releases the bodies nothing
+	// refers to any more.
+	ExpungeMail(ctx context.Context, mailbox, folder int64, uids []UIDRange) (ExpungeResult, error)
+	// CreateMailFolder, RenameMailFolder (with its subfolders) and
+	// DeleteMailFolder manage a mailbox's own folders; Exchange's default
+	// folders cannot be renamed or deleted (ErrDefaultFolder).
+	CreateMailFolder(ctx context.Context, mailbox int64, name string) (MailFolder, error)
+	RenameMailFolder(ctx context.Context, mailbox int64, name, newName string) error
+	DeleteMailFolder(ctx context.Context, mailbox int64, name string) error
+	SubscribeMailFolder(ctx context.Context, mailbox int64, name string, subscribed bool) error
+	// Watch subscribes to changes of a mailbox's folders: a signal after
+	// each committed transaction that touched one (Commit, DeliverDue and
+	// the methods above).
+	Watch(mailbox int64) *mailnotify.Subscription
 
 	// ClaimOutbound leases up to limit outbound items that are due at now
 	// and not leased by anyone, until now+lease, for node. A lease keeps

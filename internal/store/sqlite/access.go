@@ -84,6 +84,14 @@ type sizeEntry struct {
 	at    time.Time
 }
 
+// changed is said after a transaction that filed, changed or removed
+// items of the given mailboxes committed: their cached sizes are read
+// again, and sessions watching them (IMAP IDLE) are woken.
+func (s *Store) changed(mailboxes ...int64) {
+	s.sizes.forget(mailboxes...)
+	s.hub.Notify(mailboxes...)
+}
+
 func (c *sizeCache) forget(ids ...int64) {
 	c.mu.Lock()
 	for _, id := range ids {

@@ -303,7 +303,8 @@ func (s *Store) SaveMailbox(ctx context.Context, m *directory.Mailbox) error {
 			return nil
 		}
 		for _, f := range store.DefaultFolders {
-			if _, err := tx.ExecContext(ctx, "INSERT INTO folders (mailbox_id, name, type) VALUES (?, ?, ?)", m.ID, f.Name, f.Type); err != nil {
+			if _, err := tx.ExecContext(ctx, "INSERT INTO folders (mailbox_id, name, type, uid_validity) VALUES (?, ?, ?, ?)",
+				m.ID, f.Name, f.Type, firstUIDValidity()); err != nil {
 				return err
 			}
 		}

@@ -126,16 +126,22 @@ func (s *Store) commitBatch(batch []*pendingCommit) {
 		}
 		return
 	}
+	if err == nil {
+		var touched []int64
+		for _, p := range batch {
+			touched = append(touched, filedMailboxes(p.sub)...)
+		}
+		s.changed(touched...)
+	}
 	for _, p := range batch {
 		if err != nil {
 			p.sub.ID = 0
 			s.removeBodies(nonEmpty(p.file))
-		} else {
-			s.sizes.forget(filedMailboxes(p.sub)...)
 		}
 		p.done <- err
 	}
 }
+
 
 // insertSubmission writes a message row with its items; file names its
 // body file ("" when the body column holds all of it), size is its whole
@@ -168,7 +174,8 @@ func insertSubmission(ctx context.Context, tx *sql.Tx, sub *store.Submission, fi
 		return err
 	}
 	if sub.SentItems != 0 {
-		if err := fileItem(ctx, tx, sub.SentItems, store.SentItems, sub.ID, now); err != nil {
+		// The sender has read what it sent: Exchange files the copy read.
+		if err := fileItemFlags(ctx, tx, sub.SentItems, store.SentItems, sub.ID, now, flagSeen); err != nil {
 			return err
 		}
 	}
@@ -218,17 +225,28 @@ func receiveDetail(sub *store.Submission) string {
 	return d
 }
 
-// fileItem puts message into a mailbox folder.
+// fileItem puts message into a mailbox folder, unread.
 func fileItem(ctx context.Context, tx *sql.Tx, mailbox int64, folder string, message, at int64) error {
-	res, err := tx.ExecContext(ctx, `INSERT INTO folder_items (folder_id, message, received_at)
-		SELECT id, ?, ? FROM folders WHERE mailbox_id = ? AND name = ?`, message, at, mailbox, folder)
+	return fileItemFlags(ctx, tx, mailbox, folder, message, at, 0)
+}
+
+// fileItemFlags puts message into a mailbox folder with system flags
+// (sysflag bits), giving it the folder's next UID and a new MODSEQ in the
+// same transaction, so that UIDs are strictly ascending in commit order
+// (RFC 9051 section 2.3.1.1).
+func fileItemFlags(ctx context.Context, tx *sql.Tx, mailbox int64, folder string, message, at int64, sysflags int) error {
+	var folderID, uid, modseq int64
+	err := tx.QueryRowContext(ctx, `UPDATE folders SET uid_next = uid_next + 1, highest_modseq = highest_modseq + 1
+		WHERE mailbox_id = ? AND name = ? RETURNING id, uid_next - 1, highest_modseq`, mailbox, folder).Scan(&folderID, &uid, &modseq)
+	if err == sql.ErrNoRows {
+		return errors.New("folder " + folder + " of mailbox not found")
+	}
 	if err != nil {
 		return err
 	}
-	if n, _ := res.RowsAffected(); n != 1 {
-		return errors.New("folder " + folder + " of mailbox not found")
-	}
-	return nil
+	_, err = tx.ExecContext(ctx, `INSERT INTO folder_items (folder_id, message, received_at, uid, sysflags, modseq, size)
+		VALUES (?, ?, ?, ?, ?, ?, (SELECT size FROM messages WHERE id = ?))`, folderID, message, at, uid, sysflags, modseq, message)
+	return err
 }
 
 // DeliverDue files paced local deliveries whose time has come. A delivery
@@ -272,9 +290,11 @@ func (s *Store) DeliverDue(ctx context.Context, now time.Time) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	var touched []int64
 	for _, d := range items {
-		s.sizes.forget(d.mailbox)
+		touched = append(touched, d.mailbox)
 	}
+	s.changed(touched...)
 	return len(items), nil
 }
 

@@ -195,6 +195,11 @@ func (s *Store) RecordOutcomes(ctx context.Context, outcomes []store.Outcome, no
 		return err
 	}
 	s.removeBodies(files)
+	var touched []int64
+	for _, n := range notices {
+		touched = append(touched, filedMailboxes(n)...)
+	}
+	s.changed(touched...)
 	return nil
 }
 

@@ -29,6 +29,7 @@ import (
 
 	_ "modernc.org/sqlite"
 
+	"postern.dev/postern/internal/mailnotify"
 	"postern.dev/postern/internal/store"
 )
 
@@ -42,6 +43,10 @@ const FileName = "postern.db"
 type Store struct {
 	w, r *sql.DB
 	dir  string // the data directory
+
+	// hub is signalled after each commit that touched a mailbox's
+	// folders (IMAP IDLE).
+	hub *mailnotify.Hub
 
 	commits chan *pendingCommit
 	closing chan struct{}
@@ -87,7 +92,8 @@ func Open(dir string) (*Store, error) {
 		return nil, err
 	}
 	r.SetMaxOpenConns(8)
-	s := &Store{w: w, r: r, dir: dir, commits: make(chan *pendingCommit, maxBatch), closing: make(chan struct{})}
+	s := &Store{w: w, r: r, dir: dir, commits: make(chan *pendingCommit, maxBatch), closing: make(chan struct{}),
+		hub: mailnotify.New()}
 	if err := os.MkdirAll(filepath.Join(dir, BodiesDir), 0o700); err != nil {
 		w.Close()
 		r.Close()

@@ -37,7 +37,7 @@ func addressArg(pattern string) string {
 // MessageTrace selects messages newest first, then reads their recipients'
 // events and queue items.
 func (s *Store) MessageTrace(ctx context.Context, q store.TraceQuery) ([]store.TracedMessage, error) {
-	where := []string{"m.org_id = ?"}
+	where := []string{"m.org_id = ?", "m.appended = 0"}
 	args := []any{q.OrgID}
 	if !q.Start.IsZero() {
 		where, args = append(where, "m.received_at >= ?"), append(args, nanos(q.Start))
