@@ -436,4 +436,3 @@ func (in *instance) dial(role string) *smtpClient {
 	}
 	return dial(in.t, in.addrs[role])
 }
-

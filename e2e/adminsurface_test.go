@@ -433,6 +433,7 @@ func TestDataDirectoryLock(t *testing.T) {
 	}
 	second := exec.Command(binary, "serve", "--data", in.data, "--hostname", "mail.contoso.com", "--submission", "127.0.0.1:0",
 		"--submissions", "127.0.0.1:0", "--mx", "127.0.0.1:0", "--resolver", emptyDNS)
+	second.Args = append(second.Args, accessLoopback...)
 	out, err := second.CombinedOutput() // it must exit by itself
 	if err == nil || !strings.Contains(string(out), "in use") || strings.Contains(string(out), "msg=listening") {
 		t.Errorf("second serve: %v\n%s", err, out)
@@ -489,6 +490,7 @@ func TestDataDirectoryLock(t *testing.T) {
 	fresh := filepath.Join(t.TempDir(), "fresh")
 	srv := exec.Command(binary, "serve", "--data", fresh, "--hostname", "mail.contoso.com", "--submission", "127.0.0.1:0",
 		"--submissions", "off", "--mx", "off", "--resolver", emptyDNS)
+	srv.Args = append(srv.Args, accessOff...)
 	log := &syncBuffer{}
 	srv.Stdout, srv.Stderr = log, log
 	if err := srv.Start(); err != nil {

@@ -135,6 +135,7 @@ func TestDemo(t *testing.T) {
 	log := &syncBuffer{}
 	cmd := exec.Command(binary, "serve", "--demo", "--data", data, "--resolver", emptyDNS,
 		"--submission", "127.0.0.1:0", "--submissions", "127.0.0.1:0", "--mx", "127.0.0.1:0", "--admin", "127.0.0.1:0")
+	cmd.Args = append(cmd.Args, accessLoopback...)
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

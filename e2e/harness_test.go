@@ -133,6 +133,17 @@ func (in *instance) mailbox(name, password string) string {
 	return addr
 }
 
+// accessLoopback and accessOff put the IMAP4 and POP3 listeners on free
+// loopback ports, or turn them off, for tests that start serve without
+// start(): their defaults are the standard ports on every address.
+var (
+	accessLoopback = []string{"--imap", "127.0.0.1:0", "--imaps", "127.0.0.1:0", "--pop3", "127.0.0.1:0", "--pop3s", "127.0.0.1:0"}
+	accessOff      = []string{"--imap", "off", "--imaps", "off", "--pop3", "off", "--pop3s", "off"}
+)
+
+// accessOffTOML is accessOff in a configuration file.
+const accessOffTOML = "imap = \"off\"\nimaps = \"off\"\npop3 = \"off\"\npop3s = \"off\"\n"
+
 var listening = regexp.MustCompile(`msg=listening role=(\w+) addr=(\S+)`)
 
 // start runs postern serve and waits until its listeners are up.
@@ -140,7 +151,9 @@ func (in *instance) start() {
 	in.t.Helper()
 	in.log = &syncBuffer{}
 	args := []string{"serve", "--data", in.data, "--hostname", "mail.contoso.com",
-		"--submission", "127.0.0.1:0", "--submissions", "127.0.0.1:0", "--mx", "127.0.0.1:0", "--resolver", emptyDNS}
+		"--submission", "127.0.0.1:0", "--submissions", "127.0.0.1:0", "--mx", "127.0.0.1:0", "--resolver", emptyDNS,
+	}
+	args = append(args, accessLoopback...)
 	args = append(args, in.extra...) // a test's own --resolver comes later and wins
 	if len(in.wrap) > 0 {
 		args = append(append(in.wrap[1:len(in.wrap):len(in.wrap)], binary), args...)

@@ -94,6 +94,7 @@ func (in *instance) startJSON() {
 	in.log = &syncBuffer{}
 	args := append([]string{"serve", "--data", in.data, "--hostname", "mail.contoso.com",
 		"--submission", "127.0.0.1:0", "--submissions", "127.0.0.1:0", "--mx", "127.0.0.1:0", "--resolver", emptyDNS}, in.extra...)
+	args = append(args, accessOff...)
 	in.cmd = exec.Command(binary, args...)
 	in.cmd.Stderr, in.cmd.Stdout = in.log, in.log
 	if err := in.cmd.Start(); err != nil {

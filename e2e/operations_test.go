@@ -233,7 +233,7 @@ func TestCheckConfig(t *testing.T) {
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good.toml")
 	data := filepath.Join(dir, "data")
-	os.WriteFile(good, []byte(fmt.Sprintf("data = %q\nhostname = \"mail.contoso.com\"\nsubmission = \"127.0.0.1:0\"\nsubmissions = \"off\"\nmx = \"off\"\nresolver = %q\n\n[delivery]\nretry_min = \"30s\"\n", data, emptyDNS)), 0o600)
+	os.WriteFile(good, []byte(fmt.Sprintf("data = %q\nhostname = \"mail.contoso.com\"\nsubmission = \"127.0.0.1:0\"\nsubmissions = \"off\"\nmx = \"off\"\nresolver = %q\n"+accessOffTOML+"\n[delivery]\nretry_min = \"30s\"\n", data, emptyDNS)), 0o600)
 	out, err := exec.Command(binary, "check-config", good).CombinedOutput()
 	if err != nil || strings.TrimSpace(string(out)) != good+": ok" {
 		t.Errorf("check-config on a good file: %v\n%s", err, out)
@@ -324,7 +324,7 @@ func TestDemoBanner(t *testing.T) {
 	dir := t.TempDir()
 	adminAddr := freeAddr(t)
 	_, out := demoProcess(t, dir, binary, "serve", "--demo", "--data", "demo", "--submission", "127.0.0.1:0", "--submissions", "127.0.0.1:0",
-		"--mx", "127.0.0.1:0", "--admin", adminAddr, "--resolver", emptyDNS)
+		"--mx", "127.0.0.1:0", "--admin", adminAddr, "--resolver", emptyDNS, "--imap", "off", "--imaps", "off", "--pop3", "off", "--pop3s", "off")
 	banner := waitFor(t, out, "Back it up while it runs")
 	m := bannerAdmin.FindStringSubmatch(banner)
 	if m == nil || m[1] != "https://"+adminAddr {
@@ -376,7 +376,7 @@ func TestMakeRunArgs(t *testing.T) {
 	}
 	data := filepath.Join(t.TempDir(), "demo")
 	sub := freeAddr(t)
-	_, out := demoProcess(t, root, "make", "run", fmt.Sprintf("ARGS=--data %s --submission %s --submissions off --mx off --admin off --resolver %s", data, sub, emptyDNS))
+	_, out := demoProcess(t, root, "make", "run", fmt.Sprintf("ARGS=--data %s --submission %s --submissions off --mx off --admin off --imap off --imaps off --pop3 off --pop3s off --resolver %s", data, sub, emptyDNS))
 	banner := waitFor(t, out, "Back it up while it runs")
 	if m := bannerListens.FindStringSubmatch(banner); m == nil || m[1] != sub {
 		t.Errorf("make run did not take --submission %s:\n%s", sub, banner)

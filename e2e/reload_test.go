@@ -111,7 +111,7 @@ func TestReloadConfiguration(t *testing.T) {
 	oldSub, newSub := freeAddr(t), freeAddr(t)
 	conf := func(sub string, perIP int, level string, hostname string) string {
 		return fmt.Sprintf("hostname = %q\nsubmission = %q\nsubmissions = \"off\"\nmx = \"127.0.0.1:0\"\nresolver = %q\n"+
-			"max_connections_per_ip = %d\nlog_level = %q\nadmin = \"127.0.0.1:0\"\nmetrics_token = %q\n", hostname, sub, emptyDNS, perIP, level, metricsToken)
+			"max_connections_per_ip = %d\nlog_level = %q\nadmin = \"127.0.0.1:0\"\nmetrics_token = %q\n"+accessOffTOML, hostname, sub, emptyDNS, perIP, level, metricsToken)
 	}
 	writeFile(t, file, conf(oldSub, 50, "info", "mail.contoso.com"))
 	in.startWithConfig(file)
@@ -210,7 +210,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	mx := []string{freeAddr(t), freeAddr(t)}
 	conf := func(i int) string {
 		return fmt.Sprintf("hostname = \"mail.contoso.com\"\nsubmission = %q\nsubmissions = \"off\"\nmx = %q\nresolver = %q\n"+
-			"connection_rate_per_ip = 0\nmax_connections_per_ip = %d\nidle_timeout = %q\nlog_level = %q\n",
+			"connection_rate_per_ip = 0\nmax_connections_per_ip = %d\nidle_timeout = %q\nlog_level = %q\n"+accessOffTOML,
 			sub, mx[i%2], emptyDNS, 40+i, fmt.Sprintf("%dm", 4+i%2), []string{"info", "debug"}[i%2])
 	}
 	writeFile(t, file, conf(0))
@@ -322,7 +322,7 @@ func TestReloadSystemdNotify(t *testing.T) {
 	t.Setenv("NOTIFY_SOCKET", sock)
 	in := newInstance(t)
 	file := filepath.Join(t.TempDir(), "postern.toml")
-	writeFile(t, file, fmt.Sprintf("submission = \"127.0.0.1:0\"\nsubmissions = \"off\"\nmx = \"off\"\nresolver = %q\n", emptyDNS))
+	writeFile(t, file, fmt.Sprintf("submission = \"127.0.0.1:0\"\nsubmissions = \"off\"\nmx = \"off\"\nresolver = %q\n"+accessOffTOML, emptyDNS))
 	in.startWithConfig(file)
 	read := func() string {
 		buf := make([]byte, 4096)

@@ -34,6 +34,10 @@ run() { # REV: one 8 s run of the scenario against a fresh data directory
   if $B serve --help 2>&1 | grep -q connection-rate-per-ip; then
     caps=(--max-connections-per-ip 0 --connection-rate-per-ip 0)
   fi
+  # Revisions with IMAP4 and POP3 listeners: off, as they are not measured.
+  if $B serve --help 2>&1 | grep -q -- -pop3s; then
+    caps+=(--imap off --imaps off --pop3 off --pop3s off)
+  fi
   $B serve --data "$data" --hostname localhost --log-level warn "${caps[@]}" \
     --submission 127.0.0.1:3599 --submissions off --mx off 2>/dev/null &
   local server=$!

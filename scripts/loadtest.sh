@@ -22,7 +22,8 @@ $B --data "$dir" shell -f "$dir/setup.ps1" >/dev/null
 # per-address connection caps, which would otherwise (rightly) refuse it.
 $B serve --data "$dir" --hostname localhost --log-level warn \
   --max-connections-per-ip 0 --connection-rate-per-ip 0 \
-  --submission 127.0.0.1:3587 --submissions 127.0.0.1:3465 --mx off &
+  --submission 127.0.0.1:3587 --submissions 127.0.0.1:3465 --mx off \
+  --imap off --imaps off --pop3 off --pop3s off &
 server=$!
 sleep 1
 

@@ -33,10 +33,14 @@ func applyDemoDefaults(cfg *config.Config, fs *flag.FlagSet) {
 		"mx":          &cfg.MX,
 		"hostname":    &cfg.Hostname,
 		"admin":       &cfg.Admin,
+		"imap":        &cfg.IMAP,
+		"imaps":       &cfg.IMAPS,
+		"pop3":        &cfg.POP3,
+		"pop3s":       &cfg.POP3S,
 	}
 	values := map[string]string{
 		"submission": "127.0.0.1:2587", "submissions": "127.0.0.1:2465", "mx": "127.0.0.1:2525", "hostname": "localhost",
-		"admin": "127.0.0.1:2443",
+		"admin": "127.0.0.1:2443", "imap": "127.0.0.1:2143", "imaps": "127.0.0.1:2993", "pop3": "127.0.0.1:2110", "pop3s": "127.0.0.1:2995",
 	}
 	for name, dst := range defaults {
 		if !set[name] {
@@ -100,6 +104,7 @@ func setUpDemo(ctx context.Context, srv *server.Server, cfg config.Config, out i
 	printDemoBanner(out, demoBanner{
 		Command: commandPath(), Data: cfg.Data, CA: filepath.Join(cfg.Data, "tls", "cert.pem"),
 		Submission: srv.Addr(smtpd.Submission), Submissions: srv.Addr(smtpd.Submissions), MX: srv.Addr(smtpd.MX),
+		IMAP: srv.AccessAddr("imap"), IMAPS: srv.AccessAddr("imaps"), POP3: srv.AccessAddr("pop3"), POP3S: srv.AccessAddr("pop3s"),
 		Admin: cfg.Admin, APIKey: apiKey, Passwords: passwords,
 	})
 	return nil
@@ -109,6 +114,7 @@ func setUpDemo(ctx context.Context, srv *server.Server, cfg config.Config, out i
 type demoBanner struct {
 	Command, Data, CA           string
 	Submission, Submissions, MX net.Addr
+	IMAP, IMAPS, POP3, POP3S    net.Addr
 	Admin, APIKey               string // Admin is config.Off when the listener is off
 	Passwords                   map[string]string
 }
@@ -126,6 +132,7 @@ func printDemoBanner(out io.Writer, b demoBanner) {
 	}
 	fmt.Fprintf(out, "\nPostern demo organization contoso.com is ready (data in %s).\n\n", b.Data)
 	fmt.Fprintf(out, "Listeners: submission %s, submissions %s, mx %s\n", str(b.Submission, " (STARTTLS)"), str(b.Submissions, " (implicit TLS)"), str(b.MX, ""))
+	fmt.Fprintf(out, "Reading mail: imap %s, imaps %s, pop3 %s, pop3s %s\n", str(b.IMAP, " (STARTTLS)"), str(b.IMAPS, " (implicit TLS)"), str(b.POP3, " (STLS)"), str(b.POP3S, " (implicit TLS)"))
 	adminURL := ""
 	if b.Admin != "" && b.Admin != config.Off {
 		host, port, _ := net.SplitHostPort(b.Admin)
@@ -155,6 +162,11 @@ func printDemoBanner(out io.Writer, b demoBanner) {
 			b.Submission, b.CA, b.Passwords["scanner"])
 	}
 	fmt.Fprintf(out, "\nThen look at sean's Inbox:\n  %s --data %s Get-MailboxFolderStatistics -Identity sean@contoso.com\n", b.Command, b.Data)
+	if b.IMAPS != nil {
+		_, port, _ := net.SplitHostPort(b.IMAPS.String())
+		fmt.Fprintf(out, "or read it over IMAP:\n  curl --cacert %s --user 'sean@contoso.com:%s' 'imaps://localhost:%s/INBOX;UID=1'\n",
+			b.CA, b.Passwords["sean"], port)
+	}
 	if adminURL != "" && b.APIKey != "" {
 		fmt.Fprintf(out, "or, over the REST API:\n  curl --cacert %s -H 'X-API-Key: %s' %s/api/v1/mailboxes\n", b.CA, b.APIKey, adminURL)
 	}

@@ -26,6 +26,7 @@ import (
 	"syscall"
 
 	"postern.dev/postern/internal/config"
+	"postern.dev/postern/internal/imapbench"
 	"postern.dev/postern/internal/loadgen"
 	"postern.dev/postern/internal/logswitch"
 	"postern.dev/postern/internal/sdnotify"
@@ -49,6 +50,7 @@ Usage:
   postern restore --from FILE --data DIR                         restore a backup into a new directory
   postern check-config FILE                                      validate a configuration file without starting
   postern bench [flags]                                          load generator (bench -h lists the flags)
+  postern bench-imap [flags]                                     IMAP benchmark client (scripts/imapbench.sh)
   postern config-example                                         print a configuration file with every setting
                                                                  commented out at its default
   postern version
@@ -104,6 +106,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return serve(args[1:], dataDir, configFile, stdout, stderr)
 	case "bench":
 		return runBench(args[1:], stdout, stderr)
+	case "bench-imap":
+		return runIMAPBench(args[1:], stdout, stderr)
 	case "backup":
 		return backupCmd(args[1:], dataDir, configFile, stdout, stderr)
 	case "restore":
@@ -389,6 +393,24 @@ func runAdmin(req server.AdminRequest, loc local, stdout, stderr io.Writer) int 
 	fmt.Fprint(stdout, resp.Output)
 	if resp.Error != "" {
 		fmt.Fprintln(stderr, resp.Error)
+		return 1
+	}
+	return 0
+}
+
+// runIMAPBench measures an IMAP server, Postern's or a peer's, from the
+// outside (package imapbench).
+func runIMAPBench(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("bench-imap", flag.ContinueOnError)
+	fs.SetOutput(helpOutput(args, stdout, stderr))
+	cfg := imapbench.RegisterFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return parseExit(err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := imapbench.Run(ctx, *cfg, stdout); err != nil {
+		fmt.Fprintln(stderr, "postern bench-imap:", err)
 		return 1
 	}
 	return 0

@@ -45,6 +45,7 @@ func Check(path string) []error {
 	}
 	for _, l := range []struct{ key, addr string }{
 		{"submission", c.Submission}, {"submissions", c.Submissions}, {"mx", c.MX}, {"admin", c.Admin},
+		{"imap", c.IMAP}, {"imaps", c.IMAPS}, {"pop3", c.POP3}, {"pop3s", c.POP3S},
 	} {
 		if err := checkListen(l.addr); err != nil {
 			bad(l.key, "%v (want HOST:PORT, :PORT or %q)", err, Off)

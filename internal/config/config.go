@@ -32,6 +32,10 @@ type Config struct {
 	Submissions string `toml:"submissions"` // 465 role: implicit TLS + AUTH
 	MX          string `toml:"mx"`          // 25 role: anonymous mail for local mailboxes; AUTH after STARTTLS
 	Admin       string `toml:"admin"`       // admin HTTPS listener: the built-in OAuth issuer and the REST API
+	IMAP        string `toml:"imap"`        // 143 role: IMAP4 with STARTTLS (LOGINDISABLED before it)
+	IMAPS       string `toml:"imaps"`       // 993 role: IMAP4 over implicit TLS
+	POP3        string `toml:"pop3"`        // 110 role: POP3 with STLS (no sign-in before it)
+	POP3S       string `toml:"pop3s"`       // 995 role: POP3 over implicit TLS
 	// PublicURL is how clients reach the admin listener, and the built-in
 	// issuer's identifier; default https://HOSTNAME:PORT.
 	PublicURL string `toml:"public_url"`
@@ -212,6 +216,10 @@ func Defaults() Config {
 		Submissions: ":465",
 		MX:          ":25",
 		Admin:       Off,
+		IMAP:        ":143",
+		IMAPS:       ":993",
+		POP3:        ":110",
+		POP3S:       ":995",
 		IdleTimeout: Duration{5 * time.Minute},
 		// Exchange's receive connector defaults are 5,000 and 20; Postern
 		// allows more per address, since offices put many devices behind
@@ -285,6 +293,10 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Submissions, "submissions", c.Submissions, "submissions listener (465 role: implicit TLS), or off")
 	fs.StringVar(&c.MX, "mx", c.MX, "MX listener (25 role), or off")
 	fs.StringVar(&c.Admin, "admin", c.Admin, "admin HTTPS listener (built-in OAuth issuer, REST API), or off")
+	fs.StringVar(&c.IMAP, "imap", c.IMAP, "IMAP listener (143 role: STARTTLS), or off")
+	fs.StringVar(&c.IMAPS, "imaps", c.IMAPS, "IMAP listener (993 role: implicit TLS), or off")
+	fs.StringVar(&c.POP3, "pop3", c.POP3, "POP3 listener (110 role: STLS), or off")
+	fs.StringVar(&c.POP3S, "pop3s", c.POP3S, "POP3 listener (995 role: implicit TLS), or off")
 	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "public URL of the admin listener (default https://HOSTNAME:PORT)")
 	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "TLS certificate PEM file (default: generated)")
 	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "TLS key PEM file")

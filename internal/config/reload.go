@@ -36,6 +36,10 @@ var applies = map[string]Apply{
 	"submissions":                  Reopen,
 	"mx":                           Reopen,
 	"admin":                        Reopen,
+	"imap":                         Reopen,
+	"imaps":                        Reopen,
+	"pop3":                         Reopen,
+	"pop3s":                        Reopen,
 	"public_url":                   Restart, // the built-in issuer's identifier, in tokens already issued
 	"tls_cert":                     Live,
 	"tls_key":                      Live,

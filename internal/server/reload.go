@@ -206,6 +206,9 @@ func queueTuning(d config.Delivery, roots *x509.CertPool, resolver *net.Resolver
 // the old one stops; closing the old one ends only its accept loop, so
 // sessions on it go on to their end.
 func (s *Server) reopen(key, addr string) error {
+	if isAccessRole(key) {
+		return s.reopenAccess(key, addr)
+	}
 	role, smtp := map[string]smtpd.Role{"submission": smtpd.Submission, "submissions": smtpd.Submissions, "mx": smtpd.MX}[key]
 	s.lnMu.Lock()
 	var old net.Listener

@@ -26,10 +26,12 @@ import (
 	"postern.dev/postern/internal/config"
 	"postern.dev/postern/internal/connlog"
 	"postern.dev/postern/internal/directory"
+	"postern.dev/postern/internal/imapd"
 	"postern.dev/postern/internal/issuer"
 	"postern.dev/postern/internal/limits"
 	"postern.dev/postern/internal/metrics"
 	"postern.dev/postern/internal/oauth"
+	"postern.dev/postern/internal/pop3"
 	"postern.dev/postern/internal/protolog"
 	"postern.dev/postern/internal/queue"
 	"postern.dev/postern/internal/restapi"
@@ -92,6 +94,10 @@ type Server struct {
 	// lnMu guards listeners, adminLn and issuerBase, which reloads change.
 	lnMu      sync.Mutex
 	listeners map[smtpd.Role]net.Listener
+	// accessLns are the IMAP4 and POP3 listeners, by configuration key.
+	accessLns map[string]net.Listener
+	imap      *imapd.Server
+	pop3      *pop3.Server
 	adminLn   net.Listener
 	// issuerBase is the built-in issuer's URL, fixed when the admin
 	// listener first starts.
@@ -179,7 +185,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 		return nil, err
 	}
 	s := &Server{
-		cfg: cfg, log: log, store: st, lock: lock, stop: make(chan struct{}), certReload: make(chan struct{}, 1), listeners: make(map[smtpd.Role]net.Listener),
+		cfg: cfg, log: log, store: st, lock: lock, stop: make(chan struct{}), certReload: make(chan struct{}, 1), listeners: make(map[smtpd.Role]net.Listener), accessLns: map[string]net.Listener{},
 		recipients: limits.NewRecipientWindow(24*time.Hour, 288),
 		pacer:      limits.NewPacer(directory.MessageRateLimit, time.Minute),
 	}
@@ -324,6 +330,9 @@ func (s *Server) start(ctx context.Context) error {
 			return fmt.Errorf("%s listener: %w", l.role, err)
 		}
 		s.serveSMTP(ln, l.role)
+	}
+	if err := s.startMailAccess(); err != nil {
+		return err
 	}
 	if err := s.listenAdminSocket(); err != nil {
 		return err
@@ -482,13 +491,19 @@ func (s *Server) Close() error {
 	if s.http01 != nil {
 		s.http01.Shutdown(ctx)
 	}
+	accessDone := make(chan struct{})
+	go func() { s.shutdownMailAccess(ctx); close(accessDone) }()
 	if s.smtp != nil {
 		if err := s.smtp.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 			s.log.Warn("shutdown", "err", err)
 		}
 	}
+	<-accessDone
 	s.lnMu.Lock()
 	for _, l := range s.listeners {
+		l.Close()
+	}
+	for _, l := range s.accessLns {
 		l.Close()
 	}
 	s.lnMu.Unlock()

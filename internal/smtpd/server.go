@@ -242,6 +242,11 @@ func (t teeTranscript) Close() {
 // limits (RecipientLimits is at most 1,000 in Exchange Online).
 const maxRecipientsPerTransaction = 1000
 
+// Admission is the connection admission of every SMTP listener (the global
+// cap, per client address and per minute); the IMAP4 and POP3 listeners
+// are admitted by it too, so a client has one budget whatever it speaks.
+func (s *Server) Admission() *smtpserver.Admission { return s.admission }
+
 // OpenConnections reports how many SMTP connections are open.
 func (s *Server) OpenConnections() int { return s.admission.Open() }
 

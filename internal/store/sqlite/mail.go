@@ -142,7 +142,6 @@ func (s *Store) commitBatch(batch []*pendingCommit) {
 	}
 }
 
-
 // insertSubmission writes a message row with its items; file names its
 // body file ("" when the body column holds all of it), size is its whole
 // size.
