@@ -738,14 +738,23 @@ func folderByName(ctx context.Context, tx *sql.Tx, mailbox int64, name string) (
 }
 
 // newUIDValidity is the UIDVALIDITY for a folder created now in a mailbox:
-// greater than every one the mailbox has, so that a name deleted and
-// created again never shows an old UIDVALIDITY with new UIDs.
+// greater than every one the mailbox ever had, so that a name deleted and
+// created again never shows an old UIDVALIDITY with new UIDs (RFC 9051
+// section 2.3.1.1). The high-water mark is kept on the mailbox's root
+// folder (Top of Information Store), which is never deleted and never
+// shown over IMAP.
 func newUIDValidity(ctx context.Context, tx *sql.Tx, mailbox int64) (int64, error) {
-	var hi int64
-	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(uid_validity), 0) FROM folders WHERE mailbox_id = ?`, mailbox).Scan(&hi); err != nil {
+	var v int64
+	err := tx.QueryRowContext(ctx, `UPDATE folders SET uid_validity = max(uid_validity + 1, ?,
+			(SELECT COALESCE(MAX(uid_validity), 0) + 1 FROM folders WHERE mailbox_id = ?))
+		WHERE mailbox_id = ? AND type = 'Root' RETURNING uid_validity`, firstUIDValidity(), mailbox, mailbox).Scan(&v)
+	if err == sql.ErrNoRows {
+		err = tx.QueryRowContext(ctx, `SELECT max(?, COALESCE(MAX(uid_validity), 0) + 1) FROM folders WHERE mailbox_id = ?`,
+			firstUIDValidity(), mailbox).Scan(&v)
+	}
+	if err != nil {
 		return 0, err
 	}
-	v := max(firstUIDValidity(), hi+1)
 	if v > 1<<32-1 {
 		return 0, errors.New("UIDVALIDITY exhausted")
 	}

@@ -44,6 +44,8 @@ type Store struct {
 	w, r *sql.DB
 	dir  string // the data directory
 
+	bodyStmt *sql.Stmt // messageBodyQuery on r
+
 	// hub is signalled after each commit that touched a mailbox's
 	// folders (IMAP IDLE).
 	hub *mailnotify.Hub
@@ -92,7 +94,13 @@ func Open(dir string) (*Store, error) {
 		return nil, err
 	}
 	r.SetMaxOpenConns(8)
-	s := &Store{w: w, r: r, dir: dir, commits: make(chan *pendingCommit, maxBatch), closing: make(chan struct{}),
+	bodyStmt, err := r.Prepare(messageBodyQuery)
+	if err != nil {
+		w.Close()
+		r.Close()
+		return nil, err
+	}
+	s := &Store{w: w, r: r, dir: dir, bodyStmt: bodyStmt, commits: make(chan *pendingCommit, maxBatch), closing: make(chan struct{}),
 		hub: mailnotify.New()}
 	if err := os.MkdirAll(filepath.Join(dir, BodiesDir), 0o700); err != nil {
 		w.Close()
@@ -148,6 +156,7 @@ func migrate(db *sql.DB) error {
 func (s *Store) Close() error {
 	s.once.Do(func() { close(s.closing) })
 	s.done.Wait()
+	s.bodyStmt.Close()
 	err := s.r.Close()
 	if werr := s.w.Close(); err == nil {
 		err = werr
