@@ -365,6 +365,18 @@ func TestMailAccessGovernance(t *testing.T) {
 		t.Errorf("the shared Inbox: %v", r)
 	}
 
+	// The sign-ins are in the report, by protocol: alice for herself and,
+	// as the actor, for the shared mailbox.
+	imapReport := in.shell("Get-MailboxSignInReport -Protocol IMAP4 | Format-List")
+	for _, want := range []string{"Mailbox              : alice@contoso.com", "Mailbox              : info@contoso.com", "AuthenticationMethod : Basic"} {
+		if !strings.Contains(imapReport, want) {
+			t.Errorf("the IMAP4 sign-in report lacks %q:\n%s", want, imapReport)
+		}
+	}
+	if strings.Contains(in.admin("Get-MailboxSignInReport", "-Protocol", "POP3"), "alice@contoso.com") {
+		t.Error("a POP3 sign-in is reported that never succeeded")
+	}
+
 	// An authentication policy without AllowBasicAuthImap blocks Basic for
 	// IMAP only; POP3 follows its own switch.
 	in.shell(`New-AuthenticationPolicy -Name "No IMAP" -AllowBasicAuthPop; Set-User -Identity alice@contoso.com -AuthenticationPolicy "No IMAP"`)
