@@ -253,6 +253,12 @@ func TestTwoSessionsSeeEachOthersChanges(t *testing.T) {
 	}
 	must(t, b.Store(imap.UIDSetNum(2), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagAnswered}}, nil).Close())
 	must(t, a.Noop().Wait())
+	// imapclient hands an unsolicited FETCH to its handler on a goroutine
+	// of its own: the count is awaited, not read at once.
+	deadline := time.Now().Add(10 * time.Second)
+	for fetched.Load() < 1 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
 	if fetched.Load() != 1 {
 		t.Errorf("flag change reported %d times, want 1", fetched.Load())
 	}
