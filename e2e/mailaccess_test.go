@@ -491,6 +491,18 @@ func TestMailAccessBadInput(t *testing.T) {
 	if l := p.line(); !strings.HasPrefix(l, "-ERR") {
 		t.Errorf("overlong POP3 line: %s", l)
 	}
+	// A mailbox at its ProhibitSendReceiveQuota takes no APPEND either.
+	in.admin("Set-Mailbox", "-Identity", "alice@contoso.com", "-IssueWarningQuota", "1 KB", "-ProhibitSendQuota", "1 KB", "-ProhibitSendReceiveQuota", "2 KB")
+	q := dialLines(t, in.addrs["imaps"], in.tlsConfig())
+	q.line()
+	q.imap("q1", "LOGIN alice@contoso.com Alice-Pass-1")
+	big := strings.Repeat("x", 3000)
+	q.send(fmt.Sprintf("q2 APPEND INBOX {%d+}", len(big)))
+	q.send(big)
+	if l := q.line(); !strings.HasPrefix(l, "q2 NO [OVERQUOTA]") {
+		t.Errorf("APPEND over ProhibitSendReceiveQuota: %s", l)
+	}
+
 	// The server still serves.
 	e := dialLines(t, in.addrs["imaps"], in.tlsConfig())
 	e.line()

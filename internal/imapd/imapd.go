@@ -64,6 +64,9 @@ type Account struct {
 	// MaxAppendSize caps one APPEND (Exchange's MaxReceiveSize of the
 	// mailbox); 0 takes Options.MaxAppendSize.
 	MaxAppendSize int64
+	// Quota is the mailbox's ProhibitSendReceiveQuota: an APPEND that
+	// would take the mailbox past it is refused. 0 for none.
+	Quota int64
 }
 
 // AuthError is a refused sign-in. Any other error from the Authenticator

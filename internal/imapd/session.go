@@ -429,6 +429,12 @@ func (s *session) Append(name string, r imap.LiteralReader, options *imap.Append
 	if err != nil {
 		return nil, s.storeErr(err, "append")
 	}
+	// A mailbox over its ProhibitSendReceiveQuota takes nothing more, from
+	// SMTP (552 5.2.2) or from a client's APPEND: OVERQUOTA (RFC 9208
+	// section 4.3), before the message is stored.
+	if q := s.acct.Quota; q > 0 && s.srv.opts.Store.MailboxSize(s.acct.Mailbox)+r.Size() > q {
+		return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeOverQuota, Text: "The mailbox is full."}
+	}
 	flags := make([]string, 0, len(options.Flags))
 	for _, fl := range options.Flags {
 		flags = append(flags, string(fl))

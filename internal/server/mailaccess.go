@@ -156,7 +156,8 @@ func imapAccount(g *signin.Grant, r *signin.Refusal) (imapd.Account, error) {
 	if r != nil {
 		return imapd.Account{}, &imapd.AuthError{Temporary: r.Temporary, Close: r.Close, Text: r.Text, Err: refusalCause(r)}
 	}
-	acc := imapd.Account{Mailbox: g.Mailbox.ID, Address: g.Mailbox.PrimarySmtpAddress, MaxAppendSize: g.Mailbox.MaxReceiveSize}
+	acc := imapd.Account{Mailbox: g.Mailbox.ID, Address: g.Mailbox.PrimarySmtpAddress, MaxAppendSize: g.Mailbox.MaxReceiveSize,
+		Quota: g.Mailbox.ProhibitSendReceiveQuota}
 	if g.Actor != nil && g.Actor.ID != g.Mailbox.ID {
 		acc.Actor = g.Actor.PrimarySmtpAddress
 	} else if g.Actor == nil && g.AppID != "" {
