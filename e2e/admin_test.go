@@ -39,7 +39,8 @@ func TestDocumentedCommands(t *testing.T) {
 		t.Errorf("Get-AcceptedDomain:\n%s", out)
 	}
 	out = in.shell("Get-Mailbox -Identity sean | Format-List *")
-	for _, want := range []string{"PrimarySmtpAddress   : sean@contoso.com", "RecipientLimits      : 500", "MaxSendSize          : 35 MB (36,700,160 bytes)", "EmailAddresses       : {SMTP:sean@contoso.com}"} {
+	for _, want := range []string{"PrimarySmtpAddress       : sean@contoso.com", "RecipientLimits          : 500", "MaxSendSize              : 35 MB (36,700,160 bytes)", "EmailAddresses           : {SMTP:sean@contoso.com}",
+		"ProhibitSendReceiveQuota : 100 GB (107,374,182,400 bytes)"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("Get-Mailbox | Format-List * lacks %q:\n%s", want, out)
 		}
