@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"postern.dev/postern/internal/testlog"
 )
 
 // patience bounds every wait on the other side of a pipe: generous, for a
@@ -85,28 +87,11 @@ func (l *scriptedListener) Accept() (net.Conn, error) {
 func (l *scriptedListener) Close() error   { l.once.Do(func() { close(l.closed) }); return nil }
 func (l *scriptedListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)} }
 
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func TestAcceptRidesOutTemporaryFailures(t *testing.T) {
 	emfile := &net.OpError{Op: "accept", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
 	want, _ := net.Pipe()
 	l := newScriptedListener([]error{emfile, emfile, emfile}, want)
-	var logs logBuffer
+	var logs testlog.Buffer
 	var s Server
 	got, err := s.Accept(l, slog.New(slog.NewTextHandler(&logs, nil)), "test accept failed")
 	if err != nil || got != want {
