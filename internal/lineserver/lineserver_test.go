@@ -204,21 +204,23 @@ func TestCommandDeadlineCoversTheWholeLine(t *testing.T) {
 	}
 }
 
+// modes are the modes a connection is in, and whether Shutdown interrupts
+// a read in it: only a wait for a command is, the others finish.
+var modes = []struct {
+	name        string
+	mode        Mode
+	interrupted bool
+}{
+	{"waiting for a command", Command, true},
+	{"running a command", Busy, false},
+	{"receiving a message", Stream, false},
+}
+
 // TestShutdown serves one connection in each mode and checks what
 // Shutdown does to it: a connection waiting for a command is interrupted
 // at once; one running a command or receiving a message is let finish.
 func TestShutdown(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		mode Mode
-		// interrupted: the read waiting when Shutdown began fails (or,
-		// had it not begun yet, is refused), where the others finish.
-		interrupted bool
-	}{
-		{"waiting for a command", Command, true},
-		{"running a command", Busy, false},
-		{"receiving a message", Stream, false},
-	} {
+	for _, tc := range modes {
 		t.Run(tc.name, func(t *testing.T) {
 			c, client := pipeConn(t, tc.mode, Options{StreamTimeout: patience})
 			if tc.mode == Command {
@@ -248,6 +250,8 @@ func TestShutdown(t *testing.T) {
 			case <-time.After(patience):
 				t.Fatal("Shutdown still waits for the connection")
 			}
+			// Had Shutdown come before the read began, the read is
+			// refused rather than interrupted.
 			var ne net.Error
 			if tc.interrupted && !(errors.As(readErr, &ne) && ne.Timeout()) && readErr != ErrStopping {
 				t.Errorf("waiting read ended with %v, want a timeout or ErrStopping", readErr)
@@ -266,15 +270,7 @@ func TestShutdown(t *testing.T) {
 // cannot tell from a refusal when Shutdown comes before the read: only a
 // connection waiting for a command has its read deadline moved to now.
 func TestInterruptIfIdle(t *testing.T) {
-	for _, tc := range []struct {
-		name        string
-		mode        Mode
-		interrupted bool
-	}{
-		{"waiting for a command", Command, true},
-		{"running a command", Busy, false},
-		{"receiving a message", Stream, false},
-	} {
+	for _, tc := range modes {
 		t.Run(tc.name, func(t *testing.T) {
 			c, client := pipeConn(t, tc.mode, Options{})
 			c.InterruptIfIdle()
