@@ -2,12 +2,10 @@ package smtpserver
 
 import (
 	"bufio"
-	"context"
 	"io"
 	"net"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/emersion/go-smtp"
 )
@@ -24,23 +22,11 @@ func (discardSession) Data(r io.Reader) error               { _, err := io.Copy(
 // benchEngine serves on loopback and returns a connection past EHLO.
 func benchEngine(b *testing.B) (net.Conn, *bufio.Reader) {
 	b.Helper()
-	srv := &Server{
-		Backend:         BackendFunc(func(*Conn) (Session, error) { return discardSession{}, nil }),
-		Hostname:        "mx.test",
-		MaxMessageBytes: 1 << 20, MaxLineLength: 1000, MaxAuthLineLength: 1000,
-		ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second,
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	go srv.Serve(l)
-	b.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
+	addr, _, _ := startEngine(b, func(s *Server) {
+		s.Backend = BackendFunc(func(*Conn) (Session, error) { return discardSession{}, nil })
+		s.MaxLineLength = 1000
 	})
-	conn, err := net.Dial("tcp", l.Addr().String())
+	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -54,7 +54,7 @@ func (s recSession) Data(r io.Reader) error {
 }
 
 // startEngine serves on loopback with a recording backend.
-func startEngine(t *testing.T, tune func(*Server)) (string, *recorder, *Server) {
+func startEngine(t testing.TB, tune func(*Server)) (string, *recorder, *Server) {
 	t.Helper()
 	rec := &recorder{}
 	rec.log = &testlog.Buffer{}
