@@ -6,7 +6,6 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
@@ -20,12 +19,12 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"postern.dev/postern/internal/testdns"
+	"postern.dev/postern/internal/testlog"
 )
 
 var binary string
@@ -75,22 +74,8 @@ type instance struct {
 	wrap []string
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer collects a server's or a tool's output while it runs.
+type syncBuffer = testlog.Buffer
 
 // newInstance prepares a data directory with contoso.com; the server is not
 // started yet, so cmdlets run directly on the directory.

@@ -4,25 +4,23 @@ import (
 	"bytes"
 	"context"
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"golang.org/x/crypto/acme"
+
+	"postern.dev/postern/internal/testcert"
+	"postern.dev/postern/internal/testlog"
 )
 
 func TestCheckName(t *testing.T) {
@@ -73,22 +71,10 @@ func TestRenewalWindow(t *testing.T) {
 	}
 }
 
-// testCert makes a self-signed ECDSA certificate for name.
+// testCert makes a self-signed certificate for name.
 func testCert(t *testing.T, name string) *tls.Certificate {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
-	tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: name}, DNSNames: []string{name},
-		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, _ := x509.ParseCertificate(der)
-	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
+	return &testcert.New(t, name).Certificate
 }
 
 // pemOf encodes c as autocert's cache does: the key, then the chain.
@@ -102,26 +88,9 @@ func pemOf(t *testing.T, c *tls.Certificate) []byte {
 	return append(out, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Certificate[0]})...)
 }
 
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func newTestManager(t *testing.T, fallback *tls.Certificate, names ...string) (*Manager, *logBuffer) {
+func newTestManager(t *testing.T, fallback *tls.Certificate, names ...string) (*Manager, *testlog.Buffer) {
 	t.Helper()
-	logs := &logBuffer{}
+	logs := &testlog.Buffer{}
 	m, err := New(Config{DirectoryURL: "https://127.0.0.1:1/dir", Names: names, CacheDir: filepath.Join(t.TempDir(), "acme"),
 		Fallback: func() *tls.Certificate { return fallback }, Log: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
@@ -293,7 +262,7 @@ func TestHandshakeWithOtherALPN(t *testing.T) {
 // (the port in Host aside); anything else is 404, and only answers are
 // logged.
 func TestHTTPHandler(t *testing.T) {
-	logs := &logBuffer{}
+	logs := &testlog.Buffer{}
 	dir := filepath.Join(t.TempDir(), "acme")
 	m, err := New(Config{Names: []string{"mail.contoso.com"}, CacheDir: dir, HTTP01: true,
 		Fallback: func() *tls.Certificate { return nil }, Log: slog.New(slog.NewTextHandler(logs, nil))})

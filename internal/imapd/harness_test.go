@@ -2,23 +2,16 @@ package imapd
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/netip"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -28,6 +21,7 @@ import (
 	"postern.dev/postern/internal/directory"
 	"postern.dev/postern/internal/store"
 	"postern.dev/postern/internal/store/sqlite"
+	"postern.dev/postern/internal/testcert"
 )
 
 // harness is a server on 127.0.0.1 over a real SQLite store in a
@@ -101,12 +95,9 @@ func newHarness(t testing.TB) *harness {
 		UserPrincipalName: "chris@contoso.com", Type: directory.UserMailbox, RecipientLimits: 500}
 	must(t, st.SaveMailbox(ctx, h.chris))
 
-	cert, certPEM := selfSigned(t)
-	h.certFile = filepath.Join(h.dir, "cert.pem")
-	must(t, os.WriteFile(h.certFile, certPEM, 0o600))
-	h.roots = x509.NewCertPool()
-	h.roots.AppendCertsFromPEM(certPEM)
-	h.start(t, st, cert)
+	cert := testcert.New(t, "imap.contoso.com", "localhost")
+	h.certFile, h.roots = cert.CAFile, cert.Pool
+	h.start(t, st, cert.Certificate)
 	return h
 }
 
@@ -137,26 +128,6 @@ func must(t testing.TB, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-}
-
-func selfSigned(t testing.TB) (tls.Certificate, []byte) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	must(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "imap.contoso.com"},
-		DNSNames: []string{"localhost", "imap.contoso.com"}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	must(t, err)
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	must(t, err)
-	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
-	must(t, err)
-	return cert, certPEM
 }
 
 // dial opens an imapclient session over implicit TLS.

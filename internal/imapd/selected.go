@@ -339,15 +339,23 @@ func (s *session) current() (*selected, error) {
 
 var errReadOnly = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "The folder is open read-only."}
 
+// writable returns the selected view for a command that changes the
+// folder (STORE, MOVE), or errReadOnly when it was opened with EXAMINE
+// (RFC 9051 section 6.3.3).
+func (s *session) writable() (*selected, error) {
+	v, err := s.current()
+	if err == nil && v.readOnly {
+		return nil, errReadOnly
+	}
+	return v, err
+}
+
 func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *imap.StoreFlags, _ *imap.StoreOptions) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	v, err := s.current()
+	v, err := s.writable()
 	if err != nil {
 		return err
-	}
-	if v.readOnly {
-		return errReadOnly
 	}
 	refs := v.resolve(numSet)
 	if len(refs) == 0 {
@@ -441,12 +449,9 @@ func (s *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, error) 
 func (s *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	v, err := s.current()
+	v, err := s.writable()
 	if err != nil {
 		return err
-	}
-	if v.readOnly {
-		return errReadOnly
 	}
 	ctx, cancel := s.ctx()
 	defer cancel()

@@ -3,15 +3,9 @@ package loadgen
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"io"
-	"math/big"
 	"net"
 	"strings"
 	"sync/atomic"
@@ -22,6 +16,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"postern.dev/postern/internal/auth"
+	"postern.dev/postern/internal/testcert"
 )
 
 // sink is a go-smtp backend that checks PLAIN/LOGIN credentials, refuses
@@ -77,11 +72,7 @@ func (ss *sinkSession) Logout() error { return nil }
 
 func startSink(t *testing.T, implicit bool) (*sink, string) {
 	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "localhost"}, DNSNames: []string{"localhost"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	cfg := &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
+	cfg := testcert.New(t, "localhost").ServerConfig()
 	s := &sink{}
 	srv := smtp.NewServer(s)
 	srv.Domain = "localhost"

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"postern.dev/postern/internal/testcert"
 )
 
 // requireTool finds an external client; missing, the test is skipped
@@ -121,16 +123,16 @@ func runPoplib(t *testing.T, addr, caFile, mode, user, password string) poplibRe
 }
 
 func TestPythonPoplib(t *testing.T) {
-	cert := newTestCert(t)
+	cert := testcert.New(t, "localhost")
 	store := newMemStore()
 	box := store.addUser("alice@contoso.com", "pass word", fixtureMessages()...)
-	srv := &Server{Auth: store, TLSConfig: cert.server}
+	srv := &Server{Auth: store, TLSConfig: cert.ServerConfig()}
 	pop3s := startServer(t, srv, true)
 	pop3 := startServer(t, srv, false)
 	total := len(msg1) + len(msg2) + len(msg3)
 
 	t.Run("pop3s", func(t *testing.T) {
-		r := runPoplib(t, pop3s, cert.caFile, "pop3s", "alice@contoso.com", "pass word")
+		r := runPoplib(t, pop3s, cert.CAFile, "pop3s", "alice@contoso.com", "pass word")
 		want := poplibResult{
 			Welcome:     greeting,
 			Capa:        []string{"PIPELINING", "RESP-CODES", "SASL", "TOP", "UIDL", "USER"},
@@ -155,7 +157,7 @@ func TestPythonPoplib(t *testing.T) {
 		}
 	})
 	t.Run("pop3 with stls", func(t *testing.T) {
-		r := runPoplib(t, pop3, cert.caFile, "stls", "alice@contoso.com", "pass word")
+		r := runPoplib(t, pop3, cert.CAFile, "stls", "alice@contoso.com", "pass word")
 		if !slices.Equal(r.CapaPlain, []string{"PIPELINING", "RESP-CODES", "STLS", "TOP", "UIDL"}) {
 			t.Fatalf("CAPA before TLS: %q", r.CapaPlain)
 		}
@@ -164,7 +166,7 @@ func TestPythonPoplib(t *testing.T) {
 		}
 	})
 	t.Run("wrong password", func(t *testing.T) {
-		r := runPoplib(t, pop3s, cert.caFile, "pop3s", "alice@contoso.com", "wrong")
+		r := runPoplib(t, pop3s, cert.CAFile, "pop3s", "alice@contoso.com", "wrong")
 		if r.PassError != "-ERR "+textLogonFail {
 			t.Fatalf("%+v", r)
 		}
@@ -182,14 +184,14 @@ func diffJSON(got, want any) string {
 
 func TestCurl(t *testing.T) {
 	curl := requireTool(t, "curl")
-	cert := newTestCert(t)
+	cert := testcert.New(t, "localhost")
 	store := newMemStore()
 	box := store.addUser("alice@contoso.com", "pw", fixtureMessages()...)
 	store.tokens["tok-alice"] = "alice@contoso.com"
-	srv := &Server{Auth: store, TLSConfig: cert.server}
+	srv := &Server{Auth: store, TLSConfig: cert.ServerConfig()}
 	pop3s := startServer(t, srv, true)
 	pop3 := startServer(t, srv, false)
-	base := []string{"-sS", "--max-time", "30", "--cacert", cert.caFile}
+	base := []string{"-sS", "--max-time", "30", "--cacert", cert.CAFile}
 	list := fmt.Sprintf("1 %d\r\n2 %d\r\n3 %d\r\n", len(msg1), len(msg2), len(msg3))
 
 	tests := []struct {

@@ -11,8 +11,9 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
+
+	"postern.dev/postern/internal/lineserver"
 )
 
 // state is the session's RFC 1939 state. UPDATE is not a state here: it
@@ -42,24 +43,17 @@ type entry struct {
 
 // conn is one client connection, from accept to close.
 type conn struct {
-	srv         *Server
-	nc          net.Conn // the accepted connection
-	c           net.Conn // what is read and written: nc, or TLS over it
+	srv *Server
+	// lc is the connection as read and written: in lineserver.Command
+	// mode while a command line is awaited (Shutdown interrupts it
+	// there), lineserver.Busy while a command runs.
+	lc          lineserver.Conn
 	implicitTLS bool
 	ip          netip.Addr
-	r           *bufio.Reader
-	w           *bufio.Writer
 	// ctx is handed to the Authenticator and the Maildrop; it ends when
 	// the connection does (or Shutdown gives up waiting).
 	ctx    context.Context
 	cancel context.CancelFunc
-
-	// mu guards reading, deadline and stopping, which Shutdown reads to
-	// interrupt a connection that waits for a command.
-	mu       sync.Mutex
-	reading  bool
-	deadline time.Time
-	stopping bool
 
 	state        state
 	isTLS        bool
@@ -80,65 +74,15 @@ type conn struct {
 
 func newConn(s *Server, nc net.Conn, implicitTLS bool) *conn {
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &conn{srv: s, nc: nc, c: nc, implicitTLS: implicitTLS, ip: remoteIP(nc), ctx: ctx, cancel: cancel}
-	c.r = bufio.NewReaderSize(flushingReader{c}, 4096)
-	c.w = bufio.NewWriterSize(deadlineWriter{c}, 16<<10)
+	c := &conn{srv: s, implicitTLS: implicitTLS, ip: remoteIP(nc), ctx: ctx, cancel: cancel}
+	// Each write is bounded: a client that stops reading in the middle of
+	// a message is dropped, one that reads slowly is not. Shutdown's
+	// abort also ends the Authenticator's and the Maildrop's work.
+	c.lc.Init(nc, lineserver.Busy, lineserver.Options{ReadBuffer: 4096, WriteBuffer: 16 << 10, WriteTimeout: s.writeTimeout(), OnAbort: cancel})
 	return c
 }
 
-// flushingReader is what the connection's reader reads from: before it
-// waits for the network it sends the replies written so far (so pipelined
-// commands are answered in one write, RFC 2449 §6.6), and it holds the read
-// to the deadline of the whole line.
-type flushingReader struct{ c *conn }
-
-func (f flushingReader) Read(p []byte) (int, error) {
-	c := f.c
-	if err := c.w.Flush(); err != nil {
-		return 0, err
-	}
-	// Under mu, so that Shutdown's interruption (a deadline of now, set
-	// under mu) is never overwritten by a later deadline.
-	c.mu.Lock()
-	if c.stopping && c.reading {
-		c.mu.Unlock()
-		return 0, errStopping
-	}
-	c.c.SetReadDeadline(c.deadline)
-	c.mu.Unlock()
-	return c.c.Read(p)
-}
-
-// deadlineWriter bounds each write: a client that stops reading in the
-// middle of a message is dropped, one that reads slowly is not.
-type deadlineWriter struct{ c *conn }
-
-func (d deadlineWriter) Write(p []byte) (int, error) {
-	d.c.c.SetWriteDeadline(time.Now().Add(d.c.srv.writeTimeout()))
-	return d.c.c.Write(p)
-}
-
-var (
-	errStopping   = errors.New("pop3 server shutting down")
-	errLineLength = errors.New("pop3 command line too long")
-)
-
-// interruptIfIdle ends a read that waits for a command: the server is
-// stopping. A command being run finishes first.
-func (c *conn) interruptIfIdle() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.stopping = true
-	if c.reading {
-		c.nc.SetReadDeadline(time.Now())
-	}
-}
-
-// abort closes the connection under whatever it is doing.
-func (c *conn) abort() {
-	c.cancel()
-	c.nc.Close()
-}
+var errLineLength = errors.New("pop3 command line too long")
 
 func (c *conn) serve() {
 	defer c.close()
@@ -149,7 +93,7 @@ func (c *conn) serve() {
 		}
 	}()
 	if c.implicitTLS {
-		tc := tls.Server(c.nc, c.srv.TLSConfig)
+		tc := tls.Server(c.lc.Accepted(), c.srv.TLSConfig)
 		tc.SetDeadline(time.Now().Add(c.srv.preAuthTimeout()))
 		if err := tc.HandshakeContext(c.ctx); err != nil {
 			return
@@ -172,14 +116,12 @@ func (c *conn) serve() {
 // dropped, so that commands pipelined before STLS are never taken as sent
 // under TLS (RFC 2595 §4; the STARTTLS injection of CVE-2011-0411).
 func (c *conn) setConn(tc *tls.Conn) {
-	c.c = tc
+	c.lc.SetTransport(tc)
 	c.isTLS = true
-	c.r.Reset(flushingReader{c})
-	c.w.Reset(deadlineWriter{c})
 }
 
 func (c *conn) close() {
-	c.w.Flush()
+	c.lc.W.Flush()
 	if c.drop != nil {
 		// RFC 1939 §6: without QUIT nothing marked is deleted.
 		if err := c.drop.Close(); err != nil {
@@ -190,18 +132,19 @@ func (c *conn) close() {
 	c.cancel()
 	// Neither a TLS close_notify nor the FIN may wait on a client that
 	// does not read.
-	c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+	nc := c.lc.Accepted()
+	nc.SetWriteDeadline(time.Now().Add(time.Second))
 	// A lingering close: send the FIN, then read for a moment what the
 	// client still sends, so that the kernel does not answer unread input
 	// with a reset that destroys the last reply in flight (a client
 	// closed for a too-long line, or one pipelining past QUIT). Bounded
 	// in time and bytes.
-	if cw, ok := c.c.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
-		c.nc.SetReadDeadline(time.Now().Add(lingerTime))
-		io.Copy(io.Discard, io.LimitReader(c.nc, lingerBytes))
+	if cw, ok := c.lc.Transport().(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+		nc.SetReadDeadline(time.Now().Add(lingerTime))
+		io.Copy(io.Discard, io.LimitReader(nc, lingerBytes))
 	}
-	c.c.Close()
-	c.nc.Close()
+	c.lc.Transport().Close()
+	nc.Close()
 }
 
 const (
@@ -214,15 +157,12 @@ const (
 func (c *conn) readFailed(err error) {
 	var ne net.Error
 	switch {
-	case errors.Is(err, errStopping):
+	case errors.Is(err, lineserver.ErrStopping):
 		c.reply(errShuttingDown)
 	case errors.Is(err, errLineLength):
 		c.reply(errLineTooLong)
 	case errors.As(err, &ne) && ne.Timeout():
-		c.mu.Lock()
-		stopping := c.stopping
-		c.mu.Unlock()
-		if stopping {
+		if c.lc.Stopping() {
 			c.reply(errShuttingDown)
 		} else {
 			c.reply(errTimeout)
@@ -253,18 +193,11 @@ func (c *conn) readCommand() (string, error) {
 // MaxAuthLine. A line over its limit is refused as soon as it is seen to
 // be, not buffered to its end.
 func (c *conn) readLine(limit int, authCommand bool) (string, error) {
-	c.mu.Lock()
-	c.reading = true
-	c.deadline = time.Now().Add(c.timeout())
-	c.mu.Unlock()
-	defer func() {
-		c.mu.Lock()
-		c.reading = false
-		c.mu.Unlock()
-	}()
+	c.lc.AwaitCommand(time.Now().Add(c.timeout()))
+	defer c.lc.SetMode(lineserver.Busy)
 	var line []byte
 	for {
-		chunk, err := c.r.ReadSlice('\n')
+		chunk, err := c.lc.R.ReadSlice('\n')
 		if n := len(line) + len(chunk); n > limit+2 {
 			if !authCommand || n > MaxAuthLine+2 || !startsWithAuth(line, chunk) {
 				return "", errLineLength
@@ -300,8 +233,8 @@ func startsWithAuth(line, chunk []byte) bool {
 // reply writes a response; it is sent when the client is next waited for,
 // or when the connection closes.
 func (c *conn) reply(s string) {
-	c.w.WriteString(s)
-	c.w.WriteString("\r\n")
+	c.lc.W.WriteString(s)
+	c.lc.W.WriteString("\r\n")
 }
 
 // badCommand answers a command that is unknown, malformed or not valid in
@@ -491,15 +424,15 @@ func (c *conn) handleStls() {
 		return
 	}
 	c.reply(okBeginTLS)
-	if err := c.w.Flush(); err != nil {
+	if err := c.lc.W.Flush(); err != nil {
 		c.quit = true
 		return
 	}
-	tc := tls.Server(c.nc, c.srv.TLSConfig)
+	tc := tls.Server(c.lc.Accepted(), c.srv.TLSConfig)
 	tc.SetDeadline(time.Now().Add(c.srv.preAuthTimeout()))
 	if err := tc.HandshakeContext(c.ctx); err != nil {
 		// Nothing can be said: the client is speaking TLS, or nothing.
-		c.c = tc
+		c.lc.SetTransport(tc)
 		c.quit = true
 		return
 	}
@@ -668,7 +601,7 @@ func (c *conn) sendMessage(n, bodyLines int) {
 	}
 	defer rc.Close()
 	c.reply(okBare)
-	err = writeMessage(c.w, rc, bodyLines)
+	err = writeMessage(c.lc.W, rc, bodyLines)
 	if err == nil && bodyLines < 0 {
 		e.retrieved = true
 	}
@@ -677,7 +610,7 @@ func (c *conn) sendMessage(n, bodyLines int) {
 		if errors.As(err, &se) {
 			c.srv.log().Warn("pop3 reading a message failed mid-transfer", "ip", c.ip, "err", err)
 		}
-		c.w.Reset(discard{}) // the partial response must not be completed
+		c.lc.W.Reset(discard{}) // the partial response must not be completed
 		c.quit = true
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"postern.dev/postern/internal/testcert"
 )
 
 func FuzzParseCommand(f *testing.F) {
@@ -124,12 +126,12 @@ func FuzzSession(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
-	cert := newTestCert(f)
+	tlsConfig := testcert.New(f, "localhost").ServerConfig()
 	f.Fuzz(func(t *testing.T, input []byte) {
 		store := newMemStore()
 		box := store.addUser("alice", "pw", fixtureMessages()...)
 		store.tokens["tok"] = "alice"
-		srv := &Server{Auth: store, AllowInsecureAuth: true, TLSConfig: cert.server,
+		srv := &Server{Auth: store, AllowInsecureAuth: true, TLSConfig: tlsConfig,
 			PreAuthTimeout: 2 * time.Second, IdleTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second}
 		sc, cc := net.Pipe()
 		c := newConn(srv, sc, false)

@@ -22,9 +22,9 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"sync"
-	"syscall"
 	"time"
+
+	"postern.dev/postern/internal/lineserver"
 )
 
 // Defaults for the Server's zero fields.
@@ -81,11 +81,8 @@ type Server struct {
 
 	Log *slog.Logger
 
-	mu        sync.Mutex
-	listeners map[net.Listener]struct{}
-	conns     map[*conn]struct{}
-	closing   bool
-	wg        sync.WaitGroup
+	// lines is the listeners, the open connections and their shutdown.
+	lines lineserver.Server
 }
 
 // ErrServerClosed is what Serve returns once Shutdown has been called.
@@ -101,86 +98,24 @@ func (s *Server) Serve(l net.Listener, implicitTLS bool) error {
 	if s.Auth == nil {
 		return errors.New("pop3: no Authenticator")
 	}
-	s.mu.Lock()
-	if s.closing {
-		s.mu.Unlock()
+	if !s.lines.AddListener(l) {
 		return ErrServerClosed
 	}
-	if s.listeners == nil {
-		s.listeners = make(map[net.Listener]struct{})
-		s.conns = make(map[*conn]struct{})
-	}
-	s.listeners[l] = struct{}{}
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.listeners, l)
-		s.mu.Unlock()
-	}()
-
-	var backoff time.Duration
+	defer s.lines.RemoveListener(l)
 	for {
-		nc, err := l.Accept()
-		if err != nil {
-			if s.isClosing() {
-				return ErrServerClosed
-			}
-			if !temporaryAcceptError(err) {
-				return err
-			}
-			// Out of descriptors, or a connection reset before it was
-			// accepted: wait and go on, so the loop neither spins nor
-			// stops.
-			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			s.log().Warn("pop3 accept failed; retrying", "err", err, "in", backoff)
-			time.Sleep(backoff)
-			continue
+		nc, err := s.lines.Accept(l, s.log(), "pop3 accept failed; retrying")
+		if errors.Is(err, lineserver.ErrServerClosed) {
+			return ErrServerClosed
 		}
-		backoff = 0
+		if err != nil {
+			return err
+		}
 		c := newConn(s, nc, implicitTLS)
-		if !s.track(c) {
+		if !s.lines.Go(&c.lc, c.serve) {
 			nc.Close()
 			return ErrServerClosed
 		}
-		go func() {
-			defer s.wg.Done()
-			defer s.untrack(c)
-			c.serve()
-		}()
 	}
-}
-
-func temporaryAcceptError(err error) bool {
-	for _, e := range []error{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.ECONNABORTED, syscall.ECONNRESET, syscall.EPROTO} {
-		if errors.Is(err, e) {
-			return true
-		}
-	}
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
-}
-
-func (s *Server) track(c *conn) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing {
-		return false
-	}
-	s.conns[c] = struct{}{}
-	s.wg.Add(1)
-	return true
-}
-
-func (s *Server) untrack(c *conn) {
-	s.mu.Lock()
-	delete(s.conns, c)
-	s.mu.Unlock()
-}
-
-func (s *Server) isClosing() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closing
 }
 
 // Shutdown stops accepting, tells every connection waiting for a command
@@ -188,32 +123,7 @@ func (s *Server) isClosing() bool {
 // 1939 §6 applies deletions only on QUIT), and lets a command in progress
 // (a RETR, a QUIT applying deletions) finish until ctx ends; then it closes
 // whatever is still open. It returns once every connection has ended.
-func (s *Server) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	s.closing = true
-	for l := range s.listeners {
-		l.Close()
-	}
-	for c := range s.conns {
-		c.interruptIfIdle()
-	}
-	s.mu.Unlock()
-
-	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-	}
-	s.mu.Lock()
-	for c := range s.conns {
-		c.abort()
-	}
-	s.mu.Unlock()
-	<-done
-	return ctx.Err()
-}
+func (s *Server) Shutdown(ctx context.Context) error { return s.lines.Shutdown(ctx) }
 
 func (s *Server) log() *slog.Logger {
 	if s.Log != nil {

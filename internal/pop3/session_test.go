@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"postern.dev/postern/internal/testcert"
 )
 
 const (
@@ -391,7 +393,7 @@ func TestSessions(t *testing.T) {
 			if tc.setup != nil {
 				tc.setup(store, box)
 			}
-			srv := &Server{Auth: store, AllowInsecureAuth: tc.insecure, TLSConfig: newTestCert(t).server}
+			srv := &Server{Auth: store, AllowInsecureAuth: tc.insecure, TLSConfig: testcert.New(t, "localhost").ServerConfig()}
 			addr := startServer(t, srv, false)
 			cl := dial(t, addr, nil)
 			if g := cl.line(); g != greeting {
@@ -421,10 +423,10 @@ func TestSessions(t *testing.T) {
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
 
 func TestSTLS(t *testing.T) {
-	cert := newTestCert(t)
+	cert := testcert.New(t, "localhost")
 	store := newMemStore()
 	store.addUser("alice@contoso.com", "pw", fixtureMessages()...)
-	addr := startServer(t, &Server{Auth: store, TLSConfig: cert.server}, false)
+	addr := startServer(t, &Server{Auth: store, TLSConfig: cert.ServerConfig()}, false)
 	cl := dial(t, addr, nil)
 	cl.line()
 	cl.send("CAPA\r\n")
@@ -436,7 +438,7 @@ func TestSTLS(t *testing.T) {
 	if got := cl.line(); got != okBeginTLS {
 		t.Fatalf("STLS: %q", got)
 	}
-	cl.startTLS(cert.client)
+	cl.startTLS(cert.ClientConfig())
 	runSteps(t, cl, []step{
 		{send: "CAPA", want: "+OK\r\nTOP\r\nUIDL\r\nSASL PLAIN XOAUTH2 OAUTHBEARER\r\nUSER\r\nRESP-CODES\r\nPIPELINING\r\n."},
 		{send: "PASS pw", want: errBadState}, // the injected USER was dropped
@@ -448,12 +450,12 @@ func TestSTLS(t *testing.T) {
 }
 
 func TestImplicitTLS(t *testing.T) {
-	cert := newTestCert(t)
+	cert := testcert.New(t, "localhost")
 	store := newMemStore()
 	store.addUser("alice@contoso.com", "pw", fixtureMessages()...)
-	srv := &Server{Auth: store, TLSConfig: cert.server, AuthRespCode: true}
+	srv := &Server{Auth: store, TLSConfig: cert.ServerConfig(), AuthRespCode: true}
 	addr := startServer(t, srv, true)
-	cl := dial(t, addr, cert.client)
+	cl := dial(t, addr, cert.ClientConfig())
 	if g := cl.line(); g != greeting {
 		t.Fatalf("greeting %q", g)
 	}

@@ -2,7 +2,6 @@ package server
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"net"
@@ -10,31 +9,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"postern.dev/postern/internal/config"
 	"postern.dev/postern/internal/logswitch"
 	"postern.dev/postern/internal/smtpd"
+	"postern.dev/postern/internal/testlog"
 )
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // greeting dials addr and returns the first reply line, or the error.
 func greeting(addr string) (string, error) {
@@ -52,7 +34,7 @@ func greeting(addr string) (string, error) {
 // moved listener goes on; live keys apply and restart-only keys are kept;
 // the admin listener turns on with its metrics token.
 func TestReload(t *testing.T) {
-	logs := &lockedBuffer{}
+	logs := &testlog.Buffer{}
 	log, sw, err := logswitch.New(logs, "text", "info")
 	if err != nil {
 		t.Fatal(err)

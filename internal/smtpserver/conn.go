@@ -12,11 +12,11 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/emersion/go-smtp"
 
+	"postern.dev/postern/internal/lineserver"
 	"postern.dev/postern/internal/reply"
 )
 
@@ -28,21 +28,14 @@ const maxErrors = 3
 // Sessions made on it (a new one after STARTTLS).
 type Conn struct {
 	server *Server
-	nc     net.Conn // the accepted connection, under any TLS
-	conn   net.Conn // what is read and written: nc, or TLS over it
-	ip     netip.Addr
+	// lc is the connection as read and written: in lineserver.Command
+	// mode between commands (Shutdown interrupts it there), in
+	// lineserver.Stream mode inside DATA or a BDAT chunk.
+	lc lineserver.Conn
+	ip netip.Addr
 	// readTimeout is the server's idle timeout when the connection was
 	// accepted: a reload changes it for new connections only.
 	readTimeout time.Duration
-	r           *bufio.Reader
-	w           *bufio.Writer
-
-	// mu guards mode and deadline, which Shutdown reads to interrupt a
-	// connection idle between commands.
-	mu       sync.Mutex
-	mode     readMode
-	deadline time.Time
-	stopping bool
 
 	helo         string
 	session      Session
@@ -65,27 +58,17 @@ type Conn struct {
 	outcome string
 }
 
-// readMode decides how reads are timed.
-type readMode int
-
-const (
-	// modeCommand: the whole line must arrive by c.deadline.
-	modeCommand readMode = iota
-	// modeStream: DATA or a BDAT chunk; each read may take ReadTimeout, so
-	// a client that keeps sending is never cut off.
-	modeStream
-)
-
 func newConn(s *Server, nc net.Conn, ip netip.Addr) *Conn {
-	c := &Conn{server: s, nc: nc, conn: nc, ip: ip, id: newSessionID(), readTimeout: s.currentReadTimeout()}
-	c.w = bufio.NewWriter(deadlineWriter{c})
-	c.r = bufio.NewReader(flushingReader{c})
+	c := &Conn{server: s, ip: ip, id: newSessionID(), readTimeout: s.currentReadTimeout()}
+	// Inside DATA or a BDAT chunk each read may take the idle timeout, so
+	// a client that keeps sending is never cut off.
+	c.lc.Init(nc, lineserver.Command, lineserver.Options{WriteTimeout: s.WriteTimeout, StreamTimeout: c.readTimeout})
 	return c
 }
 
 // Conn returns the connection as the session sees it: TLS over the
 // accepted connection once TLS is on.
-func (c *Conn) Conn() net.Conn { return c.conn }
+func (c *Conn) Conn() net.Conn { return c.lc.Transport() }
 
 // RemoteIP is the client's address.
 func (c *Conn) RemoteIP() netip.Addr { return c.ip }
@@ -99,61 +82,10 @@ func (c *Conn) Hostname() string { return c.helo }
 
 // TLSConnectionState returns the TLS state once TLS is on.
 func (c *Conn) TLSConnectionState() (tls.ConnectionState, bool) {
-	if tc, ok := c.conn.(*tls.Conn); ok {
+	if tc, ok := c.lc.Transport().(*tls.Conn); ok {
 		return tc.ConnectionState(), true
 	}
 	return tls.ConnectionState{}, false
-}
-
-// flushingReader is what the connection's bufio.Reader reads from: before
-// it waits for the network it sends the replies written so far (so
-// pipelined commands are answered in one write, RFC 2920 section 3.1) and
-// sets the read deadline that the current mode asks for.
-type flushingReader struct{ c *Conn }
-
-func (f flushingReader) Read(p []byte) (int, error) {
-	c := f.c
-	if err := c.w.Flush(); err != nil {
-		return 0, err
-	}
-	// The deadline is set under mu so that Shutdown's interruption, which
-	// sets it to now under mu, is never overwritten by a later one.
-	c.mu.Lock()
-	if c.stopping && c.mode == modeCommand {
-		c.mu.Unlock()
-		return 0, errShuttingDown
-	}
-	if t := c.readTimeout; t > 0 {
-		deadline := c.deadline
-		if c.mode == modeStream {
-			deadline = time.Now().Add(t)
-		}
-		c.conn.SetReadDeadline(deadline)
-	}
-	c.mu.Unlock()
-	return c.conn.Read(p)
-}
-
-type deadlineWriter struct{ c *Conn }
-
-func (d deadlineWriter) Write(p []byte) (int, error) {
-	if t := d.c.server.WriteTimeout; t > 0 {
-		d.c.conn.SetWriteDeadline(time.Now().Add(t))
-	}
-	return d.c.conn.Write(p)
-}
-
-var errShuttingDown = errors.New("server shutting down")
-
-// interruptIfIdle makes a connection that waits for a command, with no
-// part of one received, give up its read now: the server is stopping.
-func (c *Conn) interruptIfIdle() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.stopping = true
-	if c.mode == modeCommand {
-		c.nc.SetReadDeadline(time.Now())
-	}
 }
 
 func (c *Conn) serve() {
@@ -169,14 +101,14 @@ func (c *Conn) serve() {
 		c.tr = c.server.Transcript(c)
 	}
 	if c.server.ImplicitTLS {
-		tc := tls.Server(c.nc, c.server.TLSConfig)
+		tc := tls.Server(c.lc.Accepted(), c.server.TLSConfig)
 		tc.SetDeadline(time.Now().Add(c.readTimeout))
 		if err := tc.Handshake(); err != nil {
 			c.outcome = OutcomeTLSFailed
 			return
 		}
 		tc.SetDeadline(time.Time{})
-		c.setConn(tc)
+		c.lc.SetTransport(tc)
 	}
 	c.reply(reply.ServiceReady(c.server.Hostname))
 	for !c.closed {
@@ -192,31 +124,18 @@ func (c *Conn) serve() {
 	}
 }
 
-// setConn switches to a new transport (after a TLS handshake): what was
-// buffered from the old one is dropped, so that commands a client
-// pipelined before STARTTLS are never taken as sent under TLS (RFC 3207
-// section 4.2; CVE-2011-0411).
-func (c *Conn) setConn(nc net.Conn) {
-	c.conn = nc
-	c.r.Reset(flushingReader{c})
-	c.w.Reset(deadlineWriter{c})
-}
-
 // readFailed ends the connection after a command line could not be read.
 func (c *Conn) readFailed(err error) {
 	var ne net.Error
 	switch {
-	case errors.Is(err, errShuttingDown):
+	case errors.Is(err, lineserver.ErrStopping):
 		c.reply(reply.ShuttingDown)
 		c.outcome = OutcomeShutdown
 	case errors.Is(err, errCommandTooLong):
 		c.reply(reply.CommandLineTooLong)
 		c.outcome = OutcomeError
 	case errors.As(err, &ne) && ne.Timeout():
-		c.mu.Lock()
-		stopping := c.stopping
-		c.mu.Unlock()
-		if stopping {
+		if c.lc.Stopping() {
 			c.reply(reply.ShuttingDown)
 			c.outcome = OutcomeShutdown
 		} else {
@@ -235,17 +154,18 @@ var errCommandTooLong = errors.New("command line too long")
 // Lines over limit are refused, except AUTH lines, which may reach
 // authLimit.
 func (c *Conn) readCommand(limit, authLimit int) (string, error) {
-	c.mu.Lock()
-	c.mode = modeCommand
-	c.deadline = time.Now().Add(c.readTimeout)
-	c.mu.Unlock()
+	var deadline time.Time
+	if c.readTimeout > 0 {
+		deadline = time.Now().Add(c.readTimeout)
+	}
+	c.lc.AwaitCommand(deadline)
 	return c.readLine(limit, authLimit)
 }
 
 func (c *Conn) readLine(limit, authLimit int) (string, error) {
 	var line []byte
 	for {
-		chunk, err := c.r.ReadSlice('\n')
+		chunk, err := c.lc.R.ReadSlice('\n')
 		if len(line)+len(chunk) > max(limit, authLimit)+2 {
 			return "", errCommandTooLong
 		}
@@ -278,14 +198,14 @@ func (c *Conn) close() {
 		c.server.Observe.Closed(c.outcome)
 	}
 	c.closed = true
-	c.w.Flush()
+	c.lc.W.Flush()
 	c.endBdat(errTransferAborted)
 	if c.session != nil {
 		c.session.Logout()
 		c.session = nil
 	}
-	c.conn.Close()
-	c.nc.Close()
+	c.lc.Transport().Close()
+	c.lc.Accepted().Close()
 	if c.tr != nil {
 		c.tr.Close()
 	}
@@ -295,7 +215,7 @@ func (c *Conn) close() {
 // when the connection closes.
 func (c *Conn) reply(r *reply.Reply) {
 	line := replyLine(r)
-	c.w.WriteString(line)
+	c.lc.W.WriteString(line)
 	if c.server.Observe != nil {
 		c.server.Observe.Replied(r)
 	}
@@ -604,11 +524,11 @@ func (c *Conn) handleData(arg string) {
 		return
 	}
 	c.reply(reply.StartData)
-	c.setMode(modeStream)
-	defer c.setMode(modeCommand)
+	c.lc.SetMode(lineserver.Stream)
+	defer c.lc.SetMode(lineserver.Command)
 	defer c.reset()
 
-	dr := newDataReader(c.r, c.server.MaxMessageBytes, c.server.MaxLineLength)
+	dr := newDataReader(c.lc.R, c.server.MaxMessageBytes, c.server.MaxLineLength)
 	err := c.session.Data(dr)
 	// A client may send at most this much more than what was read: a
 	// session that stopped reading early (a refusal), or a message over
@@ -647,12 +567,6 @@ func dataReply(err error) *reply.Reply {
 		return reply.QueuedOK
 	}
 	return replyFor(err, reply.StorageUnavailable)
-}
-
-func (c *Conn) setMode(m readMode) {
-	c.mu.Lock()
-	c.mode = m
-	c.mu.Unlock()
 }
 
 func (c *Conn) reset() {
@@ -754,11 +668,11 @@ func (c *Conn) handleStartTLS(arg string) {
 		return
 	}
 	c.reply(reply.ReadyToStartTLS)
-	if err := c.w.Flush(); err != nil {
+	if err := c.lc.W.Flush(); err != nil {
 		c.closed = true
 		return
 	}
-	tc := tls.Server(c.nc, c.server.TLSConfig)
+	tc := tls.Server(c.lc.Accepted(), c.server.TLSConfig)
 	tc.SetDeadline(time.Now().Add(c.readTimeout))
 	if err := tc.Handshake(); err != nil {
 		c.closed = true // the channel is in no state to carry a reply
@@ -766,7 +680,7 @@ func (c *Conn) handleStartTLS(arg string) {
 		return
 	}
 	tc.SetDeadline(time.Time{})
-	c.setConn(tc)
+	c.lc.SetTransport(tc)
 	// RFC 3207 section 4.2: forget everything learnt before TLS.
 	c.reset()
 	if c.session != nil {
@@ -803,12 +717,12 @@ func (c *Conn) handleBdat(arg string) {
 		c.reply(reply.BdatArguments)
 		return
 	}
-	c.setMode(modeStream)
-	defer c.setMode(modeCommand)
+	c.lc.SetMode(lineserver.Stream)
+	defer c.lc.SetMode(lineserver.Command)
 	if c.tr != nil {
 		c.tr.Message(int64(size))
 	}
-	chunk := io.LimitReader(c.r, int64(size))
+	chunk := io.LimitReader(c.lc.R, int64(size))
 	discard := func() bool {
 		n, _ := io.Copy(io.Discard, chunk)
 		return n == int64(size)

@@ -16,30 +16,16 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+
+	"postern.dev/postern/internal/testcert"
+	"postern.dev/postern/internal/testlog"
 )
 
 // recorder is a Session that records what it was asked and accepts all.
 type recorder struct {
 	mu     sync.Mutex
 	events []string
-	log    *logBuffer
-}
-
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	log    *testlog.Buffer
 }
 
 func (r *recorder) add(e string) { r.mu.Lock(); r.events = append(r.events, e); r.mu.Unlock() }
@@ -68,10 +54,10 @@ func (s recSession) Data(r io.Reader) error {
 }
 
 // startEngine serves on loopback with a recording backend.
-func startEngine(t *testing.T, tune func(*Server)) (string, *recorder, *Server) {
+func startEngine(t testing.TB, tune func(*Server)) (string, *recorder, *Server) {
 	t.Helper()
 	rec := &recorder{}
-	rec.log = &logBuffer{}
+	rec.log = &testlog.Buffer{}
 	srv := &Server{
 		Log:             slog.New(slog.NewTextHandler(rec.log, nil)),
 		Backend:         BackendFunc(func(*Conn) (Session, error) { return recSession{rec}, nil }),
@@ -245,7 +231,7 @@ func TestSetReadTimeout(t *testing.T) {
 // Commands pipelined before STARTTLS are dropped, not run under TLS
 // (RFC 3207 section 4.2).
 func TestStartTLSDropsPipelinedCleartext(t *testing.T) {
-	cfg := testTLSConfig(t)
+	cfg := testcert.New(t, "mx.test").ServerConfig()
 	addr, rec, _ := startEngine(t, func(s *Server) { s.TLSConfig = cfg })
 	c := dialEngine(t, addr)
 	c.expect("EHLO x", "250")
@@ -398,7 +384,7 @@ func TestAdmissionForgets(t *testing.T) {
 // Running out of file descriptors does not stop the accept loop: once
 // descriptors are free again, the clients that waited are served.
 func TestAcceptSurvivesDescriptorExhaustion(t *testing.T) {
-	logs := &logBuffer{}
+	logs := &testlog.Buffer{}
 	srv := &Server{
 		Backend:  BackendFunc(func(*Conn) (Session, error) { return recSession{&recorder{}}, nil }),
 		Hostname: "mx.test", MaxMessageBytes: 1 << 20, MaxLineLength: 100,

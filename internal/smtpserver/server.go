@@ -24,13 +24,13 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
+
+	"postern.dev/postern/internal/lineserver"
 )
 
 // Backend makes a Session for a connection once it has said HELO or EHLO
@@ -130,11 +130,8 @@ type Server struct {
 	// from then on (SetReadTimeout).
 	readTimeout atomic.Pointer[time.Duration]
 
-	mu        sync.Mutex
-	listeners []net.Listener
-	conns     map[*Conn]struct{}
-	closing   bool
-	wg        sync.WaitGroup
+	// lines is the listener, the open connections and their shutdown.
+	lines lineserver.Server
 }
 
 // SetReadTimeout changes the idle timeout for the connections accepted from
@@ -151,37 +148,19 @@ func (s *Server) currentReadTimeout() time.Duration {
 
 // Serve accepts connections on l until l is closed or the server shut down.
 func (s *Server) Serve(l net.Listener) error {
-	s.mu.Lock()
-	if s.closing {
-		s.mu.Unlock()
+	// l stays registered after Serve returns, so that Shutdown closes it
+	// even when an accept failed for good.
+	if !s.lines.AddListener(l) {
 		return net.ErrClosed
 	}
-	s.listeners = append(s.listeners, l)
-	if s.conns == nil {
-		s.conns = make(map[*Conn]struct{})
-	}
-	s.mu.Unlock()
-
-	var backoff time.Duration
 	for {
-		nc, err := l.Accept()
+		nc, err := s.lines.Accept(l, s.log(), "accept failed; retrying")
 		if err != nil {
-			if s.isClosing() || errors.Is(err, net.ErrClosed) {
+			if errors.Is(err, lineserver.ErrServerClosed) || errors.Is(err, net.ErrClosed) {
 				return nil
 			}
-			if !temporaryAcceptError(err) {
-				return err
-			}
-			// Out of file descriptors (or a connection reset before it
-			// was accepted): wait a little and go on, so that the loop
-			// neither spins nor stops; connections that end free
-			// descriptors again.
-			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			s.log().Warn("accept failed; retrying", "err", err, "in", backoff)
-			time.Sleep(backoff)
-			continue
+			return err
 		}
-		backoff = 0
 		ip := remoteIP(nc)
 		if !s.Admission.Admit(ip) {
 			s.refuse(nc)
@@ -191,30 +170,15 @@ func (s *Server) Serve(l net.Listener) error {
 		if s.Observe != nil {
 			s.Observe.Opened()
 		}
-		if !s.track(c) {
+		if !s.lines.Go(&c.lc, func() {
+			defer s.Admission.Release(ip)
+			c.serve()
+		}) {
 			s.Admission.Release(ip)
 			nc.Close()
 			return nil
 		}
-		go func() {
-			defer s.wg.Done()
-			defer s.Admission.Release(ip)
-			defer s.untrack(c)
-			c.serve()
-		}()
 	}
-}
-
-// temporaryAcceptError reports an accept failure that a later accept may
-// not have: descriptors or memory running out, an aborted handshake.
-func temporaryAcceptError(err error) bool {
-	for _, e := range []error{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.ECONNABORTED, syscall.ECONNRESET, syscall.EPROTO} {
-		if errors.Is(err, e) {
-			return true
-		}
-	}
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // refuse answers a connection over a cap with 421 and closes it, without
@@ -235,60 +199,12 @@ func (s *Server) refuse(nc net.Conn) {
 	nc.Close()
 }
 
-func (s *Server) track(c *Conn) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing {
-		return false
-	}
-	s.conns[c] = struct{}{}
-	s.wg.Add(1)
-	return true
-}
-
-func (s *Server) untrack(c *Conn) {
-	s.mu.Lock()
-	delete(s.conns, c)
-	s.mu.Unlock()
-}
-
-func (s *Server) isClosing() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closing
-}
-
 // Shutdown stops accepting, tells every connection waiting for a command
 // that the service is shutting down (421) and lets those in a transaction
 // finish it, until ctx ends; then it closes whatever is still open. It
 // returns once every connection has ended, so its duration is bounded by
 // ctx plus the time a closed connection takes to unwind.
-func (s *Server) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	s.closing = true
-	for _, l := range s.listeners {
-		l.Close()
-	}
-	for c := range s.conns {
-		c.interruptIfIdle()
-	}
-	s.mu.Unlock()
-
-	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-	}
-	s.mu.Lock()
-	for c := range s.conns {
-		c.nc.Close()
-	}
-	s.mu.Unlock()
-	<-done
-	return ctx.Err()
-}
+func (s *Server) Shutdown(ctx context.Context) error { return s.lines.Shutdown(ctx) }
 
 func (s *Server) log() *slog.Logger {
 	if s.Log != nil {
