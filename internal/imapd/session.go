@@ -18,6 +18,7 @@ import (
 
 	"postern.dev/postern/internal/auth"
 	"postern.dev/postern/internal/mailnotify"
+	"postern.dev/postern/internal/reply"
 	"postern.dev/postern/internal/store"
 )
 
@@ -75,10 +76,11 @@ func (s *session) Close() error {
 
 // Sign-in.
 
-// Exchange Online's answers to refused credentials.
+// Exchange Online's answers to refused credentials, from the reply
+// catalogue.
 const (
-	loginFailed        = "LOGIN failed."
-	authenticateFailed = "AUTHENTICATE failed."
+	loginFailed        = reply.IMAPLoginFailed
+	authenticateFailed = reply.IMAPAuthenticateFailed
 )
 
 // refusal turns an Authenticator error into the tagged answer.

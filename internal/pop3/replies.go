@@ -1,5 +1,7 @@
 package pop3
 
+import "postern.dev/postern/internal/reply"
+
 // The catalogue of replies. Texts are Exchange's wherever Exchange's are
 // known, so that what a client shows its user, and what an admin finds
 // searching the web for it, is what Exchange Online would have said.
@@ -22,13 +24,15 @@ const (
 	// greeting: Exchange Online adds " [base64 of its server name]".
 	greeting = "+OK The Microsoft Exchange POP3 service is ready."
 
-	okBare        = "+OK"
-	okLoggedOn    = "+OK User successfully logged on."
-	okAuthed      = "+OK User successfully authenticated."
-	okBeginTLS    = "+OK Begin TLS negotiation."
-	okSigningOff  = "+OK Microsoft Exchange Server POP3 server signing off."
-	textLogonFail = "Logon failure: unknown user name or bad password."
-	textAuthFail  = "Authentication failure: unknown user name or bad password."
+	okBare       = "+OK"
+	okLoggedOn   = "+OK User successfully logged on."
+	okAuthed     = "+OK User successfully authenticated."
+	okBeginTLS   = "+OK Begin TLS negotiation."
+	okSigningOff = "+OK Microsoft Exchange Server POP3 server signing off."
+	// The refusals of credentials are in the reply catalogue, beside
+	// SMTP's and IMAP's, with their sources.
+	textLogonFail = reply.POPLogonFailure
+	textAuthFail  = reply.POPAuthenticationFailure
 	textAuthCancl = "The AUTH protocol exchange was canceled by the client."
 
 	// errBadState answers a command not allowed in the session's state,
