@@ -92,6 +92,21 @@ func (s *Store) changed(mailboxes ...int64) {
 	s.hub.Notify(mailboxes...)
 }
 
+// grow adds bytes to the cached size of each mailbox, once per
+// occurrence (a message filed twice into one mailbox counts twice, as the
+// triggers count it). Mailboxes not cached are read when next asked; an
+// entry keeps its age, so it is still read again within MailboxSizeMaxAge.
+func (c *sizeCache) grow(bytes int64, ids ...int64) {
+	c.mu.Lock()
+	for _, id := range ids {
+		if e, ok := c.m[id]; ok {
+			e.bytes += bytes
+			c.m[id] = e
+		}
+	}
+	c.mu.Unlock()
+}
+
 func (c *sizeCache) forget(ids ...int64) {
 	c.mu.Lock()
 	for _, id := range ids {

@@ -129,9 +129,14 @@ func (s *Store) commitBatch(batch []*pendingCommit) {
 	if err == nil {
 		var touched []int64
 		for _, p := range batch {
-			touched = append(touched, filedMailboxes(p.sub)...)
+			filed := filedMailboxes(p.sub)
+			// The sizes cached for the SMTP path's quota checks grow by
+			// what was filed, rather than being read again at the next
+			// RCPT: a commit costs no extra read per message.
+			s.sizes.grow(p.size, filed...)
+			touched = append(touched, filed...)
 		}
-		s.changed(touched...)
+		s.hub.Notify(touched...)
 	}
 	for _, p := range batch {
 		if err != nil {
