@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"strings"
 
 	"postern.dev/postern/internal/admin"
+	"postern.dev/postern/internal/cmdlet"
 	"postern.dev/postern/internal/config"
 	"postern.dev/postern/internal/server"
 	"postern.dev/postern/internal/smtpd"
@@ -55,10 +57,33 @@ func applyDemoDefaults(cfg *config.Config, fs *flag.FlagSet) {
 // setUpDemo creates (or refreshes) the contoso.com organization: the
 // mailboxes get new random passwords at every start, and SMTP AUTH is set up
 // as Microsoft recommends — off for the organization, on for the scanner.
+// It runs cmdlets through the admin service as the server's administrator,
+// as an admin typing them would: the same checks, and each change in the
+// admin audit log.
 func setUpDemo(ctx context.Context, srv *server.Server, cfg config.Config, out io.Writer) error {
 	svc := srv.Admin
-	if ds, _ := svc.AcceptedDomains("contoso.com"); len(ds) == 0 {
-		if _, err := svc.NewAcceptedDomain(ctx, "contoso.com", "contoso.com", "Authoritative"); err != nil {
+	run := func(name string, params map[string]any) ([]*cmdlet.Object, error) {
+		objs, err := svc.Invoke(ctx, out, name, params)
+		if err != nil {
+			return nil, fmt.Errorf("demo setup: %s: %w", name, err)
+		}
+		return objs, nil
+	}
+	// exists runs a Get- cmdlet for one identity.
+	exists := func(get, identity string) (bool, error) {
+		objs, err := svc.Invoke(ctx, out, get, map[string]any{"Identity": identity})
+		if errors.Is(err, admin.ErrNotFound) {
+			return false, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("demo setup: %s %s: %w", get, identity, err)
+		}
+		return len(objs) > 0, nil
+	}
+	if ok, err := exists("Get-AcceptedDomain", "contoso.com"); err != nil {
+		return err
+	} else if !ok {
+		if _, err := run("New-AcceptedDomain", map[string]any{"Name": "contoso.com", "DomainName": "contoso.com", "DomainType": "Authoritative"}); err != nil {
 			return err
 		}
 	}
@@ -66,24 +91,30 @@ func setUpDemo(ctx context.Context, srv *server.Server, cfg config.Config, out i
 	for _, name := range demoMailboxes {
 		pw := demoPassword()
 		passwords[name] = pw
-		if _, err := svc.Mailboxes(name, 0); err != nil {
-			if _, err := svc.NewMailbox(ctx, admin.NewMailboxParams{Name: name, PrimarySmtpAddress: name + "@contoso.com", Password: pw}); err != nil {
-				return err
-			}
-		} else if err := svc.SetMailbox(ctx, name, admin.SetMailboxParams{Password: &pw}); err != nil {
+		ok, err := exists("Get-Mailbox", name)
+		switch {
+		case err != nil:
+			return err
+		case !ok:
+			_, err = run("New-Mailbox", map[string]any{"Name": name, "PrimarySmtpAddress": name + "@contoso.com", "Password": pw})
+		default:
+			_, err = run("Set-Mailbox", map[string]any{"Identity": name, "Password": pw})
+		}
+		if err != nil {
 			return err
 		}
 	}
-	if _, err := svc.Mailboxes("info", 0); err != nil {
-		if _, err := svc.NewMailbox(ctx, admin.NewMailboxParams{Name: "info", PrimarySmtpAddress: "info@contoso.com", Shared: true}); err != nil {
+	if ok, err := exists("Get-Mailbox", "info"); err != nil {
+		return err
+	} else if !ok {
+		if _, err := run("New-Mailbox", map[string]any{"Name": "info", "PrimarySmtpAddress": "info@contoso.com", "Shared": true}); err != nil {
 			return err
 		}
-		if _, err := svc.AddRecipientPermission(ctx, "info@contoso.com", "scanner@contoso.com", "SendAs"); err != nil {
+		if _, err := run("Add-RecipientPermission", map[string]any{"Identity": "info@contoso.com", "Trustee": "scanner@contoso.com", "AccessRights": "SendAs"}); err != nil {
 			return err
 		}
 	}
-	enabled := false
-	if err := svc.SetCASMailbox(ctx, "scanner@contoso.com", &enabled); err != nil {
+	if _, err := run("Set-CASMailbox", map[string]any{"Identity": "scanner@contoso.com", "SmtpClientAuthenticationDisabled": false}); err != nil {
 		return err
 	}
 
@@ -91,14 +122,24 @@ func setUpDemo(ctx context.Context, srv *server.Server, cfg config.Config, out i
 	// start, like the passwords (the previous one is revoked).
 	var apiKey string
 	if cfg.Admin != "" && cfg.Admin != config.Off {
-		if _, err := svc.APIKeys(ctx, "demo"); err == nil {
-			if err := svc.RemoveAPIKey(ctx, "demo"); err != nil {
+		if ok, err := exists("Get-ApiKey", "demo"); err != nil {
+			return err
+		} else if ok {
+			if _, err := run("Remove-ApiKey", map[string]any{"Identity": "demo"}); err != nil {
 				return err
 			}
 		}
-		var err error
-		if _, apiKey, err = svc.NewAPIKey(ctx, "demo", admin.OrganizationManagement, 0); err != nil {
+		objs, err := run("New-ApiKey", map[string]any{"Name": "demo", "Role": string(admin.OrganizationManagement)})
+		if err != nil {
 			return err
+		}
+		if len(objs) == 1 {
+			if v, ok := objs[0].Get("Key"); ok {
+				apiKey, _ = v.(string)
+			}
+		}
+		if apiKey == "" {
+			return errors.New("demo setup: New-ApiKey returned no key")
 		}
 	}
 	printDemoBanner(out, demoBanner{

@@ -48,42 +48,23 @@ func ParseRole(s string) (Role, error) {
 	return "", invalidValue("Role", s, `the role must be "Organization Management", "Recipient Management" or "View-Only Organization Management"`)
 }
 
-// recipientNouns are what Recipient Management may change.
-var recipientNouns = map[string]bool{"Mailbox": true, "CASMailbox": true, "User": true, "RecipientPermission": true, "MailboxPermission": true}
-
-// serverCmdlets act on the whole server, not one organization: only the
-// server's own administrator (the local account, through the admin socket)
-// runs them. The connection log is here because a refusal before
-// acceptance often cannot be attributed to an organization. (An
-// organization's admin may run Get-Organization, which shows it only its
-// own.)
-var serverCmdlets = map[string]bool{
-	"New-Organization": true, "Rotate-OAuthSigningKey": true, "Get-ConnectionLog": true,
-	// Listeners' protocol logs span organizations (a listener's sessions
-	// are everyone's): see protolog.go. Get-ProtocolLog is not here: an
-	// organization's admin reads its own inbound connectors' log with it,
-	// and ReadProtocolLog refuses the rest.
-	"Get-ReceiveConnector": true, "Set-ReceiveConnector": true,
-}
-
 // ErrAccessDenied is a cmdlet the caller's role does not include.
 var ErrAccessDenied = errors.New("access denied")
 
-// Allows reports whether the role may run the cmdlet. Server cmdlets are
-// outside every role group.
-func (r Role) Allows(cmdletName string) bool {
-	if serverCmdlets[cmdletName] {
-		return false
-	}
-	verb, noun, _ := strings.Cut(cmdletName, "-")
-	readOnly := verb == "Get" || verb == "Search" || verb == "Test"
-	switch r {
-	case OrganizationManagement:
-		return true
-	case RecipientManagement:
-		return (readOnly && noun != "ApiKey") || recipientNouns[noun]
-	case ViewOnly:
-		return readOnly && noun != "ApiKey"
+// Allows reports whether the role may run a cmdlet of the access class
+// its declaration gives (cmdlet.Spec.Access). Server cmdlets — the
+// connection log (a refusal before acceptance often cannot be attributed
+// to an organization), listeners' protocol logging (a listener's sessions
+// are everyone's), organizations and the OAuth signing key — are outside
+// every role group, as is a cmdlet that declares no access.
+func (r Role) Allows(a cmdlet.Access) bool {
+	switch a {
+	case cmdlet.ReadAccess:
+		return r == OrganizationManagement || r == RecipientManagement || r == ViewOnly
+	case cmdlet.RecipientAccess:
+		return r == OrganizationManagement || r == RecipientManagement
+	case cmdlet.OrganizationAccess:
+		return r == OrganizationManagement
 	}
 	return false
 }
@@ -129,15 +110,17 @@ func (s *Service) clone() *Service {
 	return &c
 }
 
-// authorize fails for a cmdlet the caller may not run.
-func (s *Service) authorize(cmdletName string) error {
-	if !s.scoped || s.role.Allows(cmdletName) {
+// authorize fails for a cmdlet the caller may not run: an
+// organization's admin whose role does not allow the cmdlet's access
+// class. The server's administrator may run every cmdlet.
+func (s *Service) authorize(spec *cmdlet.Spec) error {
+	if !s.scoped || s.role.Allows(spec.Access) {
 		return nil
 	}
-	if serverCmdlets[cmdletName] {
-		return &kindError{ErrAccessDenied, fmt.Sprintf("%s acts on the whole server; only the server's administrator can run it.", cmdletName)}
+	if spec.Access == cmdlet.ServerAccess || spec.Access == cmdlet.AccessUndeclared {
+		return &kindError{ErrAccessDenied, fmt.Sprintf("%s acts on the whole server; only the server's administrator can run it.", spec.Name)}
 	}
-	return &kindError{ErrAccessDenied, fmt.Sprintf("The role '%s' does not include %s.", s.role, cmdletName)}
+	return &kindError{ErrAccessDenied, fmt.Sprintf("The role '%s' does not include %s.", s.role, spec.Name)}
 }
 
 // reachOut fails for an organization's admin (any role, View-Only

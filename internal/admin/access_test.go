@@ -1,8 +1,61 @@
 package admin
 
-import "testing"
+import (
+	"strings"
+	"testing"
+
+	"postern.dev/postern/internal/cmdlet"
+)
+
+// TestEveryCmdletIsDeclared lists every registered cmdlet and asserts its
+// declaration is complete and agrees with itself: a cmdlet is added by its
+// Spec alone, so the Spec must say everything the front ends derive.
+func TestEveryCmdletIsDeclared(t *testing.T) {
+	reg := Cmdlets(&Service{})
+	n := 0
+	for _, s := range reg.Specs() {
+		if s.Builtin() {
+			continue
+		}
+		n++
+		if missing := s.Declared(); missing != "" {
+			t.Errorf("%s: the declaration has %s", s.Name, missing)
+			continue
+		}
+		verb, _, _ := strings.Cut(s.Name, "-")
+		reads := verb == "Get" || verb == "Search" || verb == "Test"
+		// A changing cmdlet supports -WhatIf, which is also what has
+		// it written to the admin audit log.
+		if s.SupportsWhatIf == reads {
+			t.Errorf("%s: SupportsWhatIf is %v; a %s- cmdlet %s", s.Name, s.SupportsWhatIf, verb,
+				map[bool]string{true: "changes nothing", false: "changes something and must be audited"}[reads])
+		}
+		if s.Access == cmdlet.ReadAccess && !reads {
+			t.Errorf("%s changes something but declares read access", s.Name)
+		}
+		// Get-ApiKey reads who may sign in to administer the organization:
+		// Organization Management's alone.
+		if reads && s.Access != cmdlet.ReadAccess && s.Access != cmdlet.ServerAccess && s.Name != "Get-ApiKey" {
+			t.Errorf("%s reads but declares %s", s.Name, s.Access)
+		}
+		switch s.REST.Op {
+		case cmdlet.RouteList, cmdlet.RouteItem:
+			if !reads {
+				t.Errorf("%s changes something but is served by GET", s.Name)
+			}
+		case cmdlet.RouteCreate, cmdlet.RouteUpdate, cmdlet.RouteDelete, cmdlet.RouteAction:
+			if reads {
+				t.Errorf("%s reads but is served as a change", s.Name)
+			}
+		}
+	}
+	if n < 70 {
+		t.Errorf("only %d cmdlets registered", n)
+	}
+}
 
 func TestRoleAllows(t *testing.T) {
+	reg := Cmdlets(&Service{})
 	for _, tc := range []struct {
 		cmdlet                string
 		orgMgmt, recip, viewO bool
@@ -37,7 +90,11 @@ func TestRoleAllows(t *testing.T) {
 		{"Get-ReceiveConnector", false, false, false},
 	} {
 		for role, want := range map[Role]bool{OrganizationManagement: tc.orgMgmt, RecipientManagement: tc.recip, ViewOnly: tc.viewO} {
-			if got := role.Allows(tc.cmdlet); got != want {
+			spec, ok := reg.Lookup(tc.cmdlet)
+			if !ok {
+				t.Fatalf("%s is not registered", tc.cmdlet)
+			}
+			if got := role.Allows(spec.Access); got != want {
 				t.Errorf("%s.Allows(%s) = %v, want %v", role, tc.cmdlet, got, want)
 			}
 		}

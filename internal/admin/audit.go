@@ -12,40 +12,50 @@ import (
 	"postern.dev/postern/internal/store"
 )
 
-// audited wraps a changing cmdlet (one that supports -WhatIf: every New-,
-// Set-, Remove-, Add-, Rotate- and Retry-) so that each run, successful or
-// not, is written to the admin audit log, as Exchange's admin audit logging
-// records every cmdlet that changes something. -WhatIf runs change nothing
-// and are not recorded.
-func (c *cmdlets) audited(spec cmdlet.Spec) cmdlet.Spec {
-	run := spec.Run
+// run is the admin service's one door for cmdlets: every front end's
+// cmdlet runs through it (register wraps each Spec's Run with it). It
+// refuses a cmdlet outside the caller's role, runs the work, and writes a
+// changing cmdlet's run (one that supports -WhatIf: every New-, Set-,
+// Remove-, Add-, Rotate- and Retry-) to the admin audit log, successful
+// or not and refusals included — as Exchange's admin audit logging
+// records every cmdlet that changes something, and an admin reviewing the
+// log wants to see attempts beyond a key's role. -WhatIf runs change
+// nothing and are not recorded.
+func (s *Service) run(ctx context.Context, spec *cmdlet.Spec, inv *cmdlet.Invocation,
+	work func(context.Context, *cmdlet.Invocation) ([]*cmdlet.Object, error)) ([]*cmdlet.Object, error) {
+	var out []*cmdlet.Object
+	err := s.authorize(spec)
+	if err == nil {
+		out, err = work(ctx, inv)
+	}
+	if spec.SupportsWhatIf && !inv.WhatIf {
+		s.audit(ctx, spec, inv, err)
+	}
+	return out, err
+}
+
+// audit writes one run of a changing cmdlet to the admin audit log; if
+// that fails, the caller is told (auditWarning).
+func (s *Service) audit(ctx context.Context, spec *cmdlet.Spec, inv *cmdlet.Invocation, err error) {
 	secret := map[string]bool{}
 	for _, p := range spec.Params {
 		if p.Type == cmdlet.SecureString {
 			secret[p.Name] = true
 		}
 	}
-	spec.Run = func(ctx context.Context, inv *cmdlet.Invocation) ([]*cmdlet.Object, error) {
-		out, err := run(ctx, inv)
-		if inv.WhatIf {
-			return out, err
-		}
-		e := store.AuditEntry{OrgID: c.svc.org().ID, At: time.Now().UTC(), Caller: c.svc.caller(), Cmdlet: spec.Name,
-			Parameters: renderParams(inv, secret), Object: auditObject(inv), Succeeded: err == nil}
-		switch {
-		case errors.Is(err, ErrInternal):
-			// The organization's admins read this log: the storage's own
-			// words (file names, SQL) stay in the server's log.
-			e.Error = "The server failed to make the change (an internal error)."
-		case err != nil:
-			e.Error = err.Error()
-		}
-		if aerr := c.svc.Store.AppendAudit(context.WithoutCancel(ctx), e); aerr != nil {
-			inv.Printf("%s\n", c.svc.auditWarning(err, aerr))
-		}
-		return out, err
+	e := store.AuditEntry{OrgID: s.org().ID, At: time.Now().UTC(), Caller: s.caller(), Cmdlet: spec.Name,
+		Parameters: renderParams(inv, secret), Object: auditObject(inv), Succeeded: err == nil}
+	switch {
+	case errors.Is(err, ErrInternal):
+		// The organization's admins read this log: the storage's own
+		// words (file names, SQL) stay in the server's log.
+		e.Error = "The server failed to make the change (an internal error)."
+	case err != nil:
+		e.Error = err.Error()
 	}
-	return spec
+	if aerr := s.Store.AppendAudit(context.WithoutCancel(ctx), e); aerr != nil {
+		inv.Printf("%s\n", s.auditWarning(err, aerr))
+	}
 }
 
 // auditWarning is what the caller is told when the audit entry could not

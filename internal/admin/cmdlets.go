@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"io"
 	"strconv"
 	"strings"
 
@@ -22,28 +23,28 @@ func Cmdlets(svc *Service) *cmdlet.Registry {
 	smtpAuth := cmdlet.ParamSpec{Name: "SmtpClientAuthenticationDisabled", Type: cmdlet.NullableBool, Position: -1}
 
 	for _, s := range []cmdlet.Spec{
-		{Name: "Get-TransportConfig", Synopsis: "Shows the organization's transport settings.", Run: c.getTransportConfig},
-		{Name: "Set-TransportConfig", Synopsis: "Changes organization-wide transport settings: -SmtpClientAuthenticationDisabled $true turns SMTP AUTH off for every mailbox that inherits it; -SmtpBasicAuthDisabled $true allows only OAuth; -MaxRecipientEnvelopeLimit (1 to 1000, or Unlimited for 1000) caps the recipients of one anonymous message.",
+		{Name: "Get-TransportConfig", Output: "TransportConfig", Access: cmdlet.ReadAccess, REST: cmdlet.Route{Op: cmdlet.RouteList, Path: "transport-config", Singleton: true, Description: "Transport settings, including the organization's SMTP AUTH switch (Get-/Set-TransportConfig)."}, Synopsis: "Shows the organization's transport settings.", Run: c.getTransportConfig},
+		{Name: "Set-TransportConfig", Output: cmdlet.NoOutput, Access: cmdlet.OrganizationAccess, REST: at(cmdlet.RouteUpdate, "transport-config"), Synopsis: "Changes organization-wide transport settings: -SmtpClientAuthenticationDisabled $true turns SMTP AUTH off for every mailbox that inherits it; -SmtpBasicAuthDisabled $true allows only OAuth; -MaxRecipientEnvelopeLimit (1 to 1000, or Unlimited for 1000) caps the recipients of one anonymous message.",
 			SupportsWhatIf: true, Params: []cmdlet.ParamSpec{{Name: "SmtpClientAuthenticationDisabled", Type: cmdlet.Bool, Position: -1},
 				{Name: "SmtpBasicAuthDisabled", Type: cmdlet.Bool, Position: -1}, {Name: "MaxRecipientEnvelopeLimit", Type: cmdlet.String, Position: -1}}, Run: c.setTransportConfig},
-		{Name: "Get-OrganizationConfig", Synopsis: "Shows organization-wide settings.", Run: c.getOrganizationConfig},
-		{Name: "Set-OrganizationConfig", Synopsis: "Changes organization-wide settings: security defaults and the default authentication policy.", SupportsWhatIf: true,
+		{Name: "Get-OrganizationConfig", Output: "OrganizationConfig", Access: cmdlet.ReadAccess, REST: cmdlet.Route{Op: cmdlet.RouteList, Path: "organization-config", Singleton: true, Description: "Organization-wide settings (Get-/Set-OrganizationConfig)."}, Synopsis: "Shows organization-wide settings.", Run: c.getOrganizationConfig},
+		{Name: "Set-OrganizationConfig", Output: cmdlet.NoOutput, Access: cmdlet.OrganizationAccess, REST: at(cmdlet.RouteUpdate, "organization-config"), Synopsis: "Changes organization-wide settings: security defaults and the default authentication policy.", SupportsWhatIf: true,
 			Params: []cmdlet.ParamSpec{{Name: "SecurityDefaultsEnabled", Type: cmdlet.Bool, Position: -1}, {Name: "DefaultAuthenticationPolicy", Type: cmdlet.String, Position: -1},
 				{Name: "RejectDirectSend", Type: cmdlet.Bool, Position: -1}},
 			Run: c.setOrganizationConfig},
-		{Name: "Get-AcceptedDomain", Synopsis: "Lists the domains the organization accepts mail for.", Params: []cmdlet.ParamSpec{optionalIdentity}, Run: c.getAcceptedDomain},
-		{Name: "New-AcceptedDomain", Synopsis: "Adds an accepted domain.", SupportsWhatIf: true, Params: []cmdlet.ParamSpec{
+		{Name: "Get-AcceptedDomain", Output: "AcceptedDomain", Access: cmdlet.ReadAccess, REST: cmdlet.Route{Op: cmdlet.RouteList, Path: "accepted-domains", Description: "Accepted domains."}, Synopsis: "Lists the domains the organization accepts mail for.", Params: []cmdlet.ParamSpec{optionalIdentity}, Run: c.getAcceptedDomain},
+		{Name: "New-AcceptedDomain", Output: "AcceptedDomain", Access: cmdlet.OrganizationAccess, REST: at(cmdlet.RouteCreate, "accepted-domains"), Synopsis: "Adds an accepted domain.", SupportsWhatIf: true, Params: []cmdlet.ParamSpec{
 			{Name: "Name", Type: cmdlet.String, Position: 0, Required: true},
 			{Name: "DomainName", Type: cmdlet.String, Position: -1, Required: true},
 			{Name: "DomainType", Type: cmdlet.Enum, Position: -1, ValidValues: []string{"Authoritative", "InternalRelay"}},
 		}, Run: c.newAcceptedDomain},
-		{Name: "Set-AcceptedDomain", Synopsis: "Changes an accepted domain's type, or makes it the default.", SupportsWhatIf: true, Params: []cmdlet.ParamSpec{identity,
+		{Name: "Set-AcceptedDomain", Output: cmdlet.NoOutput, Access: cmdlet.OrganizationAccess, REST: at(cmdlet.RouteUpdate, "accepted-domains"), Synopsis: "Changes an accepted domain's type, or makes it the default.", SupportsWhatIf: true, Params: []cmdlet.ParamSpec{identity,
 			{Name: "DomainType", Type: cmdlet.Enum, Position: -1, ValidValues: []string{"Authoritative", "InternalRelay"}},
 			{Name: "MakeDefault", Type: cmdlet.Switch, Position: -1},
 		}, Run: c.setAcceptedDomain},
-		{Name: "Remove-AcceptedDomain", Synopsis: "Removes an accepted domain that no mailbox uses.", SupportsWhatIf: true, Params: []cmdlet.ParamSpec{identity}, Run: c.removeAcceptedDomain},
-		{Name: "Get-Mailbox", Synopsis: "Lists mailboxes.", Params: []cmdlet.ParamSpec{optionalIdentity, resultSize, filter}, Run: c.getMailbox},
-		{Name: "New-Mailbox", Synopsis: "Creates a user mailbox (with -Password) or a shared mailbox (-Shared).", SupportsWhatIf: true, Params: []cmdlet.ParamSpec{
+		{Name: "Remove-AcceptedDomain", Output: cmdlet.NoOutput, Access: cmdlet.OrganizationAccess, REST: at(cmdlet.RouteDelete, "accepted-domains"), Synopsis: "Removes an accepted domain that no mailbox uses.", SupportsWhatIf: true, Params: []cmdlet.ParamSpec{identity}, Run: c.removeAcceptedDomain},
+		{Name: "Get-Mailbox", Output: "Mailbox", Access: cmdlet.ReadAccess, REST: cmdlet.Route{Op: cmdlet.RouteList, Path: "mailboxes", Description: "Mailboxes."}, Synopsis: "Lists mailboxes.", Params: []cmdlet.ParamSpec{optionalIdentity, resultSize, filter}, Run: c.getMailbox},
+		{Name: "New-Mailbox", Output: "Mailbox", Access: cmdlet.RecipientAccess, REST: at(cmdlet.RouteCreate, "mailboxes"), Synopsis: "Creates a user mailbox (with -Password) or a shared mailbox (-Shared).", SupportsWhatIf: true, Params: []cmdlet.ParamSpec{
 			{Name: "Name", Type: cmdlet.String, Position: 0, Required: true},
 			{Name: "DisplayName", Type: cmdlet.String, Position: -1},
 			{Name: "Alias", Type: cmdlet.String, Position: -1},
@@ -52,7 +53,7 @@ func Cmdlets(svc *Service) *cmdlet.Registry {
 			{Name: "Password", Type: cmdlet.SecureString, Position: -1},
 			{Name: "Shared", Type: cmdlet.Switch, Position: -1},
 		}, Run: c.newMailbox},
-		{Name: "Set-Mailbox", Synopsis: "Changes a mailbox: addresses, limits, Send on Behalf, password.", SupportsWhatIf: true, Params: []cmdlet.ParamSpec{identity,
+		{Name: "Set-Mailbox", Output: cmdlet.NoOutput, Access: cmdlet.RecipientAccess, REST: at(cmdlet.RouteUpdate, "mailboxes"), Synopsis: "Changes a mailbox: addresses, limits, Send on Behalf, password.", SupportsWhatIf: true, Params: []cmdlet.ParamSpec{identity,
 			{Name: "DisplayName", Type: cmdlet.String, Position: -1},
 			{Name: "PrimarySmtpAddress", Type: cmdlet.String, Position: -1},
 			{Name: "EmailAddresses", Type: cmdlet.StringList, MultiValued: true, Position: -1},
@@ -65,37 +66,37 @@ func Cmdlets(svc *Service) *cmdlet.Registry {
 			{Name: "ProhibitSendQuota", Type: cmdlet.ByteSize, Position: -1},
 			{Name: "ProhibitSendReceiveQuota", Type: cmdlet.ByteSize, Position: -1},
 		}, Run: c.setMailbox},
-		{Name: "Remove-Mailbox", Synopsis: "Deletes a mailbox and its contents.", SupportsWhatIf: true, Params: []cmdlet.ParamSpec{identity}, Run: c.removeMailbox},
-		{Name: "Get-CASMailbox", Synopsis: "Shows mailboxes' client access settings, including SMTP AUTH.", Params: []cmdlet.ParamSpec{optionalIdentity, resultSize, filter}, Run: c.getCASMailbox},
-		{Name: "Set-CASMailbox", Synopsis: "Changes a mailbox's client access settings: -SmtpClientAuthenticationDisabled $true|$false|$null ($null inherits the organization's), -ImapEnabled and -PopEnabled $true|$false.",
+		{Name: "Remove-Mailbox", Output: cmdlet.NoOutput, Access: cmdlet.RecipientAccess, REST: at(cmdlet.RouteDelete, "mailboxes"), Synopsis: "Deletes a mailbox and its contents.", SupportsWhatIf: true, Params: []cmdlet.ParamSpec{identity}, Run: c.removeMailbox},
+		{Name: "Get-CASMailbox", Output: "CASMailbox", Access: cmdlet.ReadAccess, REST: cmdlet.Route{Op: cmdlet.RouteList, Path: "cas-mailboxes", Description: "Mailboxes' client access settings: SMTP AUTH, IMAP4 and POP3."}, Synopsis: "Shows mailboxes' client access settings, including SMTP AUTH.", Params: []cmdlet.ParamSpec{optionalIdentity, resultSize, filter}, Run: c.getCASMailbox},
+		{Name: "Set-CASMailbox", Output: cmdlet.NoOutput, Access: cmdlet.RecipientAccess, REST: at(cmdlet.RouteUpdate, "cas-mailboxes"), Synopsis: "Changes a mailbox's client access settings: -SmtpClientAuthenticationDisabled $true|$false|$null ($null inherits the organization's), -ImapEnabled and -PopEnabled $true|$false.",
 			SupportsWhatIf: true, Params: []cmdlet.ParamSpec{identity, smtpAuth, {Name: "ImapEnabled", Type: cmdlet.Bool, Position: -1},
 				{Name: "PopEnabled", Type: cmdlet.Bool, Position: -1}}, Run: c.setCASMailbox},
-		{Name: "Get-User", Synopsis: "Shows users and their authentication policy.", Params: []cmdlet.ParamSpec{optionalIdentity, resultSize}, Run: c.getUser},
-		{Name: "Set-User", Synopsis: "Assigns a user's authentication policy (-AuthenticationPolicy name|$null).", SupportsWhatIf: true,
+		{Name: "Get-User", Output: "User", Access: cmdlet.ReadAccess, REST: cmdlet.Route{Op: cmdlet.RouteList, Path: "users", Description: "Users and their authentication policy."}, Synopsis: "Shows users and their authentication policy.", Params: []cmdlet.ParamSpec{optionalIdentity, resultSize}, Run: c.getUser},
+		{Name: "Set-User", Output: cmdlet.NoOutput, Access: cmdlet.RecipientAccess, REST: at(cmdlet.RouteUpdate, "users"), Synopsis: "Assigns a user's authentication policy (-AuthenticationPolicy name|$null).", SupportsWhatIf: true,
 			Params: []cmdlet.ParamSpec{identity, {Name: "AuthenticationPolicy", Type: cmdlet.String, Position: -1}}, Run: c.setUser},
-		{Name: "Get-AuthenticationPolicy", Synopsis: "Lists authentication policies.", Params: []cmdlet.ParamSpec{optionalIdentity}, Run: c.getAuthenticationPolicy},
-		{Name: "New-AuthenticationPolicy", Synopsis: "Creates an authentication policy; it blocks Basic authentication for SMTP, IMAP4 and POP3 unless -AllowBasicAuthSmtp, -AllowBasicAuthImap or -AllowBasicAuthPop is given.", SupportsWhatIf: true,
+		{Name: "Get-AuthenticationPolicy", Output: "AuthenticationPolicy", Access: cmdlet.ReadAccess, REST: cmdlet.Route{Op: cmdlet.RouteList, Path: "authentication-policies", Description: "Authentication policies (Basic authentication for SMTP, IMAP4 and POP3)."}, Synopsis: "Lists authentication policies.", Params: []cmdlet.ParamSpec{optionalIdentity}, Run: c.getAuthenticationPolicy},
+		{Name: "New-AuthenticationPolicy", Output: "AuthenticationPolicy", Access: cmdlet.OrganizationAccess, REST: at(cmdlet.RouteCreate, "authentication-policies"), Synopsis: "Creates an authentication policy; it blocks Basic authentication for SMTP, IMAP4 and POP3 unless -AllowBasicAuthSmtp, -AllowBasicAuthImap or -AllowBasicAuthPop is given.", SupportsWhatIf: true,
 			Params: append([]cmdlet.ParamSpec{{Name: "Name", Type: cmdlet.String, Position: 0, Required: true}}, policySwitches...),
 			Run:    c.newAuthenticationPolicy},
-		{Name: "Set-AuthenticationPolicy", Synopsis: "Changes an authentication policy: -AllowBasicAuthSmtp, -AllowBasicAuthImap, -AllowBasicAuthPop, or :$false to block.", SupportsWhatIf: true,
+		{Name: "Set-AuthenticationPolicy", Output: cmdlet.NoOutput, Access: cmdlet.OrganizationAccess, REST: at(cmdlet.RouteUpdate, "authentication-policies"), Synopsis: "Changes an authentication policy: -AllowBasicAuthSmtp, -AllowBasicAuthImap, -AllowBasicAuthPop, or :$false to block.", SupportsWhatIf: true,
 			Params: append([]cmdlet.ParamSpec{identity}, policySwitches...), Run: c.setAuthenticationPolicy},
-		{Name: "Remove-AuthenticationPolicy", Synopsis: "Deletes an authentication policy that nothing uses.", SupportsWhatIf: true, Params: []cmdlet.ParamSpec{identity}, Run: c.removeAuthenticationPolicy},
-		{Name: "Get-RecipientPermission", Synopsis: "Lists Send As permissions.", Params: []cmdlet.ParamSpec{optionalIdentity, {Name: "Trustee", Type: cmdlet.String, Position: -1}}, Run: c.getRecipientPermission},
-		{Name: "Add-RecipientPermission", Synopsis: "Grants -Trustee Send As on -Identity.", SupportsWhatIf: true, Params: []cmdlet.ParamSpec{identity,
+		{Name: "Remove-AuthenticationPolicy", Output: cmdlet.NoOutput, Access: cmdlet.OrganizationAccess, REST: at(cmdlet.RouteDelete, "authentication-policies"), Synopsis: "Deletes an authentication policy that nothing uses.", SupportsWhatIf: true, Params: []cmdlet.ParamSpec{identity}, Run: c.removeAuthenticationPolicy},
+		{Name: "Get-RecipientPermission", Output: "RecipientPermission", Access: cmdlet.ReadAccess, REST: cmdlet.Route{Op: cmdlet.RouteList, Path: "recipient-permissions", ItemList: true, Description: "Send As permissions; the identity is the mailbox, DELETE takes Trustee and AccessRights as query parameters."}, Synopsis: "Lists Send As permissions.", Params: []cmdlet.ParamSpec{optionalIdentity, {Name: "Trustee", Type: cmdlet.String, Position: -1}}, Run: c.getRecipientPermission},
+		{Name: "Add-RecipientPermission", Output: "RecipientPermission", Access: cmdlet.RecipientAccess, REST: at(cmdlet.RouteCreate, "recipient-permissions"), Synopsis: "Grants -Trustee Send As on -Identity.", SupportsWhatIf: true, Params: []cmdlet.ParamSpec{identity,
 			{Name: "Trustee", Type: cmdlet.String, Position: -1, Required: true},
 			{Name: "AccessRights", Type: cmdlet.Enum, ValidValues: []string{"SendAs"}, Position: -1, Required: true},
 		}, Run: c.addRecipientPermission},
-		{Name: "Remove-RecipientPermission", Synopsis: "Revokes a Send As permission.", SupportsWhatIf: true, Params: []cmdlet.ParamSpec{identity,
+		{Name: "Remove-RecipientPermission", Output: cmdlet.NoOutput, Access: cmdlet.RecipientAccess, REST: at(cmdlet.RouteDelete, "recipient-permissions"), Synopsis: "Revokes a Send As permission.", SupportsWhatIf: true, Params: []cmdlet.ParamSpec{identity,
 			{Name: "Trustee", Type: cmdlet.String, Position: -1, Required: true},
 			{Name: "AccessRights", Type: cmdlet.Enum, ValidValues: []string{"SendAs"}, Position: -1, Required: true},
 		}, Run: c.removeRecipientPermission},
-		{Name: "Get-MailboxFolderStatistics", Synopsis: "Lists a mailbox's folders with their item counts and sizes.", Params: []cmdlet.ParamSpec{identity}, Run: c.getMailboxFolderStatistics},
-		{Name: "Get-InboundConnector", Synopsis: "Lists inbound connectors.", Params: []cmdlet.ParamSpec{optionalIdentity}, Run: c.getInboundConnector},
-		{Name: "New-InboundConnector", Synopsis: "Creates an inbound connector: how anonymous mail on port 25 is recognised (by IP range or TLS certificate).",
+		{Name: "Get-MailboxFolderStatistics", Output: "MailboxFolderStatistics", Access: cmdlet.ReadAccess, REST: cmdletOnly, Synopsis: "Lists a mailbox's folders with their item counts and sizes.", Params: []cmdlet.ParamSpec{identity}, Run: c.getMailboxFolderStatistics},
+		{Name: "Get-InboundConnector", Output: "InboundConnector", Access: cmdlet.ReadAccess, REST: cmdlet.Route{Op: cmdlet.RouteList, Path: "inbound-connectors", Description: "Inbound connectors: relay by IP range or TLS certificate."}, Synopsis: "Lists inbound connectors.", Params: []cmdlet.ParamSpec{optionalIdentity}, Run: c.getInboundConnector},
+		{Name: "New-InboundConnector", Output: "InboundConnector", Access: cmdlet.OrganizationAccess, REST: at(cmdlet.RouteCreate, "inbound-connectors"), Synopsis: "Creates an inbound connector: how anonymous mail on port 25 is recognised (by IP range or TLS certificate).",
 			SupportsWhatIf: true, Params: append([]cmdlet.ParamSpec{{Name: "Name", Type: cmdlet.String, Position: 0, Required: true}}, connectorParams...), Run: c.newInboundConnector},
-		{Name: "Set-InboundConnector", Synopsis: "Changes an inbound connector.", SupportsWhatIf: true,
+		{Name: "Set-InboundConnector", Output: cmdlet.NoOutput, Access: cmdlet.OrganizationAccess, REST: at(cmdlet.RouteUpdate, "inbound-connectors"), Synopsis: "Changes an inbound connector.", SupportsWhatIf: true,
 			Params: append([]cmdlet.ParamSpec{identity, {Name: "Name", Type: cmdlet.String, Position: -1}}, connectorParams...), Run: c.setInboundConnector},
-		{Name: "Remove-InboundConnector", Synopsis: "Deletes an inbound connector.", SupportsWhatIf: true, Params: []cmdlet.ParamSpec{identity}, Run: c.removeInboundConnector},
+		{Name: "Remove-InboundConnector", Output: cmdlet.NoOutput, Access: cmdlet.OrganizationAccess, REST: at(cmdlet.RouteDelete, "inbound-connectors"), Synopsis: "Deletes an inbound connector.", SupportsWhatIf: true, Params: []cmdlet.ParamSpec{identity}, Run: c.removeInboundConnector},
 	} {
 		c.register(r, s)
 	}
@@ -120,50 +121,39 @@ func Cmdlets(svc *Service) *cmdlet.Registry {
 	return r
 }
 
-// register adds one of Postern's cmdlets: only for callers whose role
-// includes it, written to the admin audit log when it changes something
-// (refusals included: an admin reviewing the log wants to see attempts
-// beyond a key's role), and with the type of its output for the REST
-// API's description.
+// Invoke runs one cmdlet with named parameters (as JSON decodes them, see
+// cmdlet.Runner.Invoke) for a caller inside the server, such as the demo's
+// setup: through the same role check and admin audit log as every other
+// front end, as whoever s acts for. What the cmdlet tells the host
+// (warnings) goes to host, which may be nil.
+func (s *Service) Invoke(ctx context.Context, host io.Writer, name string, params map[string]any) ([]*cmdlet.Object, error) {
+	if host == nil {
+		host = io.Discard
+	}
+	return (&cmdlet.Runner{Registry: Cmdlets(s), Out: host}).Invoke(ctx, name, params)
+}
+
+// register adds one of Postern's cmdlets with its declaration (Output,
+// Access, REST on the Spec) as written. Its Run goes through the admin
+// service's one door, Service.run: the role check before, the audit entry
+// after. Every front end — the admin socket and the CLI and shell on it,
+// the REST API, the demo's setup (Service.Invoke) — calls cmdlets from a
+// registry made here, so none can skip either.
 func (c *cmdlets) register(r *cmdlet.Registry, s cmdlet.Spec) {
-	run := s.Run
+	decl, work := s, s.Run
 	s.Run = func(ctx context.Context, inv *cmdlet.Invocation) ([]*cmdlet.Object, error) {
-		if err := c.svc.authorize(s.Name); err != nil {
-			return nil, err
-		}
-		return run(ctx, inv)
+		return c.svc.run(ctx, &decl, inv, work)
 	}
-	if s.SupportsWhatIf {
-		s = c.audited(s)
-	}
-	s.Output = outputTypes[s.Name]
 	r.Register(s)
 }
 
-// outputTypes names the type of object each cmdlet returns; cmdlets not
-// listed return none.
-var outputTypes = map[string]string{
-	"Get-TransportConfig": "TransportConfig", "Get-OrganizationConfig": "OrganizationConfig",
-	"Get-AcceptedDomain": "AcceptedDomain", "New-AcceptedDomain": "AcceptedDomain",
-	"Get-Mailbox": "Mailbox", "New-Mailbox": "Mailbox", "Get-CASMailbox": "CASMailbox", "Get-User": "User",
-	"Get-AuthenticationPolicy": "AuthenticationPolicy", "New-AuthenticationPolicy": "AuthenticationPolicy",
-	"Get-RecipientPermission": "RecipientPermission", "Add-RecipientPermission": "RecipientPermission",
-	"Get-MailboxFolderStatistics": "MailboxFolderStatistics",
-	"Get-InboundConnector":        "InboundConnector", "New-InboundConnector": "InboundConnector",
-	"Get-OutboundConnector": "OutboundConnector", "New-OutboundConnector": "OutboundConnector",
-	"Get-DkimSigningConfig": "DkimSigningConfig", "New-DkimSigningConfig": "DkimSigningConfig",
-	"Get-Queue": "Queue", "Get-QueueMessage": "QueueMessage",
-	"Get-AuthServer": "AuthServer", "New-AuthServer": "AuthServer",
-	"Get-ServicePrincipal": "ServicePrincipal", "New-ServicePrincipal": "ServicePrincipal",
-	"Get-MailboxPermission": "MailboxPermission",
-	"Get-OAuthApp":          "OAuthApp", "New-OAuthApp": "OAuthApp", "New-OAuthAppSecret": "OAuthApp",
-	"Get-SmtpAuthClientReport": "SmtpAuthClient",
-	"Get-MessageTrace":         "MessageTrace", "Get-MessageTraceV2": "MessageTrace", "Get-MessageTraceDetail": "MessageTraceDetail",
-	"Test-SmtpSubmission": "SmtpSubmissionCheck", "Search-AdminAuditLog": "AdminAuditLogEvent", "Get-ConnectionLog": "ConnectionLogEntry",
-	"Get-ProtocolLog":  "ProtocolLogEntry",
-	"Get-Organization": "Organization", "New-Organization": "Organization", "Get-ApiKey": "ApiKey", "New-ApiKey": "ApiKey",
-	"Get-CASMailboxPlan": "CASMailboxPlan", "Get-MailboxStatistics": "MailboxStatistics", "Get-MailboxSignInReport": "MailboxSignIn",
-}
+// cmdletOnly is the REST route of a cmdlet served only at
+// /api/v1/cmdlets/{name}.
+var cmdletOnly = cmdlet.Route{Op: cmdlet.RouteCmdletOnly}
+
+// at is the REST route of a resource's cmdlet other than its list (whose
+// route also describes the resource).
+func at(op cmdlet.RouteOp, path string) cmdlet.Route { return cmdlet.Route{Op: op, Path: path} }
 
 type cmdlets struct{ svc *Service }
 

@@ -17,16 +17,16 @@ func (c *cmdlets) accessSpecs(identity, optionalIdentity cmdlet.ParamSpec) []cmd
 	}
 	roles = append(roles, "View-Only")
 	return []cmdlet.Spec{
-		{Name: "Get-Organization", Synopsis: "Lists the organizations (tenants) this server hosts.", Params: []cmdlet.ParamSpec{optionalIdentity}, Run: c.getOrganization},
-		{Name: "New-Organization", Synopsis: "Creates an organization (a tenant) with its own domains, mailboxes, connectors and admins; `postern --organization NAME` then acts on it.",
+		{Name: "Get-Organization", Output: "Organization", Access: cmdlet.ReadAccess, REST: cmdlet.Route{Op: cmdlet.RouteList, Path: "organizations", Description: "The organization the API key belongs to."}, Synopsis: "Lists the organizations (tenants) this server hosts.", Params: []cmdlet.ParamSpec{optionalIdentity}, Run: c.getOrganization},
+		{Name: "New-Organization", Output: "Organization", Access: cmdlet.ServerAccess, REST: at(cmdlet.RouteCreate, "organizations"), Synopsis: "Creates an organization (a tenant) with its own domains, mailboxes, connectors and admins; `postern --organization NAME` then acts on it.",
 			SupportsWhatIf: true, Params: []cmdlet.ParamSpec{{Name: "Name", Type: cmdlet.String, Position: 0, Required: true}}, Run: c.newOrganization},
-		{Name: "Get-ApiKey", Synopsis: "Lists the organization's REST API keys (never the keys themselves).", Params: []cmdlet.ParamSpec{optionalIdentity}, Run: c.getApiKey},
-		{Name: "New-ApiKey", Synopsis: "Creates a REST API key for the organization with a role group; the key is shown only once. -ExpiresAfter 90 (days), 90.00:00:00 or 36h makes it stop working then.", SupportsWhatIf: true,
+		{Name: "Get-ApiKey", Output: "ApiKey", Access: cmdlet.OrganizationAccess, REST: cmdlet.Route{Op: cmdlet.RouteList, Path: "api-keys", Description: "REST API keys; the key itself is only in POST's answer."}, Synopsis: "Lists the organization's REST API keys (never the keys themselves).", Params: []cmdlet.ParamSpec{optionalIdentity}, Run: c.getApiKey},
+		{Name: "New-ApiKey", Output: "ApiKey", Access: cmdlet.OrganizationAccess, REST: at(cmdlet.RouteCreate, "api-keys"), Synopsis: "Creates a REST API key for the organization with a role group; the key is shown only once. -ExpiresAfter 90 (days), 90.00:00:00 or 36h makes it stop working then.", SupportsWhatIf: true,
 			Params: []cmdlet.ParamSpec{{Name: "Name", Type: cmdlet.String, Position: 0, Required: true},
 				{Name: "Role", Type: cmdlet.Enum, ValidValues: roles, Position: -1, Required: true},
 				{Name: "ExpiresAfter", Type: cmdlet.String, Position: -1}},
 			Run: c.newApiKey},
-		{Name: "Remove-ApiKey", Synopsis: "Revokes a REST API key: requests signed with it fail from then on.", SupportsWhatIf: true, Params: []cmdlet.ParamSpec{identity}, Run: c.removeApiKey},
+		{Name: "Remove-ApiKey", Output: cmdlet.NoOutput, Access: cmdlet.OrganizationAccess, REST: at(cmdlet.RouteDelete, "api-keys"), Synopsis: "Revokes a REST API key: requests signed with it fail from then on.", SupportsWhatIf: true, Params: []cmdlet.ParamSpec{identity}, Run: c.removeApiKey},
 	}
 }
 

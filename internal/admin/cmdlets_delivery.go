@@ -14,28 +14,28 @@ import (
 // Server's).
 func (c *cmdlets) deliverySpecs(identity, optionalIdentity cmdlet.ParamSpec) []cmdlet.Spec {
 	return []cmdlet.Spec{
-		{Name: "Get-OutboundConnector", Synopsis: "Lists outbound connectors.", Params: []cmdlet.ParamSpec{optionalIdentity}, Run: c.getOutboundConnector},
-		{Name: "New-OutboundConnector", Synopsis: "Creates an outbound connector: mail for -RecipientDomains goes through -SmartHosts (with -UseMXRecord $false), signing in with -AuthMechanism Basic|XOAUTH2 if needed.",
+		{Name: "Get-OutboundConnector", Output: "OutboundConnector", Access: cmdlet.ReadAccess, REST: cmdlet.Route{Op: cmdlet.RouteList, Path: "outbound-connectors", Description: "Outbound connectors: smart hosts."}, Synopsis: "Lists outbound connectors.", Params: []cmdlet.ParamSpec{optionalIdentity}, Run: c.getOutboundConnector},
+		{Name: "New-OutboundConnector", Output: "OutboundConnector", Access: cmdlet.OrganizationAccess, REST: at(cmdlet.RouteCreate, "outbound-connectors"), Synopsis: "Creates an outbound connector: mail for -RecipientDomains goes through -SmartHosts (with -UseMXRecord $false), signing in with -AuthMechanism Basic|XOAUTH2 if needed.",
 			SupportsWhatIf: true, Params: append([]cmdlet.ParamSpec{{Name: "Name", Type: cmdlet.String, Position: 0, Required: true}}, outboundParams...), Run: c.newOutboundConnector},
-		{Name: "Set-OutboundConnector", Synopsis: "Changes an outbound connector.", SupportsWhatIf: true,
+		{Name: "Set-OutboundConnector", Output: cmdlet.NoOutput, Access: cmdlet.OrganizationAccess, REST: at(cmdlet.RouteUpdate, "outbound-connectors"), Synopsis: "Changes an outbound connector.", SupportsWhatIf: true,
 			Params: append([]cmdlet.ParamSpec{identity, {Name: "Name", Type: cmdlet.String, Position: -1}}, outboundParams...), Run: c.setOutboundConnector},
-		{Name: "Remove-OutboundConnector", Synopsis: "Deletes an outbound connector.", SupportsWhatIf: true, Params: []cmdlet.ParamSpec{identity}, Run: c.removeOutboundConnector},
+		{Name: "Remove-OutboundConnector", Output: cmdlet.NoOutput, Access: cmdlet.OrganizationAccess, REST: at(cmdlet.RouteDelete, "outbound-connectors"), Synopsis: "Deletes an outbound connector.", SupportsWhatIf: true, Params: []cmdlet.ParamSpec{identity}, Run: c.removeOutboundConnector},
 
-		{Name: "Get-DkimSigningConfig", Synopsis: "Shows DKIM signing: the TXT records to publish (Selector1PublicKey at Selector1CNAME, and selector 2's).", Params: []cmdlet.ParamSpec{optionalIdentity}, Run: c.getDkimSigningConfig},
-		{Name: "New-DkimSigningConfig", Synopsis: "Creates DKIM keys for an accepted domain: New-DkimSigningConfig -DomainName contoso.com -Enabled $true.", SupportsWhatIf: true,
+		{Name: "Get-DkimSigningConfig", Output: "DkimSigningConfig", Access: cmdlet.ReadAccess, REST: cmdlet.Route{Op: cmdlet.RouteList, Path: "dkim-signing-configs", Description: "DKIM signing per domain; POST .../{domain}/rotate switches selectors."}, Synopsis: "Shows DKIM signing: the TXT records to publish (Selector1PublicKey at Selector1CNAME, and selector 2's).", Params: []cmdlet.ParamSpec{optionalIdentity}, Run: c.getDkimSigningConfig},
+		{Name: "New-DkimSigningConfig", Output: "DkimSigningConfig", Access: cmdlet.OrganizationAccess, REST: at(cmdlet.RouteCreate, "dkim-signing-configs"), Synopsis: "Creates DKIM keys for an accepted domain: New-DkimSigningConfig -DomainName contoso.com -Enabled $true.", SupportsWhatIf: true,
 			Params: []cmdlet.ParamSpec{{Name: "DomainName", Type: cmdlet.String, Position: -1, Required: true}, {Name: "Enabled", Type: cmdlet.Bool, Position: -1, Required: true},
 				{Name: "KeySize", Type: cmdlet.Int, Position: -1}, {Name: "Algorithm", Type: cmdlet.Enum, ValidValues: []string{"RSA", "Ed25519"}, Position: -1}},
 			Run: c.newDkimSigningConfig},
-		{Name: "Set-DkimSigningConfig", Synopsis: "Turns DKIM signing on or off for a domain (-Enabled).", SupportsWhatIf: true,
+		{Name: "Set-DkimSigningConfig", Output: cmdlet.NoOutput, Access: cmdlet.OrganizationAccess, REST: at(cmdlet.RouteUpdate, "dkim-signing-configs"), Synopsis: "Turns DKIM signing on or off for a domain (-Enabled).", SupportsWhatIf: true,
 			Params: []cmdlet.ParamSpec{identity, {Name: "Enabled", Type: cmdlet.Bool, Position: -1}}, Run: c.setDkimSigningConfig},
-		{Name: "Rotate-DkimSigningConfig", Synopsis: "Signs with the other selector from now on and gives the retired one a new key.", SupportsWhatIf: true,
+		{Name: "Rotate-DkimSigningConfig", Output: cmdlet.NoOutput, Access: cmdlet.OrganizationAccess, REST: at(cmdlet.RouteAction, "dkim-signing-configs"), Synopsis: "Signs with the other selector from now on and gives the retired one a new key.", SupportsWhatIf: true,
 			Params: []cmdlet.ParamSpec{identity, {Name: "KeySize", Type: cmdlet.Int, Position: -1}}, Run: c.rotateDkimSigningConfig},
 
-		{Name: "Get-Queue", Synopsis: "Lists the delivery queues: outbound per next hop, and paced local deliveries (Submission).", Params: []cmdlet.ParamSpec{optionalIdentity}, Run: c.getQueue},
-		{Name: "Get-QueueMessage", Synopsis: "Lists queued messages, one row per recipient (-Queue to pick one queue).",
+		{Name: "Get-Queue", Output: "Queue", Access: cmdlet.ReadAccess, REST: cmdlet.Route{Op: cmdlet.RouteList, Path: "queues", Description: "Delivery queues; POST .../{identity}/retry retries one now."}, Synopsis: "Lists the delivery queues: outbound per next hop, and paced local deliveries (Submission).", Params: []cmdlet.ParamSpec{optionalIdentity}, Run: c.getQueue},
+		{Name: "Get-QueueMessage", Output: "QueueMessage", Access: cmdlet.ReadAccess, REST: cmdlet.Route{Op: cmdlet.RouteList, Path: "queue-messages", Description: "Queued messages, a recipient's copy each; DELETE removes one (WithNDR as a query parameter)."}, Synopsis: "Lists queued messages, one row per recipient (-Queue to pick one queue).",
 			Params: []cmdlet.ParamSpec{optionalIdentity, {Name: "Queue", Type: cmdlet.String, Position: -1}}, Run: c.getQueueMessage},
-		{Name: "Retry-Queue", Synopsis: "Tries a queue's waiting messages now.", SupportsWhatIf: true, Params: []cmdlet.ParamSpec{identity}, Run: c.retryQueue},
-		{Name: "Remove-QueueMessage", Synopsis: "Removes a queued message, with a non-delivery report to its sender unless -WithNDR $false.", SupportsWhatIf: true,
+		{Name: "Retry-Queue", Output: cmdlet.NoOutput, Access: cmdlet.OrganizationAccess, REST: at(cmdlet.RouteAction, "queues"), Synopsis: "Tries a queue's waiting messages now.", SupportsWhatIf: true, Params: []cmdlet.ParamSpec{identity}, Run: c.retryQueue},
+		{Name: "Remove-QueueMessage", Output: cmdlet.NoOutput, Access: cmdlet.OrganizationAccess, REST: at(cmdlet.RouteDelete, "queue-messages"), Synopsis: "Removes a queued message, with a non-delivery report to its sender unless -WithNDR $false.", SupportsWhatIf: true,
 			Params: []cmdlet.ParamSpec{identity, {Name: "WithNDR", Type: cmdlet.Bool, Position: -1}}, Run: c.removeQueueMessage},
 	}
 }

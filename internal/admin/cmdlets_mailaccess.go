@@ -45,12 +45,12 @@ func (c *cmdlets) mailAccessSpecs(identity cmdlet.ParamSpec) []cmdlet.Spec {
 	optionalIdentity := identity
 	optionalIdentity.Required = false
 	return []cmdlet.Spec{
-		{Name: "Get-CASMailboxPlan", Synopsis: "Shows the organization's CAS mailbox plan: whether new mailboxes start with IMAP4 and POP3 access.",
+		{Name: "Get-CASMailboxPlan", Output: "CASMailboxPlan", Access: cmdlet.ReadAccess, REST: cmdlet.Route{Op: cmdlet.RouteList, Path: "cas-mailbox-plan", Singleton: true, Description: "The CAS mailbox plan: whether new mailboxes start with IMAP4 and POP3 access (Get-/Set-CASMailboxPlan)."}, Synopsis: "Shows the organization's CAS mailbox plan: whether new mailboxes start with IMAP4 and POP3 access.",
 			Params: []cmdlet.ParamSpec{optionalIdentity}, Run: c.getCASMailboxPlan},
-		{Name: "Set-CASMailboxPlan", Synopsis: "Changes the CAS mailbox plan: -ImapEnabled and -PopEnabled $true|$false for mailboxes created from now on (Set-CASMailbox changes existing ones).",
+		{Name: "Set-CASMailboxPlan", Output: cmdlet.NoOutput, Access: cmdlet.OrganizationAccess, REST: at(cmdlet.RouteUpdate, "cas-mailbox-plan"), Synopsis: "Changes the CAS mailbox plan: -ImapEnabled and -PopEnabled $true|$false for mailboxes created from now on (Set-CASMailbox changes existing ones).",
 			SupportsWhatIf: true, Params: []cmdlet.ParamSpec{optionalIdentity, {Name: "ImapEnabled", Type: cmdlet.Bool, Position: -1},
 				{Name: "PopEnabled", Type: cmdlet.Bool, Position: -1}}, Run: c.setCASMailboxPlan},
-		{Name: "Get-MailboxStatistics", Synopsis: "Shows a mailbox's item count and total size against its quotas.",
+		{Name: "Get-MailboxStatistics", Output: "MailboxStatistics", Access: cmdlet.ReadAccess, REST: cmdlet.Route{Op: cmdlet.RouteList, Path: "mailbox-statistics", Description: "A mailbox's item count and total size against its quotas (GET .../{identity})."}, Synopsis: "Shows a mailbox's item count and total size against its quotas.",
 			Params: []cmdlet.ParamSpec{identity}, Run: c.getMailboxStatistics},
 		// Exchange Online has no cmdlet for IMAP4/POP3 sign-ins: admins
 		// find them in Entra ID's sign-in logs (client app "IMAP4",
@@ -58,7 +58,7 @@ func (c *cmdlets) mailAccessSpecs(identity cmdlet.ParamSpec) []cmdlet.Spec {
 		// clients report. The name follows Exchange's report cmdlets
 		// (Get-MailTrafficReport, Get-MailboxActivityReport), with the
 		// parameters of Get-MessageTraceV2 (-StartDate, -EndDate).
-		{Name: "Get-MailboxSignInReport", Synopsis: "Lists successful sign-ins per protocol (SMTP, IMAP4, POP3), mailbox, client address and method (Basic or OAuth), with counts and the last time seen; the last 7 days unless -StartDate/-EndDate are given (at most 90 days back).",
+		{Name: "Get-MailboxSignInReport", Output: "MailboxSignIn", Access: cmdlet.ReadAccess, REST: cmdlet.Route{Op: cmdlet.RouteList, Path: "mailbox-sign-ins", Noun: "MailboxSignIn", Description: "The sign-in report: successful SMTP, IMAP4 and POP3 sign-ins per mailbox, client address and method (Protocol, Identity, StartDate, EndDate as query parameters)."}, Synopsis: "Lists successful sign-ins per protocol (SMTP, IMAP4, POP3), mailbox, client address and method (Basic or OAuth), with counts and the last time seen; the last 7 days unless -StartDate/-EndDate are given (at most 90 days back).",
 			Params: []cmdlet.ParamSpec{optionalIdentity, {Name: "Protocol", Type: cmdlet.Enum, ValidValues: signInProtocols, Position: -1},
 				{Name: "StartDate", Type: cmdlet.String, Position: -1}, {Name: "EndDate", Type: cmdlet.String, Position: -1}},
 			Run: c.getMailboxSignInReport},

@@ -17,7 +17,7 @@ import (
 // (Set-ReceiveConnector -ProtocolLoggingLevel Verbose|None): Postern's
 // three listeners are its receive connectors, under the names Exchange
 // gives the default connectors on the same ports (protolog.Connectors).
-// Get-/Set-ReceiveConnector are server cmdlets (serverCmdlets): a
+// Get-/Set-ReceiveConnector are server cmdlets (cmdlet.ServerAccess): a
 // listener's log holds the sessions of every organization, so only the
 // server's administrator turns it on or reads it, and no organization's
 // admin sees another's devices.
@@ -197,13 +197,13 @@ func (e errorString) Error() string { return string(e) }
 
 func (c *cmdlets) protocolLogSpecs() []cmdlet.Spec {
 	return []cmdlet.Spec{
-		{Name: "Get-ReceiveConnector", Synopsis: "Lists the SMTP listeners under Exchange's receive connector names, with their protocol logging level.",
+		{Name: "Get-ReceiveConnector", Output: "ReceiveConnector", Access: cmdlet.ServerAccess, REST: cmdletOnly, Synopsis: "Lists the SMTP listeners under Exchange's receive connector names, with their protocol logging level.",
 			Params: []cmdlet.ParamSpec{{Name: "Identity", Type: cmdlet.String, Position: 0}}, Run: c.getReceiveConnector},
-		{Name: "Set-ReceiveConnector", Synopsis: "Turns protocol logging of a listener on (-ProtocolLoggingLevel Verbose) or off (None).", SupportsWhatIf: true,
+		{Name: "Set-ReceiveConnector", Output: cmdlet.NoOutput, Access: cmdlet.ServerAccess, REST: cmdletOnly, Synopsis: "Turns protocol logging of a listener on (-ProtocolLoggingLevel Verbose) or off (None).", SupportsWhatIf: true,
 			Params: []cmdlet.ParamSpec{{Name: "Identity", Type: cmdlet.String, Position: 0, Required: true},
 				{Name: "ProtocolLoggingLevel", Type: cmdlet.Enum, Position: -1, Required: true, ValidValues: []string{LoggingVerbose, LoggingNone}}},
 			Run: c.setReceiveConnector},
-		{Name: "Get-ProtocolLog", Synopsis: "Reads the SMTP conversations of logged listeners and inbound connectors (passwords masked, bodies by size only, other organizations' addresses masked); -Identity names a listener or an inbound connector (an organization's admin must name one of its connectors); the last 24 hours unless -Since is given.",
+		{Name: "Get-ProtocolLog", Output: "ProtocolLogEntry", Access: cmdlet.ReadAccess, REST: cmdletOnly, Synopsis: "Reads the SMTP conversations of logged listeners and inbound connectors (passwords masked, bodies by size only, other organizations' addresses masked); -Identity names a listener or an inbound connector (an organization's admin must name one of its connectors); the last 24 hours unless -Since is given.",
 			Params: []cmdlet.ParamSpec{{Name: "ClientIP", Type: cmdlet.String, Position: -1}, {Name: "Since", Type: cmdlet.String, Position: -1},
 				{Name: "Identity", Type: cmdlet.String, Position: -1}, {Name: "ResultSize", Type: cmdlet.IntOrUnlimited, Position: -1}},
 			Run: c.getProtocolLog},

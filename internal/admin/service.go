@@ -1,10 +1,38 @@
 // Package admin is Postern's one admin service: every change to the
-// directory goes through it, whichever front end asked (the cmdlet shell
-// today; the REST API and web admin center later). Validation, defaults and
-// the error messages admins see live here once.
+// directory goes through it, whichever front end asked (the admin socket
+// with the CLI and shell on it, the REST API, the demo's setup).
+// Validation, defaults, the role check, the admin audit log and the error
+// messages admins see live here once.
 //
 // Errors name the object and the problem in Exchange's words, e.g.
 // "The operation couldn't be performed because object 'x' couldn't be found."
+//
+// # Adding a cmdlet
+//
+// A cmdlet is one declaration: a cmdlet.Spec in one of the spec lists
+// (cmdlets.go, cmdlets_*.go), registered by Cmdlets through register. The
+// Spec carries, besides its name, synopsis, parameters and Run:
+//
+//   - Output: the TypeName of the objects it returns, or cmdlet.NoOutput.
+//     The REST API's description takes the type's schema from
+//     restapi's objectTypes, which must then list it.
+//   - Access: cmdlet.ReadAccess (every role group), RecipientAccess
+//     (Recipient Management and Organization Management),
+//     OrganizationAccess (Organization Management) or ServerAccess (the
+//     server's administrator only); see Role.Allows.
+//   - REST: where the REST API serves it besides /api/v1/cmdlets/{name}:
+//     cmdletOnly, a cmdlet.Route{Op: cmdlet.RouteList, Path: ...,
+//     Description: ...} for the Get- cmdlet that owns a resource, or
+//     at(cmdlet.RouteCreate|RouteUpdate|RouteDelete|RouteAction, path)
+//     for the resource's other cmdlets.
+//   - SupportsWhatIf for a cmdlet that changes something: each run of it
+//     is written to the admin audit log.
+//
+// Nothing else is edited: the role groups, the REST API's routes and its
+// OpenAPI document are derived from the registry, and
+// TestEveryCmdletIsDeclared fails for a Spec that lacks part of its
+// declaration. A cmdlet whose Access is missing runs for the server's
+// administrator only.
 package admin
 
 import (

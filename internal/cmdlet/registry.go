@@ -117,9 +117,17 @@ type Spec struct {
 	// input object with Identity taken from the object's Identity
 	// property (Get-Mailbox | Set-CASMailbox ...).
 	Run func(ctx context.Context, inv *Invocation) ([]*Object, error)
-	// Output is the TypeName of the objects Run returns, "" when it
+	// The declaration (declare.go): front ends derive their tables from
+	// it, so that a cmdlet is added by writing its Spec alone.
+
+	// Output is the TypeName of the objects Run returns, NoOutput when it
 	// returns none; the REST API's description of responses uses it.
 	Output string
+	// Access is what the cmdlet may do; the admin service decides from
+	// it which role groups may run the cmdlet.
+	Access Access
+	// REST is where the REST API serves the cmdlet.
+	REST Route
 
 	// process replaces Run for the built-ins, which take and produce
 	// values other than objects (formatted text, a SecureString) and see

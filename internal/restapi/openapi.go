@@ -44,6 +44,7 @@ var objectTypes = map[string]string{
 	"Queue":                   "Identity:s DeliveryType:s Status:s MessageCount:i NextHopDomain:s LastError:s? NextRetryTime:t?",
 	"ProtocolLogEntry":        "DateTime:t Connector:s SessionId:s SequenceNumber:i ClientIP:s Event:s Data:s",
 	"QueueMessage":            "Identity:s FromAddress:s Recipient:s Status:s Size:s Subject:s Queue:s InternetMessageId:s DateReceived:t NextRetryTime:t? RetryCount:i LastError:s?",
+	"ReceiveConnector":        "Identity:s Role:s Port:i ProtocolLoggingLevel:s",
 	"RecipientPermission":     "Identity:s Trustee:s AccessControlType:s AccessRights:[s] IsInherited:b InheritanceType:s",
 	"ServicePrincipal":        "DisplayName:s AppId:s ObjectId:s Identity:s WhenCreated:t",
 	"SmtpAuthClient":          "SenderAddress:s Domain:s MessagesSent:i TLS10:s TLS11:s TLS12:s TLS13:s AuthenticationProtocol:s LastSent:t",
@@ -165,7 +166,11 @@ func errorResponses(r jsonObject) jsonObject {
 }
 
 // document builds the OpenAPI 3.1 description of the API.
-func document(reg *cmdlet.Registry) jsonObject {
+func document(reg *cmdlet.Registry) (jsonObject, error) {
+	resources, err := resourcesOf(reg)
+	if err != nil {
+		return nil, err
+	}
 	schemas := jsonObject{
 		"Error": jsonObject{"type": "object", "required": []string{"error"}, "additionalProperties": false,
 			"properties": jsonObject{"error": jsonObject{"type": "object", "required": []string{"code", "message"}, "additionalProperties": false,
@@ -198,7 +203,7 @@ func document(reg *cmdlet.Registry) jsonObject {
 		paths["/cmdlets/"+s.Name] = jsonObject{"post": jsonObject{
 			"operationId": strings.ReplaceAll(s.Name, "-", ""), "summary": s.Synopsis, "tags": []string{"Cmdlets"},
 			"requestBody": jsonObject{"$ref": "#/components/requestBodies/" + s.Name},
-			"responses":   errorResponses(jsonObject{"200": response("The cmdlet's output objects, and what it told the host (What if: ..., warnings).", listRef(s.Output))}),
+			"responses":   errorResponses(jsonObject{"200": response("The cmdlet's output objects, and what it told the host (What if: ..., warnings).", listRef(s.OutputType()))}),
 		}}
 	}
 
@@ -206,7 +211,7 @@ func document(reg *cmdlet.Registry) jsonObject {
 		"description": "The object's identity, as -Identity takes it (a name, an address, a GUID)."}
 	outputOf := func(name string) string {
 		if s, ok := reg.Lookup(name); ok {
-			return s.Output
+			return s.OutputType()
 		}
 		return ""
 	}
@@ -219,7 +224,7 @@ func document(reg *cmdlet.Registry) jsonObject {
 	for _, res := range resources {
 		tags := []string{res.Noun}
 		coll, item := jsonObject{}, jsonObject{}
-		if get := res.cmdlet(reg, "Get"); get != "" {
+		if get := res.Get; get != "" {
 			ok := response("The objects.", listRef(outputOf(get)))
 			if res.Singleton {
 				ok = response("The settings.", ref(outputOf(get)))
@@ -239,7 +244,7 @@ func document(reg *cmdlet.Registry) jsonObject {
 			item["get"] = jsonObject{"operationId": "get" + res.Noun, "summary": "Runs " + res.ItemGet + " -" + res.ItemParam + ".", "tags": tags,
 				"responses": errorResponses(jsonObject{"200": response("The objects.", listRef(outputOf(res.ItemGet)))})}
 		}
-		if name := res.cmdlet(reg, "New", "Add"); name != "" && !res.Singleton {
+		if name := res.Create; name != "" && !res.Singleton {
 			created := response("Done.", listRef(""))
 			if out := outputOf(name); out != "" {
 				created = response("The object created (or the objects, as {\"value\": [...]}, for a cmdlet that returns several).",
@@ -248,10 +253,10 @@ func document(reg *cmdlet.Registry) jsonObject {
 			coll["post"] = jsonObject{"operationId": "create" + res.Noun, "summary": "Runs " + name + " with the body's parameters.", "tags": tags,
 				"requestBody": bodyOf(name, false), "responses": errorResponses(jsonObject{"201": created})}
 		}
-		if name := res.cmdlet(reg, "Set"); name != "" {
+		if name := res.Update; name != "" {
 			op := jsonObject{"operationId": "update" + res.Noun, "summary": "Runs " + name + " with the body's parameters, then answers the object as it is now.",
 				"tags": tags, "requestBody": bodyOf(name, !res.Singleton)}
-			get := outputOf(res.cmdlet(reg, "Get"))
+			get := outputOf(res.Get)
 			if res.Singleton {
 				op["responses"] = errorResponses(jsonObject{"200": response("The settings.", ref(get))})
 				coll["patch"] = op
@@ -260,7 +265,7 @@ func document(reg *cmdlet.Registry) jsonObject {
 				item["patch"] = op
 			}
 		}
-		if name := res.cmdlet(reg, "Remove"); name != "" && !res.Singleton {
+		if name := res.Delete; name != "" && !res.Singleton {
 			item["delete"] = jsonObject{"operationId": "delete" + res.Noun, "summary": "Runs " + name + " -Identity; other parameters come from the query string or the body.",
 				"tags": tags, "responses": errorResponses(jsonObject{"204": response("Removed.", nil)})}
 		}
@@ -269,7 +274,7 @@ func document(reg *cmdlet.Registry) jsonObject {
 			paths["/"+res.Path+"/{identity}"] = item
 		}
 		for _, verb := range actions {
-			if name := res.cmdlet(reg, verb); name != "" {
+			if name := res.Actions[verb]; name != "" {
 				paths["/"+res.Path+"/{identity}/"+strings.ToLower(verb)] = jsonObject{"parameters": []jsonObject{identity},
 					"post": jsonObject{"operationId": strings.ToLower(verb) + res.Noun, "summary": "Runs " + name + " -Identity.", "tags": tags,
 						"requestBody": bodyOf(name, true),
@@ -297,7 +302,7 @@ func document(reg *cmdlet.Registry) jsonObject {
 			"bearer": jsonObject{"type": "http", "scheme": "bearer", "description": "Authorization: Bearer pstn_..."},
 			"apiKey": jsonObject{"type": "apiKey", "in": "header", "name": "X-API-Key"},
 		}},
-	}
+	}, nil
 }
 
 // paramsSchema is the JSON Schema of a cmdlet's parameters as a request
@@ -333,7 +338,11 @@ func hasParam(s *cmdlet.Spec, name string) bool {
 // about any organization.
 func (h *Handler) openAPI(w http.ResponseWriter, _ *http.Request) {
 	h.docOnce.Do(func() {
-		doc, err := json.Marshal(document(admin.Cmdlets(h.Admin)))
+		d, err := document(admin.Cmdlets(h.Admin))
+		if err != nil {
+			panic("restapi: the OpenAPI document: " + err.Error())
+		}
+		doc, err := json.Marshal(d)
 		if err != nil {
 			panic("restapi: the OpenAPI document does not encode: " + err.Error())
 		}

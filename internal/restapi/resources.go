@@ -1,6 +1,7 @@
 package restapi
 
 import (
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -11,94 +12,124 @@ import (
 
 // resource maps a URL to the cmdlets of one noun:
 //
-//	GET    /api/v1/{path}                  Get-{Noun} (query parameters are its parameters)
-//	POST   /api/v1/{path}                  New-{Noun} or Add-{Noun} (the body's parameters)
-//	PATCH  /api/v1/{path}                  Set-{Noun}, then Get-{Noun} (singletons)
-//	GET    /api/v1/{path}/{identity}       Get-{Noun} -Identity
-//	PATCH  /api/v1/{path}/{identity}       Set-{Noun} -Identity, then Get-{Noun} -Identity
-//	DELETE /api/v1/{path}/{identity}       Remove-{Noun} -Identity
-//	POST   /api/v1/{path}/{identity}/{verb} {Verb}-{Noun} -Identity (retry, rotate)
+//	GET    /api/v1/{path}                  the list cmdlet (query parameters are its parameters)
+//	POST   /api/v1/{path}                  the create cmdlet, New- or Add- (the body's parameters)
+//	PATCH  /api/v1/{path}                  Set-, then the list cmdlet (singletons)
+//	GET    /api/v1/{path}/{identity}       the list cmdlet -Identity, or the item cmdlet
+//	PATCH  /api/v1/{path}/{identity}       Set- -Identity, then the list cmdlet -Identity
+//	DELETE /api/v1/{path}/{identity}       Remove- -Identity
+//	POST   /api/v1/{path}/{identity}/{verb} {Verb}- -Identity (retry, rotate)
 //
-// A method whose cmdlet does not exist answers 405.
+// A method with no cmdlet answers 405. Resources are not listed here:
+// resourcesOf derives them from the cmdlets' declarations (cmdlet.Route).
 type resource struct {
 	Path string
+	// Noun names the resource in operation ids and tags.
 	Noun string
-	// Get overrides the cmdlet that reads the collection.
-	Get string
 	// Singleton resources are the organization's settings: one object,
 	// no identity.
 	Singleton bool
-	// ItemGet and ItemParam read an item where Get-{Noun} -Identity does
-	// not (a message's trace details); ItemList marks items that are
-	// lists (a mailbox's permissions), answered as {"value": [...]}.
+	// ItemList marks items that are lists (a mailbox's permissions),
+	// answered as {"value": [...]}.
+	ItemList    bool
+	Description string
+
+	// The cmdlets, by name; "" where the resource has none.
+	Get, Create, Update, Delete string
+	// ItemGet and ItemParam read an item where Get -Identity does not (a
+	// message's trace details).
 	ItemGet, ItemParam string
-	ItemList           bool
-	Description        string
+	// Actions are the cmdlets POST .../{identity}/{verb} runs, by verb
+	// as the cmdlet spells it (Retry).
+	Actions map[string]string
 }
 
-var resources = []resource{
-	{Path: "organizations", Noun: "Organization", Description: "The organization the API key belongs to."},
-	{Path: "organization-config", Noun: "OrganizationConfig", Singleton: true, Description: "Organization-wide settings (Get-/Set-OrganizationConfig)."},
-	{Path: "transport-config", Noun: "TransportConfig", Singleton: true, Description: "Transport settings, including the organization's SMTP AUTH switch (Get-/Set-TransportConfig)."},
-	{Path: "accepted-domains", Noun: "AcceptedDomain", Description: "Accepted domains."},
-	{Path: "mailboxes", Noun: "Mailbox", Description: "Mailboxes."},
-	{Path: "cas-mailboxes", Noun: "CASMailbox", Description: "Mailboxes' client access settings: SMTP AUTH, IMAP4 and POP3."},
-	{Path: "cas-mailbox-plan", Noun: "CASMailboxPlan", Singleton: true, Description: "The CAS mailbox plan: whether new mailboxes start with IMAP4 and POP3 access (Get-/Set-CASMailboxPlan)."},
-	{Path: "mailbox-statistics", Noun: "MailboxStatistics", Description: "A mailbox's item count and total size against its quotas (GET .../{identity})."},
-	{Path: "users", Noun: "User", Description: "Users and their authentication policy."},
-	{Path: "authentication-policies", Noun: "AuthenticationPolicy", Description: "Authentication policies (Basic authentication for SMTP, IMAP4 and POP3)."},
-	{Path: "recipient-permissions", Noun: "RecipientPermission", ItemList: true, Description: "Send As permissions; the identity is the mailbox, DELETE takes Trustee and AccessRights as query parameters."},
-	{Path: "mailbox-permissions", Noun: "MailboxPermission", ItemList: true, Description: "Full Access permissions (applications that send as a mailbox); DELETE takes User and AccessRights as query parameters."},
-	{Path: "inbound-connectors", Noun: "InboundConnector", Description: "Inbound connectors: relay by IP range or TLS certificate."},
-	{Path: "outbound-connectors", Noun: "OutboundConnector", Description: "Outbound connectors: smart hosts."},
-	{Path: "dkim-signing-configs", Noun: "DkimSigningConfig", Description: "DKIM signing per domain; POST .../{domain}/rotate switches selectors."},
-	{Path: "auth-servers", Noun: "AuthServer", Description: "Trusted OAuth issuers."},
-	{Path: "service-principals", Noun: "ServicePrincipal", Description: "Service principals of applications that send with OAuth."},
-	{Path: "oauth-apps", Noun: "OAuthApp", Description: "App registrations of the built-in OAuth issuer."},
-	{Path: "queues", Noun: "Queue", Description: "Delivery queues; POST .../{identity}/retry retries one now."},
-	{Path: "queue-messages", Noun: "QueueMessage", Description: "Queued messages, a recipient's copy each; DELETE removes one (WithNDR as a query parameter)."},
-	{Path: "message-trace", Noun: "MessageTrace", Get: "Get-MessageTraceV2", ItemGet: "Get-MessageTraceDetail", ItemParam: "MessageTraceId", ItemList: true,
-		Description: "Message trace; the item is a MessageTraceId and answers its detail events (RecipientAddress as a query parameter)."},
-	{Path: "mailbox-sign-ins", Noun: "MailboxSignIn", Get: "Get-MailboxSignInReport", Description: "The sign-in report: successful SMTP, IMAP4 and POP3 sign-ins per mailbox, client address and method (Protocol, Identity, StartDate, EndDate as query parameters)."},
-	{Path: "smtp-auth-clients", Noun: "SmtpAuthClient", Get: "Get-SmtpAuthClientReport", Description: "The SMTP AUTH clients report: who sends with passwords and who with tokens."},
-	{Path: "admin-audit-log", Noun: "AdminAuditLog", Get: "Search-AdminAuditLog", Description: "The admin audit log (Search-AdminAuditLog)."},
-	{Path: "api-keys", Noun: "ApiKey", Description: "REST API keys; the key itself is only in POST's answer."},
-}
-
-// cmdlet names the cmdlet of a verb if the registry has it.
-func (res resource) cmdlet(reg *cmdlet.Registry, verbs ...string) string {
-	for _, v := range verbs {
-		name := v + "-" + res.Noun
-		if v == "Get" && res.Get != "" {
-			name = res.Get
+// resourcesOf derives the REST resources from the cmdlets' declared
+// routes, in the order the cmdlets were registered. A route that names no
+// resource's list cmdlet, or two cmdlets for one method, is an error: a
+// programming error the restapi tests find.
+func resourcesOf(reg *cmdlet.Registry) ([]resource, error) {
+	byPath := map[string]*resource{}
+	var order []string
+	specs := reg.Specs()
+	// Lists first: they describe their resources.
+	for _, s := range specs {
+		if s.Builtin() || s.REST.Op != cmdlet.RouteList {
+			continue
 		}
-		if s, ok := reg.Lookup(name); ok && !s.Builtin() {
-			return s.Name
+		rt := s.REST
+		if byPath[rt.Path] != nil {
+			return nil, fmt.Errorf("%s and %s both list /%s", byPath[rt.Path].Get, s.Name, rt.Path)
 		}
+		noun := rt.Noun
+		if noun == "" {
+			_, noun, _ = strings.Cut(s.Name, "-")
+		}
+		byPath[rt.Path] = &resource{Path: rt.Path, Noun: noun, Singleton: rt.Singleton, ItemList: rt.ItemList,
+			Description: rt.Description, Get: s.Name, Actions: map[string]string{}}
+		order = append(order, rt.Path)
 	}
-	return ""
+	for _, s := range specs {
+		rt := s.REST
+		if s.Builtin() || rt.Op == cmdlet.RouteList || rt.Op == cmdlet.RouteCmdletOnly || rt.Op == cmdlet.RouteUndeclared {
+			continue
+		}
+		res := byPath[rt.Path]
+		if res == nil {
+			return nil, fmt.Errorf("%s: no cmdlet declares the list route of /%s", s.Name, rt.Path)
+		}
+		var slot *string
+		switch rt.Op {
+		case cmdlet.RouteItem:
+			slot, res.ItemParam = &res.ItemGet, rt.ItemParam
+		case cmdlet.RouteCreate:
+			slot = &res.Create
+		case cmdlet.RouteUpdate:
+			slot = &res.Update
+		case cmdlet.RouteDelete:
+			slot = &res.Delete
+		case cmdlet.RouteAction:
+			verb, _, _ := strings.Cut(s.Name, "-")
+			if res.Actions[verb] != "" {
+				return nil, fmt.Errorf("%s and %s both act as /%s/{identity}/%s", res.Actions[verb], s.Name, rt.Path, strings.ToLower(verb))
+			}
+			res.Actions[verb] = s.Name
+			continue
+		default:
+			return nil, fmt.Errorf("%s: unknown route %d", s.Name, rt.Op)
+		}
+		if *slot != "" {
+			return nil, fmt.Errorf("%s and %s have the same route on /%s", *slot, s.Name, rt.Path)
+		}
+		*slot = s.Name
+	}
+	out := make([]resource, len(order))
+	for i, p := range order {
+		out[i] = *byPath[p]
+	}
+	return out, nil
 }
 
 // methodsOf lists the methods a resource URL supports, for 405's Allow.
-func methodsOf(reg *cmdlet.Registry, res resource, item bool) []string {
+func methodsOf(res resource, item bool) []string {
 	var m []string
-	if res.cmdlet(reg, "Get") != "" || (item && res.ItemGet != "") {
+	if res.Get != "" || (item && res.ItemGet != "") {
 		m = append(m, http.MethodGet)
 	}
-	if !item && !res.Singleton && res.cmdlet(reg, "New", "Add") != "" {
+	if !item && !res.Singleton && res.Create != "" {
 		m = append(m, http.MethodPost)
 	}
-	if (item || res.Singleton) && res.cmdlet(reg, "Set") != "" {
+	if (item || res.Singleton) && res.Update != "" {
 		m = append(m, http.MethodPatch)
 	}
-	if item && res.cmdlet(reg, "Remove") != "" {
+	if item && res.Delete != "" {
 		m = append(m, http.MethodDelete)
 	}
 	return m
 }
 
 func (h *Handler) methodNotAllowed(q *request, res resource, item bool) {
-	allow := methodsOf(q.runner.Registry, res, item)
+	allow := methodsOf(res, item)
 	q.w.Header().Set("Allow", strings.Join(allow, ", "))
 	writeError(q.w, http.StatusMethodNotAllowed, "MethodNotAllowed", q.r.Method+" is not supported on "+q.r.URL.Path+"; it supports "+strings.Join(allow, ", ")+".")
 }
@@ -124,8 +155,7 @@ func queryParams(q *request) map[string]any {
 // collection serves /api/v1/{path}.
 func (h *Handler) collection(res resource) func(*request) {
 	return func(q *request) {
-		reg := q.runner.Registry
-		get, create, set := res.cmdlet(reg, "Get"), res.cmdlet(reg, "New", "Add"), res.cmdlet(reg, "Set")
+		get, create, set := res.Get, res.Create, res.Update
 		switch {
 		case q.r.Method == http.MethodGet && get != "":
 			if objs, ok := h.invoke(q, get, queryParams(q)); ok {
@@ -159,7 +189,6 @@ func (h *Handler) collection(res resource) func(*request) {
 // item serves /api/v1/{path}/{identity} and its actions.
 func (h *Handler) item(res resource) func(*request) {
 	return func(q *request) {
-		reg := q.runner.Registry
 		id := q.r.PathValue("identity")
 		if id == "" {
 			writeError(q.w, http.StatusNotFound, "NotFound", "The identity is missing from "+q.r.URL.Path+".")
@@ -169,7 +198,7 @@ func (h *Handler) item(res resource) func(*request) {
 		// may itself contain "/", so the verb is the last segment of a
 		// path that has one more than the resource's.
 		if verb, target, ok := action(id); ok && q.r.Method == http.MethodPost {
-			name := res.cmdlet(reg, verb)
+			name := res.Actions[verb]
 			if name == "" {
 				writeError(q.w, http.StatusNotFound, "NotFound", "There is no "+verb+"-"+res.Noun+" cmdlet.")
 				return
@@ -184,7 +213,7 @@ func (h *Handler) item(res resource) func(*request) {
 			}
 			return
 		}
-		get, set, remove := res.cmdlet(reg, "Get"), res.cmdlet(reg, "Set"), res.cmdlet(reg, "Remove")
+		get, set, remove := res.Get, res.Update, res.Delete
 		switch {
 		case q.r.Method == http.MethodGet:
 			name, param := get, "Identity"
@@ -231,8 +260,20 @@ func (h *Handler) item(res resource) func(*request) {
 	}
 }
 
-// actions are the verbs POST /api/v1/{path}/{identity}/{verb} runs.
-var actions = []string{"Retry", "Rotate"}
+// actions are the verbs POST /api/v1/{path}/{identity}/{verb} may name:
+// those of the cmdlets the admin service declares as RouteAction. A
+// resource without the verb answers 404 for it.
+var actions = actionVerbs(admin.Cmdlets(&admin.Service{}))
+
+func actionVerbs(reg *cmdlet.Registry) []string {
+	var verbs []string
+	for _, s := range reg.Specs() {
+		if verb, _, _ := strings.Cut(s.Name, "-"); s.REST.Op == cmdlet.RouteAction && !slices.Contains(verbs, verb) {
+			verbs = append(verbs, verb)
+		}
+	}
+	return verbs
+}
 
 // action splits an item path that ends in a verb (in any case) into the
 // verb and the identity before it.

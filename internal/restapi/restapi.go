@@ -93,6 +93,12 @@ func (h *Handler) registry(p admin.Principal) *cmdlet.Registry {
 func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+Prefix+"openapi.json", h.openAPI)
 	mux.HandleFunc("POST "+Prefix+"cmdlets/{cmdlet}", h.signedIn(h.runCmdlet))
+	// The cmdlets are the same for every principal; only what they let
+	// each one do differs.
+	resources, err := resourcesOf(admin.Cmdlets(h.Admin))
+	if err != nil {
+		panic("restapi: the cmdlets' REST routes: " + err.Error())
+	}
 	for _, res := range resources {
 		mux.HandleFunc(Prefix+res.Path, h.signedIn(h.collection(res)))
 		if !res.Singleton {
