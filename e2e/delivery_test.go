@@ -123,9 +123,9 @@ print("verified" if dkim.verify(open(sys.argv[1], "rb").read(), dnsfunc=dns) els
 		t.Errorf("NDR Content-Type %q", got)
 	}
 
-	// The trace, read with python3's sqlite3.
+	// The trace, as Get-MessageTraceDetail shows it.
 	trace := in.trace(t, "Scanned document")
-	for _, want := range []string{"Receive", "Send bob@fabrikam.example", "Fail gone@fabrikam.example", "DSN gone@fabrikam.example"} {
+	for _, want := range []string{"RECEIVE ", "SEND bob@fabrikam.example", "FAIL gone@fabrikam.example", "DSN gone@fabrikam.example"} {
 		if !strings.Contains(trace, want) {
 			t.Errorf("trace lacks %q:\n%s", want, trace)
 		}
@@ -145,21 +145,46 @@ func fieldValue(out, name string) string {
 	return ""
 }
 
-// trace lists a message's trace events as "Event recipient" lines.
+// trace lists a message's trace events as "EVENT recipient | detail"
+// lines, read with Get-MessageTrace and Get-MessageTraceDetail as an
+// admin would (not from the store's tables, which may change).
 func (in *instance) trace(t *testing.T, subject string) string {
 	t.Helper()
-	py := requireTool(t, "python3")
-	script := `import sqlite3, sys
-db = sqlite3.connect("file:" + sys.argv[1] + "?mode=ro", uri=True)
-for ev, rcpt, detail in db.execute("""SELECT e.event, e.recipient, e.detail FROM trace_events e JOIN messages m ON m.id = e.message
-    WHERE m.subject = ? ORDER BY e.id""", (sys.argv[2],)):
-    print(ev, rcpt, "|", detail)
-`
-	out, err := exec.Command(py, "-c", script, filepath.Join(in.data, "postern.db"), subject).CombinedOutput()
-	if err != nil {
-		t.Fatalf("python3: %v\n%s", err, out)
+	var b strings.Builder
+	rows := formatList(in.shell(fmt.Sprintf("Get-MessageTrace -Subject '%s' | Format-List RecipientAddress,MessageTraceId", subject)))
+	for _, row := range rows {
+		for _, ev := range formatList(in.shell(fmt.Sprintf("Get-MessageTraceDetail -MessageTraceId %s -RecipientAddress %s | Format-List Event,Detail",
+			row["MessageTraceId"], row["RecipientAddress"]))) {
+			fmt.Fprintf(&b, "%s %s | %s\n", ev["Event"], row["RecipientAddress"], ev["Detail"])
+		}
 	}
-	return string(out)
+	return b.String()
+}
+
+// formatList reads Format-List output: one map per object, "Name : value"
+// lines, objects separated by blank lines; a line without " : " continues
+// the value before it.
+func formatList(out string) []map[string]string {
+	var objs []map[string]string
+	var cur map[string]string
+	last := ""
+	for _, l := range strings.Split(out, "\n") {
+		if strings.TrimSpace(l) == "" {
+			cur = nil
+			continue
+		}
+		if cur == nil {
+			cur = map[string]string{}
+			objs = append(objs, cur)
+		}
+		if k, v, ok := strings.Cut(l, " : "); ok && !strings.HasPrefix(l, " ") {
+			last = strings.TrimSpace(k)
+			cur[last] = strings.TrimSpace(v)
+		} else if last != "" {
+			cur[last] += " " + strings.TrimSpace(l)
+		}
+	}
+	return objs
 }
 
 // TestSmartHostOAuth is the Basic-auth bridge: a device signs in to Postern
