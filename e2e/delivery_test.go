@@ -116,10 +116,10 @@ print("verified" if dkim.verify(open(sys.argv[1], "rb").read(), dnsfunc=dns) els
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	if got := in.deliveredHeader(t, scanner, "Inbox", "Subject"); got != "Undeliverable: Scanned document" {
+	if got := in.deliveredHeader(t, scanner, "Scan-Pass-1", "Inbox", "Subject"); got != "Undeliverable: Scanned document" {
 		t.Errorf("NDR subject %q", got)
 	}
-	if got := in.deliveredHeader(t, scanner, "Inbox", "Content-Type"); !strings.Contains(got, "report-type=delivery-status") {
+	if got := in.deliveredHeader(t, scanner, "Scan-Pass-1", "Inbox", "Content-Type"); !strings.Contains(got, "report-type=delivery-status") {
 		t.Errorf("NDR Content-Type %q", got)
 	}
 

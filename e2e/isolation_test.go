@@ -78,14 +78,14 @@ func TestConnectorIsolation(t *testing.T) {
 	if got := send("127.0.0.3", "scanner@fabrikam.com", "kim@fabrikam.com"); !strings.HasPrefix(got, "250 ") {
 		t.Errorf("Fabrikam through its connector: %q", got)
 	}
-	if got := in.deliveredHeader(t, "kim@fabrikam.com", "Inbox", "X-Postern-Inbound-Connector"); got != "Fabrikam grab" {
+	if got := in.deliveredHeader(t, "kim@fabrikam.com", "Kim-Pass-12", "Inbox", "X-Postern-Inbound-Connector"); got != "Fabrikam grab" {
 		t.Errorf("Fabrikam's copy: connector header %q", got)
 	}
 	// Anonymous mail from x@fabrikam.com to sean@contoso.com is Contoso's.
 	if got := send("127.0.0.4", "x@fabrikam.com", "sean@contoso.com"); !strings.HasPrefix(got, "250 ") {
 		t.Fatalf("fabrikam.com sender to Contoso: %q", got)
 	}
-	if got := in.deliveredHeader(t, "sean@contoso.com", "Inbox", "X-Postern-Inbound-Connector"); got != "" {
+	if got := in.deliveredHeader(t, "sean@contoso.com", "Sean-Pass-1", "Inbox", "X-Postern-Inbound-Connector"); got != "" {
 		t.Errorf("Contoso's copy was attributed to Fabrikam's connector %q", got)
 	}
 	// Fabrikam's connector relays nothing for Contoso's senders, and
@@ -101,13 +101,13 @@ func TestConnectorIsolation(t *testing.T) {
 	if got := send("127.0.0.6", "news@tailspin.example", "sean@contoso.com", "kim@fabrikam.com"); !strings.HasPrefix(got, "250 ") {
 		t.Fatalf("message to both organizations: %q", got)
 	}
-	if got := in.deliveredHeader(t, "kim@fabrikam.com", "Inbox", "Subject"); !strings.Contains(got, "news@tailspin.example") {
+	if got := in.deliveredHeader(t, "kim@fabrikam.com", "Kim-Pass-12", "Inbox", "Subject"); !strings.Contains(got, "news@tailspin.example") {
 		t.Errorf("kim's newest message: %q", got)
 	}
-	if got := in.deliveredHeader(t, "kim@fabrikam.com", "Inbox", "X-Postern-Inbound-Connector"); got != "Fabrikam grab" {
+	if got := in.deliveredHeader(t, "kim@fabrikam.com", "Kim-Pass-12", "Inbox", "X-Postern-Inbound-Connector"); got != "Fabrikam grab" {
 		t.Errorf("Fabrikam's copy of the shared message: connector %q", got)
 	}
-	if got := in.deliveredHeader(t, "sean@contoso.com", "Inbox", "X-Postern-Inbound-Connector"); got != "" {
+	if got := in.deliveredHeader(t, "sean@contoso.com", "Sean-Pass-1", "Inbox", "X-Postern-Inbound-Connector"); got != "" {
 		t.Errorf("Contoso's copy of the shared message: connector %q", got)
 	}
 

@@ -63,14 +63,14 @@ func TestDirectSendAuthentication(t *testing.T) {
 		} else {
 			junk++
 		}
-		if got := in.deliveredHeader(t, "sean@contoso.com", tt.folder, "Authentication-Results"); !strings.Contains(got, tt.results) {
+		if got := in.deliveredHeader(t, "sean@contoso.com", "Sean-Pass-1", tt.folder, "Authentication-Results"); !strings.Contains(got, tt.results) {
 			t.Errorf("%s: Authentication-Results %q lacks %q", tt.subject, got, tt.results)
 		}
 	}
 	// Mail through a connector is not checked (the connector vouches for it).
 	send("127.0.0.4", "scanner@contoso.com", "via connector")
 	inbox++
-	if got := in.deliveredHeader(t, "sean@contoso.com", "Inbox", "Authentication-Results"); got != "" {
+	if got := in.deliveredHeader(t, "sean@contoso.com", "Sean-Pass-1", "Inbox", "Authentication-Results"); got != "" {
 		t.Errorf("connector mail was checked: %q", got)
 	}
 	if n := in.folderCount("sean@contoso.com", "Inbox"); n != inbox {
