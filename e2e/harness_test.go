@@ -391,6 +391,10 @@ func lines(s string) []string {
 
 // messageHeader returns a header field of the message queued for (or
 // delivered to) recipient, read from the database by python3's sqlite3.
+// It is the one e2e read left on the SQLite schema: a queued message's
+// content has no reader that does not depend on the store yet (Exchange
+// Server's would be Export-Message); delivered mail is read over IMAP
+// (deliveredHeader).
 func (in *instance) messageHeader(t *testing.T, recipient, field string) string {
 	t.Helper()
 	py := requireTool(t, "python3")
