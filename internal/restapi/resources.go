@@ -63,6 +63,12 @@ var resources = []resource{
 	{Path: "smtp-auth-clients", Noun: "SmtpAuthClient", Get: "Get-SmtpAuthClientReport", Description: "The SMTP AUTH clients report: who sends with passwords and who with tokens."},
 	{Path: "admin-audit-log", Noun: "AdminAuditLog", Get: "Search-AdminAuditLog", Description: "The admin audit log (Search-AdminAuditLog)."},
 	{Path: "api-keys", Noun: "ApiKey", Description: "REST API keys; the key itself is only in POST's answer."},
+	{Path: "hosted-outbound-spam-filter-policy", Noun: "HostedOutboundSpamFilterPolicy", Singleton: true,
+		Description: "The outbound spam policy: recipient limits per hour and day, and the action when one is exceeded (Get-/Set-HostedOutboundSpamFilterPolicy)."},
+	{Path: "hosted-connection-filter-policy", Noun: "HostedConnectionFilterPolicy", Singleton: true,
+		Description: "The connection filter policy: the IP Allow List and IP Block List for anonymous mail (Get-/Set-HostedConnectionFilterPolicy)."},
+	{Path: "blocked-sender-addresses", Noun: "BlockedSenderAddress",
+		Description: "Senders the outbound spam policy restricted; DELETE .../{address} releases one (Remove-BlockedSenderAddress)."},
 }
 
 // cmdlet names the cmdlet of a verb if the registry has it.
