@@ -237,13 +237,37 @@ func commandPath() string {
 	return self
 }
 
-// demoPassword returns 16 random characters from an unambiguous alphabet.
+// demoPassword returns 16 random characters from an unambiguous alphabet
+// in groups of four joined by '-': the dashes and the mixed letters and
+// digits meet the password policy (3 of 4 character kinds).
 func demoPassword() string {
 	const alphabet = "abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
-	b := make([]byte, 16)
-	rand.Read(b)
-	for i := range b {
-		b[i] = alphabet[int(b[i])%len(alphabet)]
+	for {
+		b := make([]byte, 16)
+		rand.Read(b)
+		var kinds [3]bool
+		for i := range b {
+			c := alphabet[int(b[i])%len(alphabet)]
+			b[i] = c
+			switch {
+			case c >= 'a' && c <= 'z':
+				kinds[0] = true
+			case c >= 'A' && c <= 'Z':
+				kinds[1] = true
+			default:
+				kinds[2] = true
+			}
+		}
+		if n := btoi(kinds[0]) + btoi(kinds[1]) + btoi(kinds[2]); n >= 2 {
+			s := string(b)
+			return s[0:4] + "-" + s[4:8] + "-" + s[8:12] + "-" + s[12:16]
+		}
 	}
-	return string(b)
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -356,7 +356,7 @@ func nextSteps(ctx context.Context, srv *server.Server, data string, log *slog.L
 	}
 	if mbs, err := srv.Admin.Mailboxes("", 1); err == nil && len(mbs) == 0 {
 		log.Info("no mailboxes yet: create one and allow it SMTP AUTH",
-			"next", fmt.Sprintf("%s --data %s New-Mailbox -Name scanner -PrimarySmtpAddress scanner@contoso.com -Password 'a password'; %s --data %s Set-CASMailbox -Identity scanner@contoso.com -SmtpClientAuthenticationDisabled $false", cmd, data, cmd, data))
+			"next", fmt.Sprintf("%s --data %s New-Mailbox -Name scanner -PrimarySmtpAddress scanner@contoso.com -Password 'Scan-Pass-1'; %s --data %s Set-CASMailbox -Identity scanner@contoso.com -SmtpClientAuthenticationDisabled $false", cmd, data, cmd, data))
 	}
 }
 

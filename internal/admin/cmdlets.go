@@ -118,6 +118,9 @@ func Cmdlets(svc *Service) *cmdlet.Registry {
 	for _, s := range c.mailAccessSpecs(identity) {
 		c.register(r, s)
 	}
+	for _, s := range c.filterSpecs() {
+		c.register(r, s)
+	}
 	return r
 }
 

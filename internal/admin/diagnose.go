@@ -114,6 +114,10 @@ func (s *Service) TestSubmission(t SubmissionTest) ([]Check, string, error) {
 			return fail("SMTP AUTH", rep, "%s", authFix(rep, mb, facts.Policy))
 		}
 		add("SMTP AUTH", "Pass", "SMTP AUTH is allowed for '%s' with %s (with the right password or token; a wrong one gets 535 5.7.3).", mb.PrimarySmtpAddress, method)
+		if r := dir.RestrictedSender(mb.ID); policy.CheckRestricted(r, time.Now()) != nil {
+			return fail("Restricted sender", reply.BadOutboundSender, "The outbound spam policy restricted '%s' (%s): run Remove-BlockedSenderAddress -SenderAddress %s, or raise the limits with Set-HostedOutboundSpamFilterPolicy.",
+				mb.PrimarySmtpAddress, r.Reason, mb.PrimarySmtpAddress)
+		}
 		if !from.IsZero() {
 			if rep := policy.CheckSendAs(dir, policy.SenderFacts{Login: mb, EnvelopeFrom: from.Key(), HeaderFrom: []string{from.Key()}}); rep != nil {
 				return fail("Send As", rep, "The From address %s differs from the mailbox and no Send As grant exists: set the device's From to %s, or run Add-RecipientPermission -Identity %s -Trustee %s -AccessRights SendAs.",
@@ -152,6 +156,9 @@ func (s *Service) TestSubmission(t SubmissionTest) ([]Check, string, error) {
 		add("Inbound connector", "Pass", "%s matches the %s connector '%s'.", ip, att.Connector.ConnectorType, att.Connector.Name)
 	} else {
 		add("Inbound connector", "Info", "%s matches no inbound connector of this organization: this is Direct Send, which can only reach the organization's own mailboxes. To relay to outside recipients, create one: New-InboundConnector -Name <name> -ConnectorType OnPremises -SenderIPAddresses %s -RequireTls $false.", ip, ip)
+	}
+	if _, rep := policy.ConnectionFilter(dir, org, ip); rep != nil {
+		return fail("Connection filter", rep, "%s is on the organization's IP Block List: remove it (Set-HostedConnectionFilterPolicy -Identity Default -IPBlockList @{Remove='<entry>'}) or add it to the IP Allow List (-IPAllowList @{Add='%s'}).", ip, ip)
 	}
 	if rep := policy.CheckAnonymousSender(own, facts, from); rep != nil {
 		return fail("Sender", rep, "%s", anonymousFix(rep, att, from, ip))

@@ -125,6 +125,9 @@ func (s *Service) NewMailbox(ctx context.Context, p NewMailboxParams) (*director
 		case p.Password == "":
 			return fmt.Errorf("Cannot process command because of one or more missing mandatory parameters: Password.")
 		default:
+			if err := checkPassword(p.Name, p.Password); err != nil {
+				return err
+			}
 			if m.PasswordHash, err = s.HashPassword(p.Password); err != nil {
 				return err
 			}
@@ -312,6 +315,9 @@ func (s *Service) SetMailbox(ctx context.Context, identity string, p SetMailboxP
 		if p.Password != nil {
 			if m.Type == directory.SharedMailbox {
 				return fmt.Errorf("Mailbox '%s' is a shared mailbox; shared mailboxes have no password.", m.Name)
+			}
+			if err := checkPassword(m.Name, *p.Password); err != nil {
+				return err
 			}
 			if m.PasswordHash, err = s.HashPassword(*p.Password); err != nil {
 				return err

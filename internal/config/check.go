@@ -125,6 +125,7 @@ func Check(path string) []error {
 		{"delivery.per_destination", c.Delivery.PerDestination},
 		{"auth.verify_concurrency", c.Auth.VerifyConcurrency}, {"auth.verify_queue", c.Auth.VerifyQueue},
 		{"auth.verify_per_address", c.Auth.VerifyPerAddress}, {"auth.lockout_threshold", c.Auth.LockoutThreshold},
+		{"throttle.direct_send_per_hour", c.Throttle.DirectSendPerHour}, {"throttle.relay_per_hour", c.Throttle.RelayPerHour},
 	} {
 		if n.v < 0 {
 			bad(n.key, "negative count %d", n.v)

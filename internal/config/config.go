@@ -61,6 +61,8 @@ type Config struct {
 	Delivery Delivery `toml:"delivery"`
 	// Auth bounds password verification under attack.
 	Auth Auth `toml:"auth"`
+	// Throttle limits the anonymous mail one source address sends.
+	Throttle Throttle `toml:"throttle"`
 	// ACME obtains and renews the certificate automatically.
 	ACME ACME `toml:"acme"`
 	// TraceRetention is how long message trace events and the connection
@@ -125,6 +127,25 @@ type Delivery struct {
 	// RootCAFile adds PEM CAs to the system's roots for verifying smart
 	// hosts (TlsSettings CertificateValidation and DomainValidation).
 	RootCAFile string `toml:"root_ca_file"`
+}
+
+// Throttle limits, per source address (an IPv6 client's /64) and rolling
+// hour, the messages accepted as Direct Send (anonymous mail from the
+// organization's own accepted domains that no inbound connector admitted)
+// and as connector relay (mail an inbound connector admitted), as Exchange
+// throttles both ("standard throttling"). Past a limit each recipient gets
+// "451 4.7.500 Access denied, please try again later" until the hour frees
+// a share; sources on the organization's IP Allow List
+// (Set-HostedConnectionFilterPolicy) are not throttled, and ordinary
+// inbound mail from other domains is not counted. 0 lifts a limit.
+type Throttle struct {
+	// DirectSendPerHour defaults to 1800, the 30 messages a minute an SMTP
+	// AUTH mailbox may send, kept up for an hour.
+	DirectSendPerHour int `toml:"direct_send_per_hour"`
+	// RelayPerHour defaults to 3600, Exchange's receiving limit of 3,600
+	// messages an hour per recipient; relay has "higher sending limits"
+	// than SMTP AUTH.
+	RelayPerHour int `toml:"relay_per_hour"`
 }
 
 // Auth bounds password verification ([auth] in the file): argon2id costs
@@ -231,6 +252,7 @@ func Defaults() Config {
 		TraceRetention:      Duration{90 * 24 * time.Hour},
 		LogLevel:            "info",
 		LogFormat:           "text",
+		Throttle:            Throttle{DirectSendPerHour: 1800, RelayPerHour: 3600},
 		Delivery: Delivery{
 			Workers:        32,
 			PerDestination: 4,

@@ -24,6 +24,7 @@ type Snapshot struct {
 	outbound   []*OutboundConnector
 	dkim       map[string]*DkimSigningConfig // by domain
 	fullAccess map[fullAccessKey]bool
+	filters    filterIndex
 }
 
 type fullAccessKey struct {
@@ -56,6 +57,11 @@ type Contents struct {
 	Principals    []*ServicePrincipal
 	MailboxPerms  []*MailboxPermission
 	OAuthApps     []*OAuthApp
+	// The outbound spam and connection filter policies admins changed, and
+	// the restricted senders (filter.go).
+	OutboundSpamPolicies []*OutboundSpamFilterPolicy
+	ConnectionFilters    []*ConnectionFilterPolicy
+	RestrictedSenders    []*RestrictedSender
 }
 
 // NewSnapshot indexes c. The objects must not be modified afterwards.
@@ -119,6 +125,7 @@ func NewSnapshot(c Contents) *Snapshot {
 	for _, p := range c.MailboxPerms {
 		s.fullAccess[fullAccessKey{p.Identity, p.TrusteePrincipal, p.TrusteeMailbox}] = true
 	}
+	s.filters = newFilterIndex(c)
 	return s
 }
 

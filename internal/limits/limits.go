@@ -1,10 +1,12 @@
-// Package limits keeps the per-mailbox counters behind Exchange Online's
-// SMTP AUTH sending limits (reference section 4.1): recipients per rolling
-// 24 hours, messages per minute (paced, never refused) and concurrent
-// connections. Every operation costs the same however much a mailbox has
-// sent — no scan of its history (DESIGN.md: mox's history scan falls from
-// 87 to 33 msg/s as volume grows). State is in memory, with an injected
-// clock; the caller rebuilds RecipientWindow from the store after a restart.
+// Package limits keeps the counters behind Exchange Online's sending limits:
+// per mailbox, the SMTP AUTH limits of reference section 4.1 (recipients
+// per rolling 24 hours, messages per minute, paced and never refused, and
+// concurrent connections) and the outbound spam policy's hourly counts
+// (section 4.2); per source address, the messages of Direct Send and
+// connector relay (source throttling). Every operation costs the same
+// however much a mailbox has sent — no scan of its history (DESIGN.md:
+// mox's history scan falls from 87 to 33 msg/s as volume grows). State is in memory, with an injected
+// clock; the caller rebuilds a RecipientWindow from the store after a restart.
 package limits
 
 import (
@@ -12,85 +14,135 @@ import (
 	"time"
 )
 
-// RecipientWindow counts recipients per mailbox over a rolling window, in a
-// ring of buckets with a running total.
+// Count is a number of recipients (or messages) split by where they go:
+// inside the sender's organization or outside it. The outbound spam
+// policy limits the two apart per hour (reference section 4.2); everything
+// else counts their Total.
+type Count struct{ Internal, External int }
+
+// Total is Internal + External.
+func (c Count) Total() int { return c.Internal + c.External }
+
+func (c Count) add(d Count) Count { return Count{c.Internal + d.Internal, c.External + d.External} }
+func (c Count) sub(d Count) Count { return Count{c.Internal - d.Internal, c.External - d.External} }
+
+// Usage is a key's count over its whole window and over the newest span
+// asked for (Reserve's Recent).
+type Usage struct {
+	Window Count // the whole window (24 h for the recipient rate limit)
+	Recent Count // the newest span (the last hour)
+}
+
+// Window counts per key over a rolling window, in a ring of buckets with a
+// running total: the recipients of each mailbox over 24 hours (the
+// recipient rate limit and the outbound spam policy), the messages of each
+// source address over an hour (source throttling).
 //
-// Precision: a recipient recorded at time t stops counting when its bucket
-// is recycled, between window-bucketWidth and window after t. Capacity thus
+// Precision: a count recorded at time t stops counting when its bucket is
+// recycled, between window-bucketWidth and window after t. Capacity thus
 // comes back at bucket granularity (5 minutes for 24 h / 288) and never
 // early: at any moment the count covers at least the last window-bucketWidth
 // of sends, and Reserve never lets the total recorded within any such span
-// exceed the limit.
-type RecipientWindow struct {
+// exceed what admit allows. The same holds for the recent span.
+type Window[K comparable] struct {
 	width   time.Duration // of one bucket
 	buckets int
+	// recent is how many of the newest buckets Usage.Recent sums.
+	recent int
 
-	mu    sync.Mutex
-	boxes map[int64]*ring
+	mu   sync.Mutex
+	keys map[K]*ring
 }
 
 type ring struct {
-	counts []int
-	total  int
+	counts []Count
+	total  Count
 	head   int64 // absolute index (time / width) of the newest bucket
 }
 
-// NewRecipientWindow makes a window of the given length split into buckets
-// (production: 24 h in 288 buckets of 5 minutes).
+// RecipientWindow is the per-mailbox recipient counter.
+type RecipientWindow = Window[int64]
+
+// NewRecipientWindow makes a per-mailbox window of the given length split
+// into buckets (production: 24 h in 288 buckets of 5 minutes), whose
+// Usage.Recent covers the last hour.
 func NewRecipientWindow(window time.Duration, buckets int) *RecipientWindow {
-	return &RecipientWindow{width: window / time.Duration(buckets), buckets: buckets, boxes: make(map[int64]*ring)}
+	return NewWindow[int64](window, buckets, time.Hour)
 }
 
-func (w *RecipientWindow) slot(t time.Time) int64 { return t.UnixNano() / int64(w.width) }
+// NewWindow makes a window of the given length split into buckets; recent
+// is the newest span Usage.Recent covers (rounded up to whole buckets, at
+// most the window).
+func NewWindow[K comparable](window time.Duration, buckets int, recent time.Duration) *Window[K] {
+	width := window / time.Duration(buckets)
+	n := int((recent + width - 1) / width)
+	return &Window[K]{width: width, buckets: buckets, recent: max(1, min(n, buckets)), keys: make(map[K]*ring)}
+}
+
+func (w *Window[K]) slot(t time.Time) int64 { return t.UnixNano() / int64(w.width) }
 
 // advance moves r's newest bucket to slot, zeroing the buckets that fall out.
-func (w *RecipientWindow) advance(r *ring, slot int64) {
+func (w *Window[K]) advance(r *ring, slot int64) {
 	if slot <= r.head {
 		return
 	}
 	if slot-r.head >= int64(w.buckets) {
 		clear(r.counts)
-		r.total = 0
+		r.total = Count{}
 	} else {
 		for i := r.head + 1; i <= slot; i++ {
 			b := int(i % int64(w.buckets))
-			r.total -= r.counts[b]
-			r.counts[b] = 0
+			r.total = r.total.sub(r.counts[b])
+			r.counts[b] = Count{}
 		}
 	}
 	r.head = slot
 }
 
-func (w *RecipientWindow) ring(mailbox int64, now time.Time) *ring {
-	r := w.boxes[mailbox]
+func (w *Window[K]) ring(key K, now time.Time) *ring {
+	r := w.keys[key]
 	if r == nil {
-		r = &ring{counts: make([]int, w.buckets), head: w.slot(now)}
-		w.boxes[mailbox] = r
+		r = &ring{counts: make([]Count, w.buckets), head: w.slot(now)}
+		w.keys[key] = r
 	}
 	w.advance(r, w.slot(now))
 	return r
 }
 
-// Reserve records n recipients for mailbox unless that would take its count
-// over limit; used is the count before the call.
-func (w *RecipientWindow) Reserve(mailbox int64, n, limit int, now time.Time) (ok bool, used int) {
+// usage sums r's window and its newest buckets: constant cost (the recent
+// span is a fixed number of buckets, 12 for an hour of 5-minute buckets).
+func (w *Window[K]) usage(r *ring) Usage {
+	u := Usage{Window: r.total}
+	for i := range int64(w.recent) {
+		u.Recent = u.Recent.add(r.counts[int((r.head-i)%int64(w.buckets)+int64(w.buckets))%w.buckets])
+	}
+	return u
+}
+
+// Reserve records n for key if admit, given the key's usage before the
+// call, allows it; admit runs under the window's lock, so that the check
+// and the recording are one step for concurrent submissions. It returns
+// whether n was recorded and the usage before.
+func (w *Window[K]) Reserve(key K, n Count, now time.Time, admit func(Usage) bool) (bool, Usage) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	r := w.ring(mailbox, now)
-	if r.total+n > limit {
-		return false, r.total
+	r := w.ring(key, now)
+	u := w.usage(r)
+	if admit != nil && !admit(u) {
+		return false, u
 	}
-	r.counts[int(r.head%int64(w.buckets))] += n
-	r.total += n
-	return true, r.total - n
+	b := int(r.head % int64(w.buckets))
+	r.counts[b] = r.counts[b].add(n)
+	r.total = r.total.add(n)
+	return true, u
 }
 
 // Release undoes a reservation made at time at (the message was then not
 // stored). Nothing happens if that bucket has already left the window.
-func (w *RecipientWindow) Release(mailbox int64, n int, at time.Time) {
+func (w *Window[K]) Release(key K, n Count, at time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	r := w.boxes[mailbox]
+	r := w.keys[key]
 	if r == nil {
 		return
 	}
@@ -99,20 +151,21 @@ func (w *RecipientWindow) Release(mailbox int64, n int, at time.Time) {
 		return
 	}
 	b := int(slot % int64(w.buckets))
-	n = min(n, r.counts[b])
-	r.counts[b] -= n
-	r.total -= n
+	n = Count{min(n.Internal, r.counts[b].Internal), min(n.External, r.counts[b].External)}
+	r.counts[b] = r.counts[b].sub(n)
+	r.total = r.total.sub(n)
 }
 
-// Add records history at start-up. Entries older than the window are
-// ignored; entries in the future count as now.
-func (w *RecipientWindow) Add(mailbox int64, n int, at time.Time) {
+// Add records n at time at: history at start-up, or what was accepted.
+// Entries older than the window are ignored; entries in the future count
+// as now.
+func (w *Window[K]) Add(key K, n Count, at time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	r := w.boxes[mailbox]
+	r := w.keys[key]
 	if r == nil {
-		r = &ring{counts: make([]int, w.buckets), head: w.slot(at)}
-		w.boxes[mailbox] = r
+		r = &ring{counts: make([]Count, w.buckets), head: w.slot(at)}
+		w.keys[key] = r
 	}
 	slot := w.slot(at)
 	if slot > r.head {
@@ -121,29 +174,35 @@ func (w *RecipientWindow) Add(mailbox int64, n int, at time.Time) {
 	if r.head-slot >= int64(w.buckets) {
 		return
 	}
-	r.counts[int(slot%int64(w.buckets))] += n
-	r.total += n
+	b := int(slot % int64(w.buckets))
+	r.counts[b] = r.counts[b].add(n)
+	r.total = r.total.add(n)
 }
 
-// Used returns mailbox's count in the window ending now.
-func (w *RecipientWindow) Used(mailbox int64, now time.Time) int {
+// Used returns key's total in the window ending now.
+func (w *Window[K]) Used(key K, now time.Time) int {
+	return w.Usage(key, now).Window.Total()
+}
+
+// Usage returns key's counts in the window ending now.
+func (w *Window[K]) Usage(key K, now time.Time) Usage {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.boxes[mailbox] == nil {
-		return 0
+	if w.keys[key] == nil {
+		return Usage{}
 	}
-	return w.ring(mailbox, now).total
+	return w.usage(w.ring(key, now))
 }
 
-// Sweep forgets mailboxes whose window has emptied.
-func (w *RecipientWindow) Sweep(now time.Time) {
+// Sweep forgets keys whose window has emptied.
+func (w *Window[K]) Sweep(now time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	slot := w.slot(now)
-	for id, r := range w.boxes {
+	for k, r := range w.keys {
 		w.advance(r, slot)
-		if r.total == 0 {
-			delete(w.boxes, id)
+		if r.total == (Count{}) {
+			delete(w.keys, k)
 		}
 	}
 }

@@ -12,27 +12,27 @@ var t0 = time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
 
 func TestRecipientWindow(t *testing.T) {
 	w := NewRecipientWindow(24*time.Hour, 288)
-	if ok, _ := w.Reserve(1, 9999, 10000, t0); !ok {
+	if ok, _ := reserve(w, 1, 9999, 10000, t0); !ok {
 		t.Fatal("9,999 must fit")
 	}
-	if ok, used := w.Reserve(1, 2, 10000, t0.Add(time.Hour)); ok || used != 9999 {
+	if ok, used := reserve(w, 1, 2, 10000, t0.Add(time.Hour)); ok || used != 9999 {
 		t.Fatalf("crossing the limit: ok=%v used=%d", ok, used)
 	}
-	if ok, _ := w.Reserve(1, 1, 10000, t0.Add(time.Hour)); !ok {
+	if ok, _ := reserve(w, 1, 1, 10000, t0.Add(time.Hour)); !ok {
 		t.Fatal("exactly 10,000 must fit")
 	}
-	if ok, _ := w.Reserve(1, 1, 10000, t0.Add(2*time.Hour)); ok {
+	if ok, _ := reserve(w, 1, 1, 10000, t0.Add(2*time.Hour)); ok {
 		t.Fatal("10,001st must be refused")
 	}
-	if ok, _ := w.Reserve(2, 10, 10000, t0); !ok {
+	if ok, _ := reserve(w, 2, 10, 10000, t0); !ok {
 		t.Fatal("mailboxes are counted separately")
 	}
 	// Not before the window has passed...
-	if ok, _ := w.Reserve(1, 1, 10000, t0.Add(24*time.Hour-5*time.Minute)); ok {
+	if ok, _ := reserve(w, 1, 1, 10000, t0.Add(24*time.Hour-5*time.Minute)); ok {
 		t.Fatal("capacity came back a bucket early")
 	}
 	// ...but once the first send's bucket has left it.
-	if ok, _ := w.Reserve(1, 9999, 10000, t0.Add(24*time.Hour)); !ok {
+	if ok, _ := reserve(w, 1, 9999, 10000, t0.Add(24*time.Hour)); !ok {
 		t.Fatalf("after 24h the first 9,999 expire; used=%d", w.Used(1, t0.Add(24*time.Hour)))
 	}
 	if got := w.Used(1, t0.Add(24*time.Hour)); got != 10000 {
@@ -46,27 +46,27 @@ func TestRecipientWindow(t *testing.T) {
 
 func TestRecipientWindowReleaseAndAdd(t *testing.T) {
 	w := NewRecipientWindow(24*time.Hour, 288)
-	w.Reserve(1, 100, 150, t0)
-	w.Release(1, 100, t0)
+	reserve(w, 1, 100, 150, t0)
+	w.Release(1, Count{Internal: 100}, t0)
 	if got := w.Used(1, t0); got != 0 {
 		t.Fatalf("after release: %d", got)
 	}
-	w.Release(1, 5, t0) // never negative
+	w.Release(1, Count{Internal: 5}, t0) // never negative
 	if got := w.Used(1, t0); got != 0 {
 		t.Fatalf("negative: %d", got)
 	}
-	w.Add(3, 50, t0.Add(-25*time.Hour)) // older than the window: ignored
-	w.Add(3, 70, t0.Add(-time.Hour))
-	w.Add(3, 30, t0.Add(-23*time.Hour))
+	w.Add(3, Count{Internal: 50}, t0.Add(-25*time.Hour)) // older than the window: ignored
+	w.Add(3, Count{Internal: 70}, t0.Add(-time.Hour))
+	w.Add(3, Count{Internal: 30}, t0.Add(-23*time.Hour))
 	if got := w.Used(3, t0); got != 100 {
 		t.Fatalf("rebuilt history: %d, want 100", got)
 	}
-	if ok, _ := w.Reserve(3, 1, 100, t0); ok {
+	if ok, _ := reserve(w, 3, 1, 100, t0); ok {
 		t.Fatal("rebuilt history must count against the limit")
 	}
 	w.Sweep(t0.Add(48 * time.Hour))
 	w.mu.Lock()
-	n := len(w.boxes)
+	n := len(w.keys)
 	w.mu.Unlock()
 	if n != 0 {
 		t.Fatalf("sweep left %d idle mailboxes", n)
@@ -166,7 +166,7 @@ func TestConcurrentUse(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for range 1000 {
-				if ok, _ := w.Reserve(1, 1, 5000, t0); ok {
+				if ok, _ := reserve(w, 1, 1, 5000, t0); ok {
 					mu.Lock()
 					granted++
 					mu.Unlock()
@@ -189,7 +189,7 @@ func BenchmarkRecipientWindowReserve(b *testing.B) {
 	now := t0
 	for i := 0; b.Loop(); i++ {
 		now = now.Add(time.Second)
-		w.Reserve(int64(i%10000), 1, 10000, now)
+		reserve(w, int64(i%10000), 1, 10000, now)
 	}
 }
 
@@ -197,5 +197,49 @@ func BenchmarkPacerAdmit(b *testing.B) {
 	p := NewPacer(30, time.Minute)
 	for i := 0; b.Loop(); i++ {
 		p.Admit(int64(i%10000), t0)
+	}
+}
+
+// reserve is Reserve against a recipient limit, as the recipient rate
+// limit uses it; it returns the count before.
+func reserve(w *RecipientWindow, key int64, n, limit int, now time.Time) (bool, int) {
+	ok, u := w.Reserve(key, Count{Internal: n}, now, func(u Usage) bool { return u.Window.Total()+n <= limit })
+	return ok, u.Window.Total()
+}
+
+func TestWindowRecentSpan(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	w := NewRecipientWindow(24*time.Hour, 288)
+	w.Add(1, Count{Internal: 2, External: 3}, t0.Add(-2*time.Hour)) // in the day, not the hour
+	w.Add(1, Count{Internal: 1, External: 4}, t0.Add(-30*time.Minute))
+	ok, u := w.Reserve(1, Count{External: 1}, t0, nil)
+	if !ok || u.Window != (Count{3, 7}) || u.Recent != (Count{1, 4}) {
+		t.Fatalf("usage before = %+v, want window {3 7}, recent {1 4}", u)
+	}
+	if u := w.Usage(1, t0.Add(50*time.Minute)); u.Recent != (Count{0, 1}) {
+		t.Fatalf("50 minutes later the hour holds the last reservation only: %+v", u)
+	}
+	// An hour and a bucket later the reservation made at t0 has left the
+	// hour too; the day still holds everything.
+	u = w.Usage(1, t0.Add(65*time.Minute))
+	if u.Recent != (Count{}) || u.Window != (Count{3, 8}) {
+		t.Fatalf("an hour later: %+v", u)
+	}
+}
+
+func TestWindowBySource(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	w := NewWindow[string](time.Hour, 60, time.Hour)
+	for range 3 {
+		w.Add("192.0.2.1", Count{Internal: 1}, t0)
+	}
+	if got := w.Used("192.0.2.1", t0.Add(59*time.Minute)); got != 3 {
+		t.Fatalf("used = %d, want 3", got)
+	}
+	if got := w.Used("192.0.2.1", t0.Add(61*time.Minute)); got != 0 {
+		t.Fatalf("after the hour used = %d, want 0", got)
+	}
+	if got := w.Used("192.0.2.2", t0); got != 0 {
+		t.Fatalf("another source used = %d", got)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"postern.dev/postern/internal/auth"
 	"postern.dev/postern/internal/config"
 	"postern.dev/postern/internal/metrics"
+	"postern.dev/postern/internal/policy"
 	"postern.dev/postern/internal/queue"
 	"postern.dev/postern/internal/senderauth"
 	"postern.dev/postern/internal/smtpclient"
@@ -180,10 +181,15 @@ func (s *Server) tune(c config.Config, cas, roots *x509.CertPool, resolverChange
 		SenderAuth:  &senderauth.Checker{Resolver: resolver, Hostname: s.cfg.Hostname},
 		Limits: smtpserver.Limits{MaxConnections: s.fitToDescriptors(c.MaxConnections, c.Admin),
 			MaxConnectionsPerIP: c.MaxConnectionsPerIP, ConnectionRatePerIP: c.ConnectionRatePerIP},
+		Throttle: throttleLimits(c.Throttle),
 	})
 	s.authn.Gate.Reconfigure(gateConfig(c.Auth))
 	s.authn.Lockout.Reconfigure(lockoutConfig(c.Auth))
 	s.queue.Reconfigure(queueTuning(c.Delivery, roots, resolver))
+}
+
+func throttleLimits(t config.Throttle) policy.SourceLimits {
+	return policy.SourceLimits{DirectSendPerHour: t.DirectSendPerHour, RelayPerHour: t.RelayPerHour}
 }
 
 func gateConfig(a config.Auth) auth.GateConfig {

@@ -250,7 +250,7 @@ func (s *Server) start(ctx context.Context) error {
 		return err
 	}
 	for _, h := range hist {
-		s.recipients.Add(h.Mailbox, h.Recipients, h.At)
+		s.recipients.Add(h.Mailbox, limits.Count{Internal: h.Recipients - h.External, External: h.External}, h.At)
 	}
 
 	if s.cfg.ACME.Enabled {
@@ -309,11 +309,11 @@ func (s *Server) start(ctx context.Context) error {
 		s.log.Info("removed orphan body files", "files", n)
 	}
 	sub := &transport.Submitter{Store: s.store, Hostname: s.cfg.Hostname, Recipients: s.recipients, Pacer: s.pacer, Log: s.log, Now: time.Now,
-		Queued: s.queue.Nudge, SpoolDir: spool}
+		Queued: s.queue.Nudge, SpoolDir: spool, Restrict: s.Admin.RestrictSender}
 	s.smtp = smtpd.New(smtpd.Config{
 		Hostname: s.cfg.Hostname, TLS: tlsCfg, ReadTimeout: s.cfg.IdleTimeout.Duration, WriteTimeout: time.Minute, ClientCAs: cas,
 		SenderAuth: &senderauth.Checker{Resolver: s.resolver, Hostname: s.cfg.Hostname},
-		ConnLog:    s.connLog, ProtocolLog: protoLog,
+		ConnLog:    s.connLog, ProtocolLog: protoLog, Throttle: throttleLimits(s.cfg.Throttle),
 		Limits: smtpserver.Limits{MaxConnections: s.fitToDescriptors(s.cfg.MaxConnections, s.cfg.Admin),
 			MaxConnectionsPerIP: s.cfg.MaxConnectionsPerIP, ConnectionRatePerIP: s.cfg.ConnectionRatePerIP},
 	}, s.Admin.Dir, authn, sub, limits.NewSlots(directory.ConcurrentConnections), s.log)
@@ -455,6 +455,7 @@ func (s *Server) background() {
 		case now := <-sweep.C:
 			s.recipients.Sweep(now)
 			s.pacer.Sweep(now)
+			s.smtp.Sweep(now)
 			if r := s.live.Load().TraceRetention.Duration; r > 0 {
 				if n, err := s.store.PruneTrace(context.Background(), now.Add(-r)); err != nil {
 					s.log.Error("trace retention", "err", err)

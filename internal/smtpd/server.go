@@ -13,6 +13,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,6 +22,7 @@ import (
 	"postern.dev/postern/internal/directory"
 	"postern.dev/postern/internal/limits"
 	"postern.dev/postern/internal/metrics"
+	"postern.dev/postern/internal/policy"
 	"postern.dev/postern/internal/protolog"
 	"postern.dev/postern/internal/senderauth"
 	"postern.dev/postern/internal/signin"
@@ -73,6 +75,8 @@ type Config struct {
 	// ProtocolLog records the conversations on listeners set to Verbose
 	// (Set-ReceiveConnector); nil records none.
 	ProtocolLog *protolog.Log
+	// Throttle is source throttling's limits at start (Live afterwards).
+	Throttle policy.SourceLimits
 }
 
 // Server is the set of SMTP listeners.
@@ -88,6 +92,11 @@ type Server struct {
 	insecureAuth bool
 
 	admission *smtpserver.Admission
+	// sources counts the Direct Send and connector relay messages each
+	// source address (an IPv6 client's /64) sent in the last hour.
+	sources *limits.Window[sourceKey]
+	// now is the clock (tests may set it).
+	now func() time.Time
 	// live is what a configuration reload changes (Reconfigure); read
 	// once per connection or per check, never held across a change.
 	live    atomic.Pointer[Live]
@@ -103,7 +112,20 @@ type Live struct {
 	ClientCAs   *x509.CertPool
 	SenderAuth  *senderauth.Checker
 	Limits      smtpserver.Limits
+	// Throttle is the messages per hour one source may send as Direct
+	// Send and as connector relay ([throttle]).
+	Throttle policy.SourceLimits
 }
+
+// sourceKey is what source throttling counts: a class of mail from a
+// source address.
+type sourceKey struct {
+	class  policy.SourceClass
+	source netip.Prefix
+}
+
+// Sweep forgets the sources whose hour has emptied.
+func (s *Server) Sweep(now time.Time) { s.sources.Sweep(now) }
 
 // New builds a Server.
 func New(cfg Config, dir *directory.Current, a *signin.Authenticator, sub *transport.Submitter, slots *limits.Slots, log *slog.Logger) *Server {
@@ -111,8 +133,11 @@ func New(cfg Config, dir *directory.Current, a *signin.Authenticator, sub *trans
 		cfg.MaxAuthFailures = 3
 	}
 	s := &Server{cfg: cfg, dir: dir, auth: a, submitter: sub, slots: slots, log: log,
-		admission: smtpserver.NewAdmission(cfg.Limits)}
-	s.live.Store(&Live{ReadTimeout: cfg.ReadTimeout, ClientCAs: cfg.ClientCAs, SenderAuth: cfg.SenderAuth, Limits: cfg.Limits})
+		admission: smtpserver.NewAdmission(cfg.Limits),
+		// An hour in 60 one-minute buckets: a source's share comes back
+		// minute by minute.
+		sources: limits.NewWindow[sourceKey](time.Hour, 60, time.Hour), now: time.Now}
+	s.live.Store(&Live{ReadTimeout: cfg.ReadTimeout, ClientCAs: cfg.ClientCAs, SenderAuth: cfg.SenderAuth, Limits: cfg.Limits, Throttle: cfg.Throttle})
 	return s
 }
 

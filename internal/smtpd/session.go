@@ -15,6 +15,7 @@ import (
 	"postern.dev/postern/internal/address"
 	"postern.dev/postern/internal/auth"
 	"postern.dev/postern/internal/directory"
+	"postern.dev/postern/internal/limits"
 	"postern.dev/postern/internal/metrics"
 	"postern.dev/postern/internal/policy"
 	"postern.dev/postern/internal/protolog"
@@ -62,6 +63,9 @@ type session struct {
 	// anonymous recipients per organization: constant cost per RCPT.
 	seen   map[any]bool
 	perOrg map[int64]int
+	// throttled lists the source throttling classes of the transaction's
+	// anonymous recipients: an accepted message counts once in each.
+	throttled []policy.SourceClass
 	// senderAuth caches the SPF/DKIM/DMARC result of the message in DATA.
 	senderAuth *senderauth.Result
 	facts      *policy.ClientFacts
@@ -287,6 +291,13 @@ func (s *session) mail(from string, opts *smtp.MailOptions) error {
 	if opts != nil {
 		size = opts.Size
 	}
+	if s.mailbox != nil {
+		// A sender the outbound spam policy restricted is refused at once,
+		// before it transfers the message (550 5.1.8).
+		if rep := policy.CheckRestricted(s.srv.dir.Load().RestrictedSender(s.mailbox.ID), s.srv.now()); rep != nil {
+			return rep
+		}
+	}
 	if s.mailbox != nil && size > 0 {
 		if rep := policy.CheckSize(s.mailbox, size); rep != nil {
 			return rep
@@ -303,7 +314,7 @@ func (s *session) mail(from string, opts *smtp.MailOptions) error {
 		}
 	}
 	s.from, s.declaredSize = a, size
-	s.recipients, s.verdicts, s.seen, s.perOrg = nil, nil, nil, nil
+	s.recipients, s.verdicts, s.seen, s.perOrg, s.throttled = nil, nil, nil, nil, nil
 	return nil
 }
 
@@ -364,8 +375,27 @@ func (s *session) rcpt(to string) error {
 	v, rep := policy.JudgeAnonymous(dir, s.clientFacts(), s.from, a)
 	s.named(recipientParty(dir, a, &v))
 	s.judgedUnder(v.Attribution.Connector)
+	// Connection filtering comes first: a source on the attributed
+	// organization's IP Block List is refused whatever else would be
+	// said ("no other filtering occurs").
+	allowListed, block := policy.ConnectionFilter(dir, v.Org, s.ip)
+	if block != nil {
+		metrics.ConnectionFiltered.Inc()
+		return block
+	}
 	if rep != nil {
 		return rep
+	}
+	class := policy.Unthrottled
+	if !allowListed {
+		class = policy.SourceClassOf(dir, v, s.from)
+	}
+	if class != policy.Unthrottled {
+		sent := s.srv.sources.Used(sourceKey{class, limits.Source(s.ip)}, s.srv.now())
+		if rep := policy.CheckSourceRate(class, sent, s.srv.live.Load().Throttle); rep != nil {
+			metrics.SourceThrottled.WithLabelValues(class.String()).Inc()
+			return rep
+		}
 	}
 	if rep := policy.CheckEnvelopeRecipients(v.Org, s.perOrg[v.Org.ID]+1); rep != nil {
 		return rep
@@ -383,6 +413,9 @@ func (s *session) rcpt(to string) error {
 	}
 	s.accept(transport.Recipient{Address: a, Route: v.Route})
 	s.verdicts = append(s.verdicts, v)
+	if class != policy.Unthrottled && !slices.Contains(s.throttled, class) {
+		s.throttled = append(s.throttled, class)
+	}
 	if s.perOrg == nil {
 		s.perOrg = map[int64]int{}
 	}
@@ -468,6 +501,15 @@ func (s *session) data(r io.Reader) *reply.Reply {
 	}
 	in.AuthMailbox, in.Org = mb, dir.Organization(mb.OrgID)
 	in.AuthProtocol = s.authProtocol
+	// The outbound spam policy: the sender organization's, counting the
+	// recipients inside and outside it (reference 4.2).
+	rcpts := make([]address.Address, len(s.recipients))
+	for i, r := range s.recipients {
+		rcpts[i] = r.Address
+	}
+	in.Counts = policy.CountRecipients(dir, mb.OrgID, rcpts)
+	in.SpamPolicy = dir.OutboundSpamFilterPolicy(mb.OrgID)
+	in.Restriction = dir.RestrictedSender(mb.ID)
 	return s.srv.submitter.Submit(context.Background(), in)
 }
 
@@ -515,6 +557,10 @@ func (s *session) submitAnonymous(dir *directory.Snapshot, in *transport.Submiss
 		if last.Code/100 != 2 {
 			return last
 		}
+	}
+	// Source throttling counts accepted messages, once per class.
+	for _, class := range s.throttled {
+		s.srv.sources.Add(sourceKey{class, limits.Source(s.ip)}, limits.Count{Internal: 1}, s.srv.now())
 	}
 	return last
 }
@@ -593,7 +639,7 @@ func (s *session) signIn() string {
 // Reset ends the transaction (RSET, or after DATA).
 func (s *session) Reset() {
 	s.from, s.recipients, s.verdicts, s.declaredSize = address.Address{}, nil, nil, 0
-	s.seen, s.perOrg = nil, nil
+	s.seen, s.perOrg, s.throttled = nil, nil, nil
 }
 
 // Logout ends the session and frees the mailbox's connection slot.

@@ -67,6 +67,13 @@ type Store interface {
 	SaveServicePrincipal(ctx context.Context, p *directory.ServicePrincipal) error
 	SaveMailboxPermission(ctx context.Context, p *directory.MailboxPermission) error
 	SaveOAuthApp(ctx context.Context, a *directory.OAuthApp) error
+	// SaveOutboundSpamPolicy and SaveConnectionFilterPolicy store an
+	// organization's one policy of each kind (keyed by OrgID).
+	// SaveRestrictedSender records a mailbox's restriction, replacing the
+	// one it had, and sets its ID; ErrNotFound when the mailbox is gone.
+	SaveOutboundSpamPolicy(ctx context.Context, p *directory.OutboundSpamFilterPolicy) error
+	SaveConnectionFilterPolicy(ctx context.Context, p *directory.ConnectionFilterPolicy) error
+	SaveRestrictedSender(ctx context.Context, r *directory.RestrictedSender) error
 
 	// Delete* remove an object and whatever only it referred to (a
 	// mailbox's permissions, folders and items). ErrNotFound if absent.
@@ -245,6 +252,12 @@ type Submission struct {
 	// once per organization).
 	BodyFile   string
 	Recipients int // envelope recipients, for the recipient rate limit
+	// ExternalRecipients are those of Recipients outside the sender's
+	// organization, for the outbound spam policy's hourly limits.
+	ExternalRecipients int
+	// Events are trace events recorded with the message after Receive (an
+	// outbound spam policy alert).
+	Events []TraceEvent
 	// AuthProtocol ("Basic" or "OAuth") and TLSVersion ("TLS1.3") of an
 	// authenticated submission, for the SMTP AUTH clients report.
 	AuthProtocol string
@@ -278,6 +291,8 @@ type RecipientCount struct {
 	Mailbox    int64
 	At         time.Time
 	Recipients int
+	// External are those of Recipients outside the sender's organization.
+	External int
 }
 
 // FolderStatistics is one row of Get-MailboxFolderStatistics.
@@ -390,6 +405,9 @@ const (
 	EventFail    = "Fail"    // a permanent failure, or given up
 	EventDSN     = "DSN"     // a delivery status notification went to the sender
 	EventDrop    = "Drop"    // removed from the queue by an admin, without NDR
+	// EventAgentInfo records a policy's verdict on an accepted message (an
+	// outbound spam policy alert), as Exchange's AGENTINFO entries do.
+	EventAgentInfo = "AgentInfo"
 )
 
 // Outcome is what happened to one queue item, or, with QueueID 0, an event

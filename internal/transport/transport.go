@@ -19,6 +19,7 @@ import (
 	"postern.dev/postern/internal/address"
 	"postern.dev/postern/internal/directory"
 	"postern.dev/postern/internal/limits"
+	"postern.dev/postern/internal/metrics"
 	"postern.dev/postern/internal/policy"
 	"postern.dev/postern/internal/reply"
 	"postern.dev/postern/internal/store"
@@ -28,8 +29,13 @@ import (
 type Submitter struct {
 	Store    store.Store
 	Hostname string
-	// Recipients is the rolling 24-hour recipient counter (10,000 per mailbox).
+	// Recipients is the rolling 24-hour recipient counter (10,000 per
+	// mailbox), whose last hour the outbound spam policy also reads.
 	Recipients *limits.RecipientWindow
+	// Restrict puts a sender on the restricted entities list when the
+	// outbound spam policy blocks it (durably, with an audit entry); nil
+	// refuses the message without recording the restriction.
+	Restrict func(ctx context.Context, r *directory.RestrictedSender) error
 	// Pacer releases a mailbox's messages at no more than 30 per minute.
 	Pacer *limits.Pacer
 	Log   *slog.Logger
@@ -73,6 +79,12 @@ type Submission struct {
 	// AuthProtocol ("Basic" or "OAuth") and TLSVersion of an authenticated
 	// submission, for the SMTP AUTH clients report.
 	AuthProtocol, TLSVersion string
+	// For an authenticated submission: its recipients inside and outside
+	// the organization, the organization's outbound spam policy (nil: the
+	// default), and the mailbox's restriction record, if any.
+	Counts      policy.RecipientCounts
+	SpamPolicy  *directory.OutboundSpamFilterPolicy
+	Restriction *directory.RestrictedSender
 }
 
 // Submit adds headers, applies the quota and pacing, and commits. It
@@ -82,12 +94,45 @@ func (s *Submitter) Submit(ctx context.Context, in *Submission) *reply.Reply {
 	head, messageID := s.finishHeaders(in, now)
 
 	releaseAt := now
+	var alert policy.OutboundSpamVerdict
+	n := limits.Count{Internal: in.Counts.Internal, External: in.Counts.External}
 	if mb := in.AuthMailbox; mb != nil {
-		// The recipient rate limit counts envelope recipients; the message is
-		// refused outright when it would take the mailbox past 10,000 in the
-		// last 24 hours ("can't send until the number ... drops below").
-		if ok, _ := s.Recipients.Reserve(mb.ID, len(in.Recipients), directory.RecipientRateLimit, now); !ok {
+		if rep := policy.CheckRestricted(in.Restriction, now); rep != nil {
+			return rep
+		}
+		var rrl bool
+		var spam policy.OutboundSpamVerdict
+		pol := in.SpamPolicy
+		if pol == nil {
+			pol = directory.DefaultOutboundSpamFilterPolicy(in.Org.ID)
+		}
+		// The recipient rate limit and the outbound spam policy are judged
+		// on the same counts, in one step with recording them, so that
+		// concurrent submissions cannot both slip under a limit.
+		ok, _ := s.Recipients.Reserve(mb.ID, n, now, func(u limits.Usage) bool {
+			// The recipient rate limit counts envelope recipients; the
+			// message is refused outright when it would take the mailbox
+			// past 10,000 in the last 24 hours ("can't send until the
+			// number ... drops below").
+			if u.Window.Total()+n.Total() > directory.RecipientRateLimit {
+				rrl = true
+				return false
+			}
+			used := policy.RecipientUsage{InternalLastHour: u.Recent.Internal, ExternalLastHour: u.Recent.External, LastDay: u.Window.Total()}
+			spam = policy.JudgeOutboundSpam(pol, used, in.Counts, in.Restriction.ReleasedToday(now), now)
+			return !spam.Block
+		})
+		if !ok && rrl {
 			return reply.SubmissionQuotaExceeded
+		}
+		if !ok {
+			return s.restrict(ctx, in, spam, now)
+		}
+		if spam.Alert {
+			alert = spam
+			s.Log.Warn("outbound spam policy threshold reached", "session", in.SessionID, "mailbox", mb.PrimarySmtpAddress,
+				"limit", spam.Limit, "max", spam.Max, "count", spam.Count, "action", spam.Action)
+			metrics.OutboundSpamThreshold.WithLabelValues(spam.Action, "alert").Inc()
 		}
 		// Over 30 messages a minute are accepted and held back, never refused.
 		releaseAt = s.Pacer.Admit(mb.ID, now)
@@ -106,6 +151,15 @@ func (s *Submitter) Submit(ctx context.Context, in *Submission) *reply.Reply {
 		AuthProtocol:     in.AuthProtocol,
 		TLSVersion:       in.TLSVersion,
 		SessionID:        in.SessionID,
+	}
+	if in.AuthMailbox != nil {
+		sub.ExternalRecipients = in.Counts.External
+	}
+	if alert.Alert {
+		// The alert goes with the message into its trace, where the admin
+		// looking at the sender's mail finds it.
+		sub.Events = append(sub.Events, store.TraceEvent{At: now, Event: store.EventAgentInfo,
+			Detail: "Outbound spam policy: " + alert.Reason()})
 	}
 	// The headers Postern adds go in front of the message as received: a
 	// small message is committed as one piece, a spooled one as the added
@@ -138,7 +192,7 @@ func (s *Submitter) Submit(ctx context.Context, in *Submission) *reply.Reply {
 	}
 	if err := s.Store.Commit(ctx, sub); err != nil {
 		if in.AuthMailbox != nil {
-			s.Recipients.Release(in.AuthMailbox.ID, len(in.Recipients), now)
+			s.Recipients.Release(in.AuthMailbox.ID, n, now)
 		}
 		s.Log.Error("commit failed", "session", in.SessionID, "message_id", messageID, "err", err)
 		return reply.StorageUnavailable
@@ -149,6 +203,28 @@ func (s *Submitter) Submit(ctx context.Context, in *Submission) *reply.Reply {
 	s.Log.Info("accepted", "session", in.SessionID, "message_id", messageID, "id", sub.ID, "from", sub.EnvelopeFrom, "rcpts", len(in.Recipients),
 		"local", len(sub.Local), "remote", len(sub.Remote), "size", int64(len(head))+in.Message.Size(), "paced_until", paced(releaseAt, now))
 	return reply.Accepted(messageID, s.Hostname)
+}
+
+// restrict refuses a message the outbound spam policy blocks, and puts its
+// sender on the restricted entities list: every later submission gets
+// 550 5.1.8 until the restriction ends (BlockUserForToday) or an admin
+// releases it (BlockUser). Policy selection follows the organization of
+// the authenticated sender, whose counts these are (reference 4.2).
+func (s *Submitter) restrict(ctx context.Context, in *Submission, v policy.OutboundSpamVerdict, now time.Time) *reply.Reply {
+	mb := in.AuthMailbox
+	s.Log.Warn("outbound spam policy restricted a sender", "session", in.SessionID, "mailbox", mb.PrimarySmtpAddress,
+		"limit", v.Limit, "max", v.Max, "count", v.Count, "action", v.Action, "until", v.Until)
+	metrics.OutboundSpamThreshold.WithLabelValues(v.Action, "blocked").Inc()
+	if s.Restrict != nil {
+		r := &directory.RestrictedSender{OrgID: mb.OrgID, MailboxID: mb.ID, SenderAddress: mb.PrimarySmtpAddress,
+			Reason: v.Reason(), Action: v.Action, CreatedAt: now, ExpiresAt: v.Until}
+		if err := s.Restrict(ctx, r); err != nil {
+			// The message is refused all the same; the restriction is
+			// recorded again by the sender's next message over the limit.
+			s.Log.Error("recording a restricted sender failed", "mailbox", mb.PrimarySmtpAddress, "err", err)
+		}
+	}
+	return reply.BadOutboundSender
 }
 
 func paced(releaseAt, now time.Time) string {

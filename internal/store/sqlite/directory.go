@@ -132,7 +132,10 @@ func (s *Store) LoadDirectory(ctx context.Context) (directory.Contents, error) {
 	if err != nil {
 		return c, err
 	}
-	return c, loadOutbound(ctx, tx, &c)
+	if err := loadOutbound(ctx, tx, &c); err != nil {
+		return c, err
+	}
+	return c, loadFilters(ctx, tx, &c)
 }
 
 type querier interface {

@@ -160,10 +160,10 @@ func insertSubmission(ctx context.Context, tx *sql.Tx, sub *store.Submission, fi
 		auth = sub.AuthMailbox
 	}
 	res, err := tx.ExecContext(ctx, `INSERT INTO messages (org_id, message_id, subject, received_at, envelope_from,
-		auth_mailbox, client_ip, recipients, size, body, body_file, inbound_connector, auth_protocol, tls_version, session_id)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		auth_mailbox, client_ip, recipients, size, body, body_file, inbound_connector, auth_protocol, tls_version, session_id, external_recipients)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		sub.OrgID, sub.MessageID, sub.Subject, nanos(sub.ReceivedAt), sub.EnvelopeFrom, auth, sub.ClientIP,
-		sub.Recipients, size, []byte{}, bodyFile, sub.InboundConnector, sub.AuthProtocol, sub.TLSVersion, sub.SessionID)
+		sub.Recipients, size, []byte{}, bodyFile, sub.InboundConnector, sub.AuthProtocol, sub.TLSVersion, sub.SessionID, sub.ExternalRecipients)
 	if err != nil {
 		return err
 	}
@@ -176,6 +176,11 @@ func insertSubmission(ctx context.Context, tx *sql.Tx, sub *store.Submission, fi
 	now := nanos(sub.ReceivedAt)
 	if err := insertEvent(ctx, tx, sub.ID, sub.ReceivedAt, store.EventReceive, "", receiveDetail(sub), ""); err != nil {
 		return err
+	}
+	for _, e := range sub.Events {
+		if err := insertEvent(ctx, tx, sub.ID, sub.ReceivedAt, e.Event, e.Recipient, e.Detail, e.RemoteHost); err != nil {
+			return err
+		}
 	}
 	if sub.SentItems != 0 {
 		// The sender has read what it sent: Exchange files the copy read.
@@ -306,11 +311,11 @@ func (s *Store) DeliverDue(ctx context.Context, now time.Time) (int, error) {
 // authenticated submissions since the given time.
 func (s *Store) RecipientHistory(ctx context.Context, since time.Time) ([]store.RecipientCount, error) {
 	var out []store.RecipientCount
-	err := each(ctx, s.r, `SELECT auth_mailbox, received_at, recipients FROM messages
+	err := each(ctx, s.r, `SELECT auth_mailbox, received_at, recipients, external_recipients FROM messages
 		WHERE auth_mailbox IS NOT NULL AND received_at >= ?`, func(rows *sql.Rows) error {
 		var c store.RecipientCount
 		var at int64
-		if err := rows.Scan(&c.Mailbox, &at, &c.Recipients); err != nil {
+		if err := rows.Scan(&c.Mailbox, &at, &c.Recipients, &c.External); err != nil {
 			return err
 		}
 		c.At = fromNanos(at)
