@@ -239,8 +239,12 @@ func (t teeTranscript) Close() {
 }
 
 // maxRecipientsPerTransaction is the engine's backstop above the policy's
-// limits (RecipientLimits is at most 1,000 in Exchange Online).
-const maxRecipientsPerTransaction = 1000
+// limits (RecipientLimits and MaxRecipientEnvelopeLimit are at most 1,000 in
+// Exchange Online). It is twice that, so that a message over any limit is
+// still refused whole at end of DATA (RecipLimit) rather than cut short at
+// RCPT; past it, RCPT gets 452 4.5.3 and the message is refused all the
+// same. Only a count is kept for the recipients past the limits.
+const maxRecipientsPerTransaction = 2 * directory.MaxRecipientLimits
 
 // Admission is the connection admission of every SMTP listener (the global
 // cap, per client address and per minute); the IMAP4 and POP3 listeners

@@ -62,6 +62,11 @@ type session struct {
 	// anonymous recipients per organization: constant cost per RCPT.
 	seen   map[any]bool
 	perOrg map[int64]int
+	// overLimit counts the recipients accepted past RecipientLimits or
+	// MaxRecipientEnvelopeLimit: as in Exchange, the message is then
+	// refused whole at end of DATA (reference section 4.1), so they are
+	// counted, never kept.
+	overLimit int
 	// senderAuth caches the SPF/DKIM/DMARC result of the message in DATA.
 	senderAuth *senderauth.Result
 	facts      *policy.ClientFacts
@@ -303,7 +308,7 @@ func (s *session) mail(from string, opts *smtp.MailOptions) error {
 		}
 	}
 	s.from, s.declaredSize = a, size
-	s.recipients, s.verdicts, s.seen, s.perOrg = nil, nil, nil, nil
+	s.recipients, s.verdicts, s.seen, s.perOrg, s.overLimit = nil, nil, nil, nil, 0
 	return nil
 }
 
@@ -348,15 +353,16 @@ func (s *session) rcpt(to string) error {
 		return nil
 	}
 	if s.mailbox != nil {
-		if rep := policy.CheckRecipientCount(s.mailbox, len(s.recipients)+1); rep != nil {
-			return rep
-		}
 		route, rep := policy.RouteAuthenticated(dir, a)
 		if rep != nil {
 			return rep
 		}
 		if rep := s.checkReceiveQuota(route.Mailbox); rep != nil {
 			return rep
+		}
+		if policy.CheckRecipientCount(s.mailbox, len(s.recipients)+s.overLimit+1) != nil {
+			s.overLimit++
+			return nil
 		}
 		s.accept(transport.Recipient{Address: a, Route: route})
 		return nil
@@ -367,12 +373,6 @@ func (s *session) rcpt(to string) error {
 	if rep != nil {
 		return rep
 	}
-	if rep := policy.CheckEnvelopeRecipients(v.Org, s.perOrg[v.Org.ID]+1); rep != nil {
-		return rep
-	}
-	if len(s.recipients) >= directory.MaxRecipientLimits {
-		return reply.TooManyEnvelopeRecipients(directory.MaxRecipientLimits)
-	}
 	if m := v.Route.Mailbox; m != nil && s.declaredSize > 0 {
 		if rep := policy.CheckReceiveSize(m, s.declaredSize); rep != nil {
 			return rep
@@ -381,12 +381,16 @@ func (s *session) rcpt(to string) error {
 	if rep := s.checkReceiveQuota(v.Route.Mailbox); rep != nil {
 		return rep
 	}
-	s.accept(transport.Recipient{Address: a, Route: v.Route})
-	s.verdicts = append(s.verdicts, v)
 	if s.perOrg == nil {
 		s.perOrg = map[int64]int{}
 	}
 	s.perOrg[v.Org.ID]++
+	if policy.CheckEnvelopeRecipients(v.Org, s.perOrg[v.Org.ID]) != nil || len(s.recipients) >= directory.MaxRecipientLimits {
+		s.overLimit++
+		return nil
+	}
+	s.accept(transport.Recipient{Address: a, Route: v.Route})
+	s.verdicts = append(s.verdicts, v)
 	return nil
 }
 
@@ -417,6 +421,11 @@ func (s *session) accept(r transport.Recipient) {
 // for an authenticated sender; the recipients' MaxReceiveSize for an
 // anonymous one.
 func (s *session) data(r io.Reader) *reply.Reply {
+	if s.overLimit > 0 {
+		// Nothing is read: the engine reads the rest of the message to
+		// stay in step with the client.
+		return reply.RecipientLimitExceeded
+	}
 	limit := int64(directory.MaxMessageSize)
 	if s.mailbox != nil {
 		limit = policy.SendSizeLimit(s.mailbox)
@@ -593,7 +602,7 @@ func (s *session) signIn() string {
 // Reset ends the transaction (RSET, or after DATA).
 func (s *session) Reset() {
 	s.from, s.recipients, s.verdicts, s.declaredSize = address.Address{}, nil, nil, 0
-	s.seen, s.perOrg = nil, nil
+	s.seen, s.perOrg, s.overLimit = nil, nil, 0
 }
 
 // Logout ends the session and frees the mailbox's connection slot.
