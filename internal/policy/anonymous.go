@@ -156,6 +156,7 @@ type Verdict struct {
 //     accepted domains ("*.contoso.com" names contoso.com): then any sender
 //     domain may relay, since the certificate, not the sender, proves whose
 //     server it is.
+//
 // The relayed copy is attributed to the connector's organization. A client
 // that matches some OnPremises connector but meets neither condition gets
 // ATTR36; one matching none gets 5.7.64. Postern is never an open relay.
