@@ -389,7 +389,7 @@ const (
 	EventDefer   = "Defer"   // a temporary failure; will be retried
 	EventFail    = "Fail"    // a permanent failure, or given up
 	EventDSN     = "DSN"     // a delivery status notification went to the sender
-	EventDrop    = "Drop"    // removed from the queue by an admin, without NDR
+	EventDrop    = "Drop"    // removed from the queue by an admin, or a notification nobody could read, without NDR
 )
 
 // Outcome is what happened to one queue item, or, with QueueID 0, an event
