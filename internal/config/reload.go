@@ -34,6 +34,7 @@ var applies = map[string]Apply{
 	"hostname":                     Restart, // greeting, Received, Message-IDs, issuer URL, queue node name
 	"submission":                   Reopen,
 	"submissions":                  Reopen,
+	"submission_legacy":            Reopen,
 	"mx":                           Reopen,
 	"admin":                        Reopen,
 	"imap":                         Reopen,

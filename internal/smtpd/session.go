@@ -221,6 +221,16 @@ func (s *session) signInResult(mech, user string, g *signin.Grant, r *signin.Ref
 		metrics.Auth(mech, authResult(r.Reply))
 		return s.authFailed(r.Reply, mech, user)
 	}
+	if s.role == SubmissionLegacy {
+		var version uint16
+		if s.tls != nil {
+			version = s.tls.Version
+		}
+		if rep := policy.CheckLegacyEndpoint(s.srv.dir.Load().Organization(g.Mailbox.OrgID), version); rep != nil {
+			metrics.Auth(mech, authResult(rep))
+			return s.authFailed(rep, mech, user)
+		}
+	}
 	metrics.Auth(mech, authResult(nil))
 	s.signedIn(g.Mailbox, g.Method)
 	return nil
