@@ -32,8 +32,8 @@ func TestScannerSubmission(t *testing.T) {
 		t.Errorf("EHLO after TLS:\n%s", ehlo)
 	}
 	c.expect("AUTH LOGIN", "334 VXNlcm5hbWU6")
-	c.expect("c2Nhbm5lckBjb250b3NvLmNvbQ==", "334 UGFzc3dvcmQ6") // scanner@contoso.com
-	c.expect("U2Nhbi1QYXNzLTE=", "235 2.7.0 Authentication successful")                    // Scan-Pass-1
+	c.expect("c2Nhbm5lckBjb250b3NvLmNvbQ==", "334 UGFzc3dvcmQ6")        // scanner@contoso.com
+	c.expect("U2Nhbi1QYXNzLTE=", "235 2.7.0 Authentication successful") // Scan-Pass-1
 	got := c.send(scanner, []string{"sean@contoso.com"}, message(scanner, "sean@contoso.com", "Scan 1"))
 	if !strings.HasPrefix(got, "250 2.0.0 OK <") || !strings.Contains(got, "[Hostname=mail.contoso.com]") {
 		t.Fatalf("end of DATA: %q", got)
