@@ -201,7 +201,7 @@ func TestCommandTimeouts(t *testing.T) {
 	c := dial(t, in.addrs["mx"])
 	c.expect("EHLO x", "250")
 	io.WriteString(c.conn, "NOOP") // no CRLF
-	if got := c.read(); !strings.HasPrefix(got, "421 4.4.2") {
+	if got := c.read(); got != "451 4.7.0 Timeout waiting for client input" {
 		t.Fatalf("after half a NOOP: %q (a 250 would mean it ran)", got)
 	}
 
@@ -252,7 +252,7 @@ func TestDotCRSmuggling(t *testing.T) {
 	}
 }
 
-// TestUnknownCommands: every unknown verb gets the documented 500 5.5.2,
+// TestUnknownCommands: every unknown verb gets Exchange's 500 5.3.3,
 // however long it is.
 func TestUnknownCommands(t *testing.T) {
 	in := newInstance(t)
@@ -260,7 +260,9 @@ func TestUnknownCommands(t *testing.T) {
 	for _, verb := range []string{"X", "XY", "XYZ", "FROB", "FOOBAR", strings.Repeat("Z", 300)} {
 		c := dial(t, in.addrs["mx"])
 		c.expect("EHLO x", "250")
-		c.expect(verb, "500 5.5.2 Syntax errors, ")
+		if got := c.do(verb); got != "500 5.3.3 Unrecognized command" {
+			t.Errorf("%.20q: %q", verb, got)
+		}
 		c.expect("NOOP", "250")
 	}
 }

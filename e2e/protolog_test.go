@@ -100,7 +100,7 @@ func TestProtocolLog(t *testing.T) {
 
 	recs := in.waitProtocolLog("-ClientIP 127.0.0.1", 2)
 	all := strings.Join(recs, "\n")
-	for _, want := range []string{"+", "> 220 mail.contoso.com", "< EHLO scanner.contoso.com", "< STARTTLS", "< AUTH PLAIN ****", "> 235 2.0.0",
+	for _, want := range []string{"+", "> 220 mail.contoso.com", "< EHLO scanner.contoso.com", "< STARTTLS", "< AUTH PLAIN ****", "> 235 2.7.0 Authentication successful",
 		"< MAIL FROM:<" + sean + ">", "< DATA", "> 354", "* <message of ", "< QUIT", "> 221", "-",
 		"< AUTH LOGIN", "< ****"} {
 		found := false

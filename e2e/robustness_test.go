@@ -24,18 +24,18 @@ func TestBadInput(t *testing.T) {
 	t.Run("unknown command", func(t *testing.T) {
 		c := dial(t, in.addrs["submission"])
 		c.expect("EHLO x", "250")
-		c.expect("FROB", "500 5.5.2")
+		c.expect("FROB", "500 5.3.3 Unrecognized command")
 	})
 	t.Run("commands out of order", func(t *testing.T) {
 		c := dial(t, in.addrs["submission"])
-		c.expect("MAIL FROM:<a@b.example>", "502 5.5.1") // before EHLO
+		c.expect("MAIL FROM:<a@b.example>", "503 5.5.2 Send hello first") // before EHLO
 		c.expect("EHLO x", "250")
 		c.startTLS(in.tlsConfig())
 		c.expect("EHLO x", "250")
 		c.expect("AUTH PLAIN AHNlYW5AY29udG9zby5jb20AU2Vhbi1QYXNzLTE=", "235")
-		c.expect("RCPT TO:<sean@contoso.com>", "502 5.5.1") // before MAIL
-		c.expect("DATA", "502 5.5.1")
-		c.expect("AUTH PLAIN AHNlYW5AY29udG9zby5jb20AU2Vhbi1QYXNzLTE=", "503 5.5.1") // twice
+		c.expect("RCPT TO:<sean@contoso.com>", "503 5.5.2 Need mail command") // before MAIL
+		c.expect("DATA", "503 5.5.2 Need rcpt command")
+		c.expect("AUTH PLAIN AHNlYW5AY29udG9zby5jb20AU2Vhbi1QYXNzLTE=", "503 5.5.2 Auth command already specified") // twice
 	})
 	t.Run("bad addresses", func(t *testing.T) {
 		c := dial(t, in.addrs["submission"])
@@ -48,7 +48,7 @@ func TestBadInput(t *testing.T) {
 	t.Run("overlong command line", func(t *testing.T) {
 		c := dial(t, in.addrs["submission"])
 		c.expect("EHLO x", "250")
-		c.expect("NOOP "+strings.Repeat("x", 3000), "500 5.4.0")
+		c.expect("NOOP "+strings.Repeat("x", 3000), "500 5.5.2 Command too long")
 	})
 	t.Run("overlong text line is delivered intact or refused, never split", func(t *testing.T) {
 		c := dial(t, in.addrs["submission"])
@@ -86,11 +86,12 @@ func TestBadInput(t *testing.T) {
 		c.expect("EHLO x", "250")
 		c.startTLS(in.tlsConfig())
 		c.expect("EHLO x", "250")
-		c.expect("AUTH PLAIN !!!notbase64", "454 4.7.0 Invalid base64 data")
+		// RFC 4954 section 4: 501 5.5.2 for a response that is not base64.
+		c.expect("AUTH PLAIN !!!notbase64", "501 5.5.2 Cannot Decode response")
 		c.expect("AUTH LOGIN", "334")
-		c.expect("%%%", "454 4.7.0 Invalid base64 data")
+		c.expect("%%%", "501 5.5.2 Cannot Decode response")
 		c.expect("AUTH PLAIN", "334")
-		c.expect("*", "501 5.0.0") // cancelled
+		c.expect("*", "501 5.5.4 Authentication cancelled")
 		c.expect("AUTH CRAM-MD5", "504 5.7.4")
 	})
 	t.Run("malformed PLAIN message", func(t *testing.T) {
@@ -104,14 +105,15 @@ func TestBadInput(t *testing.T) {
 		c := dial(t, in.addrs["submission"])
 		c.expect("EHLO x", "250")
 		c.startTLS(in.tlsConfig())
-		c.expect("AUTH PLAIN AHNlYW5AY29udG9zby5jb20AU2Vhbi1QYXNzLTE=", "502 5.5.1")
+		// Exchange Online's reply (reference section 1.2).
+		c.expect("AUTH PLAIN AHNlYW5AY29udG9zby5jb20AU2Vhbi1QYXNzLTE=", "503 5.5.2 Send hello first")
 	})
 	t.Run("idle client is disconnected", func(t *testing.T) {
 		c := dial(t, in.addrs["submission"])
 		c.expect("EHLO x", "250")
 		start := time.Now()
 		got := c.read() // says nothing; the server times out
-		if !strings.HasPrefix(got, "421 4.4.2") || time.Since(start) > 10*time.Second {
+		if got != "451 4.7.0 Timeout waiting for client input" || time.Since(start) > 10*time.Second {
 			t.Fatalf("after idling: %q after %v", got, time.Since(start))
 		}
 	})

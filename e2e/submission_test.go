@@ -32,8 +32,8 @@ func TestScannerSubmission(t *testing.T) {
 		t.Errorf("EHLO after TLS:\n%s", ehlo)
 	}
 	c.expect("AUTH LOGIN", "334 VXNlcm5hbWU6")
-	c.expect("c2Nhbm5lckBjb250b3NvLmNvbQ==", "334 UGFzc3dvcmQ6") // scanner@contoso.com
-	c.expect("U2Nhbi1QYXNzLTE=", "235 2.0.0")                    // Scan-Pass-1
+	c.expect("c2Nhbm5lckBjb250b3NvLmNvbQ==", "334 UGFzc3dvcmQ6")        // scanner@contoso.com
+	c.expect("U2Nhbi1QYXNzLTE=", "235 2.7.0 Authentication successful") // Scan-Pass-1
 	got := c.send(scanner, []string{"sean@contoso.com"}, message(scanner, "sean@contoso.com", "Scan 1"))
 	if !strings.HasPrefix(got, "250 2.0.0 OK <") || !strings.Contains(got, "[Hostname=mail.contoso.com]") {
 		t.Fatalf("end of DATA: %q", got)
@@ -64,7 +64,7 @@ func TestAuthDecisionChain(t *testing.T) {
 		secDefaults = "535 5.7.139 Authentication unsuccessful, user is locked by your organization's security defaults policy. Contact your administrator."
 		basicOff    = "535 5.7.139 Authentication unsuccessful, basic authentication is disabled."
 		badCreds    = "535 5.7.3 Authentication unsuccessful"
-		ok          = "235 2.0.0"
+		ok          = "235 2.7.0 Authentication successful"
 	)
 	steps := []struct {
 		name     string
@@ -180,8 +180,11 @@ func TestLimits(t *testing.T) {
 	c.expect("MAIL FROM:<sean@contoso.com>", "250")
 	c.expect("RCPT TO:<a@fabrikam.example>", "250")
 	c.expect("RCPT TO:<b@fabrikam.example>", "250")
-	c.expect("RCPT TO:<c@fabrikam.example>", "452 4.5.3 Too many recipients")
-	c.expect("RSET", "250")
+	// Over RecipientLimits the whole message is refused, as Exchange does.
+	c.expect("RCPT TO:<c@fabrikam.example>", "250 2.1.5 Recipient OK")
+	c.expect("DATA", "354")
+	c.expect("From: sean@contoso.com\r\n\r\nx\r\n.", "550 5.5.3 RESOLVER.ADR.RecipLimit; too many recipients")
+	c.expect("RSET", "250 2.0.0 Resetting")
 	c.expect("MAIL FROM:<sean@contoso.com> SIZE=5000", "552 5.3.4 Message size exceeds fixed maximum message size of 1024 bytes (MaxSendSize 1 KB)")
 	got := c.send(sean, []string{"a@fabrikam.example"}, message(sean, "a@fabrikam.example", "big")+strings.Repeat("0123456789\r\n", 100))
 	if !strings.HasPrefix(got, "552 5.3.4") {

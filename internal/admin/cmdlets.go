@@ -23,10 +23,12 @@ func Cmdlets(svc *Service) *cmdlet.Registry {
 	smtpAuth := cmdlet.ParamSpec{Name: "SmtpClientAuthenticationDisabled", Type: cmdlet.NullableBool, Position: -1}
 
 	for _, s := range []cmdlet.Spec{
-		{Name: "Get-TransportConfig", Output: "TransportConfig", Access: cmdlet.ReadAccess, REST: cmdlet.Route{Op: cmdlet.RouteList, Path: "transport-config", Singleton: true, Description: "Transport settings, including the organization's SMTP AUTH switch (Get-/Set-TransportConfig)."}, Synopsis: "Shows the organization's transport settings.", Run: c.getTransportConfig},
-		{Name: "Set-TransportConfig", Output: cmdlet.NoOutput, Access: cmdlet.OrganizationAccess, REST: at(cmdlet.RouteUpdate, "transport-config"), Synopsis: "Changes organization-wide transport settings: -SmtpClientAuthenticationDisabled $true turns SMTP AUTH off for every mailbox that inherits it; -SmtpBasicAuthDisabled $true allows only OAuth; -MaxRecipientEnvelopeLimit (1 to 1000, or Unlimited for 1000) caps the recipients of one anonymous message.",
+		{Name: "Get-TransportConfig", Output: "TransportConfig", Access: cmdlet.ReadAccess, REST: cmdlet.Route{Op: cmdlet.RouteList, Path: "transport-config", Singleton: true, Description: "Transport settings, including the organization's SMTP AUTH switch (Get-/Set-TransportConfig)."}, Synopsis: "Shows the organization's transport settings, AllowLegacyTLSClients among them: whether the weak protocol versions TLS 1.0 and TLS 1.1 are allowed for SMTP AUTH on the legacy listener (--submission-legacy).", Run: c.getTransportConfig},
+		{Name: "Set-TransportConfig", Output: cmdlet.NoOutput, Access: cmdlet.OrganizationAccess, REST: at(cmdlet.RouteUpdate, "transport-config"), Synopsis: "Changes organization-wide transport settings: -SmtpClientAuthenticationDisabled $true turns SMTP AUTH off for every mailbox that inherits it; -SmtpBasicAuthDisabled $true allows only OAuth; -MaxRecipientEnvelopeLimit (1 to 1000, or Unlimited for 1000) caps the recipients of one anonymous message; -AllowLegacyTLSClients $true lets the organization's mailboxes use SMTP AUTH over the weak protocol versions TLS 1.0 and TLS 1.1 on the legacy listener (--submission-legacy) only, never on the others (off by default).",
 			SupportsWhatIf: true, Params: []cmdlet.ParamSpec{{Name: "SmtpClientAuthenticationDisabled", Type: cmdlet.Bool, Position: -1},
-				{Name: "SmtpBasicAuthDisabled", Type: cmdlet.Bool, Position: -1}, {Name: "MaxRecipientEnvelopeLimit", Type: cmdlet.String, Position: -1}}, Run: c.setTransportConfig},
+				{Name: "SmtpBasicAuthDisabled", Type: cmdlet.Bool, Position: -1}, {Name: "MaxRecipientEnvelopeLimit", Type: cmdlet.String, Position: -1},
+				{Name: "AllowLegacyTLSClients", Type: cmdlet.Bool, Position: -1,
+					Help: "$true allows TLS 1.0 and TLS 1.1 (weak, deprecated protocol versions) for SMTP AUTH on the legacy listener (--submission-legacy), as Exchange Online's smtp-legacy.office365.com; the other listeners always require TLS 1.2 or later."}}, Run: c.setTransportConfig},
 		{Name: "Get-OrganizationConfig", Output: "OrganizationConfig", Access: cmdlet.ReadAccess, REST: cmdlet.Route{Op: cmdlet.RouteList, Path: "organization-config", Singleton: true, Description: "Organization-wide settings (Get-/Set-OrganizationConfig)."}, Synopsis: "Shows organization-wide settings.", Run: c.getOrganizationConfig},
 		{Name: "Set-OrganizationConfig", Output: cmdlet.NoOutput, Access: cmdlet.OrganizationAccess, REST: at(cmdlet.RouteUpdate, "organization-config"), Synopsis: "Changes organization-wide settings: security defaults and the default authentication policy.", SupportsWhatIf: true,
 			Params: []cmdlet.ParamSpec{{Name: "SecurityDefaultsEnabled", Type: cmdlet.Bool, Position: -1}, {Name: "DefaultAuthenticationPolicy", Type: cmdlet.String, Position: -1},
@@ -289,6 +291,7 @@ func (c *cmdlets) getTransportConfig(_ context.Context, _ *cmdlet.Invocation) ([
 		{Name: "SmtpClientAuthenticationDisabled", Value: o.SmtpClientAuthenticationDisabled},
 		{Name: "SmtpBasicAuthDisabled", Value: o.SmtpBasicAuthDisabled},
 		{Name: "MaxRecipientEnvelopeLimit", Value: envelopeLimitText(o.MaxRecipientEnvelopeLimit)},
+		{Name: "AllowLegacyTLSClients", Value: o.AllowLegacyTLSClients},
 	}}}, nil
 }
 
@@ -317,7 +320,7 @@ func parseEnvelopeLimit(v string) (int, error) {
 
 func (c *cmdlets) setTransportConfig(ctx context.Context, inv *cmdlet.Invocation) ([]*cmdlet.Object, error) {
 	p := OrganizationParams{SmtpClientAuthenticationDisabled: boolPtr(inv, "SmtpClientAuthenticationDisabled"),
-		SmtpBasicAuthDisabled: boolPtr(inv, "SmtpBasicAuthDisabled")}
+		SmtpBasicAuthDisabled: boolPtr(inv, "SmtpBasicAuthDisabled"), AllowLegacyTLSClients: boolPtr(inv, "AllowLegacyTLSClients")}
 	if inv.Has("MaxRecipientEnvelopeLimit") {
 		n, err := parseEnvelopeLimit(inv.String("MaxRecipientEnvelopeLimit"))
 		if err != nil {

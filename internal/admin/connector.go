@@ -44,10 +44,13 @@ func (s *Service) InboundConnectors(identity string) ([]*directory.InboundConnec
 	return out, nil
 }
 
-// NewInboundConnector creates a connector. As in Exchange, it is enabled and
-// requires TLS unless told otherwise.
+// NewInboundConnector creates a connector. As in Exchange, it is enabled
+// unless told otherwise, and does not require TLS (-RequireTls $false): a
+// connector built by following Microsoft's relay steps (seed 002, which sets
+// only the connector's direction and IP addresses, and lists TLS as
+// optional for such devices) accepts a device that cannot use STARTTLS.
 func (s *Service) NewInboundConnector(ctx context.Context, p InboundConnectorParams) (*directory.InboundConnector, error) {
-	c := &directory.InboundConnector{ConnectorType: directory.Partner, Enabled: true, RequireTls: true, SenderDomains: []string{"*"}}
+	c := &directory.InboundConnector{ConnectorType: directory.Partner, Enabled: true, SenderDomains: []string{"*"}}
 	err := s.change(ctx, func(dir *directory.Snapshot, org *directory.Organization) error {
 		c.OrgID = org.ID
 		if err := applyConnector(c, p); err != nil {

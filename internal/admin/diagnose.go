@@ -155,7 +155,7 @@ func (s *Service) TestSubmission(t SubmissionTest) ([]Check, string, error) {
 	if att.Connector != nil {
 		add("Inbound connector", "Pass", "%s matches the %s connector '%s'.", ip, att.Connector.ConnectorType, att.Connector.Name)
 	} else {
-		add("Inbound connector", "Info", "%s matches no inbound connector of this organization: this is Direct Send, which can only reach the organization's own mailboxes. To relay to outside recipients, create one: New-InboundConnector -Name <name> -ConnectorType OnPremises -SenderIPAddresses %s -RequireTls $false.", ip, ip)
+		add("Inbound connector", "Info", "%s matches no inbound connector of this organization: this is Direct Send, which can only reach the organization's own mailboxes. To relay to outside recipients, create one: New-InboundConnector -Name <name> -ConnectorType OnPremises -SenderIPAddresses %s.", ip, ip)
 	}
 	if _, rep := policy.ConnectionFilter(dir, org, ip); rep != nil {
 		return fail("Connection filter", rep, "%s is on the organization's IP Block List: remove it (Set-HostedConnectionFilterPolicy -Identity Default -IPBlockList @{Remove='<entry>'}) or add it to the IP Allow List (-IPAllowList @{Add='%s'}).", ip, ip)
@@ -254,7 +254,9 @@ func anonymousFix(rep *reply.Reply, att policy.Attribution, from address.Address
 	case reply.RelayDenied:
 		return fmt.Sprintf("The recipient is outside the organization and %s matches no OnPremises inbound connector: Direct Send can only reach the organization's mailboxes. Create one (New-InboundConnector -ConnectorType OnPremises -SenderIPAddresses %s) or have the device use SMTP AUTH on 587.", ip, ip)
 	case reply.RelayDeniedATTR36:
-		return fmt.Sprintf("The connector relays only for senders in the accepted domains, and %s is not in one: change the device's From address.", from)
+		return fmt.Sprintf("The connector relays only for senders in the accepted domains, and %s is not in one: change the device's From address, or identify the server by a certificate connector whose TlsSenderCertificateName is an accepted domain (-TlsSenderCertificateName *.contoso.com), which relays for any sender.", from)
+	case reply.RecipientAccessDenied:
+		return "No mailbox has this address, and its domain is Authoritative (directory-based edge blocking): check the address, add it to a mailbox (Set-Mailbox -EmailAddresses @{Add='...'}), or make the domain InternalRelay if another server hosts it."
 	case reply.DirectSendRejected:
 		return fmt.Sprintf("RejectDirectSend is on and %s matches no IP- or certificate-based connector: create a Partner or OnPremises inbound connector for %s, or run Set-OrganizationConfig -RejectDirectSend $false.", ip, ip)
 	case reply.TLSRequired:

@@ -24,6 +24,7 @@ type OrganizationParams struct {
 	SmtpBasicAuthDisabled       *bool
 	// MaxRecipientEnvelopeLimit: 1 to 1000, or 0 for Unlimited.
 	MaxRecipientEnvelopeLimit *int
+	AllowLegacyTLSClients     *bool
 	// The CAS mailbox plan (Set-CASMailboxPlan).
 	CASMailboxPlanImapEnabled *bool
 	CASMailboxPlanPopEnabled  *bool
@@ -47,6 +48,9 @@ func (s *Service) SetOrganization(ctx context.Context, p OrganizationParams) err
 		}
 		if p.MaxRecipientEnvelopeLimit != nil {
 			o.MaxRecipientEnvelopeLimit = *p.MaxRecipientEnvelopeLimit
+		}
+		if p.AllowLegacyTLSClients != nil {
+			o.AllowLegacyTLSClients = *p.AllowLegacyTLSClients
 		}
 		if p.CASMailboxPlanImapEnabled != nil {
 			o.CASMailboxPlanImapEnabled = *p.CASMailboxPlanImapEnabled

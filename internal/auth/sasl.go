@@ -6,7 +6,8 @@ import (
 	"strings"
 
 	"github.com/emersion/go-sasl"
-	"github.com/emersion/go-smtp"
+
+	"postern.dev/postern/internal/reply"
 )
 
 // CredentialsFunc checks a user name and password. Its error — normally a
@@ -16,8 +17,8 @@ type CredentialsFunc func(username, password string) error
 
 // ErrMalformedCredentials answers a SASL message that does not parse; it
 // is the same reply as wrong credentials, so probing the parser teaches
-// nothing.
-var ErrMalformedCredentials = &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 3}, Message: "Authentication unsuccessful"}
+// nothing. It is the catalogue's reply, so the text is written once.
+var ErrMalformedCredentials = reply.AuthFailed
 
 var errExchangeOver = errors.New("SASL exchange already finished")
 

@@ -44,7 +44,7 @@ func Check(path string) []error {
 		errs = append(errs, fmt.Errorf("%s:%d:%d: %s: %s", path, p[0], p[1], key, fmt.Sprintf(format, args...)))
 	}
 	for _, l := range []struct{ key, addr string }{
-		{"submission", c.Submission}, {"submissions", c.Submissions}, {"mx", c.MX}, {"admin", c.Admin},
+		{"submission", c.Submission}, {"submissions", c.Submissions}, {"submission_legacy", c.SubmissionLegacy}, {"mx", c.MX}, {"admin", c.Admin},
 		{"imap", c.IMAP}, {"imaps", c.IMAPS}, {"pop3", c.POP3}, {"pop3s", c.POP3S},
 	} {
 		if err := checkListen(l.addr); err != nil {

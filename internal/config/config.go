@@ -30,12 +30,18 @@ type Config struct {
 	// Listener addresses; "off" disables one.
 	Submission  string `toml:"submission"`  // 587 role: STARTTLS + AUTH
 	Submissions string `toml:"submissions"` // 465 role: implicit TLS + AUTH
-	MX          string `toml:"mx"`          // 25 role: anonymous mail for local mailboxes; AUTH after STARTTLS
-	Admin       string `toml:"admin"`       // admin HTTPS listener: the built-in OAuth issuer and the REST API
-	IMAP        string `toml:"imap"`        // 143 role: IMAP4 with STARTTLS (LOGINDISABLED before it)
-	IMAPS       string `toml:"imaps"`       // 993 role: IMAP4 over implicit TLS
-	POP3        string `toml:"pop3"`        // 110 role: POP3 with STLS (no sign-in before it)
-	POP3S       string `toml:"pop3s"`       // 995 role: POP3 over implicit TLS
+	// SubmissionLegacy is the legacy-TLS submission listener (Exchange
+	// Online's smtp-legacy.office365.com): the 587 role, where STARTTLS
+	// also negotiates TLS 1.0 and 1.1, and only mailboxes of organizations
+	// with Set-TransportConfig -AllowLegacyTLSClients $true may AUTH. Off
+	// by default; the other listeners always require TLS 1.2 or later.
+	SubmissionLegacy string `toml:"submission_legacy"`
+	MX               string `toml:"mx"`    // 25 role: anonymous mail for local mailboxes; AUTH after STARTTLS
+	Admin            string `toml:"admin"` // admin HTTPS listener: the built-in OAuth issuer and the REST API
+	IMAP             string `toml:"imap"`  // 143 role: IMAP4 with STARTTLS (LOGINDISABLED before it)
+	IMAPS            string `toml:"imaps"` // 993 role: IMAP4 over implicit TLS
+	POP3             string `toml:"pop3"`  // 110 role: POP3 with STLS (no sign-in before it)
+	POP3S            string `toml:"pop3s"` // 995 role: POP3 over implicit TLS
 	// PublicURL is how clients reach the admin listener, and the built-in
 	// issuer's identifier; default https://HOSTNAME:PORT.
 	PublicURL string `toml:"public_url"`
@@ -235,13 +241,15 @@ func Defaults() Config {
 		Hostname:    host,
 		Submission:  ":587",
 		Submissions: ":465",
-		MX:          ":25",
-		Admin:       Off,
-		IMAP:        ":143",
-		IMAPS:       ":993",
-		POP3:        ":110",
-		POP3S:       ":995",
-		IdleTimeout: Duration{5 * time.Minute},
+		// Off unless asked for: TLS 1.0 and 1.1 are weak.
+		SubmissionLegacy: Off,
+		MX:               ":25",
+		Admin:            Off,
+		IMAP:             ":143",
+		IMAPS:            ":993",
+		POP3:             ":110",
+		POP3S:            ":995",
+		IdleTimeout:      Duration{5 * time.Minute},
 		// Exchange's receive connector defaults are 5,000 and 20; Postern
 		// allows more per address, since offices put many devices behind
 		// one NAT address, and a scanner that connects per page needs far
@@ -313,6 +321,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Hostname, "hostname", c.Hostname, "server host name (greeting, Received, Message-ID)")
 	fs.StringVar(&c.Submission, "submission", c.Submission, "submission listener (587 role: STARTTLS + AUTH), or off")
 	fs.StringVar(&c.Submissions, "submissions", c.Submissions, "submissions listener (465 role: implicit TLS), or off")
+	fs.StringVar(&c.SubmissionLegacy, "submission-legacy", c.SubmissionLegacy, "legacy-TLS submission listener (587 role, TLS 1.0/1.1 allowed for organizations with AllowLegacyTLSClients), or off")
 	fs.StringVar(&c.MX, "mx", c.MX, "MX listener (25 role), or off")
 	fs.StringVar(&c.Admin, "admin", c.Admin, "admin HTTPS listener (built-in OAuth issuer, REST API), or off")
 	fs.StringVar(&c.IMAP, "imap", c.IMAP, "IMAP listener (143 role: STARTTLS), or off")

@@ -33,6 +33,7 @@ var applies = map[string]Apply{
 	"data":                          Restart, // the open database, its lock and the admin socket
 	"hostname":                      Restart, // greeting, Received, Message-IDs, issuer URL, queue node name
 	"submission":                    Reopen,
+	"submission_legacy":             Reopen,
 	"submissions":                   Reopen,
 	"mx":                            Reopen,
 	"admin":                         Reopen,

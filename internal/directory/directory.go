@@ -66,6 +66,11 @@ type Organization struct {
 	// of one anonymous message to the organization; 0 is Exchange Online's
 	// Unlimited, which means the organizational limit of 1000.
 	MaxRecipientEnvelopeLimit int
+	// AllowLegacyTLSClients (Set-TransportConfig) lets the organization's
+	// mailboxes use SMTP AUTH on the legacy listener (--submission-legacy,
+	// Exchange Online's smtp-legacy.office365.com), where TLS 1.0 and 1.1
+	// are negotiated. Off by default; it never weakens the other listeners.
+	AllowLegacyTLSClients bool
 	// CASMailboxPlanImapEnabled and CASMailboxPlanPopEnabled are the
 	// organization's CAS mailbox plan (Set-CASMailboxPlan -ImapEnabled
 	// -PopEnabled): the ImapEnabled and PopEnabled a new mailbox starts

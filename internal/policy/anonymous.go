@@ -3,6 +3,7 @@ package policy
 import (
 	"net/netip"
 	"slices"
+	"strings"
 
 	"postern.dev/postern/internal/address"
 	"postern.dev/postern/internal/directory"
@@ -144,14 +145,21 @@ type Verdict struct {
 //     5.1.10; an unknown address of an InternalRelay domain: relayed out only
 //     as below, through this organization's OnPremises connector.
 //
-// A recipient outside every organization is relay: allowed only through an
-// OnPremises connector of the organization whose accepted domain the sender
-// uses, and then attributed to that organization. A client that matches
-// some OnPremises connector but sends for a domain outside it gets ATTR36;
-// one matching none gets 5.7.64. Exchange also lets a certificate connector
-// whose name is an accepted domain relay for any sender (reference 7.1);
-// Postern's specification (issue 3) does not, which closes that path for
-// abuse. Postern is never an open relay.
+// A recipient outside every organization is relay, allowed through an
+// OnPremises connector when either of Exchange's ATTR36 conditions holds
+// (reference 7.1, SA connectors/office-365-notice.md):
+//   - the sender's domain is an accepted domain of the connector's
+//     organization, the client matching that organization's connector by
+//     address or certificate; or
+//   - the client matched the connector by a trusted certificate and the
+//     connector's TlsSenderCertificateName is one of its organization's
+//     accepted domains ("*.contoso.com" names contoso.com): then any sender
+//     domain may relay, since the certificate, not the sender, proves whose
+//     server it is.
+//
+// The relayed copy is attributed to the connector's organization. A client
+// that matches some OnPremises connector but meets neither condition gets
+// ATTR36; one matching none gets 5.7.64. Postern is never an open relay.
 func JudgeAnonymous(dir *directory.Snapshot, c ClientFacts, from, rcpt address.Address) (Verdict, *reply.Reply) {
 	org := RecipientOrganization(dir, rcpt)
 	if org == nil {
@@ -169,12 +177,13 @@ func JudgeAnonymous(dir *directory.Snapshot, c ClientFacts, from, rcpt address.A
 		return v, nil
 	}
 	if d := dir.AcceptedDomain(rcpt.Domain); d != nil && d.DomainType == directory.Authoritative {
-		return v, reply.RecipientNotFound(rcpt.String())
+		// Directory-based edge blocking (reference section 3, 5.4.1).
+		return v, reply.RecipientAccessDenied
 	}
 	if ic := att.Connector; ic == nil || ic.ConnectorType != directory.OnPremises {
 		return v, reply.RelayDenied
 	}
-	if !ownSender {
+	if !ownSender && !CertificateRelay(dir, att) {
 		return v, reply.RelayDeniedATTR36
 	}
 	v.Route = Route{Destination: Outbound}
@@ -209,13 +218,40 @@ func judgeRelay(dir *directory.Snapshot, c ClientFacts, from address.Address) (V
 			return v, nil
 		}
 	}
-	if att := attributeAny(dir, c); att.Connector != nil && att.Connector.ConnectorType == directory.OnPremises {
+	att := attributeAny(dir, c)
+	if CertificateRelay(dir, att) {
+		// ATTR36's second condition: any sender, through the connector of
+		// the organization whose accepted domain the certificate names.
+		v := Verdict{Org: dir.Organization(att.Connector.OrgID), Attribution: att, Route: Route{Destination: Outbound}}
+		if v.Org != nil {
+			return v, nil
+		}
+	}
+	if att.Connector != nil && att.Connector.ConnectorType == directory.OnPremises {
 		// The refusal is made under that connector (ATTR36 says the
 		// connector matched but the sender is not its organization's);
 		// the verdict names no organization.
 		return Verdict{Attribution: att}, reply.RelayDeniedATTR36
 	}
 	return Verdict{}, reply.RelayDenied
+}
+
+// CertificateRelay reports whether an attribution is ATTR36's certificate
+// condition: an OnPremises connector matched by a trusted client
+// certificate, whose TlsSenderCertificateName ("contoso.com" or
+// "*.contoso.com") is an accepted domain of the connector's own
+// organization. Such a connector may relay for any sender domain
+// (reference 7.1). A name that is only a host of an accepted domain
+// ("mail.contoso.com") does not count, as in Exchange, which asks for
+// "*.contoso.com" for that reason (seed 002).
+func CertificateRelay(dir *directory.Snapshot, att Attribution) bool {
+	ic := att.Connector
+	if ic == nil || !att.ByCertificate || ic.ConnectorType != directory.OnPremises {
+		return false
+	}
+	name := strings.TrimSuffix(strings.ToLower(strings.TrimPrefix(ic.TlsSenderCertificateName, "*.")), ".")
+	d := dir.AcceptedDomain(name)
+	return d != nil && d.OrgID == ic.OrgID
 }
 
 // checkPartnerConnectors applies the organization's Partner connectors that
@@ -250,14 +286,14 @@ func EnvelopeRecipientLimit(org *directory.Organization) int {
 	return org.MaxRecipientEnvelopeLimit
 }
 
-// CheckEnvelopeRecipients refuses the anonymous recipient that would take
-// the message past its organization's MaxRecipientEnvelopeLimit; count is
-// the number of the message's recipients attributed to org, including it.
-// 452 4.5.3 asks the client to send the rest in another transaction (RFC
-// 5321 section 4.5.3.1.8), as for an authenticated sender's RecipientLimits.
+// CheckEnvelopeRecipients tells whether an anonymous message with count
+// recipients of org is over org's MaxRecipientEnvelopeLimit. Exchange
+// refuses the whole message then, not the recipients past the limit
+// (reference section 4.1): the session keeps accepting RCPT and refuses the
+// message at end of DATA with this reply.
 func CheckEnvelopeRecipients(org *directory.Organization, count int) *reply.Reply {
 	if limit := EnvelopeRecipientLimit(org); count > limit {
-		return reply.TooManyEnvelopeRecipients(limit)
+		return reply.RecipientLimitExceeded
 	}
 	return nil
 }

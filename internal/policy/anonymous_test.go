@@ -64,10 +64,10 @@ func TestAnonymousDecisions(t *testing.T) {
 		{name: "stranger, Direct Send blocked at RCPT", client: stranger, from: "scan@contoso.com", rcpt: "sean@contoso.com", rcptReply: reply.DirectSendRejected},
 		{name: "stranger, inbound mail", client: stranger, from: "x@outside.example", rcpt: "sean@contoso.com"},
 		{name: "stranger, relay", client: stranger, from: "x@outside.example", rcpt: "bob@outside.example", rcptReply: reply.RelayDenied},
-		{name: "stranger, unknown local", client: stranger, from: "x@outside.example", rcpt: "nobody@contoso.com", rcptReply: reply.RecipientNotFound("nobody@contoso.com")},
+		{name: "stranger, unknown local", client: stranger, from: "x@outside.example", rcpt: "nobody@contoso.com", rcptReply: reply.RecipientAccessDenied},
 		{name: "stranger, InternalRelay domain is not relayed", client: stranger, from: "x@outside.example", rcpt: "a@relay.contoso.com", rcptReply: reply.RelayDenied},
 		{name: "pinned certificate relays for the organization", client: relayCert, from: "app@contoso.com", rcpt: "bob@outside.example", connector: "relays", outbound: true},
-		{name: "certificate connector with a foreign sender", client: relayCert, from: "x@outside.example", rcpt: "bob@outside.example", rcptReply: reply.RelayDeniedATTR36},
+		{name: "certificate connector of an accepted domain relays for a foreign sender", client: relayCert, from: "x@outside.example", rcpt: "bob@outside.example", connector: "relays", outbound: true},
 		{name: "a certificate counts only over TLS", client: relayNoTLS, from: "x@contoso.com", rcpt: "sean@contoso.com", rcptReply: reply.DirectSendRejected},
 		{name: "unpinned, unverified certificate", client: unpinned, from: "x@outside.example", rcpt: "bob@outside.example", rcptReply: reply.RelayDenied},
 		{name: "CA-verified certificate, second name matches", client: caSigned, from: "app@contoso.com", rcpt: "bob@outside.example", connector: "relays", outbound: true},
@@ -244,10 +244,10 @@ func TestEnvelopeAndReceiveLimits(t *testing.T) {
 		want  *reply.Reply
 	}{
 		{&directory.Organization{}, 1000, nil},
-		{&directory.Organization{}, 1001, reply.TooManyEnvelopeRecipients(1000)},
+		{&directory.Organization{}, 1001, reply.RecipientLimitExceeded},
 		{&directory.Organization{MaxRecipientEnvelopeLimit: 3}, 3, nil},
-		{&directory.Organization{MaxRecipientEnvelopeLimit: 3}, 4, reply.TooManyEnvelopeRecipients(3)},
-		{&directory.Organization{MaxRecipientEnvelopeLimit: 5000}, 1001, reply.TooManyEnvelopeRecipients(1000)},
+		{&directory.Organization{MaxRecipientEnvelopeLimit: 3}, 4, reply.RecipientLimitExceeded},
+		{&directory.Organization{MaxRecipientEnvelopeLimit: 5000}, 1001, reply.RecipientLimitExceeded},
 	} {
 		if got := CheckEnvelopeRecipients(tt.org, tt.count); describe(got) != describe(tt.want) {
 			t.Errorf("limit %d, count %d: %s, want %s", tt.org.MaxRecipientEnvelopeLimit, tt.count, describe(got), describe(tt.want))
@@ -279,5 +279,76 @@ func TestPostmasterAddress(t *testing.T) {
 	}
 	if _, ok := PostmasterAddress(directory.NewSnapshot(directory.Contents{})); ok {
 		t.Fatal("an empty directory has a postmaster")
+	}
+}
+
+// TestATTR36 is Exchange's rule for relay through an OnPremises connector
+// (reference 7.1): the sender's domain is accepted, or the connector is
+// identified by a certificate whose name is an accepted domain, and then
+// any sender domain may relay.
+func TestATTR36(t *testing.T) {
+	pfx := func(s string) []netip.Prefix { return []netip.Prefix{netip.MustParsePrefix(s)} }
+	dir := directory.NewSnapshot(directory.Contents{
+		Organizations: []*directory.Organization{{ID: 1, Name: "contoso"}, {ID: 2, Name: "fabrikam"}},
+		Domains: []*directory.AcceptedDomain{
+			{ID: 1, OrgID: 1, DomainName: "contoso.com", DomainType: directory.Authoritative},
+			{ID: 2, OrgID: 1, DomainName: "relay.contoso.com", DomainType: directory.InternalRelay},
+			{ID: 3, OrgID: 2, DomainName: "fabrikam.com", DomainType: directory.Authoritative},
+		},
+		Connectors: []*directory.InboundConnector{
+			{ID: 1, OrgID: 1, Name: "by-ip", ConnectorType: directory.OnPremises, Enabled: true, SenderIPAddresses: pfx("192.0.2.0/28")},
+			{ID: 2, OrgID: 1, Name: "wildcard", ConnectorType: directory.OnPremises, Enabled: true, TlsSenderCertificateName: "*.contoso.com", TlsSenderCertificateFingerprints: []string{"aa"}},
+			{ID: 3, OrgID: 1, Name: "host", ConnectorType: directory.OnPremises, Enabled: true, TlsSenderCertificateName: "mail.contoso.com", TlsSenderCertificateFingerprints: []string{"bb"}},
+			{ID: 4, OrgID: 2, Name: "fab-cert", ConnectorType: directory.OnPremises, Enabled: true, TlsSenderCertificateName: "fabrikam.com", TlsSenderCertificateFingerprints: []string{"cc"}},
+			{ID: 5, OrgID: 1, Name: "partner-cert", ConnectorType: directory.Partner, Enabled: true, TlsSenderCertificateName: "partner.example", TlsSenderCertificateFingerprints: []string{"dd"}, SenderDomains: []string{"*"}},
+		},
+	})
+	byIP := ClientFacts{IP: netip.MustParseAddr("192.0.2.3")}
+	cert := func(name, fp string) ClientFacts {
+		return ClientFacts{IP: netip.MustParseAddr("203.0.113.5"), TLS: true, CertNames: []string{name}, CertFingerprint: fp}
+	}
+	tests := []struct {
+		name      string
+		client    ClientFacts
+		from      string
+		rcpt      string
+		org       string // the organization the relayed copy is attributed to
+		connector string
+		want      *reply.Reply
+	}{
+		{"IP connector, accepted sender domain", byIP, "scan@contoso.com", "x@outside.example", "contoso", "by-ip", nil},
+		{"IP connector, accepted subdomain sender", byIP, "scan@relay.contoso.com", "x@outside.example", "contoso", "by-ip", nil},
+		{"IP connector, foreign sender", byIP, "x@outside.example", "y@outside.example", "", "", reply.RelayDeniedATTR36},
+		{"IP connector, null sender", byIP, "", "y@outside.example", "", "", reply.RelayDeniedATTR36},
+		{"IP connector, another organization's sender", byIP, "a@fabrikam.com", "y@outside.example", "", "", reply.RelayDeniedATTR36},
+		{"wildcard certificate of an accepted domain, foreign sender", cert("smtp.contoso.com", "aa"), "x@outside.example", "y@outside.example", "contoso", "wildcard", nil},
+		{"wildcard certificate, null sender", cert("smtp.contoso.com", "aa"), "", "y@outside.example", "contoso", "wildcard", nil},
+		{"wildcard certificate, another organization's sender", cert("smtp.contoso.com", "aa"), "a@fabrikam.com", "y@outside.example", "contoso", "wildcard", nil},
+		{"wildcard certificate, InternalRelay recipient, foreign sender", cert("smtp.contoso.com", "aa"), "x@outside.example", "a@relay.contoso.com", "contoso", "wildcard", nil},
+		{"certificate names a host, not an accepted domain: foreign sender refused", cert("mail.contoso.com", "bb"), "x@outside.example", "y@outside.example", "", "", reply.RelayDeniedATTR36},
+		{"certificate names a host, accepted sender relays", cert("mail.contoso.com", "bb"), "scan@contoso.com", "y@outside.example", "contoso", "host", nil},
+		{"other organization's certificate connector relays for it alone", cert("fabrikam.com", "cc"), "x@outside.example", "y@outside.example", "fabrikam", "fab-cert", nil},
+		{"untrusted certificate is no certificate", cert("smtp.contoso.com", "zz"), "x@outside.example", "y@outside.example", "", "", reply.RelayDenied},
+		{"Partner certificate connector never relays", cert("partner.example", "dd"), "x@outside.example", "y@outside.example", "", "", reply.RelayDenied},
+		{"certificate without TLS does not count", ClientFacts{IP: netip.MustParseAddr("203.0.113.5"), CertNames: []string{"smtp.contoso.com"}, CertFingerprint: "aa"}, "x@outside.example", "y@outside.example", "", "", reply.RelayDenied},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var from address.Address
+			if tt.from != "" {
+				from, _ = address.Parse(tt.from)
+			}
+			rcpt, _ := address.Parse(tt.rcpt)
+			v, rep := JudgeAnonymous(dir, tt.client, from, rcpt)
+			if describe(rep) != describe(tt.want) {
+				t.Fatalf("RCPT: %s, want %s", describe(rep), describe(tt.want))
+			}
+			if rep != nil {
+				return
+			}
+			if v.Route.Destination != Outbound || v.Org == nil || v.Org.Name != tt.org || v.Attribution.Connector == nil || v.Attribution.Connector.Name != tt.connector {
+				t.Fatalf("verdict %+v org %+v connector %+v, want outbound for %s via %s", v.Route, v.Org, v.Attribution.Connector, tt.org, tt.connector)
+			}
+		})
 	}
 }

@@ -8,6 +8,8 @@
 package policy
 
 import (
+	"crypto/tls"
+
 	"postern.dev/postern/internal/directory"
 	"postern.dev/postern/internal/reply"
 )
@@ -173,4 +175,22 @@ func authenticateAccess(f AuthFacts, actor *directory.Mailbox) *Denial {
 		return notConnected("Set-CASMailbox -PopEnabled $false")
 	}
 	return nil
+}
+
+// CheckLegacyEndpoint decides AUTH on the legacy-TLS listener (Exchange
+// Online's smtp-legacy.office365.com), once the credentials are proven and
+// the mailbox's organization is known. "Only mailboxes for organizations
+// with the setting enabled can send using that endpoint, whatever TLS
+// version is used" (Microsoft, opt-in-exchange-online-endpoint-for-legacy-
+// tls-using-smtp-auth): without Set-TransportConfig -AllowLegacyTLSClients
+// $true, TLS 1.0 or 1.1 gets Exchange's 421 4.7.66, and TLS 1.2 or later a
+// 535 5.7.139 that names the switch. tlsVersion is crypto/tls's number.
+func CheckLegacyEndpoint(org *directory.Organization, tlsVersion uint16) *reply.Reply {
+	if org != nil && org.AllowLegacyTLSClients {
+		return nil
+	}
+	if tlsVersion < tls.VersionTLS12 {
+		return reply.LegacyTLSRefused
+	}
+	return reply.LegacyEndpointNotEnabled
 }

@@ -248,7 +248,7 @@ func TestLimits(t *testing.T) {
 	if CheckRecipientCount(m, 2) != nil || CheckRecipientCount(m, 3) == nil {
 		t.Error("RecipientLimits 2 must allow 2 and refuse the 3rd")
 	}
-	if got := CheckRecipientCount(&directory.Mailbox{}, 501); got == nil || got.Code != 452 {
+	if got := CheckRecipientCount(&directory.Mailbox{}, 501); got != reply.RecipientLimitExceeded {
 		t.Errorf("default limit 500: got %s", describe(got))
 	}
 	if CheckSize(m, 1<<20) != nil {

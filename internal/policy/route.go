@@ -26,7 +26,7 @@ type Route struct {
 // goes. SMTP AUTH may send to anyone (DESIGN.md, "The three ways in"):
 //   - an address of a mailbox (primary or proxy) is delivered locally;
 //   - an unknown address in an Authoritative accepted domain is refused at
-//     RCPT with 5.1.10, as directory-based edge blocking does;
+//     RCPT with 5.1.10 (Exchange's NDR text for it, said at once);
 //   - an unknown address in an InternalRelay domain, and any address outside
 //     the accepted domains, is routed out.
 func RouteAuthenticated(dir *directory.Snapshot, rcpt address.Address) (Route, *reply.Reply) {
@@ -48,11 +48,13 @@ func RecipientLimit(m *directory.Mailbox) int {
 	return m.RecipientLimits
 }
 
-// CheckRecipientCount refuses the recipient that would take the message past
-// the mailbox's RecipientLimits; count includes it.
+// CheckRecipientCount tells whether a message of m with count recipients
+// is over the mailbox's RecipientLimits. As in Exchange, the whole message
+// is refused, not the recipients past the limit (reference section 4.1):
+// the session keeps accepting RCPT and refuses the message at end of DATA.
 func CheckRecipientCount(m *directory.Mailbox, count int) *reply.Reply {
 	if limit := RecipientLimit(m); count > limit {
-		return reply.TooManyRecipients(limit)
+		return reply.RecipientLimitExceeded
 	}
 	return nil
 }

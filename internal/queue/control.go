@@ -58,7 +58,9 @@ func (q *Queue) Remove(ctx context.Context, items []store.QueueItem, withNDR boo
 		}
 		if n != nil {
 			notices = append(notices, n)
-			outcomes = append(outcomes, ev)
+		}
+		if ev.Event != "" {
+			outcomes = append(outcomes, ev) // the notice's trace event, or its drop
 		}
 	}
 	if err := q.cfg.Store.RecordOutcomes(ctx, outcomes, notices); err != nil {

@@ -449,9 +449,11 @@ func (q *Queue) finish(ctx context.Context, j *job, results []result) {
 		if err != nil {
 			q.cfg.Log.Error("queue: building a delivery status notification", "message", j.msg.MessageID, "err", err)
 		}
+		if ev.Event != "" {
+			outcomes = append(outcomes, ev) // the notice's trace event, or its drop
+		}
 		if n != nil {
 			notices = append(notices, n)
-			outcomes = append(outcomes, ev)
 			kind := "delay"
 			if group.failed {
 				kind = "failure"

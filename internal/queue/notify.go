@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"postern.dev/postern/internal/address"
+	"postern.dev/postern/internal/directory"
 	"postern.dev/postern/internal/dsn"
 	"postern.dev/postern/internal/store"
 )
@@ -36,11 +37,26 @@ func (q *Queue) notice(ctx context.Context, j *job, items []notifyItem, failed b
 	if sender == "" {
 		return nil, store.Outcome{}, nil
 	}
+	snap := q.cfg.Directory.Load()
+	kind := "delay notice"
+	if failed {
+		kind = "non-delivery report"
+	}
+	if domain, ok := unreachableOwnAddress(snap, j.msg.OrgID, sender); ok {
+		// Nobody can read it: the sender is an address of the
+		// organization's own Authoritative domain that no mailbox holds
+		// (a scanner's "scan@contoso.com"). Exchange never routes such a
+		// report out (the domain is its own, and directory-based edge
+		// blocking would refuse it at the MX); sending it to the domain's
+		// MX would bounce it back, or hand it to a stranger. It is dropped,
+		// and the message trace says so.
+		return nil, store.Outcome{Message: j.msg.Message, Event: store.EventDrop, At: now,
+			Detail: fmt.Sprintf("%s to %s dropped: no mailbox has this address of the Authoritative accepted domain %s", kind, sender, domain)}, nil
+	}
 	original, err := q.original(ctx, j.msg.Message)
 	if err != nil {
 		return nil, store.Outcome{}, err
 	}
-	snap := q.cfg.Directory.Load()
 	postmaster := "postmaster@" + q.cfg.Hostname
 	for _, d := range snap.Contents().Domains {
 		if d.OrgID == j.msg.OrgID && d.Default {
@@ -94,13 +110,23 @@ func (q *Queue) notice(ctx context.Context, j *job, items []notifyItem, failed b
 	if sub.Local == nil {
 		sub.Remote = []store.RemoteDelivery{{Recipient: sender}}
 	}
-	kind := "delay notice"
-	if failed {
-		kind = "non-delivery report"
-	}
 	ev := store.Outcome{Message: j.msg.Message, Event: store.EventDSN, At: now, Recipient: strings.Join(names, ", "),
 		Detail: fmt.Sprintf("%s to %s, Message-ID <%s>", kind, sender, r.MessageID)}
 	return sub, ev, nil
+}
+
+// unreachableOwnAddress reports whether addr is in an Authoritative accepted
+// domain of organization org and held by no mailbox, and names the domain.
+func unreachableOwnAddress(dir *directory.Snapshot, org int64, addr string) (string, bool) {
+	a, err := address.Parse(addr)
+	if err != nil {
+		return "", false
+	}
+	d := dir.AcceptedDomain(a.Domain)
+	if d == nil || d.OrgID != org || d.DomainType != directory.Authoritative || dir.MailboxByAddress(a.Key()) != nil {
+		return "", false
+	}
+	return d.DomainName, true
 }
 
 // original reads at most maxReturned+1 octets of the message: enough for

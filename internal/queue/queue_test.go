@@ -574,3 +574,35 @@ func TestReconfigure(t *testing.T) {
 	}
 	h.waitFor("the queue to empty", func() bool { return len(h.queued(sub.ID)) == 0 })
 }
+
+// A non-delivery report for a sender of the organization's own Authoritative
+// domain that no mailbox holds (a scanner's address) has nowhere to go: it is
+// dropped with a trace event, never sent out by MX.
+func TestNDRToOwnUnknownAddressDropped(t *testing.T) {
+	h := newHarness(t, nil)
+	h.mx("fabrikam.com", testsmtp.Config{Reply: func(s testsmtp.Stage, _ string) string {
+		if s == testsmtp.Rcpt {
+			return "550 5.1.1 unknown"
+		}
+		return ""
+	}})
+	own := h.mx("contoso.com", testsmtp.Config{})
+	sub := h.submit("scanner@contoso.com", "gone@fabrikam.com")
+	h.waitFor("the drop", func() bool { return h.eventCount(sub.ID, store.EventDrop) == 1 })
+	// The report would have been committed with the drop's event: nothing
+	// is queued, nothing was sent to contoso.com's MX.
+	if items, _ := h.st.QueueItems(context.Background()); len(items) != 0 {
+		t.Errorf("queued: %+v", items)
+	}
+	if n := len(own.Messages()); n != 0 || h.eventCount(sub.ID, store.EventDSN) != 0 {
+		t.Errorf("the report went out: %d messages at the MX, events %+v", n, h.events(sub.ID))
+	}
+	for _, e := range h.events(sub.ID) {
+		if e.Event == store.EventDrop && (e.Recipient != "" || !strings.Contains(e.Detail, "non-delivery report to scanner@contoso.com dropped: no mailbox has this address of the Authoritative accepted domain contoso.com")) {
+			t.Errorf("drop event %+v", e)
+		}
+	}
+	// sean's own failures still reach his Inbox.
+	sub2 := h.submit("sean@contoso.com", "gone@fabrikam.com")
+	h.waitFor("sean's NDR", func() bool { return h.eventCount(sub2.ID, store.EventDSN) == 1 && len(h.inbox()) == 1 })
+}

@@ -12,7 +12,11 @@
 package reply
 
 import (
+	"encoding/base64"
 	"fmt"
+	"net/netip"
+	"strings"
+	"time"
 
 	"github.com/emersion/go-smtp"
 )
@@ -74,6 +78,19 @@ var (
 	AuthMechanismUnsupported = r(504, 5, 7, 4, "Unrecognized authentication type")
 	// AuthTemporaryFailure: the directory or store could not be read.
 	AuthTemporaryFailure = r(454, 4, 7, 0, "Temporary authentication failure")
+	// LegacyTLSRefused: AUTH over TLS 1.0 or 1.1 on the legacy listener
+	// (--submission-legacy) for a mailbox whose organization has not opted
+	// in (Set-TransportConfig -AllowLegacyTLSClients $false). Exchange
+	// Online's reply to TLS 1.0/1.1 SMTP AUTH (seen in JavaMail's
+	// AuthenticationFailedException); 421 closes the connection.
+	LegacyTLSRefused = r(421, 4, 7, 66, "TLS 1.0 and 1.1 are not supported. Please upgrade/update your client to support TLS 1.2. Visit https://aka.ms/smtp_auth_tls.")
+	// LegacyEndpointNotEnabled: AUTH over TLS 1.2 or later on the legacy
+	// listener for such a mailbox. Microsoft: "Only mailboxes for
+	// organizations with the setting enabled can send using that endpoint,
+	// whatever TLS version is used" (opt-in-exchange-online-endpoint-for-
+	// legacy-tls-using-smtp-auth.md); its reply text is not documented, so
+	// the sentence follows the 5.7.139 family and names the switch.
+	LegacyEndpointNotEnabled = r(535, 5, 7, 139, "Authentication unsuccessful, the legacy TLS endpoint is not enabled for the Tenant. Use the standard endpoint, or run Set-TransportConfig -AllowLegacyTLSClients $true.")
 )
 
 // MAIL FROM stage.
@@ -88,10 +105,18 @@ var (
 )
 
 // RecipientNotFound: an unknown recipient in an Authoritative accepted domain
-// (reference section 3, 5.1.10; Postern says it at RCPT, as DBEB does).
+// named by an authenticated client (reference section 3, 5.1.10; Exchange
+// says it in an NDR after acceptance, Postern at RCPT, so the device is told
+// at once).
 func RecipientNotFound(addr string) *Reply {
 	return r(550, 5, 1, 10, fmt.Sprintf("RESOLVER.ADR.RecipientNotFound; Recipient %s not found by SMTP address lookup", addr))
 }
+
+// RecipientAccessDenied: directory-based edge blocking. Anonymous mail (Direct
+// Send, connector relay, inbound mail) to an address of an Authoritative
+// accepted domain that no mailbox holds is refused at RCPT TO (reference
+// section 3, 5.4.1; the text with the AS(...) code Exchange Online adds).
+var RecipientAccessDenied = r(550, 5, 4, 1, "Recipient address rejected: Access denied. AS(201806281)")
 
 // RelayDenied: an unauthenticated client named a recipient outside the
 // organization (reference section 3, 5.7.64 at RCPT TO).
@@ -116,12 +141,14 @@ var (
 	PartnerConnectorMismatch = r(550, 5, 7, 51, "TenantInboundAttribution; There is a partner connector configured that matched the message's sender domain, but the sending server's IP address or certificate does not match it")
 )
 
-// TooManyRecipients: more recipients than the mailbox's RecipientLimits
-// (default 500). RFC 5321 section 4.5.3.1.8 prescribes 452 with 4.5.3 so the
-// client sends the rest in another transaction.
-func TooManyRecipients(limit int) *Reply {
-	return r(452, 4, 5, 3, fmt.Sprintf("Too many recipients; this mailbox may send to at most %d recipients per message", limit))
-}
+// RecipientLimitExceeded: the message has more recipients than the sender
+// mailbox's RecipientLimits (default 500) or, for anonymous mail, than the
+// recipient organization's MaxRecipientEnvelopeLimit (Unlimited, meaning
+// 1000). Exchange refuses the whole message, not the recipients over the
+// limit (reference section 4.1), with its categorizer's
+// "550 5.5.3 RESOLVER.ADR.RecipLimit; too many recipients"; Postern says it
+// at end of DATA, so nothing is accepted and then bounced.
+var RecipientLimitExceeded = r(550, 5, 5, 3, "RESOLVER.ADR.RecipLimit; too many recipients")
 
 // MessageTooLarge: the message exceeds the mailbox's MaxSendSize (or the
 // server maximum), said at MAIL FROM SIZE= or at end of DATA.
@@ -172,7 +199,7 @@ var (
 	// section 3.6.2; Exchange's 5.7.512 text).
 	NoFromHeader = r(550, 5, 7, 512, "Access denied, message must be RFC 5322 section 3.6.2 compliant")
 	// HeaderTooLarge: a header section over the size Postern parses.
-	HeaderTooLarge = r(552, 5, 3, 4, "Message header section too large")
+	HeaderTooLarge = r(552, 5, 3, 4, "Header size exceeds fixed maximum size")
 	// StorageUnavailable: the message could not be committed durably; the
 	// client keeps it and retries.
 	StorageUnavailable = r(451, 4, 3, 0, "Temporary server error; the message was not accepted, please try again later")
@@ -187,8 +214,12 @@ func Accepted(messageID, hostname string) *Reply {
 }
 
 // Protocol replies: what the SMTP engine (package smtpserver) says about the
-// conversation itself, before any of Postern's rules is asked. The texts keep
-// the wording devices have seen from Postern since its first version.
+// conversation itself, before any of Postern's rules is asked. Each is
+// Exchange's own line (the transcript of reference section 1.2; the rest from
+// Exchange's transport, Microsoft.Exchange.Data.Transport.Smtp.SmtpResponse,
+// as it appears on the wire in logs and Microsoft's telnet guides), so that a
+// device or script written against Exchange Online reads the same words.
+// Where RFC 5321 or 4954 prescribes a code, the code is the RFC's.
 var (
 	// TooManyConnections: the server's, or one address's, concurrent
 	// connection cap, or one address's connection rate, is reached.
@@ -197,103 +228,124 @@ var (
 	TooManyConnections = r(421, 4, 3, 2, "The maximum number of concurrent connections has exceeded a limit, closing transmission channel")
 	// IdleTimeout: the client said nothing for the idle timeout (RFC 5321
 	// section 4.5.3.2 suggests 5 minutes), or only half a command line.
-	IdleTimeout = r(421, 4, 4, 2, "Idle timeout, bye bye")
+	// Exchange's ConnectionTimeout reply; the connection closes after it.
+	IdleTimeout = r(451, 4, 7, 0, "Timeout waiting for client input")
 	// CommandLineTooLong: a command line over 2,000 octets (RFC 5321
 	// section 4.5.3.1.4 allows 512); the rest of it cannot be told from the
 	// next command, so the connection closes.
-	CommandLineTooLong = r(500, 5, 4, 0, "Too long line, closing connection")
-	// TooManyErrors ends a session that keeps sending bad commands.
-	TooManyErrors = r(500, 5, 5, 1, "Too many errors. Quiting now")
-	HeloRequired  = r(501, 5, 5, 2, "Domain/address argument required for HELO")
-	// Commands out of sequence (RFC 5321 section 4.3.2).
-	IntroduceFirst       = r(502, 5, 5, 1, "Please introduce yourself first.")
-	MailFirst            = r(502, 5, 5, 1, "Missing MAIL FROM command.")
-	RcptFirst            = r(502, 5, 5, 1, "Missing RCPT TO command.")
-	NestedMail           = r(503, 5, 5, 1, "Sender already specified")
-	AlreadyAuthenticated = r(503, 5, 5, 1, "Already authenticated")
-	AlreadyTLS           = r(502, 5, 5, 1, "Already running in TLS")
-	TLSNotSupported      = r(502, 5, 5, 1, "TLS not supported")
-	ReadyToStartTLS      = r(220, 2, 0, 0, "Ready to start TLS")
-	// MailSyntax, RcptSyntax: the argument is not FROM:<path> / TO:<path>.
-	MailSyntax = r(501, 5, 5, 2, "Was expecting MAIL arg syntax of FROM:<address>")
-	RcptSyntax = r(501, 5, 5, 2, "Was expecting RCPT arg syntax of TO:<address>")
-	// Parameters of MAIL and RCPT (RFC 5321 section 4.1.2 esmtp-param).
-	BadParameters        = r(501, 5, 5, 4, "Unable to parse ESMTP parameters")
-	BadSize              = r(501, 5, 5, 4, "Unable to parse SIZE as an integer")
-	BadBody              = r(501, 5, 5, 4, "Unknown BODY value")
-	MalformedAuthParam   = r(500, 5, 5, 4, "Malformed AUTH parameter value")
-	UnknownMailParameter = r(500, 5, 5, 4, "Unknown MAIL FROM argument")
-	UnknownRcptParameter = r(500, 5, 5, 4, "Unknown RCPT TO argument")
-	DataArguments        = r(501, 5, 5, 4, "DATA command should not have any arguments")
-	StartData            = &Reply{Code: 354, EnhancedCode: smtp.NoEnhancedCode, Message: "Go ahead. End your data with <CR><LF>.<CR><LF>"}
-	// BDAT (RFC 3030 section 2).
-	BdatSize      = r(501, 5, 5, 4, "Malformed size argument")
-	BdatArguments = r(501, 5, 5, 4, "Unknown BDAT argument")
-	BdatContinue  = r(250, 2, 0, 0, "Continue")
+	CommandLineTooLong = r(500, 5, 5, 2, "Command too long")
+	// TooManyErrors ends a session that keeps sending bad commands
+	// (Exchange's MaxProtocolErrors); 421 closes the channel.
+	TooManyErrors = r(421, 4, 7, 0, "Too many errors on this connection, closing transmission channel")
+	// EhloDomainRequired, HeloDomainRequired: EHLO or HELO without an
+	// argument.
+	EhloDomainRequired = r(501, 5, 0, 0, "EHLO requires domain address")
+	HeloDomainRequired = r(501, 5, 0, 0, "HELO requires domain address")
+	// InvalidDomainName: the EHLO or HELO argument is neither a domain nor
+	// an address literal ("EHLO MacBook.."; Exchange Online's reply in
+	// idx:60245553389).
+	InvalidDomainName = r(501, 5, 5, 4, "Invalid domain name")
+	// Commands out of sequence (RFC 5321 section 4.3.2's 503).
+	IntroduceFirst       = r(503, 5, 5, 2, "Send hello first")
+	MailFirst            = r(503, 5, 5, 2, "Need mail command")
+	RcptFirst            = r(503, 5, 5, 2, "Need rcpt command")
+	NestedMail           = r(503, 5, 5, 2, "Sender already specified")
+	AlreadyAuthenticated = r(503, 5, 5, 2, "Auth command already specified")
+	AlreadyTLS           = r(503, 5, 5, 2, "Only one STARTTLS command can be issued per session")
+	// DuringTransfer: a transaction command between BDAT chunks.
+	DuringTransfer = r(503, 5, 5, 1, "Bad sequence of commands")
+	// ReadyToStartTLS answers STARTTLS (reference section 1.2).
+	ReadyToStartTLS = r(220, 2, 0, 0, "SMTP server ready")
+	// UnknownCommand: a verb Postern does not implement, whatever its
+	// length, and STARTTLS where it is not offered.
+	UnknownCommand = r(500, 5, 3, 3, "Unrecognized command")
+	// NotImplemented: the obsolete commands (SEND, SOML, SAML, TURN) and
+	// EXPN (RFC 5321 section 4.2.4's 502).
+	NotImplemented = r(502, 5, 3, 3, "Command not implemented")
+	// Arguments of MAIL, RCPT, DATA and BDAT (RFC 5321 section 4.1.2;
+	// RFC 3030 section 2) that cannot be parsed.
+	InvalidArguments = r(501, 5, 5, 4, "Invalid arguments")
+	// UnrecognizedParameter: a MAIL or RCPT parameter Postern does not
+	// know, or of an extension it does not advertise (DSN's NOTIFY, RET,
+	// ENVID, ORCPT; REQUIRETLS; BINARYMIME).
+	UnrecognizedParameter = r(501, 5, 5, 4, "Unrecognized parameter")
+	BadBody               = r(501, 5, 5, 4, "Unsupported BODY type")
+	// MailAccepted, RcptAccepted and StartData are the transcript's
+	// replies to MAIL, RCPT and DATA (reference section 1.2).
+	MailAccepted = r(250, 2, 1, 0, "Sender OK")
+	RcptAccepted = r(250, 2, 1, 5, "Recipient OK")
+	StartData    = &Reply{Code: 354, EnhancedCode: smtp.NoEnhancedCode, Message: "Start mail input; end with <CRLF>.<CRLF>"}
 	// MessageAboveServerMaximum: the SIZE= parameter or the data itself is
 	// over the server's maximum, whoever the sender is.
-	MessageAboveServerMaximum = r(552, 5, 3, 4, "Max message size exceeded")
+	MessageAboveServerMaximum = r(552, 5, 3, 4, "Message size exceeds fixed maximum message size")
 	// TooManyRecipientsInTransaction is the engine's backstop above every
-	// per-mailbox or per-organization limit (RFC 5321 section 4.5.3.1.8).
+	// per-mailbox or per-organization limit (RFC 5321 section 4.5.3.1.8);
+	// Exchange's receive connector text.
 	TooManyRecipientsInTransaction = r(452, 4, 5, 3, "Too many recipients")
-	// AUTH (RFC 4954).
-	AuthMissingMechanism = r(502, 5, 5, 4, "Missing parameter")
-	AuthNeedsTLS         = r(523, 5, 7, 10, "TLS is required")
-	// AuthBadBase64 keeps the 454 devices have seen from Postern (RFC 4954
-	// section 4 would have 501).
-	AuthBadBase64 = r(454, 4, 7, 0, "Invalid base64 data")
-	AuthCancelled = r(501, 5, 0, 0, "Negotiation cancelled")
-	AuthSucceeded = r(235, 2, 0, 0, "Authentication succeeded")
-	Vrfy          = r(252, 2, 5, 0, "Cannot VRFY user, but will accept message")
-	Noop          = r(250, 2, 0, 0, "I have successfully done nothing")
-	ResetDone     = r(250, 2, 0, 0, "Session reset")
-	Bye           = r(221, 2, 0, 0, "Bye")
-	QueuedOK      = r(250, 2, 0, 0, "OK: queued")
+	// AUTH (RFC 4954). AuthBadBase64 is section 4's 501 5.5.2 for a
+	// response that is not base64; AuthCancelled answers "*".
+	AuthBadBase64 = r(501, 5, 5, 2, "Cannot Decode response")
+	AuthCancelled = r(501, 5, 5, 4, "Authentication cancelled")
+	AuthSucceeded = r(235, 2, 7, 0, "Authentication successful")
+	Vrfy          = r(252, 2, 1, 5, "Cannot VRFY user")
+	Noop          = r(250, 2, 0, 0, "OK")
+	ResetDone     = r(250, 2, 0, 0, "Resetting")
+	Bye           = r(221, 2, 0, 0, "Service closing transmission channel")
+	QueuedOK      = r(250, 2, 0, 0, "OK")
+	// Help lists the commands as Exchange's HELP does.
+	Help = &Reply{Code: 214, EnhancedCode: smtp.NoEnhancedCode, Message: "This server supports the following commands:\nHELO EHLO STARTTLS RCPT DATA RSET MAIL QUIT HELP AUTH BDAT"}
 	// InternalError: a session failed unexpectedly; the connection closes.
-	InternalError = r(421, 4, 0, 0, "Internal server error")
+	InternalError = r(421, 4, 3, 2, "System not accepting network messages")
 )
 
-// ServiceReady is the greeting (RFC 5321 section 4.2, 220).
-func ServiceReady(host string) *Reply {
-	return &Reply{Code: 220, EnhancedCode: smtp.NoEnhancedCode, Message: host + " ESMTP Service Ready"}
+// ServiceReady is the greeting (RFC 5321 section 4.2, 220), in Exchange's
+// shape: "<host> Microsoft ESMTP MAIL Service ready at <date> [<id>]"
+// (reference section 1.2), with Postern's name and the connection's session
+// ID, which the message trace and the server log also show.
+func ServiceReady(host string, now time.Time, sessionID string) *Reply {
+	return &Reply{Code: 220, EnhancedCode: smtp.NoEnhancedCode,
+		Message: fmt.Sprintf("%s Postern ESMTP MAIL Service ready at %s [%s]", host, now.UTC().Format(time.RFC1123Z), sessionID)}
 }
 
-// Hello answers HELO, and heads EHLO's capability list.
-func Hello(domain string) *Reply { return r(250, 2, 0, 0, "Hello "+domain) }
-
-// UnknownCommand: a verb Postern does not implement, whatever its length.
-func UnknownCommand(verb string) *Reply {
-	return r(500, 5, 5, 2, fmt.Sprintf("Syntax errors, %s command unrecognized", verb))
+// Hello answers HELO: "<host> Hello [<client address>]".
+func Hello(host string, client netip.Addr) *Reply {
+	return &Reply{Code: 250, EnhancedCode: smtp.NoEnhancedCode, Message: helloLine(host, client)}
 }
 
-// NotImplemented: the obsolete commands (RFC 5321 section 4.2.4's 502).
-func NotImplemented(verb string) *Reply { return r(502, 5, 5, 1, verb+" command not implemented") }
-
-// DuringTransfer: a transaction command between BDAT chunks.
-func DuringTransfer(verb string) *Reply {
-	return r(502, 5, 5, 1, verb+" not allowed during message transfer")
+func helloLine(host string, client netip.Addr) string {
+	return fmt.Sprintf("%s Hello [%s]", host, client)
 }
 
-// ParameterNotOffered: a MAIL or RCPT parameter of an extension Postern
-// does not advertise (RFC 5321 section 4.1.1.11 says 555; go-smtp's 504 kept).
-func ParameterNotOffered(name string) *Reply { return r(504, 5, 5, 4, name+" is not implemented") }
-
-// MailAccepted and RcptAccepted are the 250 replies to MAIL and RCPT.
-func MailAccepted(from string) *Reply {
-	return r(250, 2, 0, 0, "Roger, accepting mail from <"+from+">")
+// Capabilities answers EHLO: the Hello line, then the extensions in the
+// order Exchange Online lists them (reference section 1.2: SIZE,
+// PIPELINING, DSN, ENHANCEDSTATUSCODES, STARTTLS, AUTH, 8BITMIME,
+// BINARYMIME, CHUNKING, SMTPUTF8), those Postern does not offer left out.
+// mechanisms is empty when AUTH is not offered.
+func Capabilities(host string, client netip.Addr, maxSize int64, startTLS bool, mechanisms []string, smtpUTF8 bool) *Reply {
+	lines := []string{helloLine(host, client), fmt.Sprintf("SIZE %d", maxSize), "PIPELINING", "ENHANCEDSTATUSCODES"}
+	if startTLS {
+		lines = append(lines, "STARTTLS")
+	}
+	if len(mechanisms) > 0 {
+		lines = append(lines, "AUTH "+strings.Join(mechanisms, " "))
+	}
+	lines = append(lines, "8BITMIME", "CHUNKING")
+	if smtpUTF8 {
+		lines = append(lines, "SMTPUTF8")
+	}
+	return &Reply{Code: 250, EnhancedCode: smtp.NoEnhancedCode, Message: strings.Join(lines, "\n")}
 }
 
-// RcptAccepted is the 250 reply to RCPT.
-func RcptAccepted(to string) *Reply { return r(250, 2, 0, 0, "I'll make sure <"+to+"> gets this") }
+// AuthChallenge is a SASL server challenge (RFC 4954 section 4: 334 and
+// the challenge in base64, empty for none).
+func AuthChallenge(challenge []byte) *Reply {
+	return &Reply{Code: 334, EnhancedCode: smtp.NoEnhancedCode, Message: base64.StdEncoding.EncodeToString(challenge)}
+}
 
-// Anonymous limits per recipient organization (issue 11).
-
-// TooManyEnvelopeRecipients: an anonymous message names more recipients of
-// one organization than its Set-TransportConfig -MaxRecipientEnvelopeLimit
-// (Exchange Online: Unlimited, meaning 1000). 452 4.5.3 as RFC 5321 section
-// 4.5.3.1.8 prescribes, so the client sends the rest in another transaction.
-func TooManyEnvelopeRecipients(limit int) *Reply {
-	return r(452, 4, 5, 3, fmt.Sprintf("Too many recipients; at most %d recipients per message are accepted (MaxRecipientEnvelopeLimit)", limit))
+// ChunkReceived answers a BDAT chunk that is not the last (RFC 3030
+// section 2), as Exchange does.
+func ChunkReceived(octets int64) *Reply {
+	return r(250, 2, 6, 0, fmt.Sprintf("CHUNK received OK, %d octets", octets))
 }
 
 // RecipientMessageTooLarge: an anonymous message is larger than a recipient

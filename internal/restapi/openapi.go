@@ -49,7 +49,7 @@ var objectTypes = map[string]string{
 	"ServicePrincipal":               "DisplayName:s AppId:s ObjectId:s Identity:s WhenCreated:t",
 	"SmtpAuthClient":                 "SenderAddress:s Domain:s MessagesSent:i TLS10:s TLS11:s TLS12:s TLS13:s AuthenticationProtocol:s LastSent:t",
 	"SmtpSubmissionCheck":            "Check:s Result:s Detail:s",
-	"TransportConfig":                "Identity:s SmtpClientAuthenticationDisabled:b SmtpBasicAuthDisabled:b MaxRecipientEnvelopeLimit:s",
+	"TransportConfig":                "Identity:s SmtpClientAuthenticationDisabled:b SmtpBasicAuthDisabled:b MaxRecipientEnvelopeLimit:s AllowLegacyTLSClients:b",
 	"User":                           "Name:s Identity:s UserPrincipalName:s RecipientTypeDetails:s AuthenticationPolicy:s?",
 	"HostedOutboundSpamFilterPolicy": "Name:s Identity:s IsDefault:b RecipientLimitExternalPerHour:i RecipientLimitInternalPerHour:i RecipientLimitPerDay:i ActionWhenThresholdReached:s WhenChanged:t?",
 	"HostedConnectionFilterPolicy":   "Name:s Identity:s IsDefault:b IPAllowList:[s] IPBlockList:[s] EnableSafeList:b WhenChanged:t?",

@@ -208,14 +208,15 @@ func queueTuning(d config.Delivery, roots *x509.CertPool, resolver *net.Resolver
 }
 
 // reopen moves the listener of key ("submission", "submissions", "mx",
-// "admin") to addr, or closes it ("off"). The new listener accepts before
+// "submission_legacy", "admin") to addr, or closes it ("off"). The new listener accepts before
 // the old one stops; closing the old one ends only its accept loop, so
 // sessions on it go on to their end.
 func (s *Server) reopen(key, addr string) error {
 	if isAccessRole(key) {
 		return s.reopenAccess(key, addr)
 	}
-	role, smtp := map[string]smtpd.Role{"submission": smtpd.Submission, "submissions": smtpd.Submissions, "mx": smtpd.MX}[key]
+	role, smtp := map[string]smtpd.Role{"submission": smtpd.Submission, "submissions": smtpd.Submissions, "mx": smtpd.MX,
+		"submission_legacy": smtpd.SubmissionLegacy}[key]
 	s.lnMu.Lock()
 	var old net.Listener
 	if smtp {

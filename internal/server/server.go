@@ -321,7 +321,8 @@ func (s *Server) start(ctx context.Context) error {
 	for _, l := range []struct {
 		addr string
 		role smtpd.Role
-	}{{s.cfg.Submission, smtpd.Submission}, {s.cfg.Submissions, smtpd.Submissions}, {s.cfg.MX, smtpd.MX}} {
+	}{{s.cfg.Submission, smtpd.Submission}, {s.cfg.Submissions, smtpd.Submissions}, {s.cfg.MX, smtpd.MX},
+		{s.cfg.SubmissionLegacy, smtpd.SubmissionLegacy}} {
 		if !on(l.addr) {
 			continue
 		}

@@ -2,6 +2,7 @@ package smtpd
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 
 	"postern.dev/postern/internal/directory"
@@ -31,20 +32,23 @@ func TestRcptLogic(t *testing.T) {
 		to   string
 		want *reply.Reply
 		n    int // recipients kept after it
+		over int // recipients counted past a limit after it
 	}{
-		{"postmaster", nil, 1},
-		{"PostMaster", nil, 1},
-		{"SEAN@contoso.com", nil, 1},
-		{"kim@fabrikam.com", nil, 2},
-		{"ann@fabrikam.com", reply.TooManyEnvelopeRecipients(1), 2},
-		{"Kim@Fabrikam.com", nil, 2},
+		{"postmaster", nil, 1, 0},
+		{"PostMaster", nil, 1, 0},
+		{"SEAN@contoso.com", nil, 1, 0},
+		{"kim@fabrikam.com", nil, 2, 0},
+		// Past fabrikam's MaxRecipientEnvelopeLimit: accepted, counted,
+		// and the message refused whole at end of DATA.
+		{"ann@fabrikam.com", nil, 2, 1},
+		{"Kim@Fabrikam.com", nil, 2, 1},
 	} {
 		err := s.rcpt(tt.to)
 		if rep, _ := err.(*reply.Reply); (err == nil) != (tt.want == nil) || (rep != nil && reply.String(rep) != reply.String(tt.want)) {
 			t.Errorf("RCPT TO:<%s>: %v, want %v", tt.to, err, tt.want)
 		}
-		if len(s.recipients) != tt.n {
-			t.Errorf("after %s: %d recipients, want %d", tt.to, len(s.recipients), tt.n)
+		if len(s.recipients) != tt.n || s.overLimit != tt.over {
+			t.Errorf("after %s: %d recipients, %d over the limit, want %d and %d", tt.to, len(s.recipients), s.overLimit, tt.n, tt.over)
 		}
 	}
 	if got := s.recipients[0].Route.Mailbox; got == nil || got.ID != 1 {
@@ -52,5 +56,8 @@ func TestRcptLogic(t *testing.T) {
 	}
 	if s.verdicts[0].Org.ID != 1 || s.verdicts[1].Org.ID != 2 {
 		t.Errorf("organizations: %v, %v", s.verdicts[0].Org, s.verdicts[1].Org)
+	}
+	if rep := s.data(strings.NewReader("From: x@outside.example\r\n\r\nhi\r\n")); rep != reply.RecipientLimitExceeded {
+		t.Errorf("end of DATA over the limit: %v, want the whole message refused", rep)
 	}
 }

@@ -41,10 +41,30 @@ const (
 	// MX is port 25's role: anonymous mail for the organization's mailboxes,
 	// and SMTP AUTH after STARTTLS as Exchange allows on 25.
 	MX
+	// SubmissionLegacy is the legacy-TLS endpoint (Exchange Online's
+	// smtp-legacy.office365.com, seed 002): Submission, where STARTTLS also
+	// negotiates TLS 1.0 and 1.1, and only mailboxes of organizations with
+	// Set-TransportConfig -AllowLegacyTLSClients $true may authenticate.
+	SubmissionLegacy
 )
 
+// String is the role's configuration key.
 func (r Role) String() string {
-	return [...]string{"submission", "submissions", "mx"}[r]
+	return [...]string{"submission", "submissions", "mx", "submission_legacy"}[r]
+}
+
+// legacyTLS is the legacy listener's TLS configuration: the server's, with
+// TLS 1.0 and 1.1 allowed. Go's crypto/tls still implements them for
+// servers but leaves them out unless MinVersion asks for them (GODEBUG
+// tls10server=1 would lower the default for every listener; setting
+// MinVersion here weakens this listener alone).
+func legacyTLS(c *tls.Config) *tls.Config {
+	if c == nil {
+		return nil
+	}
+	c = c.Clone()
+	c.MinVersion = tls.VersionTLS10
+	return c
 }
 
 // requiresAuth reports whether MAIL FROM needs a prior successful AUTH.
@@ -175,6 +195,9 @@ func (s *Server) Serve(l net.Listener, role Role) error {
 		Log:               s.log,
 		Observe:           metrics.Listener(role.String()),
 	}
+	if role == SubmissionLegacy {
+		srv.TLSConfig = legacyTLS(s.cfg.TLS)
+	}
 	if pl := s.cfg.ProtocolLog; pl != nil {
 		identity := protolog.ForRole(role.String())
 		// Asked once per connection: a listener not set to Verbose costs
@@ -264,8 +287,12 @@ func (t teeTranscript) Close() {
 }
 
 // maxRecipientsPerTransaction is the engine's backstop above the policy's
-// limits (RecipientLimits is at most 1,000 in Exchange Online).
-const maxRecipientsPerTransaction = 1000
+// limits (RecipientLimits and MaxRecipientEnvelopeLimit are at most 1,000 in
+// Exchange Online). It is twice that, so that a message over any limit is
+// still refused whole at end of DATA (RecipLimit) rather than cut short at
+// RCPT; past it, RCPT gets 452 4.5.3 and the message is refused all the
+// same. Only a count is kept for the recipients past the limits.
+const maxRecipientsPerTransaction = 2 * directory.MaxRecipientLimits
 
 // Admission is the connection admission of every SMTP listener (the global
 // cap, per client address and per minute); the IMAP4 and POP3 listeners

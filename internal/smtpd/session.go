@@ -66,6 +66,11 @@ type session struct {
 	// throttled lists the source throttling classes of the transaction's
 	// anonymous recipients: an accepted message counts once in each.
 	throttled []policy.SourceClass
+	// overLimit counts the recipients accepted past RecipientLimits or
+	// MaxRecipientEnvelopeLimit: as in Exchange, the message is then
+	// refused whole at end of DATA (reference section 4.1), so they are
+	// counted, never kept.
+	overLimit int
 	// senderAuth caches the SPF/DKIM/DMARC result of the message in DATA.
 	senderAuth *senderauth.Result
 	facts      *policy.ClientFacts
@@ -220,6 +225,16 @@ func (s *session) signInResult(mech, user string, g *signin.Grant, r *signin.Ref
 		metrics.Auth(mech, authResult(r.Reply))
 		return s.authFailed(r.Reply, mech, user)
 	}
+	if s.role == SubmissionLegacy {
+		var version uint16
+		if s.tls != nil {
+			version = s.tls.Version
+		}
+		if rep := policy.CheckLegacyEndpoint(s.srv.dir.Load().Organization(g.Mailbox.OrgID), version); rep != nil {
+			metrics.Auth(mech, authResult(rep))
+			return s.authFailed(rep, mech, user)
+		}
+	}
 	metrics.Auth(mech, authResult(nil))
 	s.signedIn(g.Mailbox, g.Method)
 	return nil
@@ -314,7 +329,7 @@ func (s *session) mail(from string, opts *smtp.MailOptions) error {
 		}
 	}
 	s.from, s.declaredSize = a, size
-	s.recipients, s.verdicts, s.seen, s.perOrg, s.throttled = nil, nil, nil, nil, nil
+	s.recipients, s.verdicts, s.seen, s.perOrg, s.throttled, s.overLimit = nil, nil, nil, nil, nil, 0
 	return nil
 }
 
@@ -359,15 +374,16 @@ func (s *session) rcpt(to string) error {
 		return nil
 	}
 	if s.mailbox != nil {
-		if rep := policy.CheckRecipientCount(s.mailbox, len(s.recipients)+1); rep != nil {
-			return rep
-		}
 		route, rep := policy.RouteAuthenticated(dir, a)
 		if rep != nil {
 			return rep
 		}
 		if rep := s.checkReceiveQuota(route.Mailbox); rep != nil {
 			return rep
+		}
+		if policy.CheckRecipientCount(s.mailbox, len(s.recipients)+s.overLimit+1) != nil {
+			s.overLimit++
+			return nil
 		}
 		s.accept(transport.Recipient{Address: a, Route: route})
 		return nil
@@ -397,12 +413,6 @@ func (s *session) rcpt(to string) error {
 			return rep
 		}
 	}
-	if rep := policy.CheckEnvelopeRecipients(v.Org, s.perOrg[v.Org.ID]+1); rep != nil {
-		return rep
-	}
-	if len(s.recipients) >= directory.MaxRecipientLimits {
-		return reply.TooManyEnvelopeRecipients(directory.MaxRecipientLimits)
-	}
 	if m := v.Route.Mailbox; m != nil && s.declaredSize > 0 {
 		if rep := policy.CheckReceiveSize(m, s.declaredSize); rep != nil {
 			return rep
@@ -411,15 +421,19 @@ func (s *session) rcpt(to string) error {
 	if rep := s.checkReceiveQuota(v.Route.Mailbox); rep != nil {
 		return rep
 	}
+	if s.perOrg == nil {
+		s.perOrg = map[int64]int{}
+	}
+	s.perOrg[v.Org.ID]++
+	if policy.CheckEnvelopeRecipients(v.Org, s.perOrg[v.Org.ID]) != nil || len(s.recipients) >= directory.MaxRecipientLimits {
+		s.overLimit++
+		return nil
+	}
 	s.accept(transport.Recipient{Address: a, Route: v.Route})
 	s.verdicts = append(s.verdicts, v)
 	if class != policy.Unthrottled && !slices.Contains(s.throttled, class) {
 		s.throttled = append(s.throttled, class)
 	}
-	if s.perOrg == nil {
-		s.perOrg = map[int64]int{}
-	}
-	s.perOrg[v.Org.ID]++
 	return nil
 }
 
@@ -450,6 +464,11 @@ func (s *session) accept(r transport.Recipient) {
 // for an authenticated sender; the recipients' MaxReceiveSize for an
 // anonymous one.
 func (s *session) data(r io.Reader) *reply.Reply {
+	if s.overLimit > 0 {
+		// Nothing is read: the engine reads the rest of the message to
+		// stay in step with the client.
+		return reply.RecipientLimitExceeded
+	}
 	limit := int64(directory.MaxMessageSize)
 	if s.mailbox != nil {
 		limit = policy.SendSizeLimit(s.mailbox)
@@ -639,7 +658,7 @@ func (s *session) signIn() string {
 // Reset ends the transaction (RSET, or after DATA).
 func (s *session) Reset() {
 	s.from, s.recipients, s.verdicts, s.declaredSize = address.Address{}, nil, nil, 0
-	s.seen, s.perOrg, s.throttled = nil, nil, nil
+	s.seen, s.perOrg, s.throttled, s.overLimit = nil, nil, nil, 0
 }
 
 // Logout ends the session and frees the mailbox's connection slot.

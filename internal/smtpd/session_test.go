@@ -112,17 +112,24 @@ func TestSessionConversation(t *testing.T) {
 		"DATA",
 		"From: sean@contoso.com",
 		"",
+		"to six outside recipients: refused whole",
+		".",
+		"MAIL FROM:<sean@contoso.com>",
+		"RCPT TO:<a@x.example>", "RCPT TO:<b@x.example>", "RCPT TO:<c@x.example>", "RCPT TO:<d@x.example>", "RCPT TO:<e@x.example>",
+		"DATA",
+		"From: sean@contoso.com",
+		"",
 		"to five outside recipients",
 		".",
 		"QUIT", ""}, "\r\n")
 	got := converse(t, addr, []byte(script))
 	for _, want := range []string{
 		"550 5.7.64 TenantAttribution; Relay Access Denied",
-		"550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient nobody@contoso.com not found",
+		"550 5.4.1 Recipient address rejected: Access denied. AS(201806281)\r\n",
 		"250 2.0.0 OK <",
-		"235 2.0.0",
-		"452 4.5.3 Too many recipients; this mailbox may send to at most 5 recipients per message",
-		"221 2.0.0",
+		"235 2.7.0 Authentication successful\r\n",
+		"550 5.5.3 RESOLVER.ADR.RecipLimit; too many recipients\r\n",
+		"221 2.0.0 Service closing transmission channel\r\n",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("conversation lacks %q:\n%s", want, got)

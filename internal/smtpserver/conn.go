@@ -110,7 +110,7 @@ func (c *Conn) serve() {
 		tc.SetDeadline(time.Time{})
 		c.lc.SetTransport(tc)
 	}
-	c.reply(reply.ServiceReady(c.server.Hostname))
+	c.reply(reply.ServiceReady(c.server.Hostname, time.Now(), c.id))
 	for !c.closed {
 		line, err := c.readCommand(c.server.MaxLineLength, c.server.MaxAuthLineLength)
 		if err != nil {
@@ -310,31 +310,26 @@ func (c *Conn) handle(line string) {
 		c.handleAuth(arg)
 	case "STARTTLS":
 		c.handleStartTLS(arg)
-	case "SEND", "SOML", "SAML", "EXPN", "HELP", "TURN":
-		c.reply(reply.NotImplemented(verb))
+	case "HELP":
+		c.reply(reply.Help)
+	case "SEND", "SOML", "SAML", "EXPN", "TURN":
+		c.reply(reply.NotImplemented)
 	default:
-		c.protocolError(reply.UnknownCommand(printable(verb, 32)))
+		c.protocolError(reply.UnknownCommand)
 	}
-}
-
-// printable makes client text safe to echo in a reply: printable ASCII
-// only, at most n characters.
-func printable(s string, n int) string {
-	var b strings.Builder
-	for i := 0; i < len(s) && b.Len() < n; i++ {
-		if ch := s[i]; ch >= 0x21 && ch < 0x7f {
-			b.WriteByte(ch)
-		} else {
-			b.WriteByte('?')
-		}
-	}
-	return b.String()
 }
 
 func (c *Conn) handleGreet(ehlo bool, arg string) {
 	domain, _, _ := strings.Cut(arg, " ")
-	if domain == "" {
-		c.reply(reply.HeloRequired)
+	switch {
+	case domain == "" && ehlo:
+		c.reply(reply.EhloDomainRequired)
+		return
+	case domain == "":
+		c.reply(reply.HeloDomainRequired)
+		return
+	case !validHelo(domain):
+		c.reply(reply.InvalidDomainName)
 		return
 	}
 	c.helo = domain
@@ -351,23 +346,15 @@ func (c *Conn) handleGreet(ehlo bool, arg string) {
 		c.session = sess
 	}
 	if !ehlo {
-		c.reply(reply.Hello(domain))
+		c.reply(reply.Hello(c.server.Hostname, c.ip))
 		return
 	}
-	caps := []string{"Hello " + domain, "PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES", "CHUNKING"}
-	if _, isTLS := c.TLSConnectionState(); c.server.TLSConfig != nil && !isTLS {
-		caps = append(caps, "STARTTLS")
-	}
+	_, isTLS := c.TLSConnectionState()
+	var mechs []string
 	if c.authAllowed() {
-		if mechs := c.authMechanisms(); len(mechs) > 0 {
-			caps = append(caps, "AUTH "+strings.Join(mechs, " "))
-		}
+		mechs = c.authMechanisms()
 	}
-	if c.server.EnableSMTPUTF8 {
-		caps = append(caps, "SMTPUTF8")
-	}
-	caps = append(caps, fmt.Sprintf("SIZE %d", c.server.MaxMessageBytes))
-	c.reply(&reply.Reply{Code: 250, EnhancedCode: smtp.NoEnhancedCode, Message: strings.Join(caps, "\n")})
+	c.reply(reply.Capabilities(c.server.Hostname, c.ip, c.server.MaxMessageBytes, c.server.TLSConfig != nil && !isTLS, mechs, c.server.EnableSMTPUTF8))
 }
 
 func (c *Conn) authAllowed() bool {
@@ -388,7 +375,7 @@ func (c *Conn) handleMail(arg string) {
 		c.reply(reply.IntroduceFirst)
 		return
 	case c.bdat != nil:
-		c.reply(reply.DuringTransfer("MAIL"))
+		c.reply(reply.DuringTransfer)
 		return
 	case c.fromReceived:
 		c.reply(reply.NestedMail)
@@ -396,12 +383,12 @@ func (c *Conn) handleMail(arg string) {
 	}
 	rest, ok := cutPrefixFold(arg, "FROM:")
 	if !ok {
-		c.protocolError(reply.MailSyntax)
+		c.protocolError(reply.InvalidArguments)
 		return
 	}
 	from, params, err := parseReversePath(strings.TrimSpace(rest))
 	if err != nil {
-		c.protocolError(reply.MailSyntax)
+		c.protocolError(reply.InvalidArguments)
 		return
 	}
 	opts, rep := c.mailOptions(params)
@@ -414,14 +401,14 @@ func (c *Conn) handleMail(arg string) {
 		return
 	}
 	c.fromReceived = true
-	c.reply(reply.MailAccepted(from))
+	c.reply(reply.MailAccepted)
 }
 
 // mailOptions reads MAIL's parameters (RFC 5321 section 4.1.1.2).
 func (c *Conn) mailOptions(params string) (*smtp.MailOptions, *reply.Reply) {
 	args, err := parseParams(params)
 	if err != nil {
-		return nil, reply.BadParameters
+		return nil, reply.InvalidArguments
 	}
 	opts := &smtp.MailOptions{}
 	for _, a := range args {
@@ -429,7 +416,7 @@ func (c *Conn) mailOptions(params string) (*smtp.MailOptions, *reply.Reply) {
 		case "SIZE":
 			size, err := strconv.ParseUint(a.value, 10, 63)
 			if err != nil {
-				return nil, reply.BadSize
+				return nil, reply.InvalidArguments
 			}
 			if c.server.MaxMessageBytes > 0 && int64(size) > c.server.MaxMessageBytes {
 				return nil, reply.MessageAboveServerMaximum
@@ -437,7 +424,7 @@ func (c *Conn) mailOptions(params string) (*smtp.MailOptions, *reply.Reply) {
 			opts.Size = int64(size)
 		case "SMTPUTF8":
 			if !c.server.EnableSMTPUTF8 {
-				return nil, reply.ParameterNotOffered(a.key)
+				return nil, reply.UnrecognizedParameter
 			}
 			opts.UTF8 = true
 		case "BODY":
@@ -445,7 +432,7 @@ func (c *Conn) mailOptions(params string) (*smtp.MailOptions, *reply.Reply) {
 			case smtp.Body7Bit, smtp.Body8BitMIME:
 				opts.Body = v
 			case smtp.BodyBinaryMIME:
-				return nil, reply.ParameterNotOffered("BINARYMIME")
+				return nil, reply.UnrecognizedParameter
 			default:
 				return nil, reply.BadBody
 			}
@@ -454,12 +441,12 @@ func (c *Conn) mailOptions(params string) (*smtp.MailOptions, *reply.Reply) {
 			// that does not trust the client ignores; only its syntax is
 			// checked.
 			if a.value == "" {
-				return nil, reply.MalformedAuthParam
+				return nil, reply.InvalidArguments
 			}
 		case "RET", "ENVID", "REQUIRETLS", "MT-PRIORITY", "BY", "HOLDFOR", "HOLDUNTIL":
-			return nil, reply.ParameterNotOffered(a.key)
+			return nil, reply.UnrecognizedParameter
 		default:
-			return nil, reply.UnknownMailParameter
+			return nil, reply.UnrecognizedParameter
 		}
 	}
 	return opts, nil
@@ -471,17 +458,17 @@ func (c *Conn) handleRcpt(arg string) {
 		c.reply(reply.MailFirst)
 		return
 	case c.bdat != nil:
-		c.reply(reply.DuringTransfer("RCPT"))
+		c.reply(reply.DuringTransfer)
 		return
 	}
 	rest, ok := cutPrefixFold(arg, "TO:")
 	if !ok {
-		c.protocolError(reply.RcptSyntax)
+		c.protocolError(reply.InvalidArguments)
 		return
 	}
 	to, params, err := parseForwardPath(strings.TrimSpace(rest))
 	if err != nil {
-		c.protocolError(reply.RcptSyntax)
+		c.protocolError(reply.InvalidArguments)
 		return
 	}
 	if c.server.MaxRecipients > 0 && c.recipients >= c.server.MaxRecipients {
@@ -490,34 +477,30 @@ func (c *Conn) handleRcpt(arg string) {
 	}
 	args, err := parseParams(params)
 	if err != nil {
-		c.reply(reply.BadParameters)
+		c.reply(reply.InvalidArguments)
 		return
 	}
-	for _, a := range args {
-		switch a.key {
-		case "NOTIFY", "ORCPT", "RRVS", "BY", "MT-PRIORITY":
-			c.reply(reply.ParameterNotOffered(a.key))
-			return
-		default:
-			c.reply(reply.UnknownRcptParameter)
-			return
-		}
+	if len(args) > 0 {
+		// Postern offers no RCPT parameter (DSN's NOTIFY and ORCPT among
+		// them: DSN is not advertised).
+		c.reply(reply.UnrecognizedParameter)
+		return
 	}
 	if err := c.session.Rcpt(to, &smtp.RcptOptions{}); err != nil {
 		c.reply(replyFor(err, reply.StorageUnavailable))
 		return
 	}
 	c.recipients++
-	c.reply(reply.RcptAccepted(to))
+	c.reply(reply.RcptAccepted)
 }
 
 func (c *Conn) handleData(arg string) {
 	switch {
 	case arg != "":
-		c.reply(reply.DataArguments)
+		c.reply(reply.InvalidArguments)
 		return
 	case c.bdat != nil:
-		c.reply(reply.DuringTransfer("DATA"))
+		c.reply(reply.DuringTransfer)
 		return
 	case !c.fromReceived || c.recipients == 0:
 		c.reply(reply.RcptFirst)
@@ -590,11 +573,13 @@ func (c *Conn) handleAuth(arg string) {
 	}
 	parts := strings.Fields(arg)
 	if len(parts) == 0 {
-		c.reply(reply.AuthMissingMechanism)
+		c.reply(reply.InvalidArguments)
 		return
 	}
 	if !c.authAllowed() {
-		c.reply(reply.AuthNeedsTLS)
+		// AUTH is not offered before TLS; Exchange Online answers it as an
+		// unknown mechanism.
+		c.reply(reply.AuthMechanismUnsupported)
 		return
 	}
 	var response []byte
@@ -624,7 +609,7 @@ func (c *Conn) handleAuth(arg string) {
 		if done {
 			break
 		}
-		c.reply(&reply.Reply{Code: 334, EnhancedCode: smtp.NoEnhancedCode, Message: base64.StdEncoding.EncodeToString(challenge)})
+		c.reply(reply.AuthChallenge(challenge))
 		line, err := c.readCommand(c.server.MaxAuthLineLength, 0)
 		if err != nil {
 			c.readFailed(err)
@@ -661,10 +646,10 @@ func (c *Conn) handleStartTLS(arg string) {
 		c.reply(reply.AlreadyTLS)
 		return
 	case c.server.TLSConfig == nil:
-		c.reply(reply.TLSNotSupported)
+		c.protocolError(reply.UnknownCommand) // not offered
 		return
 	case arg != "":
-		c.protocolError(reply.UnknownCommand("STARTTLS"))
+		c.protocolError(reply.InvalidArguments)
 		return
 	}
 	c.reply(reply.ReadyToStartTLS)
@@ -704,17 +689,17 @@ type bdatTransfer struct {
 func (c *Conn) handleBdat(arg string) {
 	args := strings.Fields(arg)
 	if len(args) == 0 || len(args) > 2 {
-		c.reply(reply.BdatSize)
+		c.reply(reply.InvalidArguments)
 		return
 	}
 	size, err := strconv.ParseUint(args[0], 10, 32)
 	if err != nil {
-		c.reply(reply.BdatSize)
+		c.reply(reply.InvalidArguments)
 		return
 	}
 	last := len(args) == 2
 	if last && !strings.EqualFold(args[1], "LAST") {
-		c.reply(reply.BdatArguments)
+		c.reply(reply.InvalidArguments)
 		return
 	}
 	c.lc.SetMode(lineserver.Stream)
@@ -783,7 +768,7 @@ func (c *Conn) handleBdat(arg string) {
 		return
 	}
 	if !last {
-		c.reply(reply.BdatContinue)
+		c.reply(reply.ChunkReceived(int64(size)))
 		return
 	}
 	result := c.finishBdat()

@@ -131,8 +131,8 @@ func TestUnknownCommandsOfAnyLength(t *testing.T) {
 	addr, _, _ := startEngine(t, nil)
 	for _, verb := range []string{"X", "XY", "XYZ", "FROB", "FOOBAR", "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGHIJ", "X Y", "\x01\x02"} {
 		c := dialEngine(t, addr)
-		got := c.expect(verb, "500 5.5.2 Syntax errors, ")
-		if len(got) > 100 || strings.ContainsAny(got[4:], "\x01\x02") {
+		// Exchange's reply, which echoes nothing of what the client sent.
+		if got := c.expect(verb, "500 5.3.3 Unrecognized command"); got != "500 5.3.3 Unrecognized command" {
 			t.Errorf("%q echoed as %q", verb, got)
 		}
 	}
@@ -142,11 +142,11 @@ func TestTooManyBadCommandsClose(t *testing.T) {
 	addr, _, _ := startEngine(t, nil)
 	c := dialEngine(t, addr)
 	for i := 0; i < 3; i++ {
-		c.expect("FROB", "500 5.5.2")
+		c.expect("FROB", "500 5.3.3")
 	}
 	io.WriteString(c.conn, "FROB\r\n")
 	c.read()
-	if got := c.read(); !strings.HasPrefix(got, "500 5.5.1") {
+	if got := c.read(); got != "421 4.7.0 Too many errors on this connection, closing transmission channel" {
 		t.Fatalf("after 4 bad commands: %q", got)
 	}
 	if got := c.read(); got != "" {
@@ -161,7 +161,7 @@ func TestHalfACommandIsNeverRun(t *testing.T) {
 	c := dialEngine(t, addr)
 	c.expect("EHLO x", "250")
 	io.WriteString(c.conn, "MAIL FROM:<a@b.example>")
-	if got := c.read(); !strings.HasPrefix(got, "421 4.4.2") {
+	if got := c.read(); !strings.HasPrefix(got, "451 4.7.0 Timeout waiting for client input") {
 		t.Fatalf("after half a line: %q", got)
 	}
 	c2 := dialEngine(t, addr)
@@ -191,7 +191,7 @@ func TestTimeoutsCountProgress(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}()
-	if got := c.read(); !strings.HasPrefix(got, "421 4.4.2") {
+	if got := c.read(); !strings.HasPrefix(got, "451 4.7.0 Timeout waiting for client input") {
 		t.Fatalf("trickled command: %q", got)
 	}
 
@@ -221,7 +221,7 @@ func TestSetReadTimeout(t *testing.T) {
 	srv.SetReadTimeout(300 * time.Millisecond)
 	after := dialEngine(t, addr)
 	after.expect("EHLO x", "250")
-	if got := after.read(); !strings.HasPrefix(got, "421 4.4.2") {
+	if got := after.read(); !strings.HasPrefix(got, "451 4.7.0 Timeout waiting for client input") {
 		t.Fatalf("a connection after the change: %q, want the idle timeout", got)
 	}
 	// before has been idle longer than after was when it timed out.
@@ -256,13 +256,13 @@ func TestBdat(t *testing.T) {
 	c := dialEngine(t, addr)
 	c.expect("EHLO x", "250")
 	io.WriteString(c.conn, "BDAT 3\r\nabc")
-	if got := c.read(); !strings.HasPrefix(got, "502 5.5.1") {
+	if got := c.read(); got != "503 5.5.2 Need rcpt command" {
 		t.Fatalf("BDAT before MAIL: %q", got)
 	}
 	c.expect("MAIL FROM:<a@b.example>", "250")
 	c.expect("RCPT TO:<c@d.example>", "250")
 	io.WriteString(c.conn, "BDAT 5\r\nhello")
-	if got := c.read(); !strings.HasPrefix(got, "250 2.0.0 Continue") {
+	if got := c.read(); !strings.HasPrefix(got, "250 2.6.0 CHUNK received OK, 5 octets") {
 		t.Fatalf("first chunk: %q", got)
 	}
 	io.WriteString(c.conn, "BDAT 8 LAST\r\n, world\n")

@@ -70,7 +70,7 @@ func TestObservedOutcomes(t *testing.T) {
 			}
 		}, OutcomeError},
 		{"idle timeout", func(c *client) {
-			if got := c.read(); !strings.HasPrefix(got, "421 ") {
+			if got := c.read(); !strings.HasPrefix(got, "451 4.7.0 ") {
 				t.Errorf("idle: %q", got)
 			}
 		}, OutcomeTimeout},

@@ -120,3 +120,39 @@ func parseParams(s string) ([]param, error) {
 	}
 	return out, nil
 }
+
+// validHelo tells whether the argument of EHLO or HELO can be a domain
+// (RFC 5321 section 4.1.1.1) or an address literal. It is lenient, as
+// devices send bare host names ("PRINTER01") that Exchange accepts, but
+// refuses what no name can be: empty labels ("MacBook.."), spaces and
+// control characters, as Exchange Online does with "501 5.5.4 Invalid
+// domain name".
+func validHelo(s string) bool {
+	if strings.HasPrefix(s, "[") {
+		if !strings.HasSuffix(s, "]") || len(s) <= 2 {
+			return false
+		}
+		for i := 1; i < len(s)-1; i++ {
+			if ch := s[i]; ch <= ' ' || ch >= 0x7f || ch == '[' || ch == ']' || ch == '\\' {
+				return false
+			}
+		}
+		return true
+	}
+	s = strings.TrimSuffix(s, ".") // an absolute name
+	if s == "" || len(s) > 255 {
+		return false
+	}
+	for label := range strings.SplitSeq(s, ".") {
+		if label == "" {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			ch := label[i]
+			if !(ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' || ch == '-' || ch == '_' || ch >= 0x80) {
+				return false
+			}
+		}
+	}
+	return true
+}

@@ -51,7 +51,7 @@ func TestTranscript(t *testing.T) {
 	c.expect("RCPT TO:<c@d.test>", "250 ")
 	c.expect("DATA", "354 ")
 	c.expect("Subject: x\r\n\r\nbody\r\n.", "250 ")
-	c.expect("BDAT 7 LAST\r\nhello", "502 ") // no transaction: refused, chunk still counted
+	c.expect("BDAT 7 LAST\r\nhello", "503 ") // no transaction: refused, chunk still counted
 	c.expect("QUIT", "221 ")
 	select {
 	case <-tr.closed:

@@ -404,7 +404,7 @@ const (
 	EventDefer   = "Defer"   // a temporary failure; will be retried
 	EventFail    = "Fail"    // a permanent failure, or given up
 	EventDSN     = "DSN"     // a delivery status notification went to the sender
-	EventDrop    = "Drop"    // removed from the queue by an admin, without NDR
+	EventDrop    = "Drop"    // removed from the queue by an admin, or a notification nobody could read, without NDR
 	// EventAgentInfo records a policy's verdict on an accepted message (an
 	// outbound spam policy alert), as Exchange's AGENTINFO entries do.
 	EventAgentInfo = "AgentInfo"

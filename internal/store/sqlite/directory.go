@@ -24,12 +24,12 @@ func (s *Store) LoadDirectory(ctx context.Context) (directory.Contents, error) {
 
 	err = each(ctx, tx, `SELECT id, name, guid, smtp_client_authentication_disabled, security_defaults_enabled,
 		default_authentication_policy, reject_direct_send, smtp_basic_auth_disabled, max_recipient_envelope_limit,
-		cas_plan_imap_enabled, cas_plan_pop_enabled, when_created FROM organizations ORDER BY id`, func(rows *sql.Rows) error {
+		cas_plan_imap_enabled, cas_plan_pop_enabled, allow_legacy_tls_clients, when_created FROM organizations ORDER BY id`, func(rows *sql.Rows) error {
 		o := &directory.Organization{}
 		var created int64
 		if err := rows.Scan(&o.ID, &o.Name, &o.GUID, &o.SmtpClientAuthenticationDisabled, &o.SecurityDefaultsEnabled,
 			&o.DefaultAuthenticationPolicy, &o.RejectDirectSend, &o.SmtpBasicAuthDisabled, &o.MaxRecipientEnvelopeLimit,
-			&o.CASMailboxPlanImapEnabled, &o.CASMailboxPlanPopEnabled, &created); err != nil {
+			&o.CASMailboxPlanImapEnabled, &o.CASMailboxPlanPopEnabled, &o.AllowLegacyTLSClients, &created); err != nil {
 			return err
 		}
 		o.WhenCreated = fromNanos(created)
@@ -202,10 +202,10 @@ func (s *Store) SaveOrganization(ctx context.Context, o *directory.Organization)
 		return upsert(ctx, tx, "organizations", &o.ID,
 			[]string{"name", "guid", "smtp_client_authentication_disabled", "security_defaults_enabled", "default_authentication_policy",
 				"reject_direct_send", "smtp_basic_auth_disabled", "max_recipient_envelope_limit", "cas_plan_imap_enabled", "cas_plan_pop_enabled",
-				"when_created"},
+				"allow_legacy_tls_clients", "when_created"},
 			[]any{o.Name, o.GUID, o.SmtpClientAuthenticationDisabled, o.SecurityDefaultsEnabled, o.DefaultAuthenticationPolicy,
 				o.RejectDirectSend, o.SmtpBasicAuthDisabled, o.MaxRecipientEnvelopeLimit, o.CASMailboxPlanImapEnabled, o.CASMailboxPlanPopEnabled,
-				created(&o.WhenCreated)})
+				o.AllowLegacyTLSClients, created(&o.WhenCreated)})
 	})
 }
 
