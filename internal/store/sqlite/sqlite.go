@@ -58,7 +58,7 @@ type Store struct {
 	sizes sizeCache
 }
 
-var _ store.Store = (*Store)(nil)
+var _ store.Server = (*Store)(nil)
 
 // maxBatch bounds how many submissions share one transaction, so that one
 // batch's latency stays small.
