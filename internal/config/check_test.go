@@ -1,6 +1,7 @@
 package config
 
 import (
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -91,5 +92,26 @@ func FuzzCheck(f *testing.F) {
 			}
 		}
 		keyPositions([]byte(file))
+	})
+}
+
+// FuzzCheckStoreURL: any [store] url is judged without a panic, and a
+// refusal never repeats the URL's password (it may quote the scheme).
+func FuzzCheckStoreURL(f *testing.F) {
+	for _, s := range []string{"postgres://u:secret@127.0.0.1:5432/db", "postgresql://u@h/db?sslmode=disable", "mysql://u:secret@h/db",
+		"postgres://u:secret@h", "postgres://%zz", "", "postgres:///db", "postgres://[::1]:5432/db"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		err := CheckStoreURL(s)
+		u, perr := url.Parse(s)
+		if err == nil || perr != nil || u.User == nil {
+			return
+		}
+		password, _ := u.User.Password()
+		rest := strings.ReplaceAll(err.Error(), u.Scheme, "")
+		if len(password) >= 4 && strings.Contains(rest, password) && !strings.Contains("postgres://USER@HOST:PORT/DATABASE; leave it empty for SQLite in the data directory only PostgreSQL is supported want with a host and a database not a URL", password) {
+			t.Fatalf("the refusal of %q repeats its password: %v", s, err)
+		}
 	})
 }

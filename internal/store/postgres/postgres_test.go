@@ -197,3 +197,27 @@ func TestNodesReleaseTogether(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkCommitParallel is the SQLite store's benchmark of the same
+// name: 16 submitters at once, each message with a Sent Items copy and
+// one outbound recipient.
+func BenchmarkCommitParallel(b *testing.B) {
+	s := openTest(b, testpg.New(b))
+	b.Cleanup(func() { s.Close() })
+	ctx := context.Background()
+	org := &directory.Organization{Name: "o", GUID: "g"}
+	must(b, s.SaveOrganization(ctx, org))
+	mb := &directory.Mailbox{OrgID: org.ID, Name: "m", PrimarySmtpAddress: "m@o.example", UserPrincipalName: "m@o.example", Type: directory.UserMailbox}
+	must(b, s.SaveMailbox(ctx, mb))
+	body := make([]byte, 2048)
+	b.SetParallelism(16)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			err := s.Commit(ctx, &store.Submission{OrgID: org.ID, MessageID: "x", ReceivedAt: time.Now(), Body: body,
+				AuthMailbox: mb.ID, SentItems: mb.ID, Recipients: 1, Remote: []store.RemoteDelivery{{Recipient: "r@x.example"}}})
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
