@@ -25,6 +25,7 @@ import (
 
 	"postern.dev/postern/internal/testdns"
 	"postern.dev/postern/internal/testlog"
+	"postern.dev/postern/internal/testpg"
 )
 
 var binary string
@@ -56,6 +57,7 @@ func TestMain(m *testing.M) {
 	dns.FailUnknownMX()
 	emptyDNS = dns.Addr
 	code := m.Run()
+	testpg.Stop()
 	dns.Close()
 	os.RemoveAll(dir)
 	os.Exit(code)

@@ -63,6 +63,11 @@ serve creates a missing DIR; a cmdlet given a missing one fails. Get-Command lis
 NAME, before the command, acts on that organization instead of the first;
 --allow-insecure-http-loopback (tests only) lets plain http identity
 providers on loopback through when no server runs.
+
+--store postgres://USER@HOST:PORT/DB (before the command, or after serve;
+else the config file's [store] url) keeps the shared state in PostgreSQL,
+for several nodes; without it, the SQLite database in DIR. Each node keeps
+its own DIR (certificate, spool, admin socket) and the same secret key.
 `
 
 func main() {
@@ -70,7 +75,7 @@ func main() {
 }
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	dataDir, configFile, org := "", "", ""
+	dataDir, configFile, org, storeURL := "", "", "", ""
 	insecureLoopback := false
 	// Global options may come before the command.
 	for len(args) > 0 {
@@ -90,6 +95,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			configFile = value
 		case "organization":
 			org = value
+		case "store":
+			storeURL = value
 		}
 		if strings.Contains(args[0], "=") {
 			args = args[1:]
@@ -103,7 +110,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	switch cmd := args[0]; cmd {
 	case "serve":
-		return serve(args[1:], dataDir, configFile, stdout, stderr)
+		serveArgs := args[1:]
+		if storeURL != "" {
+			// Before serve's own flags, so that a --store after serve wins.
+			serveArgs = append([]string{"--store=" + storeURL}, serveArgs...)
+		}
+		return serve(serveArgs, dataDir, configFile, stdout, stderr)
 	case "bench":
 		return runBench(args[1:], stdout, stderr)
 	case "bench-imap":
@@ -124,22 +136,22 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, usage)
 		return 0
 	case "shell":
-		return shell(args[1:], localOptions(dataDir, configFile, insecureLoopback), org, stdin, stdout, stderr)
+		return shell(args[1:], localOptions(dataDir, configFile, storeURL, insecureLoopback), org, stdin, stdout, stderr)
 	default:
 		if !strings.Contains(cmd, "-") || strings.HasPrefix(cmd, "-") {
 			fmt.Fprintf(stderr, "postern: unknown command %q\n\n%s", cmd, usage)
 			return 2
 		}
 		wd, _ := os.Getwd()
-		return runAdmin(server.AdminRequest{Args: readContentArgs(args, wd), Dir: wd, Organization: org}, localOptions(dataDir, configFile, insecureLoopback), stdout, stderr)
+		return runAdmin(server.AdminRequest{Args: readContentArgs(args, wd), Dir: wd, Organization: org}, localOptions(dataDir, configFile, storeURL, insecureLoopback), stdout, stderr)
 	}
 }
 
-// globalOption recognises --data DIR, --data=DIR, --config FILE and
-// --organization NAME at args[0].
+// globalOption recognises --data DIR, --data=DIR, --config FILE,
+// --organization NAME and --store URL at args[0].
 func globalOption(args []string) (name, value string, ok bool) {
 	a := args[0]
-	for _, n := range []string{"data", "config", "organization"} {
+	for _, n := range []string{"data", "config", "organization", "store"} {
 		for _, prefix := range []string{"--" + n, "-" + n} {
 			if a == prefix && len(args) > 1 {
 				return n, args[1], true
@@ -156,6 +168,9 @@ func globalOption(args []string) (name, value string, ok bool) {
 // server-level settings they need to run on the directory themselves.
 type local struct {
 	data string
+	// store is the PostgreSQL URL (--store, else the config file's [store]
+	// url); "" is the SQLite database in data.
+	store string
 	// insecureLoopback is allow_insecure_http_loopback (the config file's
 	// or --allow-insecure-http-loopback before the command). Through a
 	// running server, the server's own setting applies.
@@ -166,7 +181,7 @@ type local struct {
 
 // localOptions picks the data directory (--data, else the config file's,
 // else the default) and the settings above.
-func localOptions(dataDir, configFile string, insecureLoopback bool) local {
+func localOptions(dataDir, configFile, storeURL string, insecureLoopback bool) local {
 	cfg := config.Defaults()
 	if err := cfg.Load(configFile); err != nil {
 		cfg = config.Defaults()
@@ -176,7 +191,10 @@ func localOptions(dataDir, configFile string, insecureLoopback bool) local {
 		dataDir = cfg.Data
 		defaulted = dataDir == config.Defaults().Data
 	}
-	return local{data: dataDir, insecureLoopback: insecureLoopback || cfg.AllowInsecureHTTPLoopback, defaulted: defaulted}
+	if storeURL == "" {
+		storeURL = cfg.Store.URL
+	}
+	return local{data: dataDir, store: storeURL, insecureLoopback: insecureLoopback || cfg.AllowInsecureHTTPLoopback, defaulted: defaulted}
 }
 
 func serve(args []string, dataDir, configFile string, stdout, stderr io.Writer) int {

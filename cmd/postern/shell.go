@@ -108,7 +108,7 @@ func openSession(loc local) (adminSession, error) {
 		if !errors.Is(err, server.ErrNoServer) {
 			return c, err
 		}
-		svc, closeStore, err := server.OpenAdmin(context.Background(), loc.data)
+		svc, closeStore, err := server.OpenAdminStore(context.Background(), loc.data, loc.store)
 		if err == nil {
 			svc.AllowInsecureHTTPLoopback = loc.insecureLoopback
 			return localSession{server.NewSession(svc), closeStore}, nil

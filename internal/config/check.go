@@ -62,6 +62,11 @@ func Check(path string) []error {
 	if strings.TrimSpace(c.Data) == "" {
 		bad("data", "empty")
 	}
+	if c.Store.URL != "" {
+		if err := CheckStoreURL(c.Store.URL); err != nil {
+			bad("store.url", "%v", err)
+		}
+	}
 	if c.PublicURL != "" {
 		if u, err := url.Parse(c.PublicURL); err != nil || u.Scheme != "https" || u.Host == "" {
 			bad("public_url", "%q is not an https URL", c.PublicURL)
@@ -248,4 +253,20 @@ func keyParts(it unstable.Iterator) []string {
 		parts = append(parts, string(it.Node().Data))
 	}
 	return parts
+}
+
+// CheckStoreURL checks a [store] url (--store): a postgres:// or
+// postgresql:// URL with a host and a database. The error never quotes the
+// URL, which may hold a password.
+func CheckStoreURL(s string) error {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return errors.New("not a URL (want postgres://USER@HOST:PORT/DATABASE)")
+	case u.Scheme != "postgres" && u.Scheme != "postgresql":
+		return fmt.Errorf("scheme %q: only PostgreSQL is supported (postgres://USER@HOST:PORT/DATABASE); leave it empty for SQLite in the data directory", u.Scheme)
+	case u.Host == "" || strings.Trim(u.Path, "/") == "":
+		return errors.New("want postgres://USER@HOST:PORT/DATABASE, with a host and a database")
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -31,6 +32,9 @@ func TestCheck(t *testing.T) {
 		{"negative", "[auth]\nlockout_duration = \"-1m\"\n", []string{":2:20: auth.lockout_duration: negative"}},
 		{"two problems", "log_level = \"x\"\nmx = \"nope\"\n", []string{"mx:", "log_level:"}},
 		{"public url", "public_url = \"http://x\"\n", []string{"public_url:"}},
+		{"store", "[store]\nurl = \"postgres://postern:secret@127.0.0.1:5432/postern?sslmode=disable\"\n", nil},
+		{"store not PostgreSQL", "[store]\nurl = \"mysql://u:hunter2@db/postern\"\n", []string{":2:7: store.url: scheme \"mysql\""}},
+		{"store without database", "[store]\nurl = \"postgres://u:hunter2@db\"\n", []string{":2:7: store.url: want postgres://"}},
 		{"acme", "hostname = \"mail.contoso.com\"\n[acme]\nenabled = true\nemail = \"admin@contoso.com\"\nnames = [\"smtp.contoso.com\", \"Mail.Fabrikam.COM.\"]\nhttp_listen = \":80\"\nrenew_before = \"720h\"\n", nil},
 		{"acme off ignores the names", "hostname = \"localhost\"\n[acme]\nnames = [\"*.contoso.com\"]\n", nil},
 		{"acme and cert files", "hostname = \"mail.contoso.com\"\ntls_cert = \"" + cert + "\"\ntls_key = \"" + cert + "\"\n[acme]\nenabled = true\n",
@@ -88,5 +92,26 @@ func FuzzCheck(f *testing.F) {
 			}
 		}
 		keyPositions([]byte(file))
+	})
+}
+
+// FuzzCheckStoreURL: any [store] url is judged without a panic, and a
+// refusal never repeats the URL's password (it may quote the scheme).
+func FuzzCheckStoreURL(f *testing.F) {
+	for _, s := range []string{"postgres://u:secret@127.0.0.1:5432/db", "postgresql://u@h/db?sslmode=disable", "mysql://u:secret@h/db",
+		"postgres://u:secret@h", "postgres://%zz", "", "postgres:///db", "postgres://[::1]:5432/db"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		err := CheckStoreURL(s)
+		u, perr := url.Parse(s)
+		if err == nil || perr != nil || u.User == nil {
+			return
+		}
+		password, _ := u.User.Password()
+		rest := strings.ReplaceAll(err.Error(), u.Scheme, "")
+		if len(password) >= 4 && strings.Contains(rest, password) && !strings.Contains("postgres://USER@HOST:PORT/DATABASE; leave it empty for SQLite in the data directory only PostgreSQL is supported want with a host and a database not a URL", password) {
+			t.Fatalf("the refusal of %q repeats its password: %v", s, err)
+		}
 	})
 }

@@ -63,6 +63,9 @@ type Config struct {
 	// DATA/secret.key, created on first start. Keep it out of database
 	// backups to keep those backups free of usable secrets.
 	SecretKeyFile string `toml:"secret_key_file"`
+	// Store is where the shared state lives: SQLite in the data directory
+	// (the default), or a PostgreSQL database several nodes share.
+	Store Store `toml:"store"`
 	// Delivery is outbound delivery: the queue's workers and retries.
 	Delivery Delivery `toml:"delivery"`
 	// Auth bounds password verification under attack.
@@ -105,6 +108,17 @@ type Config struct {
 	// tokens fetched in the clear can be replaced or read. Off, every such
 	// URL, and every redirect it answers with, must be https.
 	AllowInsecureHTTPLoopback bool `toml:"allow_insecure_http_loopback"`
+}
+
+// Store chooses the store ([store] in the file).
+type Store struct {
+	// URL is a PostgreSQL database, postgres://USER[:PASSWORD]@HOST:PORT/DB
+	// (libpq's URL form; ?sslmode=... and the other libpq parameters
+	// apply), shared by every node; empty keeps the SQLite database in the
+	// data directory. Each node still has its own data directory for its
+	// certificate, spool and admin socket, and every node needs the same
+	// secret key file (secret_key_file).
+	URL string `toml:"url"`
 }
 
 // Delivery configures the outbound queue ([delivery] in the file).
@@ -318,6 +332,7 @@ func (c *Config) Load(path string) error {
 // first, then the flags, so that flags override it.
 func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Data, "data", c.Data, "data directory")
+	fs.StringVar(&c.Store.URL, "store", c.Store.URL, "PostgreSQL URL (postgres://USER@HOST:PORT/DB) shared by several nodes; default: SQLite in --data")
 	fs.StringVar(&c.Hostname, "hostname", c.Hostname, "server host name (greeting, Received, Message-ID)")
 	fs.StringVar(&c.Submission, "submission", c.Submission, "submission listener (587 role: STARTTLS + AUTH), or off")
 	fs.StringVar(&c.Submissions, "submissions", c.Submissions, "submissions listener (465 role: implicit TLS), or off")

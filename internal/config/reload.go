@@ -47,6 +47,7 @@ var applies = map[string]Apply{
 	"tls_client_ca":                 Live,
 	"resolver":                      Live,
 	"secret_key_file":               Restart, // seals what the store already holds
+	"store.url":                     Restart, // the open database: a node moves to another store only by restarting
 	"delivery.workers":              Live,
 	"delivery.per_destination":      Live,
 	"delivery.retry_min":            Live,
@@ -85,7 +86,7 @@ var applies = map[string]Apply{
 }
 
 // secretKeys are never shown in a change's values.
-var secretKeys = map[string]bool{"metrics_token": true}
+var secretKeys = map[string]bool{"metrics_token": true, "store.url": true} // a URL may hold a password
 
 // Change is one key whose value differs between two configurations.
 type Change struct {

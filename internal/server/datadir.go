@@ -1,6 +1,8 @@
 package server
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"postern.dev/postern/internal/store/sqlite"
@@ -71,6 +74,13 @@ var ErrNoDataDir = errors.New("no data directory")
 // (tests and installers create it first); a non-empty directory without
 // a database is a mistake.
 func prepareDataDir(dir string, create bool) (created bool, err error) {
+	return prepareDataDirFor(dir, create, true)
+}
+
+// prepareDataDirFor is prepareDataDir for a node whose database may be
+// elsewhere: with holdsDB false (the store is PostgreSQL) a directory
+// without a SQLite database is a node's, not a mistake.
+func prepareDataDirFor(dir string, create, holdsDB bool) (created bool, err error) {
 	if dir == "" {
 		return false, fmt.Errorf("%w: give one with --data DIR", ErrNoDataDir)
 	}
@@ -88,7 +98,7 @@ func prepareDataDir(dir string, create bool) (created bool, err error) {
 	case !fi.IsDir():
 		return false, fmt.Errorf("%w: %s is not a directory", ErrNoDataDir, dir)
 	}
-	if create {
+	if create || !holdsDB {
 		return false, nil
 	}
 	if _, err := os.Stat(filepath.Join(dir, sqlite.FileName)); err == nil {
@@ -162,4 +172,38 @@ func removeIfSame(path string, fi os.FileInfo) {
 	if cur, err := os.Lstat(path); err == nil && os.SameFile(cur, fi) {
 		os.Remove(path)
 	}
+}
+
+// NodeIDName is the file, in the data directory, naming this node among
+// the nodes that share a PostgreSQL store.
+const NodeIDName = "node-id"
+
+// queueNode is the name this node's delivery workers lease outbound items
+// under. On SQLite it is the hostname, as before. On a shared PostgreSQL
+// store it must tell this node from every other, or a node starting
+// (which frees the leases left under its name by its own crash) would free
+// the live leases of a peer greeting with the same hostname, and both
+// would deliver the same items: so the hostname is followed by an ID made
+// once, at random, and kept in the data directory.
+func queueNode(dataDir, hostname string, shared bool) (string, error) {
+	if !shared {
+		return hostname, nil
+	}
+	path := filepath.Join(dataDir, NodeIDName)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		var id [8]byte
+		rand.Read(id[:])
+		b = []byte(hex.EncodeToString(id[:]))
+		if err := os.WriteFile(path, append(b, '\n'), 0o600); err != nil {
+			return "", fmt.Errorf("node ID: %w", err)
+		}
+	} else if err != nil {
+		return "", fmt.Errorf("node ID: %w", err)
+	}
+	id := strings.TrimSpace(string(b))
+	if id == "" || len(id) > 64 {
+		return "", fmt.Errorf("node ID: %s holds no ID; remove it to make a new one", path)
+	}
+	return hostname + "/" + id, nil
 }

@@ -41,6 +41,8 @@ import (
 	"postern.dev/postern/internal/smtpclient"
 	"postern.dev/postern/internal/smtpd"
 	"postern.dev/postern/internal/smtpserver"
+	"postern.dev/postern/internal/store"
+	"postern.dev/postern/internal/store/postgres"
 	"postern.dev/postern/internal/store/sqlite"
 	"postern.dev/postern/internal/transport"
 )
@@ -69,7 +71,7 @@ type Server struct {
 	// its HTTP-01 challenge listener, if any.
 	acme   *acmecert.Manager
 	http01 *http.Server
-	store  *sqlite.Store
+	store  store.Server
 	Admin  *admin.Service
 	smtp   *smtpd.Server
 
@@ -125,14 +127,21 @@ type Server struct {
 // releases it. A missing or mistyped directory is ErrNoDataDir: only
 // serve creates one.
 func OpenAdmin(ctx context.Context, dataDir string) (*admin.Service, func() error, error) {
-	if _, err := prepareDataDir(dataDir, false); err != nil {
+	return OpenAdminStore(ctx, dataDir, "")
+}
+
+// OpenAdminStore is OpenAdmin on the store at storeURL (a PostgreSQL URL,
+// [store] url); "" is the SQLite database in dataDir. The data directory
+// is still this node's: its lock, and its secret key.
+func OpenAdminStore(ctx context.Context, dataDir, storeURL string) (*admin.Service, func() error, error) {
+	if _, err := prepareDataDirFor(dataDir, false, storeURL == ""); err != nil {
 		return nil, nil, err
 	}
 	lock, err := lockDataDir(dataDir)
 	if err != nil {
 		return nil, nil, err
 	}
-	st, err := sqlite.Open(dataDir)
+	st, err := openStore(ctx, dataDir, storeURL)
 	if err != nil {
 		lock.Unlock()
 		return nil, nil, err
@@ -179,7 +188,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 	if err != nil {
 		return nil, err
 	}
-	st, err := sqlite.Open(cfg.Data)
+	st, err := openStore(ctx, cfg.Data, cfg.Store.URL)
 	if err != nil {
 		lock.Unlock()
 		return nil, err
@@ -198,6 +207,18 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 	}
 	metrics.ConfigReloadSuccess.SetToCurrentTime()
 	return s, nil
+}
+
+// openStore opens the store: the PostgreSQL database at url, or with url
+// empty the SQLite database in the data directory.
+func openStore(ctx context.Context, dataDir, url string) (store.Server, error) {
+	if url == "" {
+		return sqlite.Open(dataDir)
+	}
+	if err := config.CheckStoreURL(url); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	return postgres.Open(ctx, url)
 }
 
 func (s *Server) start(ctx context.Context) error {
@@ -228,11 +249,15 @@ func (s *Server) start(ctx context.Context) error {
 		return fmt.Errorf("delivery root_ca_file: %w", err)
 	}
 	d := s.cfg.Delivery
+	node, err := queueNode(s.cfg.Data, s.cfg.Hostname, s.cfg.Store.URL != "")
+	if err != nil {
+		return err
+	}
 	urls := oauth.URLPolicy{AllowLoopbackHTTP: s.cfg.AllowInsecureHTTPLoopback}
 	s.resolver, s.rootCAs = newResolver(s.cfg.Resolver), roots
 	s.queue = queue.New(queue.Config{
 		Store: s.store, Directory: s.Admin.Dir, Secrets: box, Resolver: s.resolver,
-		Hostname: s.cfg.Hostname, Log: s.log, MXPort: d.MXPort, Workers: d.Workers, PerDestination: d.PerDestination,
+		Hostname: s.cfg.Hostname, Node: node, Log: s.log, MXPort: d.MXPort, Workers: d.Workers, PerDestination: d.PerDestination,
 		Schedule: queue.Schedule{Min: d.RetryMin.Duration, Max: d.RetryMax.Duration, For: d.RetryFor.Duration, DelayNotice: d.DelayNotice.Duration},
 		Timeouts: smtpclient.Timeouts{Greeting: d.CommandTimeout.Duration, Command: d.CommandTimeout.Duration,
 			DataLine: d.CommandTimeout.Duration, DataEnd: 2 * d.CommandTimeout.Duration},

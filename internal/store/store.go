@@ -1,6 +1,7 @@
 // Package store defines the one storage interface Postern's services use.
-// The embedded implementation is store/sqlite; no SQL lives outside the
-// store packages.
+// The embedded implementation is store/sqlite; store/postgres serves
+// several nodes sharing one database. No SQL lives outside the store
+// packages.
 //
 // Durability contract: when Commit returns nil, the message, its Sent Items
 // copy, every local delivery and every outbound queue item are on stable
@@ -224,6 +225,28 @@ type Store interface {
 	ReclaimSpace(ctx context.Context) error
 
 	Close() error
+}
+
+// Server is a Store as a running server uses it: with the readiness
+// probe (/readyz), the outbound queue's backlog per next hop (metrics),
+// and the sweep of bodies a crash left behind, run at start.
+type Server interface {
+	Store
+	// Probe commits a tiny write and reads it back.
+	Probe(ctx context.Context) error
+	// QueueStats returns the outbound backlog of the n deepest next hops,
+	// the rest folded into one entry named "other".
+	QueueStats(ctx context.Context, n int) ([]HopStats, error)
+	// SweepBodies removes stored bodies no message refers to (a crash
+	// between storing a body and committing its message).
+	SweepBodies(ctx context.Context) (int, error)
+}
+
+// HopStats is the outbound queue's backlog for one next hop.
+type HopStats struct {
+	NextHop string
+	Depth   int
+	Oldest  time.Time
 }
 
 // Submission is one accepted message and its delivery work.

@@ -115,7 +115,7 @@ func (s *Store) SaveRestrictedSender(ctx context.Context, r *directory.Restricte
 			created_at = excluded.created_at, expires_at = excluded.expires_at, released_at = excluded.released_at
 			RETURNING id`,
 			r.OrgID, r.MailboxID, r.SenderAddress, r.Reason, r.Action, nanos(r.CreatedAt), nanos(r.ExpiresAt), nanos(r.ReleasedAt)).Scan(&r.ID)
-		if isConstraint(err) {
+		if isForeignKey(err) {
 			return store.ErrNotFound // the mailbox is gone
 		}
 		return err

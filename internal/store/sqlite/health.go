@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"fmt"
 	"time"
+
+	"postern.dev/postern/internal/store"
 )
 
 // Probe checks that the store takes writes and reads them back, for
@@ -35,11 +37,7 @@ func (s *Store) Probe(ctx context.Context) error {
 }
 
 // HopStats is the outbound queue's backlog for one next hop.
-type HopStats struct {
-	NextHop string
-	Depth   int
-	Oldest  time.Time
-}
+type HopStats = store.HopStats
 
 // QueueStats returns the outbound queue's depth and oldest item per next
 // hop (the recipient domain), the top n by depth, and everything else

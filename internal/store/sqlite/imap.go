@@ -888,6 +888,13 @@ func (s *Store) DeleteMailFolder(ctx context.Context, mailbox int64, name string
 		}, f.ID); err != nil {
 			return err
 		}
+		// The items first, while their folder still names the mailbox:
+		// the trigger that keeps mailbox_sizes finds the mailbox through
+		// the folder, which a cascade from the folder has already removed
+		// (the size stayed too large, and counted against the quota).
+		if _, err := tx.ExecContext(ctx, `DELETE FROM folder_items WHERE folder_id = ?`, f.ID); err != nil {
+			return err
+		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM folders WHERE id = ?`, f.ID); err != nil {
 			return err
 		}

@@ -58,7 +58,7 @@ type Store struct {
 	sizes sizeCache
 }
 
-var _ store.Store = (*Store)(nil)
+var _ store.Server = (*Store)(nil)
 
 // maxBatch bounds how many submissions share one transaction, so that one
 // batch's latency stays small.
@@ -181,6 +181,12 @@ func fromNanos(n int64) time.Time {
 // isConstraint reports whether err is a UNIQUE constraint failure.
 func isConstraint(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
+}
+
+// isForeignKey reports whether err is a FOREIGN KEY constraint failure: a
+// row referring to one that is gone.
+func isForeignKey(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "FOREIGN KEY constraint failed")
 }
 
 // inTx runs fn in a write transaction.
