@@ -117,6 +117,9 @@ func Cmdlets(svc *Service) *cmdlet.Registry {
 	for _, s := range c.mailAccessSpecs(identity) {
 		c.register(r, s)
 	}
+	for _, s := range c.roleGroupSpecs() {
+		c.register(r, s)
+	}
 	return r
 }
 
@@ -163,6 +166,7 @@ var outputTypes = map[string]string{
 	"Get-ProtocolLog":  "ProtocolLogEntry",
 	"Get-Organization": "Organization", "New-Organization": "Organization", "Get-ApiKey": "ApiKey", "New-ApiKey": "ApiKey",
 	"Get-CASMailboxPlan": "CASMailboxPlan", "Get-MailboxStatistics": "MailboxStatistics", "Get-MailboxSignInReport": "MailboxSignIn",
+	"Get-RoleGroupMember": "RoleGroupMember",
 }
 
 type cmdlets struct{ svc *Service }

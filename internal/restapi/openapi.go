@@ -23,6 +23,7 @@ var objectTypes = map[string]string{
 	"AcceptedDomain":          "Name:s DomainName:s DomainType:s Default:b Identity:s WhenCreated:t",
 	"AdminAuditLogEvent":      "RunDate:t Caller:s CmdletName:s CmdletParameters:s ObjectModified:s? Succeeded:b Error:s?",
 	"ApiKey":                  "Name:s Identity:s Organization:s Role:s KeyPrefix:s Key:s? WhenCreated:t LastUsed:t? Expires:t?",
+	"RoleGroupMember":         "Name:s Identity:s RecipientType:s PrimarySmtpAddress:s RoleGroup:s",
 	"AuthServer":              "Name:s Identity:s IssuerIdentifier:s AuthMetadataUrl:s? TokenIssuingEndpoint:s? JwksUri:s Audience:s UserClaims:[s] Enabled:b IsBuiltIn:b WhenCreated:t",
 	"AuthenticationPolicy":    "Name:s Identity:s AllowBasicAuthSmtp:b AllowBasicAuthImap:b AllowBasicAuthPop:b WhenCreated:t",
 	"CASMailbox":              "Name:s Identity:s DisplayName:s PrimarySmtpAddress:s SmtpClientAuthenticationDisabled:b? ImapEnabled:b PopEnabled:b",

@@ -62,6 +62,8 @@ var resources = []resource{
 	{Path: "mailbox-sign-ins", Noun: "MailboxSignIn", Get: "Get-MailboxSignInReport", Description: "The sign-in report: successful SMTP, IMAP4 and POP3 sign-ins per mailbox, client address and method (Protocol, Identity, StartDate, EndDate as query parameters)."},
 	{Path: "smtp-auth-clients", Noun: "SmtpAuthClient", Get: "Get-SmtpAuthClientReport", Description: "The SMTP AUTH clients report: who sends with passwords and who with tokens."},
 	{Path: "admin-audit-log", Noun: "AdminAuditLog", Get: "Search-AdminAuditLog", Description: "The admin audit log (Search-AdminAuditLog)."},
+	{Path: "role-group-members", Noun: "RoleGroupMember", ItemList: true,
+		Description: "Role group members: GET .../{role group} lists them, POST adds one (Identity and Member), DELETE .../{role group} takes Member as a query parameter."},
 	{Path: "api-keys", Noun: "ApiKey", Description: "REST API keys; the key itself is only in POST's answer."},
 }
 
