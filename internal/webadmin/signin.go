@@ -66,6 +66,7 @@ func (h *Handler) signinPost(w http.ResponseWriter, r *http.Request) {
 	}
 	c, err := r.Cookie(signinCookie)
 	if err != nil || !tokensEqual(r.PostForm.Get("csrf"), c.Value) || !sameOrigin(r) {
+		h.log().Warn("admin center: sign-in form refused: missing or wrong CSRF token or origin", "remote", r.RemoteAddr, "cookie", err == nil, "origin", r.Header.Get("Origin"))
 		h.renderSignin(w, r, http.StatusForbidden, signinData{Error: "The sign-in form has expired. Try again."})
 		return
 	}
