@@ -35,7 +35,6 @@ import (
 	"postern.dev/postern/internal/protolog"
 	"postern.dev/postern/internal/queue"
 	"postern.dev/postern/internal/restapi"
-	"postern.dev/postern/internal/webadmin"
 	"postern.dev/postern/internal/secret"
 	"postern.dev/postern/internal/senderauth"
 	"postern.dev/postern/internal/signin"
@@ -44,6 +43,7 @@ import (
 	"postern.dev/postern/internal/smtpserver"
 	"postern.dev/postern/internal/store/sqlite"
 	"postern.dev/postern/internal/transport"
+	"postern.dev/postern/internal/webadmin"
 )
 
 // Server is a running Postern.
@@ -106,9 +106,9 @@ type Server struct {
 	adminSock  net.Listener
 	https      *http.Server
 	// web is the admin center on the admin listener; nil while it is off.
-	web *webadmin.Handler
-	wg         sync.WaitGroup
-	stop       chan struct{}
+	web  *webadmin.Handler
+	wg   sync.WaitGroup
+	stop chan struct{}
 	// ready is set once every listener is up and cleared when Close
 	// begins (/readyz).
 	ready atomic.Bool
