@@ -29,7 +29,7 @@ import (
 // Organization Management, vera: View-Only, nina: no role) and fabrikam
 // (fab: Organization Management).
 type fixture struct {
-	t     *testing.T
+	t     testing.TB
 	h     *Handler
 	srv   *httptest.Server
 	svc   *admin.Service
@@ -39,7 +39,7 @@ type fixture struct {
 
 const pw = "Correct-Horse-9"
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(t.TempDir())
@@ -143,7 +143,7 @@ func (b *browser) post(path string, form url.Values) (int, string, http.Header) 
 
 var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 
-func csrfOf(t *testing.T, page string) string {
+func csrfOf(t testing.TB, page string) string {
 	t.Helper()
 	m := csrfField.FindStringSubmatch(page)
 	if m == nil {
