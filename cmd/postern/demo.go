@@ -117,6 +117,10 @@ func setUpDemo(ctx context.Context, srv *server.Server, cfg config.Config, out i
 	if _, err := run("Set-CASMailbox", map[string]any{"Identity": "scanner@contoso.com", "SmtpClientAuthenticationDisabled": false}); err != nil {
 		return err
 	}
+	// sean administers the organization in the web admin center.
+	if err := svc.AddRoleGroupMember(ctx, string(admin.OrganizationManagement), "sean@contoso.com"); err != nil && !errors.Is(err, admin.ErrExists) {
+		return err
+	}
 
 	// The REST API's sign-in: a new Organization Management key at every
 	// start, like the passwords (the previous one is revoked).
@@ -210,6 +214,9 @@ func printDemoBanner(out io.Writer, b demoBanner) {
 	}
 	if adminURL != "" && b.APIKey != "" {
 		fmt.Fprintf(out, "or, over the REST API:\n  curl --cacert %s -H 'X-API-Key: %s' %s/api/v1/mailboxes\n", b.CA, b.APIKey, adminURL)
+	}
+	if adminURL != "" {
+		fmt.Fprintf(out, "\nAdmin center (the Microsoft 365 and Exchange admin center pages): %s/\n  sign in as sean@contoso.com with sean's password above (Organization Management);\n  the server administrator: %s --data %s admin-link\n", adminURL, b.Command, b.Data)
 	}
 	fmt.Fprintf(out, "\nAdminister it:\n  %s --data %s shell\n  %s --data %s Get-Command\n", b.Command, b.Data, b.Command, b.Data)
 	fmt.Fprintf(out, "Back it up while it runs:\n  %s backup --data %s --to contoso-backup.tar.gz\n\n", b.Command, b.Data)

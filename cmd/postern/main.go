@@ -4,6 +4,7 @@
 //	postern serve [--data DIR] [--config FILE] [--demo] [listener flags]
 //	postern --data DIR <Cmdlet> -Param value ...
 //	postern --data DIR [--organization NAME] shell [-c 'SCRIPT' | -f FILE]
+//	postern --data DIR admin-link
 //	postern bench -addr HOST:PORT -user USER:PASSWORD ...
 //	postern config-example
 //	postern version
@@ -44,6 +45,8 @@ Usage:
   postern [--data DIR] shell [-c SCRIPT | -f FILE]               run PowerShell-style admin commands
                                                                  (without -c/-f: interactive, with history
                                                                  and Tab completion)
+  postern [--data DIR] admin-link                                print a one-time link that signs you in to the
+                                                                 web admin center as the server administrator
   postern backup [--data DIR] --to FILE                          consistent backup (tar.gz) of DIR, also while
                                                                  its server runs: database, message bodies,
                                                                  secret key, TLS material
@@ -135,6 +138,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
+	case "admin-link":
+		return adminLink(dataDir, configFile, stdout, stderr)
 	case "shell":
 		return shell(args[1:], localOptions(dataDir, configFile, storeURL, insecureLoopback), org, stdin, stdout, stderr)
 	default:

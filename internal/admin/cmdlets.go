@@ -123,6 +123,9 @@ func Cmdlets(svc *Service) *cmdlet.Registry {
 	for _, s := range c.filterSpecs() {
 		c.register(r, s)
 	}
+	for _, s := range c.roleGroupSpecs() {
+		c.register(r, s)
+	}
 	return r
 }
 

@@ -54,6 +54,7 @@ var objectTypes = map[string]string{
 	"HostedOutboundSpamFilterPolicy": "Name:s Identity:s IsDefault:b RecipientLimitExternalPerHour:i RecipientLimitInternalPerHour:i RecipientLimitPerDay:i ActionWhenThresholdReached:s WhenChanged:t?",
 	"HostedConnectionFilterPolicy":   "Name:s Identity:s IsDefault:b IPAllowList:[s] IPBlockList:[s] EnableSafeList:b WhenChanged:t?",
 	"BlockedSenderAddress":           "SenderAddress:s Identity:s Reason:s Action:s CreatedDatetime:t ExpiresDatetime:t?",
+	"RoleGroupMember":                "Name:s Identity:s RecipientType:s PrimarySmtpAddress:s RoleGroup:s",
 }
 
 type jsonObject = map[string]any

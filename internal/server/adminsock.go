@@ -35,6 +35,10 @@ type AdminRequest struct {
 	// Organization names the organization to act on (--organization);
 	// empty: the first.
 	Organization string `json:"organization,omitempty"`
+	// AdminLink asks for a one-time sign-in link to the web admin center
+	// as the server administrator (`postern admin-link`): only the data
+	// directory's owner can reach this socket, so the link is theirs.
+	AdminLink bool `json:"admin_link,omitempty"`
 }
 
 // AdminResponse carries what the cmdlets printed and the error, if any.
@@ -78,10 +82,28 @@ func (s *Server) serveAdmin(c net.Conn) {
 		if err := dec.Decode(&req); err != nil {
 			return
 		}
-		if err := enc.Encode(session.Execute(context.Background(), req)); err != nil {
+		resp := AdminResponse{}
+		if req.AdminLink {
+			resp = s.adminLink()
+		} else {
+			resp = session.Execute(context.Background(), req)
+		}
+		if err := enc.Encode(resp); err != nil {
 			return
 		}
 	}
+}
+
+// adminLink answers `postern admin-link`: a one-time URL that signs the
+// browser in to the web admin center as the server's administrator.
+func (s *Server) adminLink() AdminResponse {
+	s.lnMu.Lock()
+	web, base := s.web, s.issuerBase
+	s.lnMu.Unlock()
+	if web == nil {
+		return AdminResponse{Error: "the admin HTTPS listener is off (--admin ADDR turns it on), so there is no admin center to sign in to"}
+	}
+	return AdminResponse{Output: base + web.NewAdminLink() + "\n"}
 }
 
 // Session runs an admin's requests, keeping the shell's variables from

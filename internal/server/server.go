@@ -45,6 +45,7 @@ import (
 	"postern.dev/postern/internal/store/postgres"
 	"postern.dev/postern/internal/store/sqlite"
 	"postern.dev/postern/internal/transport"
+	"postern.dev/postern/internal/webadmin"
 )
 
 // Server is a running Postern.
@@ -106,8 +107,10 @@ type Server struct {
 	issuerBase string
 	adminSock  net.Listener
 	https      *http.Server
-	wg         sync.WaitGroup
-	stop       chan struct{}
+	// web is the admin center on the admin listener; nil while it is off.
+	web  *webadmin.Handler
+	wg   sync.WaitGroup
+	stop chan struct{}
 	// ready is set once every listener is up and cleared when Close
 	// begins (/readyz).
 	ready atomic.Bool
@@ -570,10 +573,14 @@ func (s *Server) serveHTTPS(ctx context.Context, raw net.Listener) error {
 		(&issuer.Handler{Keys: s.keys, Directory: s.Admin.Dir, Issuer: base, Throttle: authn.Throttle, Gate: authn.Gate, Log: s.log, Now: time.Now}).Register(mux)
 		(&restapi.Handler{Admin: s.Admin, Log: s.log}).Register(mux)
 		s.registerHealth(mux)
+		// The web admin center takes the rest of the listener: / and
+		// every path the handlers above do not claim.
+		web := &webadmin.Handler{Admin: s.Admin, Authn: authn, Resolver: s.resolver, Hostname: s.cfg.Hostname, Log: s.log}
+		web.Register(mux)
 		https := &http.Server{Handler: mux, TLSConfig: s.tlsCfg, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
 			WriteTimeout: time.Minute, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
 		s.lnMu.Lock()
-		s.https, s.issuerBase = https, base
+		s.https, s.issuerBase, s.web = https, base, web
 		s.lnMu.Unlock()
 	}
 	s.lnMu.Lock()

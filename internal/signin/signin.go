@@ -233,48 +233,10 @@ func (a *Authenticator) Basic(ctx context.Context, p Protocol, ip netip.Addr, us
 			actor = dir.MailboxBySignIn(n)
 		}
 	}
-	// A login verified in the last minutes (the same name, password and
-	// stored hash) needs no verification and cannot be a guess, so it
-	// takes no place in the address's failure budget: the devices of an
-	// office behind one address sign in together without waiting on each
-	// other. A blocked address is refused all the same.
-	cached := actor != nil && actor.PasswordHash != "" && a.Cache.Lookup(name, password, actor.PasswordHash, now)
-	var attempt *auth.Attempt
-	if cached {
-		if _, blocked := a.Throttle.Check(ip, now); blocked {
-			return nil, refused(reply.AuthThrottled, "the address failed too often")
-		}
-	} else {
-		var r *Refusal
-		if attempt, r = a.admit(ip, now); r != nil {
-			return nil, r
-		}
+	valid, r := a.checkPassword(ip, actor, name, password, now)
+	if r != nil {
+		return nil, r
 	}
-	failed, succeeded := false, false
-	defer func() { attempt.Done(failed, a.Now()) }()
-
-	var signIn *auth.SignIn
-	if a.Lockout != nil {
-		var locked bool
-		signIn, locked = a.Lockout.Begin(lockoutAccount(actor, name), ip, password, now)
-		if locked {
-			failed = true // counts against the address: a guess, even unverified
-			return nil, refused(reply.AuthFailed, "the account is locked out (smart lockout)")
-		}
-		defer func() { signIn.Done(failed, succeeded, a.Now()) }()
-	}
-
-	valid := cached
-	if !cached {
-		var err error
-		if valid, err = a.verify(ip, actor, password); err != nil {
-			return nil, refused(reply.AuthBusy, "too many password verifications in progress")
-		}
-		if valid {
-			a.Cache.Store(name, password, actor.PasswordHash, now)
-		}
-	}
-	failed, succeeded = !valid, valid
 
 	facts := policy.AuthFacts{Protocol: p, Mailbox: actor, CredentialsValid: valid, Method: policy.Basic}
 	if actor != nil {
@@ -291,6 +253,53 @@ func (a *Authenticator) Basic(ctx context.Context, p Protocol, ip netip.Addr, us
 	g := &Grant{Actor: actor, Mailbox: facts.Mailbox, Method: policy.Basic}
 	a.record(p, g, ip, now)
 	return g, nil
+}
+
+// checkPassword checks a password for actor (nil: no such user) under the
+// failed-sign-in throttle of ip and the smart lockout: a refusal when
+// either refuses, else whether the password is right. Every protocol and
+// the web admin center go through it, so they share one budget.
+func (a *Authenticator) checkPassword(ip netip.Addr, actor *directory.Mailbox, name, password string, now time.Time) (valid bool, r *Refusal) {
+	// A login verified in the last minutes (the same name, password and
+	// stored hash) needs no verification and cannot be a guess, so it
+	// takes no place in the address's failure budget: the devices of an
+	// office behind one address sign in together without waiting on each
+	// other. A blocked address is refused all the same.
+	cached := actor != nil && actor.PasswordHash != "" && a.Cache.Lookup(name, password, actor.PasswordHash, now)
+	var attempt *auth.Attempt
+	if cached {
+		if _, blocked := a.Throttle.Check(ip, now); blocked {
+			return false, refused(reply.AuthThrottled, "the address failed too often")
+		}
+	} else if attempt, r = a.admit(ip, now); r != nil {
+		return false, r
+	}
+	failed, succeeded := false, false
+	defer func() { attempt.Done(failed, a.Now()) }()
+
+	var signIn *auth.SignIn
+	if a.Lockout != nil {
+		var locked bool
+		signIn, locked = a.Lockout.Begin(lockoutAccount(actor, name), ip, password, now)
+		if locked {
+			failed = true // counts against the address: a guess, even unverified
+			return false, refused(reply.AuthFailed, "the account is locked out (smart lockout)")
+		}
+		defer func() { signIn.Done(failed, succeeded, a.Now()) }()
+	}
+
+	valid = cached
+	if !cached {
+		var err error
+		if valid, err = a.verify(ip, actor, password); err != nil {
+			return false, refused(reply.AuthBusy, "too many password verifications in progress")
+		}
+		if valid {
+			a.Cache.Store(name, password, actor.PasswordHash, now)
+		}
+	}
+	failed, succeeded = !valid, valid
+	return valid, nil
 }
 
 // OAuth signs in with a bearer token (XOAUTH2 or OAUTHBEARER) over

@@ -216,6 +216,15 @@ type Store interface {
 	APIKeyByHash(ctx context.Context, hash []byte) (*APIKey, error)
 	DeleteAPIKey(ctx context.Context, orgID, id int64) error
 	TouchAPIKey(ctx context.Context, id int64, at time.Time) error
+	// RoleGroupMembers lists an organization's role group memberships;
+	// MailboxRoleGroups the role groups one mailbox is in;
+	// AddRoleGroupMember adds one (ErrConflict when it exists);
+	// RemoveRoleGroupMember removes one (ErrNotFound). A membership goes
+	// with its mailbox.
+	RoleGroupMembers(ctx context.Context, orgID int64) ([]RoleGroupMember, error)
+	MailboxRoleGroups(ctx context.Context, mailboxID int64) ([]string, error)
+	AddRoleGroupMember(ctx context.Context, m RoleGroupMember) error
+	RemoveRoleGroupMember(ctx context.Context, m RoleGroupMember) error
 	// PruneTrace deletes trace events and connection log entries older
 	// than a time (the trace retention), and the messages received before
 	// it that nothing refers to any more. It works in small transactions
@@ -513,6 +522,14 @@ type APIKey struct {
 	LastUsed time.Time
 	// Expires is when the key stops signing in; zero: never.
 	Expires time.Time
+}
+
+// RoleGroupMember is a mailbox's membership of an admin role group
+// (Add-RoleGroupMember), which lets it sign in to the web admin center.
+type RoleGroupMember struct {
+	OrgID     int64
+	Role      string
+	MailboxID int64
 }
 
 // AuditQuery selects audit entries, newest first.

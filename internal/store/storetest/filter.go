@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -97,5 +98,42 @@ func testFilterPolicies(t *testing.T, h *harness) {
 	}
 	if !alert {
 		t.Errorf("the submission's AgentInfo event was not recorded: %+v", events)
+	}
+}
+
+// testRoleGroups: memberships are added once, listed per organization and
+// per mailbox, removed once, and go with their mailbox.
+func testRoleGroups(t *testing.T, h *harness) {
+	ctx := context.Background()
+	s := h.s
+	org, sean, chris := seed(t, s)
+	om := store.RoleGroupMember{OrgID: org.ID, Role: "Organization Management", MailboxID: sean.ID}
+	must(t, s.AddRoleGroupMember(ctx, om))
+	if err := s.AddRoleGroupMember(ctx, om); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("adding a membership twice: %v, want conflict", err)
+	}
+	must(t, s.AddRoleGroupMember(ctx, store.RoleGroupMember{OrgID: org.ID, Role: "View-Only Organization Management", MailboxID: sean.ID}))
+	must(t, s.AddRoleGroupMember(ctx, store.RoleGroupMember{OrgID: org.ID, Role: "Recipient Management", MailboxID: chris.ID}))
+
+	s = h.reopen()
+	members, err := s.RoleGroupMembers(ctx, org.ID)
+	must(t, err)
+	if len(members) != 3 || members[0].Role != "Organization Management" || members[1].Role != "Recipient Management" {
+		t.Errorf("members %+v, want three ordered by role group", members)
+	}
+	roles, err := s.MailboxRoleGroups(ctx, sean.ID)
+	must(t, err)
+	if len(roles) != 2 {
+		t.Errorf("sean's role groups %v, want 2", roles)
+	}
+	must(t, s.RemoveRoleGroupMember(ctx, om))
+	if err := s.RemoveRoleGroupMember(ctx, om); !isNotFound(err) {
+		t.Errorf("removing a membership twice: %v, want not found", err)
+	}
+	must(t, s.DeleteMailbox(ctx, chris.ID))
+	members, err = s.RoleGroupMembers(ctx, org.ID)
+	must(t, err)
+	if len(members) != 1 || members[0].MailboxID != sean.ID {
+		t.Errorf("after removing chris's mailbox and sean's Organization Management: %+v", members)
 	}
 }

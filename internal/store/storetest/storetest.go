@@ -76,6 +76,7 @@ var tests = []struct {
 	{"QueueStats", testQueueStats},
 	{"Probe", testProbe},
 	{"FilterPolicies", testFilterPolicies},
+	{"RoleGroups", testRoleGroups},
 }
 
 // harness holds the store a test works on.
