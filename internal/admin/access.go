@@ -64,6 +64,8 @@ var serverCmdlets = map[string]bool{
 	// organization's admin reads its own inbound connectors' log with it,
 	// and ReadProtocolLog refuses the rest.
 	"Get-ReceiveConnector": true, "Set-ReceiveConnector": true,
+	// It connects to this server's ports (cmdlets_compat.go).
+	"Test-NetConnection": true,
 }
 
 // ErrAccessDenied is a cmdlet the caller's role does not include.
