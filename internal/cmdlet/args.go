@@ -59,7 +59,7 @@ func argElement(a string) commandElement {
 	if r, w := utf8.DecodeRuneInString(a); isDash(r) {
 		if next, _ := utf8.DecodeRuneInString(a[w:]); isParameterStart(next) {
 			name, value, colon := strings.Cut(a[w:], ":")
-			el := commandElement{param: name, colon: colon, shellEmpty: colon && value == ""}
+			el := commandElement{param: name, colon: colon, shellEmpty: colon && value == "", argv: true}
 			if value != "" {
 				el.arg = argValue(value)
 			}

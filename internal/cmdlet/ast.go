@@ -52,6 +52,10 @@ type commandElement struct {
 	// shellEmpty marks an argument a Unix shell passed as an empty
 	// string, which is what an unquoted $true or $false becomes in bash.
 	shellEmpty bool
+	// argv marks a parameter from a command line a Unix shell split
+	// (RunArgs), where a missing value is most likely an unquoted $true
+	// or $false the shell removed.
+	argv bool
 }
 
 // ifStmt is if (cond) {...} elseif (cond) {...} else {...}.

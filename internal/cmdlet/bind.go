@@ -15,6 +15,7 @@ type argument struct {
 	// shellEmpty: a Unix shell passed an empty word, as bash does for an
 	// unquoted $true or $false (see emptyShellArgument).
 	shellEmpty bool
+	argv       bool // a parameter from a command line (commandElement.argv)
 }
 
 // bind binds arguments to spec's parameters as PowerShell does: names are
@@ -73,7 +74,7 @@ func bind(spec *Spec, args []argument) (*Invocation, error) {
 			a.value, a.hasValue, a.shellEmpty = args[i].value, true, args[i].shellEmpty
 		}
 		if !a.hasValue {
-			if a.shellEmpty && a.colon {
+			if a.shellEmpty && a.colon || a.argv && (p.Type == Bool || p.Type == NullableBool) {
 				return nil, emptyShellArgument(p)
 			}
 			return nil, fmt.Errorf("Missing an argument for parameter '%s'. Specify a parameter of type '%s' and try again.", p.Name, p.Type)

@@ -107,6 +107,10 @@ func toStringArg(p *ParamSpec, v Value) (Value, error) {
 			return nil, conversionError(p, v)
 		}
 		s = x.String()
+	case time.Time:
+		// A date given to a text parameter (-StartDate (Get-Date)) keeps
+		// its zone and fraction of a second, in a form the cmdlet parses.
+		s = x.Format(time.RFC3339Nano)
 	default:
 		s = toString(x)
 	}

@@ -538,7 +538,7 @@ func (r *Runner) arguments(ctx context.Context, elems []commandElement) ([]argum
 			}
 			continue
 		}
-		a := argument{param: el.param, colon: el.colon, shellEmpty: el.shellEmpty}
+		a := argument{param: el.param, colon: el.colon, shellEmpty: el.shellEmpty, argv: el.argv}
 		if el.arg != nil {
 			v, err := r.eval(ctx, el.arg)
 			if err != nil {

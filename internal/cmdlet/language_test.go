@@ -291,6 +291,8 @@ func TestEmptyShellArgument(t *testing.T) {
 	f := newFixture()
 	for _, args := range [][]string{
 		{"Set-CASMailbox", "sean", "-SmtpClientAuthenticationDisabled", ""},
+		{"Set-CASMailbox", "sean", "-SmtpClientAuthenticationDisabled"},
+		{"Set-Mailbox", "sean", "-DeliverToMailboxAndForward", "-Force"},
 		{"Set-CASMailbox", "sean", "-SmtpClientAuthenticationDisabled:"},
 		{"Set-Mailbox", "sean", "-DeliverToMailboxAndForward", ""},
 	} {
@@ -315,5 +317,10 @@ func TestDateArgument(t *testing.T) {
 	}
 	if back, ok := parseDateString(toString(d)); !ok || !back.Equal(d) {
 		t.Errorf("round trip: %v %v", back, ok)
+	}
+	precise := time.Date(2026, 2, 3, 16, 5, 6, 123456789, time.UTC)
+	v, err := convertArg(&ParamSpec{Name: "StartDate", Type: String}, precise)
+	if back, perr := time.Parse(time.RFC3339, toString(v)); err != nil || perr != nil || !back.Equal(precise) {
+		t.Errorf("a date for a string parameter: %v %v %v", v, err, perr)
 	}
 }
