@@ -30,7 +30,7 @@ var objectTypes = map[string]string{
 	"ConnectionLogEntry":      "Date:t ClientIP:s Role:s Event:s SignIn:s? Sender:s? Recipient:s? Reply:s",
 	"DkimSigningConfig":       "Domain:s Enabled:b Status:s Selector1CNAME:s Selector1PublicKey:s Selector1KeySize:i Selector2CNAME:s Selector2PublicKey:s Selector2KeySize:i SelectorBeforeRotateOnDate:s SelectorAfterRotateOnDate:s RotateOnDate:t? KeyCreationTime:t Algorithm:s HeaderCanonicalization:s BodyCanonicalization:s NumberOfBytesToSign:s IncludeKeyExpiration:b IncludeSignatureCreationTime:b Identity:s Name:s WhenCreated:t",
 	"InboundConnector":        "Name:s Identity:s ConnectorType:s SenderDomains:[s] SenderIPAddresses:[s] TlsSenderCertificateName:s? TlsSenderCertificateFingerprints:[s] RequireTls:b RestrictDomainsToIPAddresses:b RestrictDomainsToCertificate:b Enabled:b Comment:s? ProtocolLoggingLevel:s WhenCreated:t",
-	"Mailbox":                 "Name:s Alias:s DisplayName:s Identity:s PrimarySmtpAddress:s UserPrincipalName:s EmailAddresses:[s] RecipientTypeDetails:s RecipientLimits:i MaxSendSize:s MaxReceiveSize:s IssueWarningQuota:s ProhibitSendQuota:s ProhibitSendReceiveQuota:s GrantSendOnBehalfTo:[s] ExchangeGuid:s WhenCreated:t",
+	"Mailbox":                 "Name:s Alias:s DisplayName:s Identity:s PrimarySmtpAddress:s UserPrincipalName:s EmailAddresses:[s] RecipientTypeDetails:s RecipientLimits:i MaxSendSize:s MaxReceiveSize:s IssueWarningQuota:s ProhibitSendQuota:s ProhibitSendReceiveQuota:s GrantSendOnBehalfTo:[s] ExchangeGuid:s Guid:s WhenCreated:t",
 	"MailboxFolderStatistics": "Name:s FolderPath:s FolderType:s ItemsInFolder:i FolderSize:s Identity:s",
 	"MailboxPermission":       "Identity:s User:s AccessRights:[s] IsInherited:b Deny:b",
 	"MailboxSignIn":           "Protocol:s Mailbox:s SignedInAs:s ClientIP:s AuthenticationMethod:s Count:i LastSeen:t",
@@ -49,7 +49,7 @@ var objectTypes = map[string]string{
 	"SmtpAuthClient":          "SenderAddress:s Domain:s MessagesSent:i TLS10:s TLS11:s TLS12:s TLS13:s AuthenticationProtocol:s LastSent:t",
 	"SmtpSubmissionCheck":     "Check:s Result:s Detail:s",
 	"TransportConfig":         "Identity:s SmtpClientAuthenticationDisabled:b SmtpBasicAuthDisabled:b MaxRecipientEnvelopeLimit:s",
-	"User":                    "Name:s Identity:s UserPrincipalName:s RecipientTypeDetails:s AuthenticationPolicy:s?",
+	"User":                    "Name:s Identity:s UserPrincipalName:s DisplayName:s RecipientTypeDetails:s AuthenticationPolicy:s? StsRefreshTokensValidFrom:t? Guid:s",
 }
 
 type jsonObject = map[string]any
