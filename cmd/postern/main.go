@@ -414,6 +414,7 @@ func runAdmin(req server.AdminRequest, loc local, stdout, stderr io.Writer) int 
 		return 1
 	}
 	fmt.Fprint(stdout, resp.Output)
+	fmt.Fprint(stderr, resp.Warnings)
 	if resp.Error != "" {
 		fmt.Fprintln(stderr, resp.Error)
 		return 1

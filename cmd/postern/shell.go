@@ -43,7 +43,7 @@ func shell(args []string, loc local, org string, stdin io.Reader, stdout, stderr
 				fmt.Fprintln(out, "postern:", err)
 				return
 			}
-			fmt.Fprint(out, resp.Output)
+			fmt.Fprint(out, resp.Output, resp.Warnings)
 			if resp.Error != "" {
 				fmt.Fprintln(out, resp.Error)
 			}

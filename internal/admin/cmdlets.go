@@ -3,8 +3,10 @@ package admin
 import (
 	"context"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"postern.dev/postern/internal/cmdlet"
 	"postern.dev/postern/internal/directory"
@@ -21,6 +23,7 @@ func Cmdlets(svc *Service) *cmdlet.Registry {
 	resultSize := cmdlet.ParamSpec{Name: "ResultSize", Type: cmdlet.IntOrUnlimited, Position: -1}
 	filter := cmdlet.ParamSpec{Name: "Filter", Type: cmdlet.String, Position: -1}
 	smtpAuth := cmdlet.ParamSpec{Name: "SmtpClientAuthenticationDisabled", Type: cmdlet.NullableBool, Position: -1}
+	recipientTypeDetails := cmdlet.ParamSpec{Name: "RecipientTypeDetails", Type: cmdlet.StringList, Position: -1, Help: "UserMailbox, SharedMailbox (a list selects either)."}
 
 	for _, s := range []cmdlet.Spec{
 		{Name: "Get-TransportConfig", Output: "TransportConfig", Access: cmdlet.ReadAccess, REST: cmdlet.Route{Op: cmdlet.RouteList, Path: "transport-config", Singleton: true, Description: "Transport settings, including the organization's SMTP AUTH switch (Get-/Set-TransportConfig)."}, Synopsis: "Shows the organization's transport settings, AllowLegacyTLSClients among them: whether the weak protocol versions TLS 1.0 and TLS 1.1 are allowed for SMTP AUTH on the legacy listener (--submission-legacy).", Run: c.getTransportConfig},
@@ -45,7 +48,7 @@ func Cmdlets(svc *Service) *cmdlet.Registry {
 			{Name: "MakeDefault", Type: cmdlet.Switch, Position: -1},
 		}, Run: c.setAcceptedDomain},
 		{Name: "Remove-AcceptedDomain", Output: cmdlet.NoOutput, Access: cmdlet.OrganizationAccess, REST: at(cmdlet.RouteDelete, "accepted-domains"), Synopsis: "Removes an accepted domain that no mailbox uses.", SupportsWhatIf: true, Params: []cmdlet.ParamSpec{identity}, Run: c.removeAcceptedDomain},
-		{Name: "Get-Mailbox", Output: "Mailbox", Access: cmdlet.ReadAccess, REST: cmdlet.Route{Op: cmdlet.RouteList, Path: "mailboxes", Description: "Mailboxes."}, Synopsis: "Lists mailboxes.", Params: []cmdlet.ParamSpec{optionalIdentity, resultSize, filter}, Run: c.getMailbox},
+		{Name: "Get-Mailbox", Output: "Mailbox", Access: cmdlet.ReadAccess, REST: cmdlet.Route{Op: cmdlet.RouteList, Path: "mailboxes", Description: "Mailboxes."}, Synopsis: "Lists mailboxes.", Params: []cmdlet.ParamSpec{optionalIdentity, resultSize, filter, recipientTypeDetails}, Run: c.getMailbox},
 		{Name: "New-Mailbox", Output: "Mailbox", Access: cmdlet.RecipientAccess, REST: at(cmdlet.RouteCreate, "mailboxes"), Synopsis: "Creates a user mailbox (with -Password) or a shared mailbox (-Shared).", SupportsWhatIf: true, Params: []cmdlet.ParamSpec{
 			{Name: "Name", Type: cmdlet.String, Position: 0, Required: true},
 			{Name: "DisplayName", Type: cmdlet.String, Position: -1},
@@ -73,9 +76,10 @@ func Cmdlets(svc *Service) *cmdlet.Registry {
 		{Name: "Set-CASMailbox", Output: cmdlet.NoOutput, Access: cmdlet.RecipientAccess, REST: at(cmdlet.RouteUpdate, "cas-mailboxes"), Synopsis: "Changes a mailbox's client access settings: -SmtpClientAuthenticationDisabled $true|$false|$null ($null inherits the organization's), -ImapEnabled and -PopEnabled $true|$false.",
 			SupportsWhatIf: true, Params: []cmdlet.ParamSpec{identity, smtpAuth, {Name: "ImapEnabled", Type: cmdlet.Bool, Position: -1},
 				{Name: "PopEnabled", Type: cmdlet.Bool, Position: -1}}, Run: c.setCASMailbox},
-		{Name: "Get-User", Output: "User", Access: cmdlet.ReadAccess, REST: cmdlet.Route{Op: cmdlet.RouteList, Path: "users", Description: "Users and their authentication policy."}, Synopsis: "Shows users and their authentication policy.", Params: []cmdlet.ParamSpec{optionalIdentity, resultSize}, Run: c.getUser},
-		{Name: "Set-User", Output: cmdlet.NoOutput, Access: cmdlet.RecipientAccess, REST: at(cmdlet.RouteUpdate, "users"), Synopsis: "Assigns a user's authentication policy (-AuthenticationPolicy name|$null).", SupportsWhatIf: true,
-			Params: []cmdlet.ParamSpec{identity, {Name: "AuthenticationPolicy", Type: cmdlet.String, Position: -1}}, Run: c.setUser},
+		{Name: "Get-User", Output: "User", Access: cmdlet.ReadAccess, REST: cmdlet.Route{Op: cmdlet.RouteList, Path: "users", Description: "Users and their authentication policy."}, Synopsis: "Shows users and their authentication policy.", Params: []cmdlet.ParamSpec{optionalIdentity, resultSize, filter, recipientTypeDetails}, Run: c.getUser},
+		{Name: "Set-User", Output: cmdlet.NoOutput, Access: cmdlet.RecipientAccess, REST: at(cmdlet.RouteUpdate, "users"), Synopsis: "Assigns a user's authentication policy (-AuthenticationPolicy name|$null); -STSRefreshTokensValidFrom <date> revokes the OAuth tokens issued before it.", SupportsWhatIf: true,
+			Params: []cmdlet.ParamSpec{identity, {Name: "AuthenticationPolicy", Type: cmdlet.String, Position: -1},
+				{Name: "STSRefreshTokensValidFrom", Type: cmdlet.Any, Position: -1}}, Run: c.setUser},
 		{Name: "Get-AuthenticationPolicy", Output: "AuthenticationPolicy", Access: cmdlet.ReadAccess, REST: cmdlet.Route{Op: cmdlet.RouteList, Path: "authentication-policies", Description: "Authentication policies (Basic authentication for SMTP, IMAP4 and POP3)."}, Synopsis: "Lists authentication policies.", Params: []cmdlet.ParamSpec{optionalIdentity}, Run: c.getAuthenticationPolicy},
 		{Name: "New-AuthenticationPolicy", Output: "AuthenticationPolicy", Access: cmdlet.OrganizationAccess, REST: at(cmdlet.RouteCreate, "authentication-policies"), Synopsis: "Creates an authentication policy; it blocks Basic authentication for SMTP, IMAP4 and POP3 unless -AllowBasicAuthSmtp, -AllowBasicAuthImap or -AllowBasicAuthPop is given.", SupportsWhatIf: true,
 			Params: append([]cmdlet.ParamSpec{{Name: "Name", Type: cmdlet.String, Position: 0, Required: true}}, policySwitches...),
@@ -124,6 +128,9 @@ func Cmdlets(svc *Service) *cmdlet.Registry {
 		c.register(r, s)
 	}
 	for _, s := range c.roleGroupSpecs() {
+		c.register(r, s)
+	}
+	for _, s := range c.compatSpecs() {
 		c.register(r, s)
 	}
 	return r
@@ -423,16 +430,27 @@ func resultSize(inv *cmdlet.Invocation) int {
 }
 
 func (c *cmdlets) mailboxes(inv *cmdlet.Invocation, object func(*directory.Mailbox) *cmdlet.Object) ([]*cmdlet.Object, error) {
-	if !inv.Has("Filter") {
+	keep, err := recipientTypeFilter(inv)
+	if err != nil {
+		return nil, err
+	}
+	if !inv.Has("Filter") && keep == nil {
 		ms, err := c.svc.Mailboxes(inv.String("Identity"), resultSize(inv))
 		return objects(ms, err, object)
 	}
-	// -Filter (OPATH) is applied to every mailbox, then -ResultSize.
+	// -RecipientTypeDetails and -Filter (OPATH) are applied to every
+	// mailbox, then -ResultSize.
 	f, err := cmdlet.CompileFilter(inv.String("Filter"))
+	if !inv.Has("Filter") {
+		f, err = cmdlet.CompileFilter("$true")
+	}
 	if err != nil {
 		return nil, err
 	}
 	ms, err := c.svc.Mailboxes(inv.String("Identity"), 0)
+	if keep != nil {
+		ms = slices.DeleteFunc(ms, func(m *directory.Mailbox) bool { return !keep(m) })
+	}
 	all, err := objects(ms, err, object)
 	if err != nil {
 		return nil, err
@@ -485,6 +503,7 @@ func (c *cmdlets) mailboxObject(m *directory.Mailbox) *cmdlet.Object {
 			{Name: "ProhibitSendReceiveQuota", Value: quotaText(m.ProhibitSendReceiveQuota)},
 			{Name: "GrantSendOnBehalfTo", Value: nonNilList(onBehalf)},
 			{Name: "ExchangeGuid", Value: m.GUID},
+			{Name: "Guid", Value: m.GUID},
 			{Name: "WhenCreated", Value: m.WhenCreated},
 		}}
 }
@@ -613,8 +632,11 @@ func userObject(m *directory.Mailbox) *cmdlet.Object {
 			{Name: "Name", Value: m.Name},
 			{Name: "Identity", Value: m.Name},
 			{Name: "UserPrincipalName", Value: m.UserPrincipalName},
+			{Name: "DisplayName", Value: m.DisplayName},
 			{Name: "RecipientTypeDetails", Value: string(m.Type)},
 			{Name: "AuthenticationPolicy", Value: nullIfEmpty(m.AuthenticationPolicy)},
+			{Name: "StsRefreshTokensValidFrom", Value: tokensValidFrom(m.TokensValidFrom)},
+			{Name: "Guid", Value: m.GUID},
 		}}
 }
 
@@ -623,13 +645,36 @@ func (c *cmdlets) getUser(_ context.Context, inv *cmdlet.Invocation) ([]*cmdlet.
 }
 
 func (c *cmdlets) setUser(ctx context.Context, inv *cmdlet.Invocation) ([]*cmdlet.Object, error) {
-	if !inv.Has("AuthenticationPolicy") {
+	var validFrom time.Time
+	if inv.Has("STSRefreshTokensValidFrom") {
+		var err error
+		if validFrom, err = stsValidFrom(inv); err != nil {
+			return nil, err
+		}
+	}
+	if !inv.Has("AuthenticationPolicy") && validFrom.IsZero() {
 		return nil, nil
 	}
 	if whatIf(inv, "Setting user %q.", inv.String("Identity")) {
 		return nil, nil
 	}
-	return nil, c.svc.SetUser(ctx, inv.String("Identity"), inv.String("AuthenticationPolicy"))
+	if inv.Has("AuthenticationPolicy") {
+		if err := c.svc.SetUser(ctx, inv.String("Identity"), inv.String("AuthenticationPolicy")); err != nil {
+			return nil, err
+		}
+	}
+	if !validFrom.IsZero() {
+		return nil, c.svc.SetTokensValidFrom(ctx, inv.String("Identity"), validFrom)
+	}
+	return nil, nil
+}
+
+// tokensValidFrom shows StsRefreshTokensValidFrom: blank when never set.
+func tokensValidFrom(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t
 }
 
 func policyObject(p *directory.AuthenticationPolicy) *cmdlet.Object {

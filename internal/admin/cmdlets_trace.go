@@ -22,8 +22,10 @@ func (c *cmdlets) traceSpecs() []cmdlet.Spec {
 		{Name: "Get-MessageTrace", Output: "MessageTrace", Access: cmdlet.ReadAccess, REST: cmdletOnly, Synopsis: "Finds messages (one row per recipient) and their status; the last 48 hours unless -StartDate/-EndDate are given.", Params: traceParams, Run: c.getMessageTrace},
 		{Name: "Get-MessageTraceV2", Output: "MessageTrace", Access: cmdlet.ReadAccess, REST: cmdlet.Route{Op: cmdlet.RouteList, Path: "message-trace", ItemList: true, Noun: "MessageTrace", Description: "Message trace; the item is a MessageTraceId and answers its detail events (RecipientAddress as a query parameter)."}, Synopsis: "Get-MessageTrace under its newer name.", Params: traceParams, Run: c.getMessageTrace},
 		{Name: "Get-MessageTraceDetail", Output: "MessageTraceDetail", Access: cmdlet.ReadAccess, REST: cmdlet.Route{Op: cmdlet.RouteItem, Path: "message-trace", ItemParam: "MessageTraceId"}, Synopsis: "What happened to one message for one recipient, step by step (RECEIVE, SUBMIT, DELIVER, SEND, DEFER, FAIL, DSN).",
-			Params: []cmdlet.ParamSpec{{Name: "MessageTraceId", Type: cmdlet.String, Position: -1, Required: true}, {Name: "RecipientAddress", Type: cmdlet.String, Position: -1}},
-			Run:    c.getMessageTraceDetail},
+			// Both bind from Get-MessageTrace's rows: Get-MessageTrace | Get-MessageTraceDetail.
+			Params: []cmdlet.ParamSpec{{Name: "MessageTraceId", Type: cmdlet.String, Position: -1, Required: true, ByPropertyName: true},
+				{Name: "RecipientAddress", Type: cmdlet.String, Position: -1, ByPropertyName: true}},
+			Run: c.getMessageTraceDetail},
 		{Name: "Test-SmtpSubmission", Output: "SmtpSubmissionCheck", Access: cmdlet.ReadAccess, REST: cmdletOnly, Synopsis: "Why can't a device send? Walks the server's checks for -Identity (the mailbox it signs in as, or its sender) with -Port, -UseTls, -ClientIP, -From, -Recipient; -Server host:port probes a live server.",
 			Params: []cmdlet.ParamSpec{{Name: "Identity", Type: cmdlet.String, Position: 0}, str("ClientIP"), {Name: "Port", Type: cmdlet.Int, Position: -1},
 				{Name: "UseTls", Type: cmdlet.Bool, Position: -1}, {Name: "Authenticated", Type: cmdlet.Bool, Position: -1}, {Name: "OAuth", Type: cmdlet.Switch, Position: -1},

@@ -10,10 +10,19 @@ import (
 	"postern.dev/postern/internal/directory"
 )
 
-// findMailbox resolves an Exchange-style identity — an email address, the
-// UPN, the Name, the Alias or the ExchangeGuid — within the organization.
+// findMailbox resolves an identity in every form Exchange accepts for a
+// mailbox, within the organization: an email address (primary or proxy,
+// with or without Exchange's SMTP:/smtp: prefix), the UPN, the
+// ExchangeGuid (braces allowed), DOMAIN\name (the domain being the
+// organization's name, one of its accepted domains or that domain's first
+// label, the name the mailbox's Name, Alias or UPN's local part), the
+// Name, the Alias or the DisplayName. When several mailboxes match, the
+// error names them, so that the admin can pick one by address.
 func findMailbox(dir *directory.Snapshot, org *directory.Organization, identity string) (*directory.Mailbox, error) {
 	id := strings.TrimSpace(identity)
+	if p, rest, ok := strings.Cut(id, ":"); ok && strings.EqualFold(p, "smtp") && strings.Contains(rest, "@") {
+		id = strings.TrimSpace(rest)
+	}
 	if strings.Contains(id, "@") {
 		if key, err := address.Canonical(id); err == nil {
 			if m := dir.MailboxByAddress(key); m != nil && m.OrgID == org.ID {
@@ -23,24 +32,60 @@ func findMailbox(dir *directory.Snapshot, org *directory.Organization, identity 
 				return m, nil
 			}
 		}
-		return nil, NotFound(identity)
 	}
-	var found *directory.Mailbox
+	guid := strings.TrimSuffix(strings.TrimPrefix(id, "{"), "}")
+	domain, name, qualified := "", id, false
+	if i := strings.LastIndexByte(id, '\\'); i > 0 && i < len(id)-1 {
+		domain, name, qualified = id[:i], id[i+1:], true
+	}
+	var found []*directory.Mailbox
 	for _, m := range dir.Contents().Mailboxes {
 		if m.OrgID != org.ID {
 			continue
 		}
-		if strings.EqualFold(m.Name, id) || strings.EqualFold(m.Alias, id) || strings.EqualFold(m.GUID, id) {
-			if found != nil && found != m {
-				return nil, ambiguous(identity)
-			}
-			found = m
+		var match bool
+		if qualified {
+			local, _, _ := strings.Cut(m.UserPrincipalName, "@")
+			match = orgDomainName(dir, org, domain) &&
+				(strings.EqualFold(m.Name, name) || strings.EqualFold(m.Alias, name) || strings.EqualFold(local, name))
+		} else {
+			match = strings.EqualFold(m.Name, id) || strings.EqualFold(m.Alias, id) || strings.EqualFold(m.GUID, guid) ||
+				strings.EqualFold(m.DisplayName, id)
+		}
+		if match {
+			found = append(found, m)
 		}
 	}
-	if found == nil {
+	switch len(found) {
+	case 0:
 		return nil, NotFound(identity)
+	case 1:
+		return found[0], nil
 	}
-	return found, nil
+	names := make([]string, len(found))
+	for i, m := range found {
+		names[i] = fmt.Sprintf("'%s' (%s)", m.Name, m.PrimarySmtpAddress)
+	}
+	return nil, fmt.Errorf("The operation couldn't be performed because '%s' matches multiple entries: %s. Name one by its primary SMTP address or ExchangeGuid.", identity, strings.Join(names, ", "))
+}
+
+// orgDomainName reports whether the domain part of DOMAIN\name names the
+// organization: its name, one of its accepted domains, or the first label
+// of one (contoso for contoso.com, as a NetBIOS domain name).
+func orgDomainName(dir *directory.Snapshot, org *directory.Organization, domain string) bool {
+	if strings.EqualFold(domain, org.Name) {
+		return true
+	}
+	for _, d := range dir.Contents().Domains {
+		if d.OrgID != org.ID {
+			continue
+		}
+		first, _, _ := strings.Cut(d.DomainName, ".")
+		if strings.EqualFold(d.DomainName, domain) || strings.EqualFold(first, domain) {
+			return true
+		}
+	}
+	return false
 }
 
 // Mailboxes returns the organization's mailboxes, all of them for an empty

@@ -79,6 +79,9 @@ type Service struct {
 	// applies levels to it, Get-ProtocolLog reads it. Nil outside the
 	// server (levels are then only stored).
 	ProtocolLog *protolog.Log
+	// Listeners returns the running server's listeners, for
+	// Test-NetConnection. Nil outside the server.
+	Listeners func() []Listener
 	// SignIns writes the sign-ins the running server counted in memory,
 	// before Get-MailboxSignInReport reads them. Nil outside the server.
 	SignIns Flusher

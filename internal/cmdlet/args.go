@@ -51,7 +51,7 @@ func parseArgs(args []string) (*Script, error) {
 	if c == nil {
 		return nil, errEmptyPipeElement
 	}
-	return &Script{statements: []*pipeline{pl}}, nil
+	return &Script{statements: []statement{pl}}, nil
 }
 
 // argElement reads one command-line element.
@@ -59,14 +59,14 @@ func argElement(a string) commandElement {
 	if r, w := utf8.DecodeRuneInString(a); isDash(r) {
 		if next, _ := utf8.DecodeRuneInString(a[w:]); isParameterStart(next) {
 			name, value, colon := strings.Cut(a[w:], ":")
-			el := commandElement{param: name, colon: colon}
+			el := commandElement{param: name, colon: colon, shellEmpty: colon && value == "", argv: true}
 			if value != "" {
 				el.arg = argValue(value)
 			}
 			return el
 		}
 	}
-	return commandElement{arg: argValue(a)}
+	return commandElement{arg: argValue(a), shellEmpty: a == ""}
 }
 
 // argValue reads an element as a PowerShell argument if it is exactly one,

@@ -12,6 +12,10 @@ type argument struct {
 	colon    bool   // -Name:value, whose value is attached
 	value    Value
 	hasValue bool
+	// shellEmpty: a Unix shell passed an empty word, as bash does for an
+	// unquoted $true or $false (see emptyShellArgument).
+	shellEmpty bool
+	argv       bool // a parameter from a command line (commandElement.argv)
 }
 
 // bind binds arguments to spec's parameters as PowerShell does: names are
@@ -24,13 +28,17 @@ func bind(spec *Spec, args []argument) (*Invocation, error) {
 	inv := &Invocation{Args: map[string]Value{}}
 	params := spec.bindable()
 	bound := map[string]bool{}
-	set := func(p *ParamSpec, v Value) error {
+	set := func(p *ParamSpec, a argument) error {
+		v := a.value
 		if bound[p.Name] {
 			return fmt.Errorf(`Cannot bind parameter because parameter '%s' is specified more than once. To provide multiple values to parameters that can accept multiple values, use the array syntax. For example, "-parameter value1,value2,value3".`, p.Name)
 		}
 		bound[p.Name] = true
 		cv, err := convertArg(p, v)
 		if err != nil {
+			if a.shellEmpty {
+				return emptyShellArgument(p)
+			}
 			return err
 		}
 		switch {
@@ -63,25 +71,49 @@ func bind(spec *Spec, args []argument) (*Invocation, error) {
 			a.value, a.hasValue = true, true
 		case i+1 < len(args) && args[i+1].param == "":
 			i++
-			a.value, a.hasValue = args[i].value, true
+			a.value, a.hasValue, a.shellEmpty = args[i].value, true, args[i].shellEmpty
 		}
 		if !a.hasValue {
+			if a.shellEmpty && a.colon || a.argv && (p.Type == Bool || p.Type == NullableBool) {
+				return nil, emptyShellArgument(p)
+			}
 			return nil, fmt.Errorf("Missing an argument for parameter '%s'. Specify a parameter of type '%s' and try again.", p.Name, p.Type)
 		}
-		if err := set(p, a.value); err != nil {
+		if err := set(p, a); err != nil {
 			return nil, err
 		}
 	}
-	for _, a := range positional {
+	for i, a := range positional {
 		p := nextPositional(params, bound)
 		if p == nil {
 			return nil, fmt.Errorf("A positional parameter cannot be found that accepts argument '%s'.", describe(a.value))
 		}
-		if err := set(p, a.value); err != nil {
+		if p.Remaining {
+			vals := make([]Value, 0, len(positional)-i)
+			for _, rest := range positional[i:] {
+				vals = append(vals, rest.value)
+			}
+			a.value = vals
+			if len(vals) == 1 {
+				a.value = vals[0]
+			}
+			if err := set(p, a); err != nil {
+				return nil, err
+			}
+			break
+		}
+		if err := set(p, a); err != nil {
 			return nil, err
 		}
 	}
 	return inv, nil
+}
+
+// emptyShellArgument explains a Boolean parameter that received an empty
+// word from the command line: bash and sh replace an unquoted $true or
+// $false by their (empty) variables before Postern sees the line.
+func emptyShellArgument(p *ParamSpec) error {
+	return fmt.Errorf("Cannot process argument transformation on parameter '%s'. The value is empty: an unquoted $true or $false on a bash or sh command line is expanded by that shell to nothing. Quote it so that it reaches Postern: -%s '$false' (or '-%s:$false'), or write true or false.", p.Name, p.Name, p.Name)
 }
 
 // resolveParam finds the parameter a typed name means: the one with that
@@ -174,6 +206,27 @@ func bindPipelineIdentity(p *ParamSpec, inv *Invocation, item Value) (*Invocatio
 	one := inv.withInput(input)
 	one.Args[p.Name] = cv
 	return one, nil
+}
+
+// bindPropertyNames sets each ByPropertyName parameter from the pipeline
+// object's property of the same name, when it has one.
+func bindPropertyNames(params []*ParamSpec, inv *Invocation, item Value) error {
+	o, ok := item.(*Object)
+	if !ok {
+		return nil
+	}
+	for _, p := range params {
+		v, ok := o.Get(p.Name)
+		if !ok || v == nil {
+			continue
+		}
+		cv, err := convertArg(p, v)
+		if err != nil {
+			return err
+		}
+		inv.Args[p.Name] = cv
+	}
+	return nil
 }
 
 // inputObjects returns pipeline input for a cmdlet that takes it whole;

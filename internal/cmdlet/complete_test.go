@@ -22,7 +22,7 @@ func TestComplete(t *testing.T) {
 	}{
 		{"Get-CAS", 0, []string{"Get-CASMailbox"}},
 		{"get-m", 0, []string{"Get-Mailbox"}},
-		{"Get-", 0, []string{"Get-CASMailbox", "Get-Command", "Get-Content", "Get-Help", "Get-Mailbox"}},
+		{"Get-", 0, []string{"Get-CASMailbox", "Get-Command", "Get-Content", "Get-Date", "Get-Help", "Get-Mailbox"}},
 		{"Set-CASMailbox -Identity a -Smtp", 27, []string{"-SmtpClientAuthenticationDisabled"}},
 		{"Set-CASMailbox -W", 15, []string{"-WhatIf"}},
 		{"Get-CASMailbox -", 15, []string{"-ErrorAction", "-Identity", "-ResultSize"}},

@@ -5,6 +5,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // convertArg converts an argument to p's type (see ParamType for what each
@@ -106,6 +107,10 @@ func toStringArg(p *ParamSpec, v Value) (Value, error) {
 			return nil, conversionError(p, v)
 		}
 		s = x.String()
+	case time.Time:
+		// A date given to a text parameter (-StartDate (Get-Date)) keeps
+		// its zone and fraction of a second, in a form the cmdlet parses.
+		s = x.Format(time.RFC3339Nano)
 	default:
 		s = toString(x)
 	}
@@ -346,6 +351,10 @@ func toString(v Value) string {
 		return strings.Join(parts, " ")
 	case []string:
 		return strings.Join(v, " ")
+	case time.Time:
+		// PowerShell converts a date to text in the invariant culture, so
+		// that it parses back: -StartDate (Get-Date).AddDays(-2).
+		return v.Format("01/02/2006 15:04:05")
 	}
 	return FormatValue(v)
 }

@@ -24,6 +24,8 @@ type Invocation struct {
 	// Dir is the directory relative paths are taken from.
 	Dir     string
 	noFiles bool
+	files   FileSystem
+	runner  *Runner
 	// Host receives Printf's output; nil discards it.
 	Host io.Writer
 }
@@ -78,6 +80,17 @@ func (inv *Invocation) Printf(format string, args ...any) {
 	if inv.Host != nil {
 		fmt.Fprintf(inv.Host, format, args...)
 	}
+}
+
+// Warn writes a line to the warning stream ("WARNING: ..."), which the
+// CLI shows on standard error.
+func (inv *Invocation) Warn(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	if inv.runner != nil {
+		inv.runner.warn(msg)
+		return
+	}
+	inv.Printf("WARNING: %s\n", msg)
 }
 
 // withInput returns a copy of inv for one pipeline object, whose Args can

@@ -1,6 +1,7 @@
 package cmdlet
 
 import (
+	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -29,7 +30,13 @@ const (
 	tokNumber
 	tokString   // a quoted string
 	tokWord     // a bare word: an argument, a command name, a hashtable key
-	tokOperator // -eq, -and, -not ... (expressionMode); name holds it, lower case
+	tokOperator // -eq, -and, -not, + - * / % .. (expression modes); name holds it, lower case
+	tokAssign   // = += -= *= /= %= (operatorMode); name holds it
+	tokIncr     // ++ or -- ; name holds it
+	tokType     // [TypeName] (expressionMode); name holds what is between the brackets
+	tokRBracket // ] (expression modes)
+	tokSplat    // @name (commandMode); name holds the variable's name
+	tokRedirect // > or >> (name), 2> 2>> 2>&1 ...: the stream's number first
 )
 
 // lexMode is what the parser expects next. PowerShell tokenizes a command's
@@ -44,6 +51,10 @@ const (
 	// word there is a number, a command name or a hashtable key, and it
 	// ends at '='.
 	expressionMode
+	// operatorMode is after an operand: + - * / % are operators there,
+	// = and += assign, ++ increments, and -name is a binary operator. A
+	// character that starts no operator is lexed as in expressionMode.
+	operatorMode
 )
 
 type token struct {
@@ -74,6 +85,15 @@ func (l *lexer) next(pos int, mode lexMode) (token, error) {
 	if pos >= len(l.src) {
 		return token{kind: tokEOF, pos: pos, end: pos}, nil
 	}
+	if t, ok := l.redirect(pos, mode); ok {
+		return t, nil
+	}
+	if mode == operatorMode {
+		if t, ok := l.operator(pos); ok {
+			return t, nil
+		}
+		mode = expressionMode
+	}
 	punct := func(kind tokenKind, width int) (token, error) {
 		return token{kind: kind, pos: pos, end: pos + width}, nil
 	}
@@ -99,12 +119,21 @@ func (l *lexer) next(pos int, mode lexMode) (token, error) {
 		return punct(tokRCurly, 1)
 	case r == '=' && mode == expressionMode:
 		return punct(tokEquals, 1)
+	case r == ']' && mode == expressionMode:
+		return punct(tokRBracket, 1)
+	case r == '[' && mode == expressionMode:
+		return l.typeLiteral(pos)
 	case r == '@':
 		switch l.at(pos + 1) {
 		case '(':
 			return punct(tokAtParen, 2)
 		case '{':
 			return punct(tokAtCurly, 2)
+		}
+		if mode == commandMode {
+			if end := l.name(pos + 1); end > pos+1 {
+				return token{kind: tokSplat, pos: pos, end: end, name: l.src[pos+1 : end]}, nil
+			}
 		}
 		// Splatting (@name) and here-strings (@"...") are not supported yet.
 		return token{}, l.errorf(pos, "Unrecognized token in source text.")
@@ -141,8 +170,131 @@ func (l *lexer) next(pos int, mode lexMode) (token, error) {
 		return token{kind: tokOperator, pos: pos, end: t.end, name: strings.ToLower(t.name)}, nil
 	case mode == expressionMode && r == '!' && l.at(pos+1) != '=':
 		return token{kind: tokOperator, pos: pos, end: pos + 1, name: "not"}, nil
+	case mode == expressionMode && (isDash(r) || r == '+') && l.unarySign(pos+w):
+		// A sign before a variable, a parenthesis or another sign is the
+		// unary operator; before a digit it is part of the number.
+		name := "-"
+		if r == '+' {
+			name = "+"
+		}
+		if next, w2 := utf8.DecodeRuneInString(l.src[pos+w:]); next == r && (r == '+' || isDash(next)) {
+			return token{kind: tokIncr, pos: pos, end: pos + w + w2, name: name + name}, nil
+		}
+		return token{kind: tokOperator, pos: pos, end: pos + w, name: name}, nil
 	}
 	return l.word(pos, mode)
+}
+
+// unarySign reports whether a + or - followed by what is at i is a unary
+// operator in an expression rather than the start of a word or number.
+func (l *lexer) unarySign(i int) bool {
+	if i >= len(l.src) {
+		return false
+	}
+	switch l.src[i] {
+	case '$', '(', '[', '@', '"', '\'', '-', '+':
+		return true
+	}
+	return false
+}
+
+// operator lexes a binary operator, an assignment or ++/-- at pos, in
+// operatorMode; ok is false when none starts there.
+func (l *lexer) operator(pos int) (token, bool) {
+	r, w := utf8.DecodeRuneInString(l.src[pos:])
+	next := l.runeAt(pos + w)
+	tok := func(kind tokenKind, width int, name string) (token, bool) {
+		return token{kind: kind, pos: pos, end: pos + width, name: name}, true
+	}
+	switch {
+	case r == '=':
+		return tok(tokAssign, 1, "=")
+	case r == '+':
+		switch next {
+		case '+':
+			return tok(tokIncr, 2, "++")
+		case '=':
+			return tok(tokAssign, 2, "+=")
+		}
+		return tok(tokOperator, 1, "+")
+	case isDash(r):
+		switch {
+		case isDash(next):
+			return tok(tokIncr, w+utf8.RuneLen(next), "--")
+		case next == '=':
+			return tok(tokAssign, w+1, "-=")
+		case isParameterStart(next):
+			t := l.parameter(pos, w)
+			if name := strings.ToLower(t.name); !t.colon && operators[name] {
+				return token{kind: tokOperator, pos: pos, end: t.end, name: name}, true
+			}
+			return token{}, false
+		}
+		return tok(tokOperator, w, "-")
+	case r == '*' || r == '/' || r == '%':
+		if next == '=' {
+			return tok(tokAssign, 2, string(r)+"=")
+		}
+		return tok(tokOperator, 1, string(r))
+	case r == '.' && next == '.':
+		return tok(tokOperator, 2, "..")
+	case r == ']':
+		return tok(tokRBracket, 1, "")
+	}
+	return token{}, false
+}
+
+// redirect lexes > file, >> file and the error stream's 2> 2>> 2>&1,
+// which end a pipeline (operatorMode and commandMode).
+func (l *lexer) redirect(pos int, mode lexMode) (token, bool) {
+	if mode == expressionMode {
+		return token{}, false
+	}
+	i := pos
+	stream := ""
+	if c := l.at(i); (c >= '1' && c <= '6' || c == '*') && l.at(i+1) == '>' {
+		stream = string(c)
+		i++
+	}
+	if l.at(i) != '>' {
+		return token{}, false
+	}
+	i++
+	name := stream + ">"
+	if l.at(i) == '>' {
+		name += ">"
+		i++
+	}
+	if l.at(i) == '&' && l.at(i+1) >= '1' && l.at(i+1) <= '6' {
+		name += l.src[i : i+2]
+		i += 2
+	}
+	return token{kind: tokRedirect, pos: pos, end: i, name: name}, true
+}
+
+// typeLiteral lexes [TypeName] at pos, brackets nested for generic and
+// array types ([string[]]) and attribute arguments kept verbatim
+// ([Parameter(Mandatory=$true)]).
+func (l *lexer) typeLiteral(pos int) (token, error) {
+	depth := 0
+	for i := pos; i < len(l.src); i++ {
+		switch l.src[i] {
+		case '[':
+			depth++
+		case ']':
+			depth--
+			if depth == 0 {
+				name := strings.TrimSpace(l.src[pos+1 : i])
+				if name == "" {
+					return token{}, l.errorf(pos+1, "Missing type name after '['.")
+				}
+				return token{kind: tokType, pos: pos, end: i + 1, name: name}, nil
+			}
+		case '\n', '\r':
+			return token{}, l.errorf(pos, "Missing ] at end of type token.")
+		}
+	}
+	return token{}, l.errorf(pos, "Missing ] at end of type token.")
 }
 
 // operators are the expression operators the language knows.
@@ -247,6 +399,19 @@ scan:
 			return token{}, err
 		}
 		ordinary = false
+	}
+	if i == pos {
+		r, _ := utf8.DecodeRuneInString(l.src[pos:])
+		return token{}, l.errorf(pos, fmt.Sprintf("Unexpected token '%c' in expression or statement.", r))
+	}
+	if mode == expressionMode && ordinary {
+		// In an expression a number ends where an operator starts: 1+2,
+		// $a[0], 1..5, 10/2.
+		if n := numberPrefix(l.src[pos:i]); n > 0 && n < i-pos {
+			i = pos + n
+			b = textBuilder{}
+			b.text(l.src[pos:i])
+		}
 	}
 	t := token{kind: tokWord, pos: pos, end: i, value: b.expr()}
 	if text := l.src[pos:i]; ordinary {
@@ -573,12 +738,65 @@ func isDecimal(s string) bool {
 // endsWord reports whether r ends a bare word.
 func endsWord(r rune, mode lexMode) bool {
 	switch r {
-	case ';', '|', ',', '(', ')', '{', '}', '\n', '\r':
+	case ';', '|', ',', '(', ')', '{', '}', '\n', '\r', '>':
 		return true
-	case '=':
-		return mode == expressionMode
+	case '=', ']':
+		return mode != commandMode
 	}
 	return isSpace(r)
+}
+
+// numberPrefix returns the length of the numeric literal at the start of
+// s when an operator character follows it (1+2, 0x10*2, 1..5), else 0.
+func numberPrefix(s string) int {
+	i := 0
+	if i < len(s) && (s[i] == '+' || s[i] == '-') {
+		i++
+	}
+	start := i
+	if strings.HasPrefix(strings.ToLower(s[i:]), "0x") {
+		i += 2
+		for i < len(s) && isHexDigit(s[i]) {
+			i++
+		}
+		if i == start+2 {
+			return 0
+		}
+	} else {
+		for i < len(s) && isDigit(s[i]) {
+			i++
+		}
+		if i < len(s) && s[i] == '.' && i+1 < len(s) && isDigit(s[i+1]) {
+			i++
+			for i < len(s) && isDigit(s[i]) {
+				i++
+			}
+		}
+		if i == start {
+			return 0
+		}
+		if i+1 < len(s) && (s[i] == 'e' || s[i] == 'E') {
+			j := i + 1
+			if s[j] == '+' || s[j] == '-' {
+				j++
+			}
+			if j < len(s) && isDigit(s[j]) {
+				for j < len(s) && isDigit(s[j]) {
+					j++
+				}
+				i = j
+			}
+		}
+	}
+	if i+2 <= len(s) {
+		if _, ok := multipliers[strings.ToLower(s[i:i+2])]; ok {
+			i += 2
+		}
+	}
+	if i < len(s) && strings.ContainsRune("+-*/%.[", rune(s[i])) {
+		return i
+	}
+	return 0
 }
 
 // isSpace reports spaces within a line; a byte order mark at the start of

@@ -136,7 +136,7 @@ func TestLexerErrors(t *testing.T) {
 		{"Set-X -Name 'abc", 1, 13, "The string is missing the terminator: '."},
 		{"Set-X -Name \"abc", 1, 13, `The string is missing the terminator: ".`},
 		{"Get-X <# never closed", 1, 7, "The terminator '#>' is missing from the multiline comment."},
-		{"Get-X @splat", 1, 7, "Unrecognized token in source text."},
+		{"Get-X @ splat", 1, 7, "Unrecognized token in source text."},
 		{"${abc", 1, 1, "Missing } at end of variable name."},
 		{"${}", 1, 1, "An empty ${} variable reference was found. A name is required inside the braces."},
 		{"\"`u{110000}\"", 1, 2, "The Unicode escape sequence value is out of range. The maximum value is 0x10FFFF."},

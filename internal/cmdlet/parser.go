@@ -1,6 +1,9 @@
 package cmdlet
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // maxDepth bounds the nesting of parentheses, arrays, hashtables and
 // subexpressions, so that hostile input cannot exhaust the stack.
@@ -18,6 +21,9 @@ type parser struct {
 	// bareProperties reads a bare word in an expression as a property of
 	// $_: OPATH filters ('SmtpClientAuthenticationDisabled -eq $true').
 	bareProperties bool
+	// noComma stops a comma from making a list: it separates the
+	// arguments of a method call.
+	noComma bool
 
 	// The token at pos, once lexed: the parser usually looks at a token
 	// before deciding what to do with it.
@@ -96,8 +102,8 @@ func (p *parser) leave() { p.depth-- }
 
 // statements parses statements separated by newlines or semicolons, up to
 // end (EOF, or ')' of a subexpression), which it leaves for the caller.
-func (p *parser) statements(end tokenKind) []*pipeline {
-	var stmts []*pipeline
+func (p *parser) statements(end tokenKind) []statement {
+	var stmts []statement
 	for p.err == nil {
 		t := p.peek(expressionMode)
 		switch t.kind {
@@ -107,7 +113,10 @@ func (p *parser) statements(end tokenKind) []*pipeline {
 		case end, tokEOF:
 			return stmts
 		}
-		stmts = append(stmts, p.pipeline())
+		st := p.statement()
+		if st != nil {
+			stmts = append(stmts, st)
+		}
 		switch t := p.peek(expressionMode); t.kind {
 		case tokNewline, tokSemicolon, end, tokEOF:
 		default:
@@ -117,33 +126,63 @@ func (p *parser) statements(end tokenKind) []*pipeline {
 	return stmts
 }
 
-// pipeline parses cmd | cmd ..., or an expression piped into commands.
-func (p *parser) pipeline() *pipeline {
-	pl := &pipeline{}
-	if t := p.peek(expressionMode); t.kind == tokVariable {
-		// $name = pipeline: an assignment, told apart by the '=' after it.
-		if eq, err := p.lx.next(t.end, expressionMode); err == nil && eq.kind == tokEquals {
-			p.advance(t)
-			p.advance(eq)
-			p.skipNewlines(expressionMode)
-			if !p.enter(t.pos) {
-				return pl
+// statement parses a control statement (if, foreach, function...) or a
+// pipeline.
+func (p *parser) statement() statement {
+	if t := p.peek(expressionMode); t.kind == tokWord {
+		if kw, ok := t.value.(*constExpr); ok {
+			if st, ok := p.keyword(t, strings.ToLower(toString(kw.value))); ok {
+				return st
 			}
-			defer p.leave()
-			pl.assign, pl.value = t.name, p.pipeline()
-			return pl
 		}
 	}
+	return p.pipeline()
+}
+
+// pipeline parses cmd | cmd ..., an expression piped into commands, or an
+// assignment.
+func (p *parser) pipeline() *pipeline {
+	pl := &pipeline{}
 	switch t := p.peek(expressionMode); {
 	case t.kind == tokWord:
 		pl.commands = append(pl.commands, p.command(t))
 	case startsExpression(t.kind):
-		pl.expr = p.expression()
+		e := p.expression()
+		if e == nil {
+			if p.err == nil {
+				p.unexpected(t)
+			}
+			return pl
+		}
+		if a := p.peek(operatorMode); a.kind == tokAssign {
+			if !assignable(e) {
+				p.fail(t.pos, "The assignment expression is not valid. The input to an assignment operator must be an object that is able to accept assignments, such as a variable or a property.")
+				return pl
+			}
+			p.advance(a)
+			p.skipNewlines(expressionMode)
+			if !p.enter(a.pos) {
+				return pl
+			}
+			defer p.leave()
+			v := p.peek(expressionMode)
+			if v.kind != tokWord && !startsExpression(v.kind) {
+				p.fail(p.last, "You must provide a value expression on the right-hand side of the '"+a.name+"' operator.")
+				return pl
+			}
+			pl.assign = &assignment{target: e, op: a.name, value: p.statement()}
+			return pl
+		}
+		pl.expr = e
 	default:
 		p.unexpected(t)
 	}
 	for p.err == nil {
-		bar := p.peek(expressionMode)
+		bar := p.peek(operatorMode)
+		if bar.kind == tokRedirect {
+			p.redirection(pl, bar)
+			continue
+		}
 		if bar.kind != tokPipe {
 			break
 		}
@@ -159,6 +198,52 @@ func (p *parser) pipeline() *pipeline {
 		}
 	}
 	return pl
+}
+
+// redirection parses > path, >> path, 2>$null, 2>&1 at the end of a
+// pipeline.
+func (p *parser) redirection(pl *pipeline, t token) {
+	p.advance(t)
+	switch {
+	case strings.Contains(t.name, "&"):
+		return // 2>&1: errors and output share the host already
+	case t.name[0] != '>':
+		// The error stream (2>$null) or all streams (*>): errors end the
+		// script here whatever happens to their text, so only $null is
+		// accepted, as the common way to keep a line quiet.
+		v := p.peek(commandMode)
+		if v.kind == tokVariable && strings.EqualFold(v.name, "null") {
+			p.advance(v)
+			return
+		}
+		p.fail(t.pos, "Only '2>$null' or '2>&1' redirect the error stream here; use -ErrorAction SilentlyContinue to go on after an error.")
+		return
+	}
+	v := p.peek(commandMode)
+	if !startsArgument(v.kind) {
+		p.fail(t.end, "Missing file specification after redirection operator.")
+		return
+	}
+	if pl.redirect != nil {
+		p.fail(t.pos, "The output stream for this command is already redirected.")
+		return
+	}
+	pl.redirect = &redirection{path: p.primary(v, commandMode), append: t.name == ">>"}
+}
+
+// assignable reports whether e may be assigned to.
+func assignable(e expr) bool {
+	switch e := e.(type) {
+	case *variableExpr:
+		return true
+	case *memberExpr:
+		return !e.static
+	case *indexExpr:
+		return true
+	case *castExpr:
+		return assignable(e.operand) // [int]$n = "5"
+	}
+	return false
 }
 
 // command parses a command name and its parameters and arguments.
@@ -182,6 +267,9 @@ func (p *parser) command(name token) *command {
 				el.arg = p.argument()
 			}
 			c.elems = append(c.elems, el)
+		case t.kind == tokSplat:
+			p.advance(t)
+			c.elems = append(c.elems, commandElement{splat: t.name})
 		case startsArgument(t.kind):
 			c.elems = append(c.elems, commandElement{arg: p.argument()})
 		case t.kind == tokComma:
@@ -215,14 +303,20 @@ func (p *parser) argument() expr {
 	return list
 }
 
-// expression parses a value in expressionMode: comparisons of comma
-// lists joined by -and and -or (PowerShell gives them equal precedence,
-// left to right). It returns nil, without an error, when there is none.
+// The expression grammar follows PowerShell's operator precedence
+// (about_Operator_Precedence), lowest first: -and -or -xor; comparison and
+// the other named binary operators (-eq, -like, -replace, -split,
+// -join...); + -; * / %; unary -; -f; ..; -not and !; the comma;
+// unary -split and -join; casts; then member access, method calls and
+// indexing. Each level returns nil, without an error, when there is no
+// operand at all.
+
+// expression parses a value in expressionMode.
 func (p *parser) expression() expr {
 	left := p.comparison()
 	for left != nil {
-		t := p.peek(expressionMode)
-		if t.kind != tokOperator || (t.name != "and" && t.name != "or") {
+		t := p.peek(operatorMode)
+		if t.kind != tokOperator || (t.name != "and" && t.name != "or" && t.name != "xor") {
 			return left
 		}
 		p.advance(t)
@@ -237,32 +331,28 @@ func (p *parser) expression() expr {
 	return left
 }
 
-// comparison parses [-not] list [-op list]...
-func (p *parser) comparison() expr {
-	t := p.peek(expressionMode)
-	if t.kind == tokOperator && t.name == "not" {
-		p.advance(t)
-		if !p.enter(t.pos) {
-			return nil
-		}
-		defer p.leave()
-		operand := p.comparison()
-		if operand == nil {
-			p.fail(p.last, "Missing expression after unary operator '-not'.")
-			return nil
-		}
-		return &notExpr{operand: operand}
-	}
-	left := p.list()
-	for left != nil {
-		t := p.peek(expressionMode)
-		if t.kind != tokOperator || t.name == "and" || t.name == "or" || t.name == "not" {
+// binaryLevel parses operand { op operand } for the operators ops accepts,
+// left to right.
+func (p *parser) binaryLevel(ops func(string) bool, operand func() expr) expr {
+	left := operand()
+	for left != nil && p.err == nil {
+		t := p.peek(operatorMode)
+		if t.kind != tokOperator || !ops(t.name) {
 			return left
 		}
 		p.advance(t)
-		right := p.list()
+		p.skipNewlines(expressionMode)
+		if !p.enter(t.pos) {
+			return nil
+		}
+		right := operand()
+		p.leave()
 		if right == nil {
-			p.fail(p.last, "You must provide a value expression following the '-"+t.name+"' operator.")
+			name := t.name
+			if len(name) > 1 && name != ".." {
+				name = "-" + name
+			}
+			p.fail(p.last, "You must provide a value expression following the '"+name+"' operator.")
 			return nil
 		}
 		left = &binaryExpr{op: t.name, left: left, right: right}
@@ -270,15 +360,74 @@ func (p *parser) comparison() expr {
 	return left
 }
 
+func (p *parser) comparison() expr {
+	return p.binaryLevel(isComparison, p.additive)
+}
+
+func (p *parser) additive() expr {
+	return p.binaryLevel(func(op string) bool { return op == "+" || op == "-" }, p.multiplicative)
+}
+
+func (p *parser) multiplicative() expr {
+	return p.binaryLevel(func(op string) bool { return op == "*" || op == "/" || op == "%" }, p.negation)
+}
+
+// negation parses -operand and +operand.
+func (p *parser) negation() expr {
+	t := p.peek(expressionMode)
+	if t.kind != tokOperator || (t.name != "-" && t.name != "+") {
+		return p.format()
+	}
+	p.advance(t)
+	if !p.enter(t.pos) {
+		return nil
+	}
+	defer p.leave()
+	operand := p.negation()
+	if operand == nil {
+		p.fail(p.last, "Missing expression after unary operator '"+t.name+"'.")
+		return nil
+	}
+	return &unaryExpr{op: t.name, operand: operand}
+}
+
+func (p *parser) format() expr {
+	return p.binaryLevel(func(op string) bool { return op == "f" }, p.rangeLevel)
+}
+
+func (p *parser) rangeLevel() expr {
+	return p.binaryLevel(func(op string) bool { return op == ".." }, p.not)
+}
+
+// not parses -not operand and !operand.
+func (p *parser) not() expr {
+	t := p.peek(expressionMode)
+	if t.kind != tokOperator || t.name != "not" {
+		return p.list()
+	}
+	p.advance(t)
+	if !p.enter(t.pos) {
+		return nil
+	}
+	defer p.leave()
+	operand := p.not()
+	if operand == nil {
+		p.fail(p.last, "Missing expression after unary operator '-not'.")
+		return nil
+	}
+	return &notExpr{operand: operand}
+}
+
 // list parses a comma list of unary expressions, or nil when there is
-// none.
+// none. Inside a method call's parentheses the comma separates the
+// arguments instead (noComma).
 func (p *parser) list() expr {
 	first := p.unary()
-	if first == nil || p.peek(expressionMode).kind != tokComma {
+	if first == nil || p.noComma || p.peek(operatorMode).kind != tokComma {
 		return first
 	}
 	list := &arrayExpr{elems: []expr{first}}
-	for t := p.peek(expressionMode); t.kind == tokComma; t = p.peek(expressionMode) {
+	for t := p.peek(operatorMode); t.kind == tokComma; t = p.peek(operatorMode) {
 		p.advance(t)
 		p.skipNewlines(expressionMode)
 		e := p.unary()
@@ -291,23 +440,73 @@ func (p *parser) list() expr {
 	return list
 }
 
-// unary parses a primary, or ,value: an array of one element.
+// unary parses ,value (an array of one element), -split value,
+// -join value, ++$x, --$x, casts and primaries.
 func (p *parser) unary() expr {
 	t := p.peek(expressionMode)
-	if t.kind != tokComma {
-		return p.primary(t, expressionMode)
+	switch {
+	case t.kind == tokComma:
+		p.advance(t)
+		if !p.enter(t.pos) {
+			return nil
+		}
+		defer p.leave()
+		operand := p.unary()
+		if operand == nil {
+			p.fail(p.last, "Missing expression after unary operator ','.")
+			return nil
+		}
+		return &arrayExpr{elems: []expr{operand}}
+	case t.kind == tokOperator && (t.name == "split" || t.name == "join" || t.name == "csplit" || t.name == "isplit"):
+		p.advance(t)
+		if !p.enter(t.pos) {
+			return nil
+		}
+		defer p.leave()
+		operand := p.unary()
+		if operand == nil {
+			p.fail(p.last, "Missing expression after unary operator '-"+t.name+"'.")
+			return nil
+		}
+		return &unaryExpr{op: t.name, operand: operand}
+	case t.kind == tokIncr:
+		p.advance(t)
+		operand := p.unary()
+		if operand == nil || !assignable(operand) {
+			p.fail(t.end, "The '"+t.name+"' operator works only on variables or on properties.")
+			return nil
+		}
+		delta := int64(1)
+		if t.name == "--" {
+			delta = -1
+		}
+		return &incrExpr{target: operand, delta: delta, prefix: true}
+	case t.kind == tokType:
+		return p.cast(t)
 	}
+	return p.primary(t, expressionMode)
+}
+
+// cast parses [type]operand, or a type literal alone ([DateTime]::Now,
+// -is [string]).
+func (p *parser) cast(t token) expr {
 	p.advance(t)
-	if !p.enter(t.pos) {
-		return nil
+	if p.lx.src[p.pos:min(p.pos+2, len(p.lx.src))] == "::" {
+		return p.postfix(&typeExpr{name: t.name}, expressionMode)
 	}
-	defer p.leave()
-	operand := p.unary()
-	if operand == nil {
-		p.fail(p.last, "Missing expression after unary operator ','.")
-		return nil
+	next := p.peek(expressionMode)
+	if next.kind == tokType || (startsExpression(next.kind) && next.kind != tokOperator && next.kind != tokComma && next.kind != tokLCurly) {
+		if !p.enter(t.pos) {
+			return nil
+		}
+		defer p.leave()
+		operand := p.unary()
+		if operand == nil {
+			return &typeExpr{name: t.name}
+		}
+		return &castExpr{typeName: t.name, operand: operand}
 	}
-	return &arrayExpr{elems: []expr{operand}}
+	return &typeExpr{name: t.name}
 }
 
 // primary parses the value that starts with t; nil if t starts none. A
@@ -319,17 +518,156 @@ func (p *parser) primary(t token, mode lexMode) expr {
 	}
 	switch e.(type) {
 	case *variableExpr, *parenExpr, *subExpr:
-		// .Name right after it (no space) reads a property: $_.Name.
-		for p.err == nil && p.pos < len(p.lx.src) && p.lx.src[p.pos] == '.' {
-			end := p.lx.name(p.pos + 1)
-			if end == p.pos+1 {
-				break
-			}
-			e = &memberExpr{target: e, name: p.lx.src[p.pos+1 : end]}
-			p.pos, p.last = end, end
+		return p.postfix(e, mode)
+	case *hashExpr, *constExpr, *expandExpr:
+		// "text".ToUpper() in an expression; as a command argument a
+		// quoted string or word ends where it ends.
+		if mode != commandMode {
+			return p.postfix(e, mode)
 		}
 	}
 	return e
+}
+
+// postfix parses what follows a value without a space: .Name, .Name(args),
+// ::Name, [index], and ++ or -- after a variable.
+func (p *parser) postfix(e expr, mode lexMode) expr {
+	for p.err == nil && p.pos < len(p.lx.src) {
+		src := p.lx.src
+		static := false
+		switch {
+		case src[p.pos] == '.' && p.pos+1 < len(src) && src[p.pos+1] != '.':
+		case strings.HasPrefix(src[p.pos:], "::"):
+			static = true
+		case src[p.pos] == '[':
+			open := p.pos
+			p.pos++
+			if !p.enter(open) {
+				return nil
+			}
+			saved := p.noComma
+			p.noComma = false
+			p.skipNewlines(expressionMode)
+			index := p.expression()
+			p.noComma = saved
+			p.leave()
+			if index == nil {
+				p.fail(p.pos, "Array index expression is missing or not valid.")
+				return nil
+			}
+			p.skipNewlines(expressionMode)
+			if t := p.peek(operatorMode); t.kind != tokRBracket {
+				p.fail(p.last, "Missing ']' after array index expression.")
+				return nil
+			} else {
+				p.advance(t)
+			}
+			e = &indexExpr{target: e, index: index}
+			continue
+		default:
+			if mode != commandMode {
+				if t := p.peek(operatorMode); t.kind == tokIncr && assignable(e) && t.pos == p.pos {
+					p.advance(t)
+					delta := int64(1)
+					if t.name == "--" {
+						delta = -1
+					}
+					return &incrExpr{target: e, delta: delta}
+				}
+			}
+			return e
+		}
+		dot := p.pos
+		nameStart := p.pos + 1
+		if static {
+			nameStart = p.pos + 2
+		}
+		var name string
+		end := p.lx.name(nameStart)
+		switch {
+		case end > nameStart:
+			name = src[nameStart:end]
+		case nameStart < len(src) && (isSingleQuote(p.lx.runeAt(nameStart)) || isDoubleQuote(p.lx.runeAt(nameStart))):
+			// $_."Display Name", for CSV columns with spaces.
+			t := p.peekAt(nameStart, expressionMode)
+			if t.kind != tokString {
+				return e
+			}
+			c, ok := t.value.(*constExpr)
+			if !ok {
+				p.fail(nameStart, "A property name must be a constant string here.")
+				return nil
+			}
+			name, end = toString(c.value), t.end
+		default:
+			if static {
+				p.fail(dot, "Missing property name after '::'.")
+				return nil
+			}
+			return e
+		}
+		p.pos, p.last = end, end
+		if p.pos < len(src) && src[p.pos] == '(' {
+			args := p.methodArguments()
+			if p.err != nil {
+				return nil
+			}
+			e = &methodExpr{target: e, name: name, args: args, static: static}
+			continue
+		}
+		e = &memberExpr{target: e, name: name, static: static}
+	}
+	return e
+}
+
+// peekAt lexes the token at pos without consuming anything.
+func (p *parser) peekAt(pos int, mode lexMode) token {
+	t, err := p.lx.next(pos, mode)
+	if err != nil {
+		p.fail(pos, err.Error())
+		return token{kind: tokEOF, pos: pos, end: pos}
+	}
+	return t
+}
+
+// methodArguments parses (arg, arg...) at p.pos.
+func (p *parser) methodArguments() []expr {
+	open := p.pos
+	p.pos++
+	if !p.enter(open) {
+		return nil
+	}
+	defer p.leave()
+	saved := p.noComma
+	p.noComma = true
+	defer func() { p.noComma = saved }()
+	var args []expr
+	p.skipNewlines(expressionMode)
+	if t := p.peek(expressionMode); t.kind == tokRParen {
+		p.advance(t)
+		return args
+	}
+	for p.err == nil {
+		p.skipNewlines(expressionMode)
+		a := p.expression()
+		if a == nil {
+			p.fail(p.last, "Missing argument in method call.")
+			return nil
+		}
+		args = append(args, a)
+		p.skipNewlines(expressionMode)
+		t := p.peek(operatorMode)
+		switch t.kind {
+		case tokComma:
+			p.advance(t)
+			continue
+		case tokRParen:
+			p.advance(t)
+			return args
+		}
+		p.fail(p.last, "Missing closing ')' in method call.")
+	}
+	return nil
 }
 
 // atom parses the value that starts with t, without member access.
@@ -359,6 +697,10 @@ func (p *parser) atom(t token, mode lexMode) expr {
 		return p.subexpression(t)
 	case tokAtCurly:
 		return p.hashtable(t)
+	case tokType:
+		if mode == expressionMode {
+			return p.cast(t)
+		}
 	}
 	return nil
 }
@@ -370,6 +712,7 @@ func (p *parser) block(open token) expr {
 		return nil
 	}
 	defer p.leave()
+	defer p.allowComma()()
 	stmts := p.statements(tokRCurly)
 	t := p.peek(expressionMode)
 	if t.kind != tokRCurly {
@@ -387,6 +730,7 @@ func (p *parser) paren(open token) expr {
 		return nil
 	}
 	defer p.leave()
+	defer p.allowComma()()
 	p.skipNewlines(expressionMode)
 	switch t := p.peek(expressionMode); t.kind {
 	case tokRParen, tokSemicolon:
@@ -419,6 +763,7 @@ func (p *parser) subexpression(open token) expr {
 		return nil
 	}
 	defer p.leave()
+	defer p.allowComma()()
 	stmts := p.statements(tokRParen)
 	t := p.peek(expressionMode)
 	if t.kind != tokRParen {
@@ -454,6 +799,7 @@ func (p *parser) hashtable(open token) expr {
 		return nil
 	}
 	defer p.leave()
+	defer p.allowComma()()
 	h := &hashExpr{}
 	for p.err == nil {
 		t := p.peek(expressionMode)
@@ -498,11 +844,20 @@ func (p *parser) hashtable(open token) expr {
 	return nil
 }
 
+// allowComma lets commas make lists again inside brackets within a
+// method call's arguments; the function it returns restores the setting.
+func (p *parser) allowComma() func() {
+	saved := p.noComma
+	p.noComma = false
+	return func() { p.noComma = saved }
+}
+
 // startsExpression reports whether a token of kind k can start an
 // expression in expressionMode.
 func startsExpression(k tokenKind) bool {
 	switch k {
-	case tokNumber, tokString, tokVariable, tokLParen, tokAtParen, tokDollarParen, tokAtCurly, tokComma, tokLCurly, tokOperator:
+	case tokNumber, tokString, tokVariable, tokLParen, tokAtParen, tokDollarParen, tokAtCurly, tokComma, tokLCurly, tokOperator,
+		tokType, tokIncr:
 		return true
 	}
 	return false
@@ -511,14 +866,14 @@ func startsExpression(k tokenKind) bool {
 // startsArgument reports whether a token of kind k can start a command
 // argument.
 func startsArgument(k tokenKind) bool {
-	return k == tokWord || k != tokComma && startsExpression(k)
+	return k == tokWord || k != tokComma && k != tokType && k != tokIncr && startsExpression(k)
 }
 
 // endsCommand reports whether a token of kind k ends a command's
 // arguments.
 func endsCommand(k tokenKind) bool {
 	switch k {
-	case tokNewline, tokSemicolon, tokPipe, tokRParen, tokRCurly, tokEOF:
+	case tokNewline, tokSemicolon, tokPipe, tokRParen, tokRCurly, tokEOF, tokRedirect:
 		return true
 	}
 	return false

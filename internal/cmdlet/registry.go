@@ -100,6 +100,14 @@ type ParamSpec struct {
 	// makes the server read a file it names. The admin service only ever
 	// receives the content.
 	IsContent func(string) bool
+	// ByPropertyName takes the parameter from a pipeline object's property
+	// of the same name when it is not given (PowerShell's
+	// ValueFromPipelineByPropertyName): Get-MessageTrace |
+	// Get-MessageTraceDetail binds MessageTraceId and RecipientAddress.
+	ByPropertyName bool
+	// Remaining collects every positional argument left over, as an
+	// array (ValueFromRemainingArguments): Write-Host a b c.
+	Remaining bool
 }
 
 // Spec declares a cmdlet.
@@ -133,6 +141,20 @@ type Spec struct {
 	// values other than objects (formatted text, a SecureString) and see
 	// all their pipeline input at once.
 	process func(ctx context.Context, inv *Invocation, input []Value) ([]Value, error)
+	// runsUnfed runs a built-in even when its pipeline input is empty
+	// (Measure-Object counts nothing as 0; Out-File creates the file).
+	runsUnfed bool
+}
+
+// byPropertyName returns the ByPropertyName parameters inv did not give.
+func (s *Spec) byPropertyName(inv *Invocation) []*ParamSpec {
+	var out []*ParamSpec
+	for i := range s.Params {
+		if p := &s.Params[i]; p.ByPropertyName && !inv.Has(p.Name) {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // whatIfParams are the common parameters of cmdlets that SupportsWhatIf.

@@ -37,7 +37,7 @@ func TestScriptLanguage(t *testing.T) {
 		{"select", `Get-Mailbox | Select-Object -First 1 -ExpandProperty Name`, "sean"},
 		{"sort", `Get-Mailbox | Sort-Object Name | % {$_.Name}`, "kim\nsean"},
 		{"Get-Command -Verb -Noun", `Get-Command -Verb Get -Noun Mail* | % {$_.Name}`, "Get-Mailbox"},
-		{"Get-Help", `(Get-Help Where-Object) -like "*-FilterScript <System.Object>*Required? true*"`, "True"},
+		{"Get-Help", `(Get-Help Where-Object) -like "*-FilterScript <System.Object>*Required? false*"`, "True"},
 		{"ErrorAction SilentlyContinue", `Get-Content /nonexistent/x -ErrorAction SilentlyContinue; "after"`, "after"},
 		{"ErrorAction Continue", `Get-Content /nonexistent/x -ErrorAction Continue; "after"`, "Get-Content : Cannot find path '/nonexistent/x' because it does not exist.\nafter"},
 		{"sort descending", `3,1,2 | Sort-Object -Descending`, "3\n2\n1"},

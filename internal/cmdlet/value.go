@@ -48,6 +48,21 @@ func (h *Hashtable) Set(key string, v Value) {
 	h.Values[k] = v
 }
 
+// Delete removes key, ignoring case.
+func (h *Hashtable) Delete(key string) {
+	k := strings.ToLower(key)
+	if _, ok := h.Values[k]; !ok {
+		return
+	}
+	delete(h.Values, k)
+	for i, name := range h.Keys {
+		if strings.ToLower(name) == k {
+			h.Keys = append(h.Keys[:i:i], h.Keys[i+1:]...)
+			break
+		}
+	}
+}
+
 // View is how an object is shown when it reaches the host without a
 // Format-* command.
 type View int

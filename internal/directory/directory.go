@@ -156,6 +156,10 @@ type Mailbox struct {
 	// behalf of this one.
 	GrantSendOnBehalfTo []int64
 	WhenCreated         time.Time
+	// TokensValidFrom (Set-User -STSRefreshTokensValidFrom): an OAuth
+	// token issued before it no longer signs in to the mailbox. Zero for
+	// none.
+	TokensValidFrom time.Time
 }
 
 // Addresses returns the primary address followed by the proxy addresses.

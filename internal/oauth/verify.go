@@ -76,6 +76,8 @@ type Identity struct {
 	AppID  string // appid, azp or client_id
 	Scopes []string
 	Roles  []string
+	// IssuedAt is the token's iat; zero when it has none.
+	IssuedAt time.Time
 }
 
 // Verifier checks tokens. The zero value is not usable: use NewVerifier.
@@ -169,6 +171,9 @@ func (v *Verifier) Verify(ctx context.Context, token string, issuers []Issuer) (
 		return nil, iss, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	id := &Identity{Issuer: iss.Name, Subject: std.Subject}
+	if std.IssuedAt != nil {
+		id.IssuedAt = std.IssuedAt.Time()
+	}
 	id.Scopes = strings.Fields(str(extra["scp"]) + " " + str(extra["scope"]))
 	id.Roles = strList(extra["roles"])
 	for _, c := range []string{"appid", "azp", "client_id"} {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"syscall"
 	"time"
@@ -23,6 +24,16 @@ import (
 // reach it. A connection carries JSON requests, each answered by one JSON
 // response, and is one shell session: variables assigned by one request are
 // there for the next (the interactive shell sends a request per line).
+//
+// Files that a script reads or writes (Import-Csv, Export-Csv, Out-File,
+// Get-Content...) are the client's: while a request runs, the server sends
+// the client a response carrying a FileRequest, the client does the file
+// work with its own rights in its own directory and answers with a request
+// carrying the FileReply, and the final response follows. The server,
+// which may run under systemd with ProtectHome and PrivateTmp, never opens
+// the admin's files itself. A client that does not announce FileCallbacks
+// (an older postern) gets the server's own file access, as before: the
+// socket admits only the server's user (and root), whose rights those are.
 
 // AdminRequest is a cmdlet invocation: Args (one cmdlet, from argv) or
 // Script (shell source).
@@ -39,12 +50,37 @@ type AdminRequest struct {
 	// as the server administrator (`postern admin-link`): only the data
 	// directory's owner can reach this socket, so the link is theirs.
 	AdminLink bool `json:"admin_link,omitempty"`
+	// FileCallbacks announces that the client answers FileRequests.
+	FileCallbacks bool `json:"file_callbacks,omitempty"`
+	// FileReply answers the server's FileRequest; nothing else is set.
+	FileReply *FileReply `json:"file_reply,omitempty"`
 }
 
-// AdminResponse carries what the cmdlets printed and the error, if any.
+// AdminResponse carries what the cmdlets printed and the error, if any;
+// or, before the final response, a FileRequest for the client.
 type AdminResponse struct {
 	Output string `json:"output"`
-	Error  string `json:"error,omitempty"`
+	// Warnings is the warning stream ("WARNING: ..." lines), which the
+	// CLI writes to standard error.
+	Warnings string       `json:"warnings,omitempty"`
+	Error    string       `json:"error,omitempty"`
+	File     *FileRequest `json:"file,omitempty"`
+}
+
+// FileRequest asks the client to read or write a file (an absolute path,
+// resolved against the client's directory).
+type FileRequest struct {
+	Op     string `json:"op"` // "read" or "write"
+	Path   string `json:"path"`
+	Data   []byte `json:"data,omitempty"`
+	Append bool   `json:"append,omitempty"`
+}
+
+// FileReply is the client's answer: the data read, or what went wrong.
+type FileReply struct {
+	Data     []byte `json:"data,omitempty"`
+	Error    string `json:"error,omitempty"`
+	NotExist bool   `json:"not_exist,omitempty"`
 }
 
 // listenAdminSocket creates the admin socket with its final permissions
@@ -76,19 +112,43 @@ func (s *Server) serveAdmin(c net.Conn) {
 	defer c.Close()
 	dec := json.NewDecoder(io.LimitReader(c, 64<<20))
 	enc := json.NewEncoder(c)
+	// A reader goroutine hands the client's messages over, so that a
+	// script whose client went away (Ctrl-C) is cancelled at once.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	msgs := make(chan AdminRequest)
+	go func() {
+		defer cancel()
+		defer close(msgs)
+		for {
+			var req AdminRequest
+			if err := dec.Decode(&req); err != nil {
+				return
+			}
+			select {
+			case msgs <- req:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
 	session := NewSession(s.Admin)
-	for {
-		var req AdminRequest
-		if err := dec.Decode(&req); err != nil {
-			return
+	for req := range msgs {
+		if req.FileReply != nil {
+			return // a reply nobody asked for: the client is confused
 		}
-		resp := AdminResponse{}
 		if req.AdminLink {
-			resp = s.adminLink()
-		} else {
-			resp = session.Execute(context.Background(), req)
+			if err := enc.Encode(s.adminLink()); err != nil {
+				return
+			}
+			continue
 		}
-		if err := enc.Encode(resp); err != nil {
+		if req.FileCallbacks {
+			session.Files = &clientFiles{enc: enc, msgs: msgs, ctx: ctx}
+		} else {
+			session.Files = nil
+		}
+		if err := enc.Encode(session.Execute(ctx, req)); err != nil {
 			return
 		}
 	}
@@ -106,6 +166,78 @@ func (s *Server) adminLink() AdminResponse {
 	return AdminResponse{Output: base + web.NewAdminLink() + "\n"}
 }
 
+// clientFiles is the file system of the client on the other end of an
+// admin socket connection: each call is a FileRequest answered by a
+// FileReply.
+type clientFiles struct {
+	enc  *json.Encoder
+	msgs <-chan AdminRequest
+	ctx  context.Context
+}
+
+func (f *clientFiles) ask(req FileRequest) (*FileReply, error) {
+	if err := f.enc.Encode(AdminResponse{File: &req}); err != nil {
+		return nil, err
+	}
+	select {
+	case m, ok := <-f.msgs:
+		if !ok || m.FileReply == nil {
+			return nil, errors.New("the client did not answer the file request")
+		}
+		return m.FileReply, nil
+	case <-f.ctx.Done():
+		return nil, f.ctx.Err()
+	}
+}
+
+func (f *clientFiles) ReadFile(path string) ([]byte, error) {
+	r, err := f.ask(FileRequest{Op: "read", Path: path})
+	switch {
+	case err != nil:
+		return nil, err
+	case r.NotExist:
+		return nil, fs.ErrNotExist
+	case r.Error != "":
+		return nil, errors.New(r.Error)
+	case len(r.Data) > cmdlet.MaxFileSize:
+		return nil, cmdlet.ErrFileTooLarge
+	}
+	return r.Data, nil
+}
+
+func (f *clientFiles) WriteFile(path string, data []byte, append bool) error {
+	r, err := f.ask(FileRequest{Op: "write", Path: path, Data: data, Append: append})
+	switch {
+	case err != nil:
+		return err
+	case r.NotExist:
+		return fs.ErrNotExist
+	case r.Error != "":
+		return errors.New(r.Error)
+	}
+	return nil
+}
+
+// answerFile does a FileRequest on the client's side, with fsys (the
+// client's own files).
+func answerFile(fsys cmdlet.FileSystem, req *FileRequest) *FileReply {
+	var err error
+	var data []byte
+	switch req.Op {
+	case "read":
+		data, err = fsys.ReadFile(req.Path)
+	case "write":
+		err = fsys.WriteFile(req.Path, req.Data, req.Append)
+	default:
+		err = fmt.Errorf("unknown file operation %q", req.Op)
+	}
+	reply := &FileReply{Data: data}
+	if err != nil {
+		reply.Data, reply.Error, reply.NotExist = nil, err.Error(), errors.Is(err, fs.ErrNotExist)
+	}
+	return reply
+}
+
 // Session runs an admin's requests, keeping the shell's variables from
 // one request to the next.
 type Session struct {
@@ -113,12 +245,16 @@ type Session struct {
 	org    string
 	runner *cmdlet.Runner
 	out    bytes.Buffer
+	warn   bytes.Buffer
+	// Files is where the session's scripts read and write files; nil:
+	// this process's own (the CLI running on the data directory).
+	Files cmdlet.FileSystem
 }
 
 // NewSession starts a session on the admin service.
 func NewSession(svc *admin.Service) *Session {
 	s := &Session{svc: svc}
-	s.runner = &cmdlet.Runner{Registry: admin.Cmdlets(svc), Out: &s.out}
+	s.runner = &cmdlet.Runner{Registry: admin.Cmdlets(svc), Out: &s.out, Warnings: &s.warn}
 	return s
 }
 
@@ -135,7 +271,8 @@ func (s *Session) Execute(ctx context.Context, req AdminRequest) AdminResponse {
 		s.runner.Registry, s.org = admin.Cmdlets(svc), req.Organization
 	}
 	s.out.Reset()
-	s.runner.Dir = req.Dir
+	s.warn.Reset()
+	s.runner.Dir, s.runner.Files = req.Dir, s.Files
 	var err error
 	if req.Script != "" {
 		var script *cmdlet.Script
@@ -145,7 +282,7 @@ func (s *Session) Execute(ctx context.Context, req AdminRequest) AdminResponse {
 	} else {
 		err = s.runner.RunArgs(ctx, req.Args)
 	}
-	resp := AdminResponse{Output: s.out.String()}
+	resp := AdminResponse{Output: s.out.String(), Warnings: s.warn.String()}
 	if err != nil {
 		resp.Error = err.Error()
 	}
@@ -176,6 +313,9 @@ type AdminConn struct {
 	conn net.Conn
 	enc  *json.Encoder
 	dec  *json.Decoder
+	// Files answers the server's file requests: this (the client's)
+	// process's file system.
+	Files cmdlet.FileSystem
 }
 
 // DialAdmin opens a session with the server running on dataDir;
@@ -188,17 +328,31 @@ func DialAdmin(dataDir string) (*AdminConn, error) {
 		}
 		return nil, err
 	}
-	return &AdminConn{conn: c, enc: json.NewEncoder(c), dec: json.NewDecoder(c)}, nil
+	return &AdminConn{conn: c, enc: json.NewEncoder(c), dec: json.NewDecoder(c), Files: cmdlet.LocalFiles{}}, nil
 }
 
-// Send runs a request in the session.
+// Send runs a request in the session, doing the file work the server asks
+// for on the way.
 func (c *AdminConn) Send(req AdminRequest) (AdminResponse, error) {
-	var resp AdminResponse
+	req.FileCallbacks = c.Files != nil
 	if err := c.enc.Encode(req); err != nil {
-		return resp, err
+		return AdminResponse{}, err
 	}
-	err := c.dec.Decode(&resp)
-	return resp, err
+	for {
+		var resp AdminResponse
+		if err := c.dec.Decode(&resp); err != nil {
+			return resp, err
+		}
+		if resp.File == nil {
+			return resp, nil
+		}
+		if c.Files == nil {
+			return resp, errors.New("the server asked for a file, which this session does not serve")
+		}
+		if err := c.enc.Encode(AdminRequest{FileReply: answerFile(c.Files, resp.File)}); err != nil {
+			return resp, err
+		}
+	}
 }
 
 // Close ends the session.

@@ -203,6 +203,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 	}
 	s.Admin = &admin.Service{Store: st, Dir: &directory.Current{}, HashPassword: auth.HashPassword, Hostname: cfg.Hostname,
 		AllowInsecureHTTPLoopback: cfg.AllowInsecureHTTPLoopback}
+	s.Admin.Listeners = s.listenerAddrs
 	s.live.Store(&cfg)
 	if err := s.start(ctx); err != nil {
 		s.Close()
@@ -430,6 +431,22 @@ func (s *Server) serveSMTP(ln net.Listener, role smtpd.Role) {
 			s.log.Error("listener stopped", "role", role.String(), "err", err)
 		}
 	}()
+}
+
+// listenerAddrs are the bound addresses of the SMTP, IMAP4 and POP3
+// listeners and their TLS roles (which speak TLS first), for
+// Test-NetConnection.
+func (s *Server) listenerAddrs() []admin.Listener {
+	s.lnMu.Lock()
+	defer s.lnMu.Unlock()
+	var out []admin.Listener
+	for role, l := range s.listeners {
+		out = append(out, admin.Listener{Addr: l.Addr(), ImplicitTLS: role == smtpd.Submissions})
+	}
+	for key, l := range s.accessLns {
+		out = append(out, admin.Listener{Addr: l.Addr(), ImplicitTLS: key == "imaps" || key == "pop3s"})
+	}
+	return out
 }
 
 // Addr returns the bound address of the listener for a role, or nil.

@@ -19,6 +19,7 @@ package signin
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"strconv"
@@ -353,6 +354,14 @@ func (a *Authenticator) OAuth(ctx context.Context, p Protocol, ip netip.Addr, us
 	if d != nil {
 		d.Reason = "AuthServer " + iss.Name + ": " + d.Reason
 		return refuse(denied(d))
+	}
+	for _, m := range []*directory.Mailbox{mb, actor} {
+		// Set-User -STSRefreshTokensValidFrom: a token issued before it
+		// (or one that does not say when it was issued) is revoked.
+		if m != nil && !m.TokensValidFrom.IsZero() && (id.IssuedAt.IsZero() || id.IssuedAt.Before(m.TokensValidFrom)) {
+			return refuse(refused(reply.AuthFailed, fmt.Sprintf("AuthServer %s: the token was issued at %s, before %s's STSRefreshTokensValidFrom (%s)",
+				iss.Name, id.IssuedAt.UTC().Format(time.RFC3339), m.Name, m.TokensValidFrom.UTC().Format(time.RFC3339))))
+		}
 	}
 	facts := policy.AuthFacts{Protocol: p, Mailbox: mb, CredentialsValid: true, Method: policy.OAuth,
 		Org: dir.Organization(mb.OrgID), Policy: dir.EffectiveAuthenticationPolicy(mb)}

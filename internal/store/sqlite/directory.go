@@ -70,18 +70,19 @@ func (s *Store) LoadDirectory(ctx context.Context) (directory.Contents, error) {
 	err = each(ctx, tx, `SELECT id, org_id, guid, name, display_name, alias, primary_smtp_address, user_principal_name,
 		email_addresses, type, password_hash, smtp_client_authentication_disabled, authentication_policy,
 		recipient_limits, max_send_size, max_receive_size, grant_send_on_behalf_to, imap_enabled, pop_enabled,
-		issue_warning_quota, prohibit_send_quota, prohibit_send_receive_quota, when_created
+		issue_warning_quota, prohibit_send_quota, prohibit_send_receive_quota, when_created, sts_refresh_tokens_valid_from
 		FROM mailboxes ORDER BY id`, func(rows *sql.Rows) error {
 		m := &directory.Mailbox{}
 		var addrs, onBehalf string
 		var disabled sql.NullBool
-		var created int64
+		var created, tokensValidFrom int64
 		if err := rows.Scan(&m.ID, &m.OrgID, &m.GUID, &m.Name, &m.DisplayName, &m.Alias, &m.PrimarySmtpAddress,
 			&m.UserPrincipalName, &addrs, &m.Type, &m.PasswordHash, &disabled, &m.AuthenticationPolicy,
 			&m.RecipientLimits, &m.MaxSendSize, &m.MaxReceiveSize, &onBehalf, &m.ImapEnabled, &m.PopEnabled,
-			&m.IssueWarningQuota, &m.ProhibitSendQuota, &m.ProhibitSendReceiveQuota, &created); err != nil {
+			&m.IssueWarningQuota, &m.ProhibitSendQuota, &m.ProhibitSendReceiveQuota, &created, &tokensValidFrom); err != nil {
 			return err
 		}
+		m.TokensValidFrom = fromNanos(tokensValidFrom)
 		if disabled.Valid {
 			m.SmtpClientAuthenticationDisabled = &disabled.Bool
 		}
@@ -284,11 +285,11 @@ func (s *Store) SaveMailbox(ctx context.Context, m *directory.Mailbox) error {
 			[]string{"org_id", "guid", "name", "display_name", "alias", "primary_smtp_address", "user_principal_name",
 				"email_addresses", "type", "password_hash", "smtp_client_authentication_disabled", "authentication_policy",
 				"recipient_limits", "max_send_size", "max_receive_size", "grant_send_on_behalf_to", "imap_enabled", "pop_enabled",
-				"issue_warning_quota", "prohibit_send_quota", "prohibit_send_receive_quota", "when_created"},
+				"issue_warning_quota", "prohibit_send_quota", "prohibit_send_receive_quota", "when_created", "sts_refresh_tokens_valid_from"},
 			[]any{m.OrgID, m.GUID, m.Name, m.DisplayName, m.Alias, m.PrimarySmtpAddress, m.UserPrincipalName,
 				string(addrs), string(m.Type), m.PasswordHash, disabled, m.AuthenticationPolicy,
 				m.RecipientLimits, m.MaxSendSize, m.MaxReceiveSize, string(onBehalf), m.ImapEnabled, m.PopEnabled,
-				m.IssueWarningQuota, m.ProhibitSendQuota, m.ProhibitSendReceiveQuota, created(&m.WhenCreated)}); err != nil {
+				m.IssueWarningQuota, m.ProhibitSendQuota, m.ProhibitSendReceiveQuota, created(&m.WhenCreated), nanos(m.TokensValidFrom)}); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, "DELETE FROM addresses WHERE mailbox_id = ?", m.ID); err != nil {

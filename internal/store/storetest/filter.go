@@ -11,6 +11,7 @@ import (
 )
 
 // testFilterPolicies: the outbound spam and connection filter policies,
+// a mailbox's STSRefreshTokensValidFrom,
 // restricted senders, the legacy TLS switch and the external recipient
 // count survive a reopen exactly; a restriction for a removed mailbox is
 // refused as not found; policies are one per organization.
@@ -20,6 +21,9 @@ func testFilterPolicies(t *testing.T, h *harness) {
 	org, sean, chris := seed(t, s)
 	org.AllowLegacyTLSClients = true
 	must(t, s.SaveOrganization(ctx, org))
+	revoked := time.Date(2026, 12, 1, 8, 30, 0, 0, time.UTC)
+	sean.TokensValidFrom = revoked // Set-User -STSRefreshTokensValidFrom
+	must(t, s.SaveMailbox(ctx, sean))
 
 	changed := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
 	spam := &directory.OutboundSpamFilterPolicy{OrgID: org.ID, RecipientLimitExternalPerHour: 400,
@@ -63,6 +67,11 @@ func testFilterPolicies(t *testing.T, h *harness) {
 	must(t, err)
 	if len(c.Organizations) != 1 || !c.Organizations[0].AllowLegacyTLSClients {
 		t.Errorf("AllowLegacyTLSClients not kept: %+v", c.Organizations)
+	}
+	for _, m := range c.Mailboxes {
+		if m.ID == sean.ID && !m.TokensValidFrom.Equal(revoked) {
+			t.Errorf("STSRefreshTokensValidFrom read back as %v, want %v", m.TokensValidFrom, revoked)
+		}
 	}
 	if len(c.OutboundSpamPolicies) != 1 {
 		t.Fatalf("outbound spam policies: %d, want 1", len(c.OutboundSpamPolicies))
