@@ -22,7 +22,10 @@
 //
 // Sign-in: an organization's admin signs in with a mailbox address and
 // password, checked by the same sign-in service as SMTP AUTH (the
-// per-address throttle, smart lockout and verification gate are shared);
+// per-address throttle, smart lockout and verification gate are shared),
+// or with the OpenID Connect provider the server's administrator
+// configured (authorization-code flow with PKCE, oidc.go), whose ID token
+// names the mailbox;
 // the role is the widest of the mailbox's role groups (Add-RoleGroupMember)
 // and is read again at every request. The server administrator signs in
 // with a one-time link `postern admin-link` prints (through the admin
@@ -82,6 +85,11 @@ type Handler struct {
 	Log      *slog.Logger
 	// Now is the clock; nil: time.Now.
 	Now func() time.Time
+	// OIDC is the identity provider the sign-in page offers; nil: none.
+	OIDC *OIDC
+	// CertNotAfter is the served certificate's expiry: every page warns
+	// when it is near (certWarning); nil: no warning.
+	CertNotAfter func() time.Time
 	// IdleTimeout and AbsoluteTimeout end sessions (defaults 1 h, 12 h).
 	IdleTimeout, AbsoluteTimeout time.Duration
 
@@ -177,6 +185,8 @@ func (h *Handler) routes() {
 	m.HandleFunc("GET /signin/link/{token}", h.linkPage)
 	m.HandleFunc("POST /signin/link/{token}", h.linkPost)
 	m.HandleFunc("POST /signout", h.signout)
+	m.HandleFunc("GET /signin/oidc", h.oidcStart)
+	m.HandleFunc("GET /signin/oidc/callback", h.oidcCallback)
 	m.Handle("GET /static/", http.StripPrefix("/static/", http.HandlerFunc(serveStatic)))
 
 	page := func(pattern string, fn func(*request)) { m.HandleFunc(pattern, h.signedIn(fn)) }
