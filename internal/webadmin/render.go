@@ -44,6 +44,7 @@ func parseTemplates() map[string]*template.Template {
 const (
 	navHome         = "home"
 	navUsers        = "users"
+	navShared       = "shared"
 	navDomains      = "domains"
 	navMailFlow     = "mailflow"
 	navConnectors   = "connectors"
