@@ -1,7 +1,8 @@
 // Package webadmin is Postern's web admin center: the pages of
 // Microsoft's Microsoft 365 admin center and Exchange admin center that
 // the device guides point to (Users > Active users > Mail > Manage email
-// apps, Settings > Mail flow, Mail flow > Connectors, Message trace,
+// apps and Mailbox permissions, Teams & groups > Shared mailboxes,
+// Settings > Mail flow, Mail flow > Connectors, Message trace,
 // Settings > Domains, the "Run tests" diagnostics), served at the root of
 // the admin HTTPS listener beside the REST API.
 //
