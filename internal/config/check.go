@@ -90,6 +90,9 @@ func Check(path string) []error {
 	for _, p := range acmeProblems(c) {
 		bad(p.key, "%s", p.msg)
 	}
+	for _, p := range oidcProblems(c) {
+		bad(p.key, "%s", p.msg)
+	}
 	for _, f := range []struct{ key, path string }{
 		{"tls_cert", c.TLSCert}, {"tls_key", c.TLSKey}, {"tls_client_ca", c.TLSClientCA}, {"delivery.root_ca_file", c.Delivery.RootCAFile},
 		{"acme.root_ca_file", c.ACME.RootCAFile},
@@ -189,6 +192,95 @@ func acmeProblems(c Config) []keyProblem {
 		seen[name] = true
 	}
 	return out
+}
+
+// claimName is what an ID token claim's name may be here: a JSON member
+// name of the usual shape, no path or expression.
+func claimName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("_-.:/", r)) {
+			return false
+		}
+	}
+	return true
+}
+
+// oidcProblems checks [webadmin.oidc]. Everything but the issuer is
+// checked only when an issuer is set, since without one the section is
+// unused.
+func oidcProblems(c Config) []keyProblem {
+	var out []keyProblem
+	o := c.WebAdmin.OIDC
+	if o.Issuer == "" {
+		if o.ClientID != "" || o.ClientSecretFile != "" || o.Claim != "" {
+			out = append(out, keyProblem{"webadmin.oidc.issuer", "missing: the other webadmin.oidc keys are set, but without an issuer OIDC sign-in stays off"})
+		}
+		return out
+	}
+	if err := checkIssuer(o.Issuer, c.AllowInsecureHTTPLoopback); err != nil {
+		out = append(out, keyProblem{"webadmin.oidc.issuer", err.Error()})
+	}
+	if strings.TrimSpace(o.ClientID) == "" {
+		out = append(out, keyProblem{"webadmin.oidc.client_id", "missing: the provider needs the client ID it knows the admin center by"})
+	}
+	if o.ClientSecretFile != "" {
+		if _, err := ReadSecretFile(o.ClientSecretFile); err != nil {
+			out = append(out, keyProblem{"webadmin.oidc.client_secret_file", err.Error()})
+		}
+	}
+	if o.Claim != "" && !claimName(o.Claim) {
+		out = append(out, keyProblem{"webadmin.oidc.claim", fmt.Sprintf("%q is not a claim name", o.Claim)})
+	}
+	return out
+}
+
+// checkIssuer allows an https issuer URL, and plain http to loopback with
+// allow_insecure_http_loopback (a test's identity provider): keys fetched
+// in the clear could be replaced by anyone on the path.
+func checkIssuer(raw string, loopbackHTTP bool) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("%q is not an issuer URL (https://HOST[/PATH])", raw)
+	}
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+		if ip := net.ParseIP(u.Hostname()); loopbackHTTP && (ip != nil && ip.IsLoopback() || u.Hostname() == "localhost") {
+			return nil
+		}
+	}
+	return fmt.Errorf("%q must be an https URL (plain http only to loopback, with allow_insecure_http_loopback)", raw)
+}
+
+// ReadSecretFile reads a secret kept in a file of its own: its first
+// line, which must not be empty.
+func ReadSecretFile(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	if len(b) > 64<<10 {
+		return "", fmt.Errorf("%s: larger than 64 KiB, not a secret", path)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	line = strings.TrimSpace(line)
+	if line == "" {
+		return "", fmt.Errorf("%s: the first line is empty", path)
+	}
+	return line, nil
+}
+
+// CheckOIDC returns the first problem with [webadmin.oidc] that serve
+// refuses to start with, nil when there is none.
+func (c Config) CheckOIDC() error {
+	if ps := oidcProblems(c); len(ps) > 0 {
+		return fmt.Errorf("%s: %s", ps[0].key, ps[0].msg)
+	}
+	return nil
 }
 
 // CheckACME returns the first problem with the [acme] settings that

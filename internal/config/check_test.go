@@ -12,6 +12,10 @@ func TestCheck(t *testing.T) {
 	dir := t.TempDir()
 	cert := filepath.Join(dir, "cert.pem")
 	os.WriteFile(cert, []byte("x"), 0o600)
+	secretFile := filepath.Join(dir, "oidc-secret")
+	os.WriteFile(secretFile, []byte("s3cret\n"), 0o600)
+	emptySecret := filepath.Join(dir, "empty-secret")
+	os.WriteFile(emptySecret, []byte("\n"), 0o600)
 	for _, tc := range []struct {
 		name, file string
 		want       []string // each a substring of one error, in order; none: the file is fine
@@ -45,6 +49,16 @@ func TestCheck(t *testing.T) {
 		{"acme values", "[acme]\ndirectory_url = \"http://ca.test/dir\"\nemail = \"Admin <a@b.c>\"\nhttp_listen = \"80\"\nrenew_before = \"800h\"\n",
 			[]string{"acme.directory_url:", "acme.http_listen:", "acme.email:", "acme.renew_before: 800h0m0s is longer than 720h"}},
 		{"acme negative renew", "[acme]\nrenew_before = \"-1h\"\n", []string{"acme.renew_before: negative"}},
+		{"oidc", "[webadmin.oidc]\nissuer = \"https://login.contoso.com/tenant/v2.0\"\nclient_id = \"postern\"\nclient_secret_file = \"" + secretFile + "\"\nclaim = \"upn\"\n", nil},
+		{"oidc public client", "[webadmin.oidc]\nissuer = \"https://login.contoso.com\"\nclient_id = \"postern\"\n", nil},
+		{"oidc loopback http allowed", "allow_insecure_http_loopback = true\n[webadmin.oidc]\nissuer = \"http://127.0.0.1:8080\"\nclient_id = \"postern\"\n", nil},
+		{"oidc http", "[webadmin.oidc]\nissuer = \"http://127.0.0.1:8080\"\nclient_id = \"postern\"\n", []string{":2:10: webadmin.oidc.issuer: \"http://127.0.0.1:8080\" must be an https URL"}},
+		{"oidc http off loopback", "allow_insecure_http_loopback = true\n[webadmin.oidc]\nissuer = \"http://idp.contoso.com\"\nclient_id = \"postern\"\n", []string{"webadmin.oidc.issuer:"}},
+		{"oidc without client", "[webadmin.oidc]\nissuer = \"https://login.contoso.com\"\n", []string{"webadmin.oidc.client_id: missing"}},
+		{"oidc without issuer", "[webadmin.oidc]\nclient_id = \"postern\"\n", []string{"webadmin.oidc.issuer: missing"}},
+		{"oidc bad values", "[webadmin.oidc]\nissuer = \"https://login.contoso.com?x=1\"\nclient_id = \"postern\"\nclient_secret_file = \"" + emptySecret + "\"\nclaim = \"a b\"\n",
+			[]string{"webadmin.oidc.issuer: \"https://login.contoso.com?x=1\" is not an issuer URL", "webadmin.oidc.client_secret_file:", "webadmin.oidc.claim: \"a b\" is not a claim name"}},
+		{"oidc secret missing", "[webadmin.oidc]\nissuer = \"https://login.contoso.com\"\nclient_id = \"postern\"\nclient_secret_file = \"" + filepath.Join(dir, "nope") + "\"\n", []string{"webadmin.oidc.client_secret_file:", "no such file"}},
 		{"acme root ca missing", "[acme]\nroot_ca_file = \"" + filepath.Join(dir, "nope.pem") + "\"\n", []string{"acme.root_ca_file:", "no such file"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

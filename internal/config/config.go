@@ -74,6 +74,8 @@ type Config struct {
 	Throttle Throttle `toml:"throttle"`
 	// ACME obtains and renews the certificate automatically.
 	ACME ACME `toml:"acme"`
+	// WebAdmin is the web admin center on the admin listener.
+	WebAdmin WebAdmin `toml:"webadmin"`
 	// TraceRetention is how long message trace events and the connection
 	// log are kept (Exchange keeps 90 days).
 	TraceRetention Duration `toml:"trace_retention"`
@@ -219,6 +221,34 @@ type ACME struct {
 	// RenewBefore is how long before expiry a certificate is renewed; 0 is
 	// a third of its lifetime, at most 30 days (autocert's default).
 	RenewBefore Duration `toml:"renew_before"`
+}
+
+// WebAdmin configures the web admin center ([webadmin] in the file).
+type WebAdmin struct {
+	// OIDC lets organizations' admins sign in with an identity provider.
+	OIDC OIDC `toml:"oidc"`
+}
+
+// OIDC is an OpenID Connect identity provider the admin center's sign-in
+// page offers ([webadmin.oidc] in the file): the authorization-code flow
+// with PKCE (RFC 7636), the redirect URI being PUBLIC_URL/signin/oidc/callback.
+// The ID token's address names a mailbox; its role group membership
+// (Add-RoleGroupMember) grants the role, as with a password sign-in. The
+// provider is trusted for every address it vouches for, in every
+// organization: configure only one that owns all the server's domains.
+type OIDC struct {
+	// Issuer is the provider's issuer URL (https; its discovery document
+	// is ISSUER/.well-known/openid-configuration); empty turns OIDC
+	// sign-in off.
+	Issuer string `toml:"issuer"`
+	// ClientID is the admin center's client ID at the provider.
+	ClientID string `toml:"client_id"`
+	// ClientSecretFile holds the client secret (one line); empty for a
+	// public client, which PKCE alone protects.
+	ClientSecretFile string `toml:"client_secret_file"`
+	// Claim names the ID token claim holding the mailbox address; empty
+	// tries "email", then "preferred_username".
+	Claim string `toml:"claim"`
 }
 
 // LetsEncrypt is Let's Encrypt's production ACME directory, the default

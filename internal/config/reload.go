@@ -83,6 +83,12 @@ var applies = map[string]Apply{
 	"acme.http_listen":   Restart,
 	"acme.root_ca_file":  Restart,
 	"acme.renew_before":  Restart,
+	// The admin center's OIDC client (its provider, discovered once, and
+	// its secret) is built when the admin listener starts.
+	"webadmin.oidc.issuer":             Restart,
+	"webadmin.oidc.client_id":          Restart,
+	"webadmin.oidc.client_secret_file": Restart,
+	"webadmin.oidc.claim":              Restart,
 }
 
 // secretKeys are never shown in a change's values.

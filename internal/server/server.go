@@ -287,6 +287,9 @@ func (s *Server) start(ctx context.Context) error {
 			return err
 		}
 	}
+	if err := s.cfg.CheckOIDC(); err != nil {
+		return err
+	}
 	s.cert, err = loadCertificate(s.cfg.TLSCert, s.cfg.TLSKey, s.cfg.Data, s.cfg.Hostname)
 	s.keys = keys
 	if err != nil {
@@ -592,7 +595,20 @@ func (s *Server) serveHTTPS(ctx context.Context, raw net.Listener) error {
 		s.registerHealth(mux)
 		// The web admin center takes the rest of the listener: / and
 		// every path the handlers above do not claim.
-		web := &webadmin.Handler{Admin: s.Admin, Authn: authn, Resolver: s.resolver, Hostname: s.cfg.Hostname, Log: s.log}
+		web := &webadmin.Handler{Admin: s.Admin, Authn: authn, Resolver: s.resolver, Hostname: s.cfg.Hostname, Log: s.log,
+			CertNotAfter: func() time.Time { return certNotAfter(s.tlsCfg, s.cfg.Hostname) }}
+		if o := s.cfg.WebAdmin.OIDC; o.Issuer != "" {
+			secret := ""
+			if o.ClientSecretFile != "" {
+				var err error
+				if secret, err = config.ReadSecretFile(o.ClientSecretFile); err != nil {
+					return fmt.Errorf("webadmin.oidc.client_secret_file: %w", err)
+				}
+			}
+			web.OIDC = &webadmin.OIDC{Issuer: o.Issuer, ClientID: o.ClientID, ClientSecret: secret, Claim: o.Claim,
+				RedirectURL: base + "/signin/oidc/callback", HTTPClient: oauth.URLPolicy{AllowLoopbackHTTP: s.cfg.AllowInsecureHTTPLoopback}.Client(20 * time.Second)}
+			s.log.Info("admin center: sign-in with an identity provider", "issuer", o.Issuer, "redirect_uri", web.OIDC.RedirectURL)
+		}
 		web.Register(mux)
 		https := &http.Server{Handler: mux, TLSConfig: s.tlsCfg, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
 			WriteTimeout: time.Minute, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}

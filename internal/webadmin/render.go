@@ -2,6 +2,7 @@ package webadmin
 
 import (
 	"bytes"
+	"fmt"
 	"html/template"
 	"io/fs"
 	"net/http"
@@ -43,6 +44,7 @@ func parseTemplates() map[string]*template.Template {
 const (
 	navHome         = "home"
 	navUsers        = "users"
+	navShared       = "shared"
 	navDomains      = "domains"
 	navMailFlow     = "mailflow"
 	navConnectors   = "connectors"
@@ -67,6 +69,10 @@ type base struct {
 	ViewOnly bool
 	Errors   map[string]string
 	Signed   bool
+	// Refresh is a path on this site the page moves on to by itself.
+	Refresh string
+	// CertWarning warns that the served certificate expires soon.
+	CertWarning string
 }
 
 type orgChoice struct {
@@ -79,6 +85,7 @@ type orgChoice struct {
 func (q *request) page(title, center, nav string) base {
 	b := base{Title: title, Center: center, Nav: nav, Who: q.who, Role: string(q.role), Org: q.org.Name, OrgID: q.org.ID,
 		CSRF: q.sess.csrf, Flash: q.h.sessions.takeFlash(q.sess.id), Signed: true, ViewOnly: !q.can("Set-CASMailbox")}
+	b.CertWarning = q.h.certWarning()
 	if q.sess.serverAdmin {
 		b.Role = "Server administrator"
 		for _, o := range q.h.Admin.Organizations() {
@@ -86,6 +93,38 @@ func (q *request) page(title, center, nav string) base {
 		}
 	}
 	return b
+}
+
+// certWarnWithin is how close to its expiry the served certificate is
+// warned about on every page: the server's log warns from the same point.
+const certWarnWithin = 14 * 24 * time.Hour
+
+// certWarning says that the served certificate expires within
+// certWarnWithin (or has expired), "" otherwise. A mail client refuses an
+// expired certificate, so every device stops sending at that moment.
+func (h *Handler) certWarning() string {
+	if h.CertNotAfter == nil {
+		return ""
+	}
+	na := h.CertNotAfter()
+	if na.IsZero() {
+		return ""
+	}
+	left := na.Sub(h.now())
+	switch {
+	case left <= 0:
+		return fmt.Sprintf("The server's TLS certificate expired on %s. Mail clients and devices refuse it: renew it now (tls_cert and tls_key, or [acme]).", na.UTC().Format("2006-01-02 15:04 UTC"))
+	case left < certWarnWithin:
+		days := int(left.Hours() / 24)
+		in := fmt.Sprintf("in %d days", days)
+		if days == 0 {
+			in = "in less than a day"
+		} else if days == 1 {
+			in = "in 1 day"
+		}
+		return fmt.Sprintf("The server's TLS certificate expires on %s, %s. Renew it before then (tls_cert and tls_key, or [acme]), or mail clients and devices will refuse to connect.", na.UTC().Format("2006-01-02 15:04 UTC"), in)
+	}
+	return ""
 }
 
 // render writes a page, or only its "partial" template when the script

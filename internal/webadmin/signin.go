@@ -13,6 +13,8 @@ type signinData struct {
 	Username string
 	Return   string
 	Error    string
+	// OIDC offers the identity provider's sign-in.
+	OIDC bool
 }
 
 // safeReturn keeps a return path on this site: a path, never a scheme or
@@ -38,6 +40,7 @@ func (h *Handler) signinToken(w http.ResponseWriter, r *http.Request) string {
 
 func (h *Handler) renderSignin(w http.ResponseWriter, r *http.Request, status int, d signinData) {
 	d.Title = "Sign in"
+	d.OIDC = h.OIDC != nil
 	d.Token = h.signinToken(w, r)
 	if d.Return == "" {
 		d.Return = safeReturn(r.URL.Query().Get("return"))

@@ -191,6 +191,7 @@ type userData struct {
 	SMTP        string
 	Roles       []string
 	CanReset    bool
+	Delegates   []delegateCount
 }
 
 // userPage is a user's flyout, its Account and Mail tabs.
@@ -199,10 +200,11 @@ func (h *Handler) userPage(q *request) {
 	if !ok {
 		return
 	}
-	d := userData{base: q.page(displayName(m), m365, navUsers), User: m, DisplayName: displayName(m), Tab: "account", SMTP: smtpState(m, q.org),
+	d := userData{base: q.page(displayName(m), m365, navOf(m)), User: m, DisplayName: displayName(m), Tab: "account", SMTP: smtpState(m, q.org),
 		CanReset: q.can("Set-Mailbox") && m.Type != directory.SharedMailbox}
 	if q.r.URL.Query().Get("tab") == "mail" {
 		d.Tab = "mail"
+		d.Delegates = q.delegateCounts(m)
 	}
 	if roles, err := q.h.Admin.Store.MailboxRoleGroups(q.r.Context(), m.ID); err == nil {
 		d.Roles = roles

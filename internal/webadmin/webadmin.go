@@ -1,7 +1,8 @@
 // Package webadmin is Postern's web admin center: the pages of
 // Microsoft's Microsoft 365 admin center and Exchange admin center that
 // the device guides point to (Users > Active users > Mail > Manage email
-// apps, Settings > Mail flow, Mail flow > Connectors, Message trace,
+// apps and Mailbox permissions, Teams & groups > Shared mailboxes,
+// Settings > Mail flow, Mail flow > Connectors, Message trace,
 // Settings > Domains, the "Run tests" diagnostics), served at the root of
 // the admin HTTPS listener beside the REST API.
 //
@@ -22,7 +23,10 @@
 //
 // Sign-in: an organization's admin signs in with a mailbox address and
 // password, checked by the same sign-in service as SMTP AUTH (the
-// per-address throttle, smart lockout and verification gate are shared);
+// per-address throttle, smart lockout and verification gate are shared),
+// or with the OpenID Connect provider the server's administrator
+// configured (authorization-code flow with PKCE, oidc.go), whose ID token
+// names the mailbox;
 // the role is the widest of the mailbox's role groups (Add-RoleGroupMember)
 // and is read again at every request. The server administrator signs in
 // with a one-time link `postern admin-link` prints (through the admin
@@ -82,6 +86,11 @@ type Handler struct {
 	Log      *slog.Logger
 	// Now is the clock; nil: time.Now.
 	Now func() time.Time
+	// OIDC is the identity provider the sign-in page offers; nil: none.
+	OIDC *OIDC
+	// CertNotAfter is the served certificate's expiry: every page warns
+	// when it is near (certWarning); nil: no warning.
+	CertNotAfter func() time.Time
 	// IdleTimeout and AbsoluteTimeout end sessions (defaults 1 h, 12 h).
 	IdleTimeout, AbsoluteTimeout time.Duration
 
@@ -177,6 +186,8 @@ func (h *Handler) routes() {
 	m.HandleFunc("GET /signin/link/{token}", h.linkPage)
 	m.HandleFunc("POST /signin/link/{token}", h.linkPost)
 	m.HandleFunc("POST /signout", h.signout)
+	m.HandleFunc("GET /signin/oidc", h.oidcStart)
+	m.HandleFunc("GET /signin/oidc/callback", h.oidcCallback)
 	m.Handle("GET /static/", http.StripPrefix("/static/", http.HandlerFunc(serveStatic)))
 
 	page := func(pattern string, fn func(*request)) { m.HandleFunc(pattern, h.signedIn(fn)) }
@@ -191,6 +202,10 @@ func (h *Handler) routes() {
 	page("POST /admin/users/{id}/email-apps", h.emailAppsPost)
 	page("GET /admin/users/{id}/password", h.passwordPage)
 	page("POST /admin/users/{id}/password", h.passwordPost)
+	page("GET /admin/users/{id}/delegates/{right}", h.delegatesPage)
+	page("POST /admin/users/{id}/delegates/{right}", h.delegatesPost)
+	page("GET /admin/shared-mailboxes", h.sharedMailboxes)
+	page("POST /admin/shared-mailboxes", h.sharedMailboxAdd)
 	page("GET /admin/settings/domains", h.domainsPage)
 	page("GET /admin/settings/domains/{domain}", h.domainPage)
 	page("GET /admin/troubleshoot", h.runTests)

@@ -1,0 +1,299 @@
+package webadmin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/mail"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+
+	"postern.dev/postern/internal/directory"
+)
+
+// OIDC is the OpenID Connect identity provider an organization's admins
+// may sign in with ([webadmin.oidc] in the configuration): the
+// authorization-code flow with PKCE (OpenID Connect Core 3.1, RFC 7636).
+// The ID token's address names a mailbox; the mailbox's role group
+// membership grants the role, read again at every request as for a
+// password sign-in.
+type OIDC struct {
+	Issuer, ClientID string
+	// ClientSecret is empty for a public client.
+	ClientSecret string
+	// Claim names the claim holding the mailbox address; empty tries
+	// "email", then "preferred_username".
+	Claim string
+	// RedirectURL is PUBLIC_URL/signin/oidc/callback, as registered at
+	// the provider.
+	RedirectURL string
+	// HTTPClient fetches discovery, keys and tokens: the server's client
+	// that refuses plain http except to loopback when allowed.
+	HTTPClient *http.Client
+
+	mu       sync.Mutex
+	provider *oidc.Provider
+	failedAt time.Time
+	flows    flowStore
+}
+
+// oidcCookie binds a sign-in in progress to the browser that started it.
+// It is SameSite=Lax, not Strict: the callback is a top-level navigation
+// from the provider's site, on which browsers send only Lax cookies.
+const oidcCookie = "__Host-postern-oidc"
+
+// flowTTL is how long a started sign-in may take at the provider.
+const flowTTL = 10 * time.Minute
+
+// maxFlows bounds the sign-ins in progress held in memory.
+const maxFlows = 1024
+
+// discoveryRetry is how long a failed discovery is remembered, so that
+// requests to the sign-in link cannot make the server hammer a provider
+// that is down.
+const discoveryRetry = 30 * time.Second
+
+// flow is one sign-in in progress: what the callback must find again.
+type flow struct {
+	state, nonce, verifier, ret string
+	expires                     time.Time
+}
+
+// flowStore holds the sign-ins in progress, each usable once.
+type flowStore struct {
+	mu sync.Mutex
+	m  map[string]flow
+}
+
+func (s *flowStore) put(id string, f flow, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = map[string]flow{}
+	}
+	if len(s.m) >= maxFlows {
+		for k, v := range s.m {
+			if !now.Before(v.expires) {
+				delete(s.m, k)
+			}
+		}
+		// Still full: drop any one. A flood of started sign-ins can then
+		// only make a genuine one start again.
+		for k := range s.m {
+			if len(s.m) < maxFlows {
+				break
+			}
+			delete(s.m, k)
+		}
+	}
+	s.m[id] = f
+}
+
+// take removes and returns a live flow.
+func (s *flowStore) take(id string, now time.Time) (flow, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f, ok := s.m[id]
+	delete(s.m, id)
+	return f, ok && now.Before(f.expires)
+}
+
+// discover returns the provider, fetching its discovery document the
+// first time (and again after a failure, at most every discoveryRetry).
+func (o *OIDC) discover(ctx context.Context, now time.Time) (*oidc.Provider, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.provider != nil {
+		return o.provider, nil
+	}
+	if !o.failedAt.IsZero() && now.Sub(o.failedAt) < discoveryRetry {
+		return nil, errors.New("the identity provider's discovery document could not be fetched a moment ago")
+	}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	// The provider keeps the client in the context for its key set's
+	// later fetches; the timeout above covers only discovery.
+	p, err := oidc.NewProvider(oidc.ClientContext(ctx, o.HTTPClient), o.Issuer)
+	if err != nil {
+		o.failedAt = now
+		return nil, err
+	}
+	o.provider = p
+	return p, nil
+}
+
+func (o *OIDC) oauth2Config(p *oidc.Provider) *oauth2.Config {
+	return &oauth2.Config{ClientID: o.ClientID, ClientSecret: o.ClientSecret, Endpoint: p.Endpoint(), RedirectURL: o.RedirectURL,
+		Scopes: []string{oidc.ScopeOpenID, "email", "profile"}}
+}
+
+// oidcStart sends the browser to the provider, with a fresh state, nonce
+// and PKCE verifier kept under a random identifier in a short-lived
+// cookie.
+func (h *Handler) oidcStart(w http.ResponseWriter, r *http.Request) {
+	o := h.OIDC
+	if o == nil {
+		h.errorPage(w, r, http.StatusNotFound, "Sign-in with an identity provider is not configured on this server.")
+		return
+	}
+	p, err := o.discover(r.Context(), h.now())
+	if err != nil {
+		h.log().Warn("admin center: OIDC discovery failed", "issuer", o.Issuer, "err", err)
+		h.renderSignin(w, r, http.StatusBadGateway, signinData{Error: "The identity provider cannot be reached. Try again in a minute, or sign in with your password."})
+		return
+	}
+	f := flow{state: randomToken(), nonce: randomToken(), verifier: oauth2.GenerateVerifier(), ret: safeReturn(r.URL.Query().Get("return")),
+		expires: h.now().Add(flowTTL)}
+	id := randomToken()
+	o.flows.put(id, f, h.now())
+	http.SetCookie(w, &http.Cookie{Name: oidcCookie, Value: id, Path: "/", MaxAge: int(flowTTL / time.Second), HttpOnly: true, Secure: true, SameSite: http.SameSiteLaxMode})
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, o.oauth2Config(p).AuthCodeURL(f.state, oidc.Nonce(f.nonce), oauth2.S256ChallengeOption(f.verifier)), http.StatusSeeOther)
+}
+
+// oidcRefusal is a sign-in the callback refuses: what the admin reads,
+// and what the log says.
+type oidcRefusal struct {
+	status int
+	msg    string
+	reason string
+}
+
+func (e *oidcRefusal) Error() string { return e.reason }
+
+// oidcCallback completes the sign-in: the state must be the one this
+// browser's cookie names, the code is redeemed with the PKCE verifier, and
+// the ID token is verified (signature, issuer, audience, expiry) and must
+// carry the flow's nonce.
+func (h *Handler) oidcCallback(w http.ResponseWriter, r *http.Request) {
+	o := h.OIDC
+	if o == nil {
+		h.errorPage(w, r, http.StatusNotFound, "Sign-in with an identity provider is not configured on this server.")
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: oidcCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: true, SameSite: http.SameSiteLaxMode})
+	mb, ret, err := h.oidcMailbox(r)
+	if err != nil {
+		var ref *oidcRefusal
+		if !errors.As(err, &ref) {
+			ref = &oidcRefusal{http.StatusBadGateway, "The sign-in with your identity provider could not be completed. Try again.", err.Error()}
+		}
+		h.log().Info("admin center OIDC sign-in refused", "remote", r.RemoteAddr, "reason", ref.reason)
+		h.renderSignin(w, r, ref.status, signinData{Error: ref.msg})
+		return
+	}
+	h.startSession(w, mb.ID, mb.OrgID, false)
+	h.log().Info("admin center sign-in", "user", mb.PrimarySmtpAddress, "remote", r.RemoteAddr, "method", "oidc")
+	// The session cookie is SameSite=Strict, and this response ends a
+	// navigation that began on the provider's site: a redirect from here
+	// would still count as cross-site and arrive without it. A page that
+	// moves on by itself (meta refresh, or its link) starts a same-site
+	// navigation, which carries the cookie.
+	w.Header().Set("Cache-Control", "no-store")
+	h.render(w, r, http.StatusOK, "continue", struct {
+		base
+		Return string
+	}{base{Title: "Signed in", Refresh: ret}, ret})
+}
+
+// oidcMailbox runs the callback's checks and returns the mailbox the ID
+// token names, and the page to go on to.
+func (h *Handler) oidcMailbox(r *http.Request) (*directory.Mailbox, string, error) {
+	o, now := h.OIDC, h.now()
+	expired := &oidcRefusal{http.StatusBadRequest, "The sign-in took too long or was started in another browser. Sign in again.", "no live flow for the cookie"}
+	c, err := r.Cookie(oidcCookie)
+	if err != nil || len(c.Value) > 64 {
+		return nil, "", expired
+	}
+	f, ok := o.flows.take(c.Value, now)
+	if !ok {
+		return nil, "", expired
+	}
+	q := r.URL.Query()
+	if !tokensEqual(q.Get("state"), f.state) {
+		return nil, "", &oidcRefusal{http.StatusBadRequest, "The sign-in could not be verified. Sign in again.", "state does not match the flow's"}
+	}
+	if e := q.Get("error"); e != "" {
+		// RFC 6749 4.1.2.1: the provider refused (access_denied, ...).
+		desc := q.Get("error_description")
+		if len(desc) > 200 {
+			desc = desc[:200]
+		}
+		return nil, "", &oidcRefusal{http.StatusUnauthorized, "Your identity provider did not sign you in: " + strings.TrimSpace(e+" "+desc), "provider error " + e}
+	}
+	code := q.Get("code")
+	if code == "" || len(code) > 4096 {
+		return nil, "", &oidcRefusal{http.StatusBadRequest, "The identity provider's answer has no authorization code. Sign in again.", "no code"}
+	}
+	p, err := o.discover(r.Context(), now)
+	if err != nil {
+		return nil, "", fmt.Errorf("discovery: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 15*time.Second)
+	defer cancel()
+	ctx = context.WithValue(ctx, oauth2.HTTPClient, o.HTTPClient)
+	tok, err := o.oauth2Config(p).Exchange(ctx, code, oauth2.VerifierOption(f.verifier))
+	if err != nil {
+		return nil, "", fmt.Errorf("redeeming the code: %w", err)
+	}
+	raw, _ := tok.Extra("id_token").(string)
+	if raw == "" {
+		return nil, "", errors.New("the token response has no id_token")
+	}
+	idt, err := p.Verifier(&oidc.Config{ClientID: o.ClientID, Now: h.now}).Verify(oidc.ClientContext(ctx, o.HTTPClient), raw)
+	if err != nil {
+		return nil, "", &oidcRefusal{http.StatusUnauthorized, "The identity provider's ID token was not valid. Sign in again.", "ID token: " + err.Error()}
+	}
+	if !tokensEqual(idt.Nonce, f.nonce) {
+		return nil, "", &oidcRefusal{http.StatusUnauthorized, "The identity provider's ID token was not valid. Sign in again.", "ID token nonce does not match the flow's"}
+	}
+	var claims map[string]any
+	if err := idt.Claims(&claims); err != nil {
+		return nil, "", fmt.Errorf("ID token claims: %w", err)
+	}
+	addr, why := addressClaim(claims, o.Claim)
+	if addr == "" {
+		return nil, "", &oidcRefusal{http.StatusForbidden, "Your identity provider did not say which mailbox you are: " + why, why}
+	}
+	mb := h.Admin.Dir.Load().MailboxBySignIn(addr)
+	if mb == nil || mb.Type == directory.SharedMailbox {
+		return nil, "", &oidcRefusal{http.StatusForbidden, "There is no mailbox " + addr + " on this server to sign in as.", "no mailbox " + addr}
+	}
+	if _, ok, err := h.Admin.MailboxRole(r.Context(), mb); err != nil || !ok {
+		return nil, "", &oidcRefusal{http.StatusForbidden, errNoRole.Error(), "no role group: " + addr}
+	}
+	return mb, f.ret, nil
+}
+
+// addressClaim finds the mailbox address in an ID token's claims: the
+// configured claim, else "email" (only if not marked unverified, OpenID
+// Connect Core 5.1), then "preferred_username". It returns "" and why
+// when there is none.
+func addressClaim(claims map[string]any, name string) (string, string) {
+	names := []string{name}
+	if name == "" {
+		names = []string{"email", "preferred_username"}
+	}
+	for _, n := range names {
+		v, ok := claims[n].(string)
+		if !ok || v == "" {
+			continue
+		}
+		if n == "email" {
+			if verified, ok := claims["email_verified"].(bool); ok && !verified {
+				return "", "its email claim is not verified"
+			}
+		}
+		v = strings.TrimSpace(v)
+		if a, err := mail.ParseAddress(v); err != nil || a.Address != v || len(v) > 320 {
+			return "", fmt.Sprintf("the %s claim is not an email address", n)
+		}
+		return strings.ToLower(v), ""
+	}
+	return "", fmt.Sprintf("the ID token has no %s claim", strings.Join(names, " or "))
+}
