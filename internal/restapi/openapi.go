@@ -48,7 +48,7 @@ var objectTypes = map[string]string{
 	"RecipientPermission":            "Identity:s Trustee:s AccessControlType:s AccessRights:[s] IsInherited:b InheritanceType:s",
 	"ServicePrincipal":               "DisplayName:s AppId:s ObjectId:s Identity:s WhenCreated:t",
 	"SmtpAuthClient":                 "SenderAddress:s Domain:s MessagesSent:i TLS10:s TLS11:s TLS12:s TLS13:s AuthenticationProtocol:s LastSent:t",
-	"SmtpSubmissionCheck":            "Check:s Result:s Detail:s",
+	"SmtpSubmissionCheck":            "Check:s Stage:s? Result:s Detail:s",
 	"TransportConfig":                "Identity:s SmtpClientAuthenticationDisabled:b SmtpBasicAuthDisabled:b MaxRecipientEnvelopeLimit:s AllowLegacyTLSClients:b",
 	"User":                           "Name:s Identity:s UserPrincipalName:s RecipientTypeDetails:s AuthenticationPolicy:s?",
 	"HostedOutboundSpamFilterPolicy": "Name:s Identity:s IsDefault:b RecipientLimitExternalPerHour:i RecipientLimitInternalPerHour:i RecipientLimitPerDay:i ActionWhenThresholdReached:s WhenChanged:t?",
