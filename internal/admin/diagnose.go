@@ -254,7 +254,11 @@ func stepPass(id policy.StepID, tx *policy.Transaction, rcpt address.Address, or
 		}
 		return fmt.Sprintf("%s is not on the organization's IP Block List.", tx.Client.IP)
 	case policy.StepSourceThrottling:
-		return fmt.Sprintf("%s mail is throttled per source address per hour ([throttle] in the server's configuration); the running server counts it, this test does not.", tx.Class)
+		kind := "Direct Send"
+		if tx.Class == policy.ConnectorRelay {
+			kind = "Connector relay"
+		}
+		return fmt.Sprintf("%s mail is throttled per source address per hour ([throttle] in the server's configuration); the running server counts it, this test does not.", kind)
 	case policy.StepReceiveSize, policy.StepMessageReceiveSize:
 		return "The message is within the recipient's MaxReceiveSize."
 	case policy.StepReceiveQuota:
