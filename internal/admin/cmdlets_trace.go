@@ -162,7 +162,8 @@ func (c *cmdlets) testSmtpSubmission(ctx context.Context, inv *cmdlet.Invocation
 	}
 	return objects(checks, nil, func(ch Check) *cmdlet.Object {
 		return &cmdlet.Object{TypeName: "SmtpSubmissionCheck", DefaultView: cmdlet.ListView,
-			DefaultDisplay: []string{"Check", "Result", "Detail"},
-			Props:          []cmdlet.Prop{{Name: "Check", Value: ch.Check}, {Name: "Result", Value: ch.Result}, {Name: "Detail", Value: ch.Detail}}}
+			DefaultDisplay: []string{"Check", "Stage", "Result", "Detail"},
+			Props: []cmdlet.Prop{{Name: "Check", Value: ch.Check}, {Name: "Stage", Value: nullIfEmpty(ch.Stage)},
+				{Name: "Result", Value: ch.Result}, {Name: "Detail", Value: ch.Detail}}}
 	})
 }

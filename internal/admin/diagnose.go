@@ -14,6 +14,7 @@ import (
 	"postern.dev/postern/internal/policy"
 	"postern.dev/postern/internal/reply"
 	"postern.dev/postern/internal/smtpclient"
+	"postern.dev/postern/internal/store"
 )
 
 // SubmissionTest is what an admin knows about a device (Test-SmtpSubmission).
@@ -30,7 +31,10 @@ type SubmissionTest struct {
 
 // Check is one step of the diagnosis.
 type Check struct {
-	Check  string
+	Check string
+	// Stage is when the server decides it (MAIL, RCPT, DATA); empty for
+	// what comes before a transaction (port, TLS, sign-in).
+	Stage  string
 	Result string // Pass, Fail, Info
 	Detail string // what was found, and the fix in Exchange terms
 }
@@ -114,27 +118,15 @@ func (s *Service) TestSubmission(t SubmissionTest) ([]Check, string, error) {
 			return fail("SMTP AUTH", rep, "%s", authFix(rep, mb, facts.Policy))
 		}
 		add("SMTP AUTH", "Pass", "SMTP AUTH is allowed for '%s' with %s (with the right password or token; a wrong one gets 535 5.7.3).", mb.PrimarySmtpAddress, method)
-		if r := dir.RestrictedSender(mb.ID); policy.CheckRestricted(r, time.Now()) != nil {
-			return fail("Restricted sender", reply.BadOutboundSender, "The outbound spam policy restricted '%s' (%s): run Remove-BlockedSenderAddress -SenderAddress %s, or raise the limits with Set-HostedOutboundSpamFilterPolicy.",
-				mb.PrimarySmtpAddress, r.Reason, mb.PrimarySmtpAddress)
-		}
+		tx := &policy.Transaction{Dir: dir, Inputs: s.diagnosisInputs(), Mailbox: mb, From: from}
 		if !from.IsZero() {
-			if rep := policy.CheckSendAs(dir, policy.SenderFacts{Login: mb, EnvelopeFrom: from.Key(), HeaderFrom: []string{from.Key()}}); rep != nil {
-				return fail("Send As", rep, "The From address %s differs from the mailbox and no Send As grant exists: set the device's From to %s, or run Add-RecipientPermission -Identity %s -Trustee %s -AccessRights SendAs.",
-					from, mb.PrimarySmtpAddress, from, mb.PrimarySmtpAddress)
-			}
-			add("Send As", "Pass", "'%s' may send as %s.", mb.PrimarySmtpAddress, from)
+			// The device's From: header is taken to be its MAIL FROM.
+			tx.Headers, tx.HeaderFrom = true, []string{from.Key()}
 		}
-		if !rcpt.IsZero() {
-			route, rep := policy.RouteAuthenticated(dir, rcpt)
-			if rep != nil {
-				return fail("Recipient", rep, "%s is in an Authoritative accepted domain and no mailbox has that address.", rcpt)
-			}
-			add("Recipient", "Pass", "%s", routeText(route, rcpt, org.ID))
-		}
+		verdict := s.walkChain(tx, org.ID, rcpt, &checks)
 		add("Limits", "Info", "At most %d recipients per message, 10,000 per 24 hours, 30 messages a minute (more are paced), 3 connections at once, %s per message.",
 			policy.RecipientLimit(mb), Size(policy.SendSizeLimit(mb)))
-		return checks, acceptedVerdict, nil
+		return checks, verdict, nil
 	}
 
 	// Anonymous on port 25: Direct Send or relay through a connector. The
@@ -146,47 +138,212 @@ func (s *Service) TestSubmission(t SubmissionTest) ([]Check, string, error) {
 	if err != nil {
 		return checks, "", invalidValue("ClientIP", t.ClientIP, "give the device's IP address")
 	}
-	// The diagnosis sees only the caller's organization: its domains,
-	// mailboxes and connectors. Another organization's objects are neither
-	// named nor used, so that no admin can probe another's setup with it.
-	own := organizationView(dir, org.ID)
-	facts := policy.ClientFacts{IP: ip, TLS: t.UseTls}
-	att := policy.Attribute(own, org.ID, facts)
-	if att.Connector != nil {
-		add("Inbound connector", "Pass", "%s matches the %s connector '%s'.", ip, att.Connector.ConnectorType, att.Connector.Name)
-	} else {
-		add("Inbound connector", "Info", "%s matches no inbound connector of this organization: this is Direct Send, which can only reach the organization's own mailboxes. To relay to outside recipients, create one: New-InboundConnector -Name <name> -ConnectorType OnPremises -SenderIPAddresses %s.", ip, ip)
-	}
-	if _, rep := policy.ConnectionFilter(dir, org, ip); rep != nil {
-		return fail("Connection filter", rep, "%s is on the organization's IP Block List: remove it (Set-HostedConnectionFilterPolicy -Identity Default -IPBlockList @{Remove='<entry>'}) or add it to the IP Allow List (-IPAllowList @{Add='%s'}).", ip, ip)
-	}
-	if rep := policy.CheckAnonymousSender(own, facts, from); rep != nil {
-		return fail("Sender", rep, "%s", anonymousFix(rep, att, from, ip))
-	}
-	if rcpt.IsZero() {
-		// Mail to the organization's own mailboxes.
-		if _, rep := policy.CheckAnonymousInbound(own, org, facts, from); rep != nil {
-			return fail("Sender", rep, "%s", anonymousFix(rep, att, from, ip))
-		}
-	}
-	if !from.IsZero() {
-		add("Sender", "Pass", "The sender %s is accepted from this client.", from)
-	}
 	if !rcpt.IsZero() {
 		if other := policy.RecipientOrganization(dir, rcpt); other != nil && other.ID != org.ID {
 			add("Recipient", "Info", "%s is not an address of this organization: mail to it is judged by the organization that receives it, which this test does not show.", rcpt)
 			return checks, "", nil
 		}
-		v, rep := policy.JudgeAnonymous(own, facts, from, rcpt)
-		if rep != nil {
-			return fail("Recipient", rep, "%s", anonymousFix(rep, v.Attribution, from, ip))
-		}
-		add("Recipient", "Pass", "%s", routeText(v.Route, rcpt, org.ID))
 	}
-	if att.Connector == nil && !from.IsZero() {
+	// The diagnosis sees only the caller's organization: its domains,
+	// mailboxes, connectors and filter policies. Another organization's
+	// objects are neither named nor used, so that no admin can probe
+	// another's setup with it.
+	tx := &policy.Transaction{Dir: organizationView(dir, org.ID), Inputs: s.diagnosisInputs(),
+		Client: policy.ClientFacts{IP: ip, TLS: t.UseTls}, From: from}
+	verdict := s.walkChain(tx, org.ID, rcpt, &checks)
+	if tx.Verdict.Attribution.Connector == nil && !from.IsZero() && verdict == acceptedVerdict {
 		add("SPF", "Info", "Direct Send mail is checked with SPF, DKIM and DMARC: the domain's SPF record should include %s, or mail failing its DMARC policy goes to Junk Email.", ip)
 	}
-	return checks, acceptedVerdict, nil
+	return checks, verdict, nil
+}
+
+// walkChain runs the server's decision chain (policy.Transaction.Diagnose)
+// for the transaction, every step in the server's order, and adds each
+// step's result with what was found and the fix. It returns the verdict:
+// the reply of the first step that refuses, as the server would answer,
+// or acceptedVerdict. Without a recipient the RCPT TO steps are not
+// applicable.
+func (s *Service) walkChain(tx *policy.Transaction, org int64, rcpt address.Address, checks *[]Check) string {
+	results := tx.Diagnose(policy.AtMail)
+	if rcpt.IsZero() {
+		results = append(results, tx.Unjudged(policy.AtRcpt)...)
+	} else {
+		tx.StartRecipient(rcpt)
+		results = append(results, tx.Diagnose(policy.AtRcpt)...)
+	}
+	results = append(results, tx.Diagnose(policy.AtDataEnd)...)
+	verdict := acceptedVerdict
+	for _, r := range results {
+		c := Check{Check: r.Step.Check, Stage: r.Step.Stage.String()}
+		switch r.Outcome {
+		case policy.Refuse, policy.Defer:
+			if verdict == acceptedVerdict {
+				verdict = reply.String(r.Reply)
+			}
+			c.Result = "Fail"
+			when := "Refused with"
+			if r.Outcome == policy.Defer {
+				when = "The recipient is accepted, then the whole message is refused at end of DATA with"
+			}
+			c.Detail = fmt.Sprintf("%s %s. %s", when, reply.String(r.Reply), stepFix(r.Step.ID, r.Reply, tx))
+		case policy.NotApplicable:
+			c.Result, c.Detail = "NotApplicable", stepNotApplicable(r.Step.ID, tx)
+		default:
+			c.Result, c.Detail = "Pass", stepPass(r.Step.ID, tx, rcpt, org)
+			if r.Step.ID == policy.StepInboundConnector && tx.Verdict.Attribution.Connector == nil {
+				c.Result = "Info"
+			}
+		}
+		*checks = append(*checks, c)
+	}
+	return verdict
+}
+
+// diagnosisInputs answers the chain's questions for Test-SmtpSubmission:
+// mailbox sizes from the store; what only the running server counts (a
+// source's messages this hour, another connection's slot) as allowed.
+func (s *Service) diagnosisInputs() policy.Inputs {
+	return diagnosisInputs{st: s.Store, now: time.Now()}
+}
+
+type diagnosisInputs struct {
+	st  store.Store
+	now time.Time
+}
+
+func (d diagnosisInputs) Now() time.Time { return d.now }
+
+func (d diagnosisInputs) MailboxSize(mailbox int64) int64 {
+	if d.st == nil {
+		return 0
+	}
+	return d.st.MailboxSize(mailbox)
+}
+
+func (diagnosisInputs) SourceUsage(policy.SourceClass) (int, policy.SourceLimits) {
+	return 0, policy.SourceLimits{}
+}
+
+func (diagnosisInputs) HoldSlot(int64) bool { return true }
+
+func (diagnosisInputs) AcceptedMailbox(int) *directory.Mailbox { return nil }
+
+// stepPass says what a step found when it passed.
+func stepPass(id policy.StepID, tx *policy.Transaction, rcpt address.Address, org int64) string {
+	switch id {
+	case policy.StepRestrictedSender:
+		return fmt.Sprintf("The outbound spam policy has not restricted '%s'.", tx.Mailbox.PrimarySmtpAddress)
+	case policy.StepSendSize:
+		return fmt.Sprintf("The declared size is within the mailbox's MaxSendSize (%s).", Size(policy.SendSizeLimit(tx.Mailbox)))
+	case policy.StepAnonymousSender:
+		if tx.From.IsZero() {
+			return "No sender address given: the null sender (<>) is accepted."
+		}
+		return fmt.Sprintf("The sender %s is accepted from this client.", tx.From)
+	case policy.StepRoute, policy.StepAnonymousRecipient:
+		return routeText(tx.Route, rcpt, org)
+	case policy.StepInboundConnector:
+		ip := tx.Client.IP
+		if ic := tx.Verdict.Attribution.Connector; ic != nil {
+			return fmt.Sprintf("%s matches the %s connector '%s'.", ip, ic.ConnectorType, ic.Name)
+		}
+		return fmt.Sprintf("%s matches no inbound connector of this organization: this is Direct Send, which can only reach the organization's own mailboxes. To relay to outside recipients, create one: New-InboundConnector -Name <name> -ConnectorType OnPremises -SenderIPAddresses %s.", ip, ip)
+	case policy.StepConnectionFilter:
+		if tx.AllowListed {
+			return fmt.Sprintf("%s is on the organization's IP Allow List: it skips the IP Block List and source throttling.", tx.Client.IP)
+		}
+		return fmt.Sprintf("%s is not on the organization's IP Block List.", tx.Client.IP)
+	case policy.StepSourceThrottling:
+		kind := "Direct Send"
+		if tx.Class == policy.ConnectorRelay {
+			kind = "Connector relay"
+		}
+		return fmt.Sprintf("%s mail is throttled per source address per hour ([throttle] in the server's configuration); the running server counts it, this test does not.", kind)
+	case policy.StepReceiveSize, policy.StepMessageReceiveSize:
+		return "The message is within the recipient's MaxReceiveSize."
+	case policy.StepReceiveQuota:
+		return fmt.Sprintf("The mailbox %s is below its ProhibitSendReceiveQuota.", tx.Route.Mailbox.PrimarySmtpAddress)
+	case policy.StepRecipientLimit:
+		if tx.Mailbox != nil {
+			return fmt.Sprintf("Within the mailbox's RecipientLimits (%d).", policy.RecipientLimit(tx.Mailbox))
+		}
+		return fmt.Sprintf("Within the organization's MaxRecipientEnvelopeLimit (%d).", policy.EnvelopeRecipientLimit(tx.Verdict.Org))
+	case policy.StepConcurrentConnections:
+		return "A mailbox may submit over 3 connections at once; a 4th is refused at end of DATA with 432 4.3.2. The running server counts them, this test does not."
+	case policy.StepSendAs:
+		return fmt.Sprintf("'%s' may send as %s.", tx.Mailbox.PrimarySmtpAddress, tx.From)
+	case policy.StepSendQuota:
+		return fmt.Sprintf("The mailbox %s is below its ProhibitSendQuota.", tx.Mailbox.PrimarySmtpAddress)
+	}
+	return "Passed."
+}
+
+// stepNotApplicable says why a step had nothing to judge.
+func stepNotApplicable(id policy.StepID, tx *policy.Transaction) string {
+	switch id {
+	case policy.StepSendSize, policy.StepReceiveSize:
+		return "Judged when the device declares the size (MAIL FROM SIZE=)."
+	case policy.StepMessageReceiveSize:
+		return "Judged on the message's size at end of DATA."
+	case policy.StepSendAs:
+		return "Give -From to check the device's From address."
+	case policy.StepReceiveQuota, policy.StepSendQuota:
+		return "No quota applies."
+	case policy.StepSourceThrottling:
+		if tx.AllowListed {
+			return "The client is on the organization's IP Allow List."
+		}
+		return "Ordinary inbound mail is not throttled per source."
+	}
+	if tx.Rcpt.IsZero() {
+		return "Give -Recipient to check what the server says at RCPT TO."
+	}
+	return "Nothing to judge."
+}
+
+// stepFix explains a step's refusal with its fix in Exchange terms.
+func stepFix(id policy.StepID, rep *reply.Reply, tx *policy.Transaction) string {
+	switch id {
+	case policy.StepRestrictedSender:
+		mb := tx.Mailbox
+		why := ""
+		if r := tx.Dir.RestrictedSender(mb.ID); r != nil {
+			why = " (" + r.Reason + ")"
+		}
+		return fmt.Sprintf("The outbound spam policy restricted '%s'%s: run Remove-BlockedSenderAddress -SenderAddress %s, or raise the limits with Set-HostedOutboundSpamFilterPolicy.",
+			mb.PrimarySmtpAddress, why, mb.PrimarySmtpAddress)
+	case policy.StepSendSize:
+		return fmt.Sprintf("The message is larger than the mailbox's MaxSendSize: raise it with Set-Mailbox -Identity %s -MaxSendSize.", tx.Mailbox.PrimarySmtpAddress)
+	case policy.StepSendAs:
+		mb := tx.Mailbox
+		if rep == reply.NoFromHeader {
+			return "The message has no From: header and a null sender: the device must set a From address."
+		}
+		return fmt.Sprintf("The From address %s differs from the mailbox and no Send As grant exists: set the device's From to %s, or run Add-RecipientPermission -Identity %s -Trustee %s -AccessRights SendAs.",
+			tx.From, mb.PrimarySmtpAddress, tx.From, mb.PrimarySmtpAddress)
+	case policy.StepRoute:
+		return fmt.Sprintf("%s is in an Authoritative accepted domain and no mailbox has that address.", tx.Rcpt)
+	case policy.StepConnectionFilter:
+		ip := tx.Client.IP
+		return fmt.Sprintf("%s is on the organization's IP Block List: remove it (Set-HostedConnectionFilterPolicy -Identity Default -IPBlockList @{Remove='<entry>'}) or add it to the IP Allow List (-IPAllowList @{Add='%s'}).", ip, ip)
+	case policy.StepAnonymousSender:
+		return anonymousFix(rep, tx.SenderAttribution, tx.From, tx.Client.IP)
+	case policy.StepAnonymousRecipient:
+		return anonymousFix(rep, tx.Verdict.Attribution, tx.From, tx.Client.IP)
+	case policy.StepSourceThrottling:
+		return "The source sent its hour's share of messages: it may send again as the hour passes, or raise [throttle] in the server's configuration, or add it to the IP Allow List."
+	case policy.StepReceiveSize, policy.StepMessageReceiveSize:
+		return "The message is larger than the recipient's MaxReceiveSize: raise it with Set-Mailbox -MaxReceiveSize."
+	case policy.StepReceiveQuota:
+		return fmt.Sprintf("The mailbox %s is full: free space, or raise Set-Mailbox -ProhibitSendReceiveQuota.", tx.Route.Mailbox.PrimarySmtpAddress)
+	case policy.StepSendQuota:
+		return fmt.Sprintf("The mailbox %s is over its send quota: free space, or raise Set-Mailbox -ProhibitSendQuota.", tx.Mailbox.PrimarySmtpAddress)
+	case policy.StepRecipientLimit:
+		return "Too many recipients for one message: send it in parts, or raise Set-Mailbox -RecipientLimits (Set-TransportConfig -MaxRecipientEnvelopeLimit for anonymous mail)."
+	case policy.StepConcurrentConnections:
+		return "The mailbox already submits over 3 connections: have the device reuse one connection."
+	}
+	return reply.String(rep)
 }
 
 // organizationView is the part of the directory that belongs to one
@@ -212,6 +369,21 @@ func organizationView(dir *directory.Snapshot, org int64) *directory.Snapshot {
 	for _, ic := range all.Connectors {
 		if ic.OrgID == org {
 			c.Connectors = append(c.Connectors, ic)
+		}
+	}
+	for _, p := range all.ConnectionFilters {
+		if p.OrgID == org {
+			c.ConnectionFilters = append(c.ConnectionFilters, p)
+		}
+	}
+	for _, p := range all.OutboundSpamPolicies {
+		if p.OrgID == org {
+			c.OutboundSpamPolicies = append(c.OutboundSpamPolicies, p)
+		}
+	}
+	for _, r := range all.RestrictedSenders {
+		if r.OrgID == org {
+			c.RestrictedSenders = append(c.RestrictedSenders, r)
 		}
 	}
 	return directory.NewSnapshot(c)

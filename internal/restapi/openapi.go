@@ -52,7 +52,7 @@ var objectTypes = map[string]string{
 	"RoleGroupMember":                "Name:s Identity:s RecipientType:s PrimarySmtpAddress:s RoleGroup:s",
 	"ServicePrincipal":               "DisplayName:s AppId:s ObjectId:s Identity:s WhenCreated:t",
 	"SmtpAuthClient":                 "SenderAddress:s Domain:s MessagesSent:i TLS10:s TLS11:s TLS12:s TLS13:s AuthenticationProtocol:s LastSent:t",
-	"SmtpSubmissionCheck":            "Check:s Result:s Detail:s",
+	"SmtpSubmissionCheck":            "Check:s Stage:s? Result:s Detail:s",
 	"TestNetConnectionResult":        "ComputerName:s RemoteAddress:s RemotePort:i InterfaceAlias:s SourceAddress:s? TcpTestSucceeded:b Banner:s?",
 	"TransportConfig":                "Identity:s SmtpClientAuthenticationDisabled:b SmtpBasicAuthDisabled:b MaxRecipientEnvelopeLimit:s AllowLegacyTLSClients:b",
 	"User":                           "Name:s Identity:s UserPrincipalName:s DisplayName:s RecipientTypeDetails:s AuthenticationPolicy:s? StsRefreshTokensValidFrom:t? Guid:s",

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
@@ -71,9 +72,15 @@ type session struct {
 	// refused whole at end of DATA (reference section 4.1), so they are
 	// counted, never kept.
 	overLimit int
+	// deferred is the reply the message gets at end of DATA when a
+	// recipient was counted past a limit (policy.Defer).
+	deferred *reply.Reply
 	// senderAuth caches the SPF/DKIM/DMARC result of the message in DATA.
 	senderAuth *senderauth.Result
 	facts      *policy.ClientFacts
+	// tx is the transaction the policy chain judges: one per session,
+	// reused by every walk so that walking it allocates nothing.
+	tx policy.Transaction
 	// log carries the connection's session ID on every line; size is the
 	// last message's size, for postern_message_bytes_accepted_total.
 	log  *slog.Logger
@@ -301,36 +308,68 @@ func (s *session) mail(from string, opts *smtp.MailOptions) error {
 			return reply.BadSenderSyntax
 		}
 	}
-	s.named(senderParty(s.srv.dir.Load(), a))
+	dir := s.srv.dir.Load()
+	s.named(senderParty(dir, a))
 	var size int64
 	if opts != nil {
 		size = opts.Size
 	}
-	if s.mailbox != nil {
-		// A sender the outbound spam policy restricted is refused at once,
-		// before it transfers the message (550 5.1.8).
-		if rep := policy.CheckRestricted(s.srv.dir.Load().RestrictedSender(s.mailbox.ID), s.srv.now()); rep != nil {
-			return rep
+	// The MAIL FROM steps of the policy chain. A failed AUTH never gets
+	// here with relay rights: s.mailbox is only set by a successful one.
+	t := s.transaction(dir)
+	t.From, t.DeclaredSize = a, size
+	if r := t.Walk(policy.AtMail); r.Outcome != policy.Pass {
+		if r.StepID() == policy.StepAnonymousSender {
+			s.judgedUnder(t.SenderAttribution.Connector)
 		}
-	}
-	if s.mailbox != nil && size > 0 {
-		if rep := policy.CheckSize(s.mailbox, size); rep != nil {
-			return rep
-		}
-	}
-	if s.mailbox == nil {
-		// Anonymous: only the sender organization's own decision can be
-		// made before a recipient is named; the rest is per recipient. A
-		// failed AUTH never gets here with relay rights: s.mailbox is only
-		// set by a successful one.
-		if att, rep := policy.JudgeAnonymousSender(s.srv.dir.Load(), s.clientFacts(), a); rep != nil {
-			s.judgedUnder(att.Connector)
-			return rep
-		}
+		return r.Reply
 	}
 	s.from, s.declaredSize = a, size
-	s.recipients, s.verdicts, s.seen, s.perOrg, s.throttled, s.overLimit = nil, nil, nil, nil, nil, 0
+	s.recipients, s.verdicts, s.seen, s.perOrg, s.throttled, s.overLimit, s.deferred = nil, nil, nil, nil, nil, 0, nil
 	return nil
+}
+
+// transaction readies the session's policy transaction for a walk over
+// dir: the client as it is now (the signed-in mailbox, or how an anonymous
+// client connected).
+func (s *session) transaction(dir *directory.Snapshot) *policy.Transaction {
+	t := &s.tx
+	t.Dir, t.Inputs, t.Mailbox = dir, s, s.mailbox
+	if s.mailbox == nil {
+		t.Client = s.clientFacts()
+	}
+	return t
+}
+
+// The session answers the policy chain's questions (policy.Inputs) from
+// its server's store and counters.
+
+// Now is the server's clock.
+func (s *session) Now() time.Time { return s.srv.now() }
+
+// MailboxSize is the store's cached size of a mailbox: no query.
+func (s *session) MailboxSize(mailbox int64) int64 {
+	return s.srv.submitter.Store.MailboxSize(mailbox)
+}
+
+// SourceUsage is what the client's source (an IPv6 client's /64) sent of
+// class in the last hour, and the [throttle] limits now in force.
+func (s *session) SourceUsage(class policy.SourceClass) (int, policy.SourceLimits) {
+	return s.srv.sources.Used(sourceKey{class, limits.Source(s.ip)}, s.srv.now()), s.srv.live.Load().Throttle
+}
+
+// HoldSlot takes one of the mailbox's concurrent-connection slots unless
+// the session holds one already.
+func (s *session) HoldSlot(mailbox int64) bool {
+	if !s.holdsSlot {
+		s.holdsSlot = s.srv.slots.Acquire(mailbox)
+	}
+	return s.holdsSlot
+}
+
+// AcceptedMailbox is the mailbox the i-th accepted recipient goes to.
+func (s *session) AcceptedMailbox(i int) *directory.Mailbox {
+	return s.recipients[i].Route.Mailbox
 }
 
 // clientFacts describes how the client connected, for connector matching.
@@ -373,77 +412,48 @@ func (s *session) rcpt(to string) error {
 		// same mailbox): accepted, delivered once.
 		return nil
 	}
-	if s.mailbox != nil {
-		route, rep := policy.RouteAuthenticated(dir, a)
-		if rep != nil {
-			return rep
+	// The RCPT TO steps of the policy chain.
+	t := s.transaction(dir)
+	t.StartRecipient(a)
+	t.Accepted, t.OverLimit, t.PerOrg = len(s.recipients), s.overLimit, s.perOrg
+	r := t.Walk(policy.AtRcpt)
+	anonymous := s.mailbox == nil
+	if anonymous {
+		s.named(recipientParty(dir, a, &t.Verdict))
+		s.judgedUnder(t.Verdict.Attribution.Connector)
+	}
+	if r.Outcome == policy.Refuse {
+		switch r.StepID() {
+		case policy.StepConnectionFilter:
+			metrics.ConnectionFiltered.Inc()
+		case policy.StepSourceThrottling:
+			metrics.SourceThrottled.WithLabelValues(t.Class.String()).Inc()
 		}
-		if rep := s.checkReceiveQuota(route.Mailbox); rep != nil {
-			return rep
+		return r.Reply
+	}
+	if anonymous {
+		// Counted against its organization's MaxRecipientEnvelopeLimit
+		// whether kept or not.
+		if s.perOrg == nil {
+			s.perOrg = map[int64]int{}
 		}
-		if policy.CheckRecipientCount(s.mailbox, len(s.recipients)+s.overLimit+1) != nil {
-			s.overLimit++
-			return nil
-		}
-		s.accept(transport.Recipient{Address: a, Route: route})
-		return nil
+		s.perOrg[t.Verdict.Org.ID]++
 	}
-	v, rep := policy.JudgeAnonymous(dir, s.clientFacts(), s.from, a)
-	s.named(recipientParty(dir, a, &v))
-	s.judgedUnder(v.Attribution.Connector)
-	// Connection filtering comes first: a source on the attributed
-	// organization's IP Block List is refused whatever else would be
-	// said ("no other filtering occurs").
-	allowListed, block := policy.ConnectionFilter(dir, v.Org, s.ip)
-	if block != nil {
-		metrics.ConnectionFiltered.Inc()
-		return block
-	}
-	if rep != nil {
-		return rep
-	}
-	class := policy.Unthrottled
-	if !allowListed {
-		class = policy.SourceClassOf(dir, v, s.from)
-	}
-	if class != policy.Unthrottled {
-		sent := s.srv.sources.Used(sourceKey{class, limits.Source(s.ip)}, s.srv.now())
-		if rep := policy.CheckSourceRate(class, sent, s.srv.live.Load().Throttle); rep != nil {
-			metrics.SourceThrottled.WithLabelValues(class.String()).Inc()
-			return rep
-		}
-	}
-	if m := v.Route.Mailbox; m != nil && s.declaredSize > 0 {
-		if rep := policy.CheckReceiveSize(m, s.declaredSize); rep != nil {
-			return rep
-		}
-	}
-	if rep := s.checkReceiveQuota(v.Route.Mailbox); rep != nil {
-		return rep
-	}
-	if s.perOrg == nil {
-		s.perOrg = map[int64]int{}
-	}
-	s.perOrg[v.Org.ID]++
-	if policy.CheckEnvelopeRecipients(v.Org, s.perOrg[v.Org.ID]) != nil || len(s.recipients) >= directory.MaxRecipientLimits {
+	if r.Outcome == policy.Defer {
 		s.overLimit++
+		if s.deferred == nil {
+			s.deferred = r.Reply
+		}
 		return nil
 	}
-	s.accept(transport.Recipient{Address: a, Route: v.Route})
-	s.verdicts = append(s.verdicts, v)
-	if class != policy.Unthrottled && !slices.Contains(s.throttled, class) {
-		s.throttled = append(s.throttled, class)
+	s.accept(transport.Recipient{Address: a, Route: t.Route})
+	if anonymous {
+		s.verdicts = append(s.verdicts, t.Verdict)
+		if t.Class != policy.Unthrottled && !slices.Contains(s.throttled, t.Class) {
+			s.throttled = append(s.throttled, t.Class)
+		}
 	}
 	return nil
-}
-
-// checkReceiveQuota refuses a local mailbox at its ProhibitSendReceiveQuota
-// (552 5.2.2). The size comes from the store's cache: no query per RCPT.
-func (s *session) checkReceiveQuota(m *directory.Mailbox) *reply.Reply {
-	if m == nil || m.ProhibitSendReceiveQuota == directory.Unlimited {
-		return nil
-	}
-	return policy.CheckReceiveQuota(m, s.srv.submitter.Store.MailboxSize(m.ID))
 }
 
 // accept adds a recipient to the transaction and remembers its address
@@ -464,10 +474,11 @@ func (s *session) accept(r transport.Recipient) {
 // for an authenticated sender; the recipients' MaxReceiveSize for an
 // anonymous one.
 func (s *session) data(r io.Reader) *reply.Reply {
-	if s.overLimit > 0 {
-		// Nothing is read: the engine reads the rest of the message to
-		// stay in step with the client.
-		return reply.RecipientLimitExceeded
+	if s.deferred != nil {
+		// A recipient was counted past a limit: the message is refused
+		// whole. Nothing is read: the engine reads the rest of the message
+		// to stay in step with the client.
+		return s.deferred
 	}
 	limit := int64(directory.MaxMessageSize)
 	if s.mailbox != nil {
@@ -495,28 +506,16 @@ func (s *session) data(r io.Reader) *reply.Reply {
 	if mb == nil {
 		return reply.NotAuthenticated // the mailbox was removed meanwhile
 	}
-	if !s.holdsSlot {
-		if s.holdsSlot = s.srv.slots.Acquire(mb.ID); !s.holdsSlot {
-			return reply.ConcurrentConnections
-		}
-	}
+	// The end-of-DATA steps of the policy chain: concurrent connections,
+	// Send As, the send quota.
+	t := s.transaction(dir)
+	t.Mailbox = mb
 	from, sender, err := msg.Senders()
-	if err != nil {
-		return reply.NoFromHeader
-	}
-	facts := policy.SenderFacts{Login: mb, HeaderFrom: from, HeaderSender: sender}
-	if !s.from.IsZero() {
-		facts.EnvelopeFrom = s.from.Key()
-	}
-	if rep := policy.CheckSendAs(dir, facts); rep != nil {
-		return rep
-	}
-	// Over ProhibitSendQuota the mailbox cannot submit (its Sent Items
-	// copies count), refused where Exchange's store driver refuses it.
-	if mb.ProhibitSendQuota != directory.Unlimited || mb.ProhibitSendReceiveQuota != directory.Unlimited {
-		if rep := policy.CheckSendQuota(mb, s.srv.submitter.Store.MailboxSize(mb.ID)); rep != nil {
-			return rep
-		}
+	t.Size, t.Headers, t.HeadersBad, t.HeaderFrom, t.HeaderSender = s.size, true, err != nil, from, sender
+	res := t.Walk(policy.AtDataEnd)
+	t.HeaderFrom, t.HeaderSender = nil, "" // the message's, not kept past it
+	if res.Outcome != policy.Pass {
+		return res.Reply
 	}
 	in.AuthMailbox, in.Org = mb, dir.Organization(mb.OrgID)
 	in.AuthProtocol = s.authProtocol
@@ -540,13 +539,12 @@ func (s *session) data(r io.Reader) *reply.Reply {
 // earlier one succeeded, the client is told to retry (4xx) and the earlier
 // organization may receive the message twice: a duplicate, never a loss.
 func (s *session) submitAnonymous(dir *directory.Snapshot, in *transport.Submission) *reply.Reply {
-	size := in.Message.Size()
-	for _, r := range s.recipients {
-		if m := r.Route.Mailbox; m != nil {
-			if rep := policy.CheckReceiveSize(m, size); rep != nil {
-				return rep
-			}
-		}
+	// The end-of-DATA steps of the policy chain: the recipients'
+	// MaxReceiveSize.
+	t := s.transaction(dir)
+	t.Size, t.Accepted, t.Headers = in.Message.Size(), len(s.recipients), false
+	if r := t.Walk(policy.AtDataEnd); r.Outcome != policy.Pass {
+		return r.Reply
 	}
 	var order []int64
 	groups := map[int64]*transport.Submission{}
@@ -658,7 +656,7 @@ func (s *session) signIn() string {
 // Reset ends the transaction (RSET, or after DATA).
 func (s *session) Reset() {
 	s.from, s.recipients, s.verdicts, s.declaredSize = address.Address{}, nil, nil, 0
-	s.seen, s.perOrg, s.throttled, s.overLimit = nil, nil, nil, 0
+	s.seen, s.perOrg, s.throttled, s.overLimit, s.deferred = nil, nil, nil, 0, nil
 }
 
 // Logout ends the session and frees the mailbox's connection slot.
