@@ -21,6 +21,7 @@ type mailFlowData struct {
 	SmtpAuthOff      bool
 	RejectDirectSend bool
 	BasicAuthOff     bool
+	AllowLegacyTLS   bool
 	CanChange        bool
 }
 
@@ -31,13 +32,13 @@ func (h *Handler) mailFlowSettings(q *request) {
 func (h *Handler) renderMailFlow(q *request, status int, errs map[string]string) {
 	o := q.svc.Organization()
 	d := mailFlowData{base: q.page("Mail flow settings", eac, navMailFlow), SmtpAuthOff: o.SmtpClientAuthenticationDisabled,
-		RejectDirectSend: o.RejectDirectSend, BasicAuthOff: o.SmtpBasicAuthDisabled, CanChange: q.can("Set-TransportConfig")}
+		RejectDirectSend: o.RejectDirectSend, BasicAuthOff: o.SmtpBasicAuthDisabled, AllowLegacyTLS: o.AllowLegacyTLSClients, CanChange: q.can("Set-TransportConfig")}
 	d.Errors = errs
 	h.render(q.w, q.r, status, "mailflow", d)
 }
 
 // mailFlowSettingsPost saves Settings > Mail flow: the organization's
-// SMTP AUTH and Basic switches (Set-TransportConfig) and Direct Send
+// SMTP AUTH, Basic and legacy-TLS switches (Set-TransportConfig) and Direct Send
 // rejection (Set-OrganizationConfig), each only when it changed.
 func (h *Handler) mailFlowSettingsPost(q *request) {
 	o := q.svc.Organization()
@@ -48,6 +49,9 @@ func (h *Handler) mailFlowSettingsPost(q *request) {
 	}
 	if v := f.Get("basicAuthOff") == "on"; v != o.SmtpBasicAuthDisabled {
 		transport["SmtpBasicAuthDisabled"] = v
+	}
+	if v := f.Get("allowLegacyTls") == "on"; v != o.AllowLegacyTLSClients {
+		transport["AllowLegacyTLSClients"] = v
 	}
 	changed := false
 	if len(transport) > 0 {
