@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"postern.dev/postern/internal/admin"
+	"postern.dev/postern/internal/directory"
 	"postern.dev/postern/internal/store"
 )
 
@@ -24,7 +26,9 @@ func (f *fixture) audited(orgID int64, cmdletName string) []store.AuditEntry {
 	return es
 }
 
-func (f *fixture) contosoID() int64 { return f.svc.Dir.Load().MailboxByAddress("sean@contoso.com").OrgID }
+func (f *fixture) contosoID() int64 {
+	return f.svc.Dir.Load().MailboxByAddress("sean@contoso.com").OrgID
+}
 
 func TestLegacyTLSSwitch(t *testing.T) {
 	f := newFixture(t)
@@ -57,5 +61,70 @@ func TestLegacyTLSSwitch(t *testing.T) {
 	}
 	if !f.svc.Organization().AllowLegacyTLSClients {
 		t.Error("View-Only changed the legacy-TLS switch")
+	}
+}
+
+func TestConnectorToggle(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	if _, err := f.svc.NewInboundConnector(ctx, admin.InboundConnectorParams{Name: ptr("Printers"), SenderIPAddresses: &admin.MultiValue{Set: []string{"198.51.100.0/24"}}}); err != nil {
+		t.Fatal(err)
+	}
+	b := f.browser()
+	_, csrf := b.signIn("sean@contoso.com", pw)
+	_, page, _ := b.get("/exchange/connectors")
+	if !strings.Contains(page, `data-connector-toggle="Printers"`) || !strings.Contains(page, "Not required") {
+		t.Fatalf("no toggle in the list:\n%s", page)
+	}
+	if status, _, _ := b.post("/exchange/connectors/Printers/enabled", url.Values{"csrf": {csrf}, "enabled": {"off"}}); status != http.StatusSeeOther {
+		t.Fatalf("turning off: %d", status)
+	}
+	if cs, _ := f.svc.InboundConnectors("Printers"); cs[0].Enabled {
+		t.Error("the connector is still on")
+	}
+	if es := f.audited(f.contosoID(), "Set-InboundConnector"); len(es) != 1 || !es[0].Succeeded {
+		t.Errorf("audit: %+v", es)
+	}
+	// Another organization's connector is not found.
+	if status, _, _ := b.post("/exchange/connectors/Fabrikam%20relay/enabled", url.Values{"csrf": {csrf}, "enabled": {"off"}}); status != http.StatusNotFound {
+		t.Errorf("Fabrikam's connector: %d", status)
+	}
+	if cs, _ := mustFor(t, f.svc, "Fabrikam").InboundConnectors(""); !cs[0].Enabled {
+		t.Error("Fabrikam's connector was turned off")
+	}
+	// View-Only: no toggle, and a forged POST is refused.
+	v := f.browser()
+	_, vcsrf := v.signIn("vera@contoso.com", pw)
+	if _, page, _ := v.get("/exchange/connectors"); strings.Contains(page, "data-connector-toggle") {
+		t.Error("View-Only sees the toggle")
+	}
+	if status, _, _ := v.post("/exchange/connectors/Printers/enabled", url.Values{"csrf": {vcsrf}, "enabled": {"on"}}); status != http.StatusForbidden {
+		t.Errorf("View-Only toggle: %d", status)
+	}
+	// Without the token: refused.
+	if status, _, _ := b.post("/exchange/connectors/Printers/enabled", url.Values{"enabled": {"on"}}); status != http.StatusForbidden {
+		t.Errorf("no CSRF token: %d", status)
+	}
+	if cs, _ := f.svc.InboundConnectors("Printers"); cs[0].Enabled {
+		t.Error("a refused POST turned the connector on")
+	}
+}
+
+func TestWizardPartnerTLS(t *testing.T) {
+	f := newFixture(t)
+	b := f.browser()
+	_, csrf := b.signIn("sean@contoso.com", pw)
+	status, body, _ := b.post("/exchange/connectors/new", url.Values{"csrf": {csrf}, "step": {"5"}, "go": {"create"}, "from": {"partner"},
+		"name": {"Partner A"}, "turnOn": {"on"}, "by": {"ip"}, "ips": {"203.0.113.7"}, "requireTls": {"on"}, "domains": {"partner.example"}})
+	if status != http.StatusSeeOther {
+		t.Fatalf("create: %d\n%s", status, body)
+	}
+	cs, _ := f.svc.InboundConnectors("Partner A")
+	if len(cs) != 1 || cs[0].ConnectorType != directory.Partner || !cs[0].RequireTls {
+		t.Fatalf("connector: %+v", cs)
+	}
+	_, body, _ = b.post("/exchange/connectors/new", url.Values{"csrf": {csrf}, "step": {"2"}, "go": {"next"}, "from": {"partner"}, "name": {"X"}})
+	if !strings.Contains(body, "identify the partner organization") {
+		t.Error("step 3 does not speak of the partner")
 	}
 }

@@ -81,7 +81,7 @@ func (h *Handler) mailFlowSettingsPost(q *request) {
 // connectorRow is one line of Mail flow > Connectors.
 type connectorRow struct {
 	Name, From, To, Identified string
-	Enabled                    bool
+	Enabled, RequireTls        bool
 }
 
 func connectorFrom(c *directory.InboundConnector) string {
@@ -113,6 +113,8 @@ type connectorsData struct {
 	base
 	Rows      []connectorRow
 	CanChange bool
+	// CanToggle shows each row's On/Off switch (Set-InboundConnector).
+	CanToggle bool
 }
 
 func (h *Handler) connectors(q *request) {
@@ -121,9 +123,9 @@ func (h *Handler) connectors(q *request) {
 		q.fail(err)
 		return
 	}
-	d := connectorsData{base: q.page("Connectors", eac, navConnectors), CanChange: q.can("New-InboundConnector")}
+	d := connectorsData{base: q.page("Connectors", eac, navConnectors), CanChange: q.can("New-InboundConnector"), CanToggle: q.can("Set-InboundConnector")}
 	for _, c := range cs {
-		d.Rows = append(d.Rows, connectorRow{Name: c.Name, From: connectorFrom(c), To: "Office 365", Identified: identifiedBy(c), Enabled: c.Enabled})
+		d.Rows = append(d.Rows, connectorRow{Name: c.Name, From: connectorFrom(c), To: "Office 365", Identified: identifiedBy(c), Enabled: c.Enabled, RequireTls: c.RequireTls})
 	}
 	h.render(q.w, q.r, http.StatusOK, "connectors", d)
 }
@@ -331,6 +333,26 @@ func (h *Handler) connectorPost(q *request) {
 	}
 	q.flash("Changes saved.")
 	q.redirect("/exchange/connectors/" + url.PathEscape(c.Name))
+}
+
+// connectorToggle is the list's On/Off switch: Set-InboundConnector
+// -Enabled, as the status toggle of EAC's connector list.
+func (h *Handler) connectorToggle(q *request) {
+	c, ok := q.connectorOf()
+	if !ok {
+		return
+	}
+	on := q.r.PostForm.Get("enabled") == "on"
+	if _, err := q.invoke("Set-InboundConnector", map[string]any{"Identity": c.Name, "Enabled": on}); err != nil {
+		q.fail(err)
+		return
+	}
+	if on {
+		q.flash("The connector " + c.Name + " is turned on.")
+	} else {
+		q.flash("The connector " + c.Name + " is turned off.")
+	}
+	q.redirect("/exchange/connectors")
 }
 
 func (h *Handler) connectorDelete(q *request) {

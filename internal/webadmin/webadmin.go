@@ -217,6 +217,7 @@ func (h *Handler) routes() {
 	page("GET /exchange/connectors/{name}", h.connectorPage)
 	page("POST /exchange/connectors/{name}", h.connectorPost)
 	page("POST /exchange/connectors/{name}/delete", h.connectorDelete)
+	page("POST /exchange/connectors/{name}/enabled", h.connectorToggle)
 	page("GET /exchange/messagetrace", h.messageTrace)
 	page("GET /exchange/messagetrace/{id}", h.messageTraceDetail)
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
