@@ -128,3 +128,77 @@ func TestWizardPartnerTLS(t *testing.T) {
 		t.Error("step 3 does not speak of the partner")
 	}
 }
+
+func TestAcceptedDomains(t *testing.T) {
+	f := newFixture(t)
+	b := f.browser()
+	_, csrf := b.signIn("sean@contoso.com", pw)
+	if _, page, _ := b.get("/admin/settings/domains"); !strings.Contains(page, `href="/exchange/accepteddomains"`) {
+		t.Error("Settings > Domains does not link to Accepted domains")
+	}
+	// A malformed domain: the service's words next to the field.
+	status, body, _ := b.post("/exchange/accepteddomains", url.Values{"csrf": {csrf}, "domainName": {"not a domain"}})
+	if status != http.StatusBadRequest || !strings.Contains(body, `id="domainName-error"`) || !strings.Contains(body, `value="not a domain"`) {
+		t.Errorf("bad domain: %d\n%s", status, body)
+	}
+	if status, body, _ := b.post("/exchange/accepteddomains", url.Values{"csrf": {csrf}, "domainName": {"relay.contoso.com"}, "domainType": {"InternalRelay"}}); status != http.StatusSeeOther {
+		t.Fatalf("add: %d\n%s", status, body)
+	}
+	ds, _ := f.svc.AcceptedDomains("relay.contoso.com")
+	if len(ds) != 1 || ds[0].DomainType != "InternalRelay" {
+		t.Fatalf("added: %+v", ds)
+	}
+	_, page, _ := b.get("/exchange/accepteddomains")
+	if !strings.Contains(page, `href="/admin/settings/domains/relay.contoso.com"`) {
+		t.Error("the list does not link to the domain's DNS records")
+	}
+	steps := []struct {
+		form  url.Values
+		check func() bool
+	}{
+		{url.Values{"action": {"type"}, "domainType": {"Authoritative"}}, func() bool {
+			ds, _ := f.svc.AcceptedDomains("relay.contoso.com")
+			return ds[0].DomainType == "Authoritative"
+		}},
+		{url.Values{"action": {"default"}}, func() bool {
+			ds, _ := f.svc.AcceptedDomains("relay.contoso.com")
+			return ds[0].Default
+		}},
+	}
+	for i, s := range steps {
+		s.form.Set("csrf", csrf)
+		if status, body, _ := b.post("/exchange/accepteddomains/relay.contoso.com", s.form); status != http.StatusSeeOther || !s.check() {
+			t.Errorf("step %d: %d\n%s", i, status, body)
+		}
+	}
+	// Give the default back, then remove the new domain.
+	b.post("/exchange/accepteddomains/contoso.com", url.Values{"csrf": {csrf}, "action": {"default"}})
+	if status, _, _ := b.post("/exchange/accepteddomains/relay.contoso.com", url.Values{"csrf": {csrf}, "action": {"remove"}}); status != http.StatusSeeOther {
+		t.Errorf("remove: %d", status)
+	}
+	if ds, _ := f.svc.AcceptedDomains(""); len(ds) != 1 {
+		t.Errorf("after remove: %+v", ds)
+	}
+	if len(f.audited(f.contosoID(), "Remove-AcceptedDomain")) != 1 {
+		t.Error("Remove-AcceptedDomain not audited")
+	}
+	// Another organization's domain is not found; View-Only sees no
+	// controls and cannot add.
+	if status, _, _ := b.post("/exchange/accepteddomains/fabrikam.com", url.Values{"csrf": {csrf}, "action": {"remove"}}); status != http.StatusNotFound {
+		t.Errorf("Fabrikam's domain: %d", status)
+	}
+	if _, page, _ := b.get("/exchange/accepteddomains"); strings.Contains(page, "fabrikam.com") {
+		t.Error("the list shows Fabrikam's domain")
+	}
+	v := f.browser()
+	_, vcsrf := v.signIn("vera@contoso.com", pw)
+	if _, page, _ := v.get("/exchange/accepteddomains"); strings.Contains(page, "add-accepted-domain") || strings.Contains(page, "data-remove-domain") {
+		t.Error("View-Only sees change controls")
+	}
+	if status, _, _ := v.post("/exchange/accepteddomains", url.Values{"csrf": {vcsrf}, "domainName": {"evil.contoso.com"}}); status != http.StatusForbidden {
+		t.Errorf("View-Only add: %d", status)
+	}
+	if status, _, _ := v.post("/exchange/accepteddomains/contoso.com", url.Values{"csrf": {vcsrf}, "action": {"remove"}}); status != http.StatusForbidden {
+		t.Errorf("View-Only remove: %d", status)
+	}
+}

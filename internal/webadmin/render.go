@@ -42,14 +42,22 @@ func parseTemplates() map[string]*template.Template {
 
 // Nav sections, for the left navigation's current item.
 const (
-	navHome         = "home"
-	navUsers        = "users"
-	navShared       = "shared"
-	navDomains      = "domains"
-	navMailFlow     = "mailflow"
-	navConnectors   = "connectors"
-	navTrace        = "trace"
-	navTroubleshoot = "troubleshoot"
+	navHome            = "home"
+	navUsers           = "users"
+	navShared          = "shared"
+	navDomains         = "domains"
+	navMailFlow        = "mailflow"
+	navConnectors      = "connectors"
+	navTrace           = "trace"
+	navTroubleshoot    = "troubleshoot"
+	navAcceptedDomains = "accepteddomains"
+	navQueues          = "queues"
+	navAuthClients     = "smtpauthclients"
+	navAuditLog        = "auditlog"
+	navAuthPolicies    = "authpolicies"
+	navDkim            = "dkim"
+	navOAuth           = "oauth"
+	navApiKeys         = "apikeys"
 )
 
 // base is what every signed-in page shows around its content.

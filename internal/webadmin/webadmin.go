@@ -218,6 +218,9 @@ func (h *Handler) routes() {
 	page("POST /exchange/connectors/{name}", h.connectorPost)
 	page("POST /exchange/connectors/{name}/delete", h.connectorDelete)
 	page("POST /exchange/connectors/{name}/enabled", h.connectorToggle)
+	page("GET /exchange/accepteddomains", h.acceptedDomains)
+	page("POST /exchange/accepteddomains", h.acceptedDomainAdd)
+	page("POST /exchange/accepteddomains/{domain}", h.acceptedDomainPost)
 	page("GET /exchange/messagetrace", h.messageTrace)
 	page("GET /exchange/messagetrace/{id}", h.messageTraceDetail)
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
