@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"postern.dev/postern/internal/admin"
 	"postern.dev/postern/internal/directory"
@@ -200,5 +201,102 @@ func TestAcceptedDomains(t *testing.T) {
 	}
 	if status, _, _ := v.post("/exchange/accepteddomains/contoso.com", url.Values{"csrf": {vcsrf}, "action": {"remove"}}); status != http.StatusForbidden {
 		t.Errorf("View-Only remove: %d", status)
+	}
+}
+
+// queuedStore shows fixed queue items: the queue itself belongs to the
+// delivery package; the page's part is to list and to call the cmdlets.
+type queuedStore struct {
+	store.Store
+	items []store.QueueItem
+}
+
+func (s *queuedStore) QueueItems(context.Context) ([]store.QueueItem, error) { return s.items, nil }
+
+// queueControl records what the cmdlets asked of the delivery queue.
+type queueControl struct {
+	retried []int64
+	removed []int64
+	withNDR []bool
+}
+
+func (c *queueControl) Retry(_ context.Context, ids []int64) (int, error) {
+	c.retried = append(c.retried, ids...)
+	return len(ids), nil
+}
+
+func (c *queueControl) Remove(_ context.Context, items []store.QueueItem, withNDR bool) error {
+	for _, it := range items {
+		c.removed = append(c.removed, it.ID)
+		c.withNDR = append(c.withNDR, withNDR)
+	}
+	return nil
+}
+
+func TestQueues(t *testing.T) {
+	f := newFixture(t)
+	contoso, fabrikam := f.contosoID(), f.svc.Dir.Load().MailboxByAddress("fab@fabrikam.com").OrgID
+	past := time.Date(2026, 5, 1, 8, 0, 0, 0, time.UTC)
+	qs := &queuedStore{Store: f.st, items: []store.QueueItem{
+		{ID: 11, Subject: "Invoice", FromAddress: "sean@contoso.com", Recipient: "bob@outside.example", Attempts: 2, LastError: "451 4.4.0 try later", NotBefore: past, ReceivedAt: past, OrgID: contoso},
+		{ID: 12, Subject: "Report", FromAddress: "sean@contoso.com", Recipient: "amy@outside.example", Attempts: 1, NotBefore: past, ReceivedAt: past, OrgID: contoso},
+		{ID: 21, Subject: "Fabrikam secret", FromAddress: "fab@fabrikam.com", Recipient: "x@elsewhere.example", Attempts: 1, NotBefore: past, ReceivedAt: past, OrgID: fabrikam},
+	}}
+	qc := &queueControl{}
+	f.svc.Store, f.svc.Queue, f.svc.Hostname = qs, qc, "mail.contoso.com"
+
+	b := f.browser()
+	_, csrf := b.signIn("sean@contoso.com", pw)
+	_, page, _ := b.get("/exchange/queues")
+	for _, want := range []string{`data-retry-queue="mail.contoso.com\outside.example"`, "451 4.4.0 try later", "bob@outside.example", "Remove (without NDR)"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the queues page lacks %q", want)
+		}
+	}
+	if strings.Contains(page, "Fabrikam secret") || strings.Contains(page, "elsewhere.example") {
+		t.Error("the queues page shows Fabrikam's mail")
+	}
+	if status, body, _ := b.post("/exchange/queues/retry", url.Values{"csrf": {csrf}, "identity": {`mail.contoso.com\outside.example`}}); status != http.StatusSeeOther {
+		t.Fatalf("retry: %d\n%s", status, body)
+	}
+	if len(qc.retried) != 2 {
+		t.Errorf("retried %v, want the two contoso copies", qc.retried)
+	}
+	if status, body, _ := b.post("/exchange/queues/remove", url.Values{"csrf": {csrf}, "identity": {`mail.contoso.com\outside.example\12`}, "withNDR": {"false"}}); status != http.StatusSeeOther {
+		t.Fatalf("remove: %d\n%s", status, body)
+	}
+	if len(qc.removed) != 1 || qc.removed[0] != 12 || qc.withNDR[0] {
+		t.Errorf("removed %v with NDR %v", qc.removed, qc.withNDR)
+	}
+	if es := f.audited(contoso, "Remove-QueueMessage"); len(es) != 1 || !strings.Contains(es[0].Parameters, "WithNDR") {
+		t.Errorf("audit: %+v", es)
+	}
+	// No NDR choice: the field says so.
+	if status, body, _ := b.post("/exchange/queues/remove", url.Values{"csrf": {csrf}, "identity": {`11`}}); status != http.StatusBadRequest || !strings.Contains(body, "withNDR-error") {
+		t.Errorf("remove without a choice: %d", status)
+	}
+	// Another organization's queue and message are not found.
+	for path, id := range map[string]string{"/exchange/queues/retry": `mail.contoso.com\elsewhere.example`, "/exchange/queues/remove": `mail.contoso.com\elsewhere.example\21`} {
+		if status, _, _ := b.post(path, url.Values{"csrf": {csrf}, "identity": {id}, "withNDR": {"true"}}); status != http.StatusNotFound {
+			t.Errorf("%s %s: %d, want 404", path, id, status)
+		}
+	}
+	if len(qc.retried) != 2 || len(qc.removed) != 1 {
+		t.Errorf("Fabrikam's mail was touched: retried %v removed %v", qc.retried, qc.removed)
+	}
+	// View-Only: sees the queues, no Retry or Remove; forged POSTs refused.
+	v := f.browser()
+	_, vcsrf := v.signIn("vera@contoso.com", pw)
+	if _, page, _ := v.get("/exchange/queues"); strings.Contains(page, "data-retry-queue") || strings.Contains(page, "data-remove-message") || !strings.Contains(page, "bob@outside.example") {
+		t.Error("View-Only sees change controls, or no queue")
+	}
+	if status, _, _ := v.post("/exchange/queues/retry", url.Values{"csrf": {vcsrf}, "identity": {"outside.example"}}); status != http.StatusForbidden {
+		t.Errorf("View-Only retry: %d", status)
+	}
+	if status, _, _ := v.post("/exchange/queues/remove", url.Values{"csrf": {vcsrf}, "identity": {"11"}, "withNDR": {"true"}}); status != http.StatusForbidden {
+		t.Errorf("View-Only remove: %d", status)
+	}
+	if len(qc.retried) != 2 || len(qc.removed) != 1 {
+		t.Error("View-Only changed the queue")
 	}
 }

@@ -221,6 +221,9 @@ func (h *Handler) routes() {
 	page("GET /exchange/accepteddomains", h.acceptedDomains)
 	page("POST /exchange/accepteddomains", h.acceptedDomainAdd)
 	page("POST /exchange/accepteddomains/{domain}", h.acceptedDomainPost)
+	page("GET /exchange/queues", h.queues)
+	page("POST /exchange/queues/retry", h.queueRetry)
+	page("POST /exchange/queues/remove", h.queueMessageRemove)
 	page("GET /exchange/messagetrace", h.messageTrace)
 	page("GET /exchange/messagetrace/{id}", h.messageTraceDetail)
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
