@@ -300,3 +300,77 @@ func TestQueues(t *testing.T) {
 		t.Error("View-Only changed the queue")
 	}
 }
+
+// reportStore answers the SMTP AUTH clients report with fixed rows.
+type reportStore struct {
+	store.Store
+	rows []store.SmtpAuthClientRow
+}
+
+func (s *reportStore) SmtpAuthClients(context.Context, time.Time) ([]store.SmtpAuthClientRow, error) {
+	return s.rows, nil
+}
+
+func TestSmtpAuthClientsReport(t *testing.T) {
+	f := newFixture(t)
+	dir := f.svc.Dir.Load()
+	last := time.Date(2026, 4, 30, 10, 0, 0, 0, time.UTC)
+	f.svc.Store = &reportStore{Store: f.st, rows: []store.SmtpAuthClientRow{
+		{Mailbox: dir.MailboxByAddress("scanner@contoso.com").ID, TLSVersion: "TLS 1.2", AuthProtocol: "Basic", Messages: 3, Last: last},
+		{Mailbox: dir.MailboxByAddress("secret@fabrikam.com").ID, TLSVersion: "TLS 1.3", AuthProtocol: "OAuth", Messages: 9, Last: last},
+	}}
+	b := f.browser()
+	b.signIn("vera@contoso.com", pw)
+	status, page, _ := b.get("/exchange/reports/smtpauthclients")
+	if status != http.StatusOK || !strings.Contains(page, "scanner@contoso.com") || !strings.Contains(page, "Basic") || !strings.Contains(page, "100.0%") {
+		t.Errorf("report: %d\n%s", status, page)
+	}
+	if strings.Contains(page, "secret@fabrikam.com") {
+		t.Error("the report shows Fabrikam's sender")
+	}
+	status, page, _ = b.get("/exchange/reports/smtpauthclients?days=365")
+	if status != http.StatusBadRequest || !strings.Contains(page, `id="days-error"`) || !strings.Contains(page, "1 to 90") {
+		t.Errorf("days=365: %d", status)
+	}
+	status, page, _ = b.get("/exchange/reports/smtpauthclients?days=x")
+	if status != http.StatusBadRequest || !strings.Contains(page, `id="days-error"`) {
+		t.Errorf("days=x: %d\n%s", status, page)
+	}
+}
+
+func TestAuditLogPage(t *testing.T) {
+	f := newFixture(t)
+	b := f.browser()
+	_, csrf := b.signIn("sean@contoso.com", pw)
+	b.post("/exchange/settings/mailflow", url.Values{"csrf": {csrf}, "smtpAuthOff": {"on"}, "allowLegacyTls": {"on"}})
+	fb := f.browser()
+	_, fcsrf := fb.signIn("fab@fabrikam.com", pw)
+	fb.post("/exchange/settings/mailflow", url.Values{"csrf": {fcsrf}, "rejectDirectSend": {"on"}})
+
+	v := f.browser()
+	v.signIn("vera@contoso.com", pw)
+	_, page, _ := v.get("/exchange/auditlog")
+	if !strings.Contains(page, "Set-TransportConfig") || !strings.Contains(page, "sean@contoso.com (admin center)") {
+		t.Errorf("the audit log lacks sean's change:\n%s", page)
+	}
+	if strings.Contains(page, "fab@fabrikam.com") || strings.Contains(page, "Set-OrganizationConfig</td>") {
+		t.Error("the audit log shows Fabrikam's change")
+	}
+	// Filters: a cmdlet that did not run, then dates around the change.
+	if _, page, _ := v.get("/exchange/auditlog?cmdlets=Set-CASMailbox"); strings.Contains(page, "Set-TransportConfig</td>") {
+		t.Error("the cmdlet filter does not filter")
+	}
+	// The audit log records the real time of the change: the day filter
+	// is checked against today.
+	today := time.Now().Format("2006-01-02")
+	if _, page, _ := v.get("/exchange/auditlog?start=" + today + "&end=" + today + "&cmdlets=Set-TransportConfig"); !strings.Contains(page, "Set-TransportConfig</td>") {
+		t.Errorf("today's change is not found with start=end=today:\n%s", page)
+	}
+	if _, page, _ := v.get("/exchange/auditlog?end=2001-01-01"); strings.Contains(page, "Set-TransportConfig</td>") {
+		t.Error("the end date does not filter")
+	}
+	status, page, _ := v.get("/exchange/auditlog?start=yesterday")
+	if status != http.StatusBadRequest || !strings.Contains(page, `id="start-error"`) {
+		t.Errorf("a bad date: %d", status)
+	}
+}

@@ -224,6 +224,8 @@ func (h *Handler) routes() {
 	page("GET /exchange/queues", h.queues)
 	page("POST /exchange/queues/retry", h.queueRetry)
 	page("POST /exchange/queues/remove", h.queueMessageRemove)
+	page("GET /exchange/reports/smtpauthclients", h.smtpAuthClients)
+	page("GET /exchange/auditlog", h.auditLog)
 	page("GET /exchange/messagetrace", h.messageTrace)
 	page("GET /exchange/messagetrace/{id}", h.messageTraceDetail)
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
