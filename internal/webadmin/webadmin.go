@@ -2,9 +2,12 @@
 // Microsoft's Microsoft 365 admin center and Exchange admin center that
 // the device guides point to (Users > Active users > Mail > Manage email
 // apps and Mailbox permissions, Teams & groups > Shared mailboxes,
-// Settings > Mail flow, Mail flow > Connectors, Message trace,
-// Settings > Domains, the "Run tests" diagnostics), served at the root of
-// the admin HTTPS listener beside the REST API.
+// Settings > Domains, the "Run tests" diagnostics; Exchange's Settings >
+// Mail flow, Mail flow > Connectors, Accepted domains, Queues and Message
+// trace, Reports > SMTP AUTH clients, the admin audit log, and the
+// security pages: authentication policies and security defaults, DKIM,
+// OAuth apps, API keys), served at the root of the admin HTTPS listener
+// beside the REST API.
 //
 // It is the fourth front end over the one admin service. Every change a
 // page makes is the cmdlet an admin would type (Set-CASMailbox,
