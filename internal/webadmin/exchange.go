@@ -21,6 +21,7 @@ type mailFlowData struct {
 	SmtpAuthOff      bool
 	RejectDirectSend bool
 	BasicAuthOff     bool
+	AllowLegacyTLS   bool
 	CanChange        bool
 }
 
@@ -31,13 +32,13 @@ func (h *Handler) mailFlowSettings(q *request) {
 func (h *Handler) renderMailFlow(q *request, status int, errs map[string]string) {
 	o := q.svc.Organization()
 	d := mailFlowData{base: q.page("Mail flow settings", eac, navMailFlow), SmtpAuthOff: o.SmtpClientAuthenticationDisabled,
-		RejectDirectSend: o.RejectDirectSend, BasicAuthOff: o.SmtpBasicAuthDisabled, CanChange: q.can("Set-TransportConfig")}
+		RejectDirectSend: o.RejectDirectSend, BasicAuthOff: o.SmtpBasicAuthDisabled, AllowLegacyTLS: o.AllowLegacyTLSClients, CanChange: q.can("Set-TransportConfig")}
 	d.Errors = errs
 	h.render(q.w, q.r, status, "mailflow", d)
 }
 
 // mailFlowSettingsPost saves Settings > Mail flow: the organization's
-// SMTP AUTH and Basic switches (Set-TransportConfig) and Direct Send
+// SMTP AUTH, Basic and legacy-TLS switches (Set-TransportConfig) and Direct Send
 // rejection (Set-OrganizationConfig), each only when it changed.
 func (h *Handler) mailFlowSettingsPost(q *request) {
 	o := q.svc.Organization()
@@ -48,6 +49,9 @@ func (h *Handler) mailFlowSettingsPost(q *request) {
 	}
 	if v := f.Get("basicAuthOff") == "on"; v != o.SmtpBasicAuthDisabled {
 		transport["SmtpBasicAuthDisabled"] = v
+	}
+	if v := f.Get("allowLegacyTls") == "on"; v != o.AllowLegacyTLSClients {
+		transport["AllowLegacyTLSClients"] = v
 	}
 	changed := false
 	if len(transport) > 0 {
@@ -77,7 +81,7 @@ func (h *Handler) mailFlowSettingsPost(q *request) {
 // connectorRow is one line of Mail flow > Connectors.
 type connectorRow struct {
 	Name, From, To, Identified string
-	Enabled                    bool
+	Enabled, RequireTls        bool
 }
 
 func connectorFrom(c *directory.InboundConnector) string {
@@ -109,6 +113,8 @@ type connectorsData struct {
 	base
 	Rows      []connectorRow
 	CanChange bool
+	// CanToggle shows each row's On/Off switch (Set-InboundConnector).
+	CanToggle bool
 }
 
 func (h *Handler) connectors(q *request) {
@@ -117,9 +123,9 @@ func (h *Handler) connectors(q *request) {
 		q.fail(err)
 		return
 	}
-	d := connectorsData{base: q.page("Connectors", eac, navConnectors), CanChange: q.can("New-InboundConnector")}
+	d := connectorsData{base: q.page("Connectors", eac, navConnectors), CanChange: q.can("New-InboundConnector"), CanToggle: q.can("Set-InboundConnector")}
 	for _, c := range cs {
-		d.Rows = append(d.Rows, connectorRow{Name: c.Name, From: connectorFrom(c), To: "Office 365", Identified: identifiedBy(c), Enabled: c.Enabled})
+		d.Rows = append(d.Rows, connectorRow{Name: c.Name, From: connectorFrom(c), To: "Office 365", Identified: identifiedBy(c), Enabled: c.Enabled, RequireTls: c.RequireTls})
 	}
 	h.render(q.w, q.r, http.StatusOK, "connectors", d)
 }
@@ -327,6 +333,26 @@ func (h *Handler) connectorPost(q *request) {
 	}
 	q.flash("Changes saved.")
 	q.redirect("/exchange/connectors/" + url.PathEscape(c.Name))
+}
+
+// connectorToggle is the list's On/Off switch: Set-InboundConnector
+// -Enabled, as the status toggle of EAC's connector list.
+func (h *Handler) connectorToggle(q *request) {
+	c, ok := q.connectorOf()
+	if !ok {
+		return
+	}
+	on := q.r.PostForm.Get("enabled") == "on"
+	if _, err := q.invoke("Set-InboundConnector", map[string]any{"Identity": c.Name, "Enabled": on}); err != nil {
+		q.fail(err)
+		return
+	}
+	if on {
+		q.flash("The connector " + c.Name + " is turned on.")
+	} else {
+		q.flash("The connector " + c.Name + " is turned off.")
+	}
+	q.redirect("/exchange/connectors")
 }
 
 func (h *Handler) connectorDelete(q *request) {

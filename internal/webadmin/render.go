@@ -18,14 +18,18 @@ import (
 // in).
 func parseTemplates() map[string]*template.Template {
 	funcs := template.FuncMap{
-		"when": func(t time.Time) string {
-			if t.IsZero() {
-				return ""
-			}
-			return t.UTC().Format("2006-01-02 15:04:05 UTC")
-		},
+		"when": when,
 		"add":  func(a, b int) int { return a + b },
 		"join": strings.Join,
+		// dict passes several values to a shared template.
+		"dict": func(kv ...any) map[string]any {
+			m := map[string]any{}
+			for i := 0; i+1 < len(kv); i += 2 {
+				k, _ := kv[i].(string)
+				m[k] = kv[i+1]
+			}
+			return m
+		},
 	}
 	base := template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html"))
 	names, _ := fs.Glob(templateFS, "templates/*.html")
@@ -40,16 +44,32 @@ func parseTemplates() map[string]*template.Template {
 	return pages
 }
 
+// when shows a time as the pages do: UTC to the second, blank for none.
+func when(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format("2006-01-02 15:04:05 UTC")
+}
+
 // Nav sections, for the left navigation's current item.
 const (
-	navHome         = "home"
-	navUsers        = "users"
-	navShared       = "shared"
-	navDomains      = "domains"
-	navMailFlow     = "mailflow"
-	navConnectors   = "connectors"
-	navTrace        = "trace"
-	navTroubleshoot = "troubleshoot"
+	navHome            = "home"
+	navUsers           = "users"
+	navShared          = "shared"
+	navDomains         = "domains"
+	navMailFlow        = "mailflow"
+	navConnectors      = "connectors"
+	navTrace           = "trace"
+	navTroubleshoot    = "troubleshoot"
+	navAcceptedDomains = "accepteddomains"
+	navQueues          = "queues"
+	navAuthClients     = "smtpauthclients"
+	navAuditLog        = "auditlog"
+	navAuthPolicies    = "authpolicies"
+	navDkim            = "dkim"
+	navOAuth           = "oauth"
+	navApiKeys         = "apikeys"
 )
 
 // base is what every signed-in page shows around its content.

@@ -2,9 +2,12 @@
 // Microsoft's Microsoft 365 admin center and Exchange admin center that
 // the device guides point to (Users > Active users > Mail > Manage email
 // apps and Mailbox permissions, Teams & groups > Shared mailboxes,
-// Settings > Mail flow, Mail flow > Connectors, Message trace,
-// Settings > Domains, the "Run tests" diagnostics), served at the root of
-// the admin HTTPS listener beside the REST API.
+// Settings > Domains, the "Run tests" diagnostics; Exchange's Settings >
+// Mail flow, Mail flow > Connectors, Accepted domains, Queues and Message
+// trace, Reports > SMTP AUTH clients, the admin audit log, and the
+// security pages: authentication policies and security defaults, DKIM,
+// OAuth apps, API keys), served at the root of the admin HTTPS listener
+// beside the REST API.
 //
 // It is the fourth front end over the one admin service. Every change a
 // page makes is the cmdlet an admin would type (Set-CASMailbox,
@@ -217,6 +220,26 @@ func (h *Handler) routes() {
 	page("GET /exchange/connectors/{name}", h.connectorPage)
 	page("POST /exchange/connectors/{name}", h.connectorPost)
 	page("POST /exchange/connectors/{name}/delete", h.connectorDelete)
+	page("POST /exchange/connectors/{name}/enabled", h.connectorToggle)
+	page("GET /exchange/accepteddomains", h.acceptedDomains)
+	page("POST /exchange/accepteddomains", h.acceptedDomainAdd)
+	page("POST /exchange/accepteddomains/{domain}", h.acceptedDomainPost)
+	page("GET /exchange/queues", h.queues)
+	page("POST /exchange/queues/retry", h.queueRetry)
+	page("POST /exchange/queues/remove", h.queueMessageRemove)
+	page("GET /exchange/reports/smtpauthclients", h.smtpAuthClients)
+	page("GET /exchange/auditlog", h.auditLog)
+	page("GET /exchange/authpolicies", h.authPolicies)
+	page("POST /exchange/authpolicies", h.authPolicyAdd)
+	page("POST /exchange/authpolicies/{name}", h.authPolicyPost)
+	page("POST /exchange/securitydefaults", h.securityDefaultsPost)
+	page("GET /exchange/dkim", h.dkimPage)
+	page("POST /exchange/dkim/{domain}", h.dkimPost)
+	page("GET /exchange/oauth", h.oauthPage)
+	page("POST /exchange/oauth", h.oauthPost)
+	page("GET /exchange/apikeys", h.apiKeys)
+	page("POST /exchange/apikeys", h.apiKeyAdd)
+	page("POST /exchange/apikeys/{name}/delete", h.apiKeyRemove)
 	page("GET /exchange/messagetrace", h.messageTrace)
 	page("GET /exchange/messagetrace/{id}", h.messageTraceDetail)
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

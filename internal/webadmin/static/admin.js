@@ -50,6 +50,16 @@
     }
   });
 
+  // The navigation folds behind "Menu" on a phone: without the script it
+  // stays open (and still works), with it the page starts with content.
+  var navmenu = document.getElementById("navmenu");
+  if (navmenu && window.matchMedia) {
+    var narrow = window.matchMedia("(max-width: 700px)");
+    var fit = function () { navmenu.open = !narrow.matches; };
+    fit();
+    if (narrow.addEventListener) { narrow.addEventListener("change", fit); }
+  }
+
   var flyout = document.getElementById("flyout");
   var flyoutBody = document.getElementById("flyout-body");
   var opener = null;
@@ -71,12 +81,26 @@
       flyoutBody.innerHTML = html;
       flyout.hidden = false;
       var h = flyoutBody.querySelector("h1");
-      if (h) { h.tabIndex = -1; h.focus(); }
+      if (h) {
+        // The dialog is named by its heading.
+        h.id = h.id || "flyout-title";
+        flyout.setAttribute("aria-labelledby", h.id);
+        h.tabIndex = -1;
+        h.focus();
+      }
     }).catch(function () { location.href = a.href; });
   });
 
   document.addEventListener("keydown", function (e) {
-    if (e.key === "Escape") { closeFlyout(); }
+    if (e.key === "Escape") { closeFlyout(); return; }
+    // The flyout is modal (aria-modal): Tab cycles inside it.
+    if (e.key !== "Tab" || !flyout || flyout.hidden) { return; }
+    var f = flyout.querySelectorAll("a[href], button:not([disabled]), input:not([disabled]):not([type=hidden]), select:not([disabled]), textarea:not([disabled]), [tabindex='0']");
+    if (!f.length) { return; }
+    var first = f[0], last = f[f.length - 1];
+    if (!flyout.contains(document.activeElement)) { e.preventDefault(); first.focus(); return; }
+    if (e.shiftKey && document.activeElement === first) { e.preventDefault(); last.focus(); }
+    else if (!e.shiftKey && document.activeElement === last) { e.preventDefault(); first.focus(); }
   });
 
   document.addEventListener("change", function (e) {
