@@ -39,6 +39,12 @@ func addressArg(pattern string) string {
 // organization's messages by time.
 var maxResolvedRecipientMessages = 10000 // a variable for the tests of both ways
 
+// byIDs replaces the organization condition when the messages' ids are
+// known: the unary + keeps the condition but stops the planner from using
+// it to walk the organization's messages by time (for the ORDER BY)
+// instead of reading the few messages by id and sorting them.
+const byIDs = "+m.org_id = ?"
+
 // MessageTrace selects messages newest first, then reads their recipients'
 // events and queue items.
 func (s *Store) MessageTrace(ctx context.Context, q store.TraceQuery) ([]store.TracedMessage, error) {
@@ -70,6 +76,7 @@ func (s *Store) MessageTrace(ctx context.Context, q store.TraceQuery) ([]store.T
 			return nil, err
 		}
 		where = append(where, "m.id IN ("+strings.Join(ids, ",")+")")
+		where[0] = byIDs
 	}
 	if q.Message != 0 {
 		where, args = append(where, "m.id = ?"), append(args, q.Message)
@@ -105,6 +112,7 @@ func (s *Store) MessageTrace(ctx context.Context, q store.TraceQuery) ([]store.T
 			return nil, nil
 		case len(ids) <= maxResolvedRecipientMessages:
 			where = append(where, "m.id IN ("+strings.Join(ids, ",")+")")
+			where[0] = byIDs
 		default:
 			where = append(where, "m.id IN ("+recipientMessages+")")
 			args = append(args, addressArg(q.Recipient), addressArg(q.Recipient))
