@@ -3,7 +3,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: build run test unit e2e vet fuzz bench clean install
+.PHONY: build run test unit e2e vet fuzz bench compare clean install
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/postern ./cmd/postern
@@ -38,6 +38,13 @@ fuzz:
 
 bench: build
 	$(GO) test -run='^$$' -bench=. -benchmem ./internal/...
+
+# Postern beside a private Postfix (+ Dovecot SASL) and smtp-sink, same client,
+# alternating runs (root; Debian's postfix and dovecot-core). A benchmark, not
+# a test: make test does not run it. make compare COMPARE_ARGS='8 3' (seconds, rounds).
+COMPARE_ARGS ?=
+compare: build
+	scripts/compare.sh $(COMPARE_ARGS)
 
 # Installs the binary, a configuration file with every setting commented out
 # (postern config-example; an existing one is kept), the systemd unit and

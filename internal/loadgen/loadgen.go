@@ -3,6 +3,13 @@
 // implicit TLS, AUTH, MAIL/RCPT/DATA), for a set time or message count,
 // reporting messages per second and latency percentiles.
 //
+// Two ways to drive: closed loop (the default: each connection sends its
+// next message as soon as the last one is answered, which finds the peak
+// rate) and open loop (-rate N: messages are due at N per second across
+// all connections whatever the server does, so that the latency of a
+// server that falls behind grows instead of the load shrinking; the
+// "coordinated omission" that a closed loop hides).
+//
 // It uses go-smtp's client, the same library the server uses, so no other
 // dependency is needed; the client does not pipeline, like most devices.
 package loadgen
@@ -46,6 +53,9 @@ type Config struct {
 	Size       int // message size in bytes
 	PerConn    int // messages per connection; 1 = a new connection per message, 0 = reuse
 	Timeout    time.Duration
+	// Rate, when above 0, makes the run open loop: Rate messages per
+	// second across all connections, each due at its own time.
+	Rate float64
 }
 
 // Credential is a user name and password.
@@ -60,6 +70,11 @@ type Result struct {
 	// Latency is per message: from MAIL FROM to the reply after DATA, plus
 	// connect, TLS and AUTH when the message opened its connection.
 	P50, P90, P99, Max time.Duration
+	// LagP99 and LagMax (open loop only) are how late messages started
+	// after they were due: near zero while the connections keep up with
+	// the rate; growing when every connection is busy, which says the rate
+	// is beyond what this many connections can carry.
+	LagP99, LagMax time.Duration
 }
 
 // usersFlag collects repeated -user flags.
@@ -112,6 +127,7 @@ func RegisterFlags(fs *flag.FlagSet) *Config {
 	fs.IntVar(&c.Size, "size", 2048, "message size in bytes")
 	fs.IntVar(&c.PerConn, "per-conn", 0, "messages per connection (1: reconnect for every message, as scanners do; 0: reuse)")
 	fs.DurationVar(&c.Timeout, "timeout", 30*time.Second, "per-command timeout")
+	fs.Float64Var(&c.Rate, "rate", 0, "open loop: messages per second across all connections (0: each connection sends as fast as it is answered)")
 	return c
 }
 
@@ -142,8 +158,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	workers := make([]*worker, cfg.Conns)
 	var wg sync.WaitGroup
 	start := time.Now()
+	var due chan time.Time
+	if cfg.Rate > 0 {
+		due = make(chan time.Time, dueBuffer)
+		go pace(ctx, start, cfg.Rate, cfg.Messages, due)
+	}
 	for i := range workers {
-		w := &worker{cfg: &cfg, tls: tlsCfg, errors: map[string]int{}, budget: &budget, id: i}
+		w := &worker{cfg: &cfg, tls: tlsCfg, errors: map[string]int{}, budget: &budget, id: i, due: due}
 		if len(cfg.Users) > 0 {
 			w.user = cfg.Users[i%len(cfg.Users)]
 		}
@@ -156,11 +177,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	wg.Wait()
 	res := &Result{Elapsed: time.Since(start), ErrorsByReply: map[string]int{}}
-	var lat []time.Duration
+	var lat, lag []time.Duration
 	for _, w := range workers {
 		res.Messages += w.sent
 		res.Connections += w.conns
 		lat = append(lat, w.latencies...)
+		lag = append(lag, w.lags...)
 		for k, v := range w.errors {
 			res.ErrorsByReply[k] += v
 			res.Errors += v
@@ -168,17 +190,49 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	res.PerSecond = float64(res.Messages) / res.Elapsed.Seconds()
 	slices.Sort(lat)
-	pct := func(p float64) time.Duration {
-		if len(lat) == 0 {
-			return 0
-		}
-		return lat[min(len(lat)-1, int(p*float64(len(lat))))]
-	}
-	res.P50, res.P90, res.P99 = pct(0.50), pct(0.90), pct(0.99)
-	if len(lat) > 0 {
-		res.Max = lat[len(lat)-1]
-	}
+	slices.Sort(lag)
+	res.P50, res.P90, res.P99, res.Max = percentile(lat, 0.50), percentile(lat, 0.90), percentile(lat, 0.99), percentile(lat, 1)
+	res.LagP99, res.LagMax = percentile(lag, 0.99), percentile(lag, 1)
 	return res, nil
+}
+
+// percentile of sorted durations; 1 is the maximum, and none is 0.
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	return sorted[min(len(sorted)-1, int(p*float64(len(sorted))))]
+}
+
+// dueBuffer is how many due messages may wait for a free connection before
+// the pacer itself waits; their lateness is measured either way, since
+// each carries the time it was due, not the time it was handed over.
+const dueBuffer = 4096
+
+// pace sends the due time of message i, start + i/rate, when that time
+// comes, until ctx ends or limit messages (0: no limit) have been due.
+func pace(ctx context.Context, start time.Time, rate float64, limit int, due chan<- time.Time) {
+	defer close(due)
+	interval := time.Duration(float64(time.Second) / rate)
+	tick := time.NewTicker(max(interval, time.Millisecond))
+	defer tick.Stop()
+	for i := 0; limit == 0 || i < limit; {
+		// Every message due by now goes out at once: a ticker coarser
+		// than the interval (rates above 1,000/s) must not lower the rate.
+		for at := start.Add(time.Duration(i) * interval); !at.After(time.Now()) && (limit == 0 || i < limit); at = start.Add(time.Duration(i) * interval) {
+			select {
+			case due <- at:
+				i++
+			case <-ctx.Done():
+				return
+			}
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // Print writes a human summary.
@@ -188,6 +242,9 @@ func (r *Result) Print(w io.Writer, cfg Config) {
 	fmt.Fprintf(w, "messages  %d in %.2fs over %d connections\n", r.Messages, r.Elapsed.Seconds(), r.Connections)
 	fmt.Fprintf(w, "rate      %.1f msg/s\n", r.PerSecond)
 	fmt.Fprintf(w, "latency   p50 %s  p90 %s  p99 %s  max %s\n", ms(r.P50), ms(r.P90), ms(r.P99), ms(r.Max))
+	if cfg.Rate > 0 {
+		fmt.Fprintf(w, "late      p99 %s  max %s (open loop at %g msg/s: start after the message was due)\n", ms(r.LagP99), ms(r.LagMax), cfg.Rate)
+	}
 	if r.Errors > 0 {
 		keys := make([]string, 0, len(r.ErrorsByReply))
 		for k := range r.ErrorsByReply {
@@ -199,9 +256,20 @@ func (r *Result) Print(w io.Writer, cfg Config) {
 			fmt.Fprintf(w, "  %6d  %s\n", r.ErrorsByReply[k], k)
 		}
 	}
+	fmt.Fprintln(w, r.Summary(cfg))
 }
 
-func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d.Microseconds())/1000) }
+// Summary is the run on one line of key=value pairs, for scripts
+// (scripts/compare.sh): times in milliseconds, rates per second.
+func (r *Result) Summary(cfg Config) string {
+	return fmt.Sprintf("summary rate=%g conns=%d per_conn=%d size=%d sent=%d ok=%d err=%d elapsed_s=%.2f msg_per_s=%.1f p50_ms=%.2f p90_ms=%.2f p99_ms=%.2f max_ms=%.2f late_p99_ms=%.2f late_max_ms=%.2f",
+		cfg.Rate, cfg.Conns, cfg.PerConn, cfg.Size, r.Messages+r.Errors, r.Messages, r.Errors, r.Elapsed.Seconds(), r.PerSecond,
+		msf(r.P50), msf(r.P90), msf(r.P99), msf(r.Max), msf(r.LagP99), msf(r.LagMax))
+}
+
+func msf(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", msf(d)) }
 
 type worker struct {
 	cfg       *Config
@@ -212,6 +280,8 @@ type worker struct {
 	sent      int
 	conns     int
 	latencies []time.Duration
+	lags      []time.Duration // open loop: how late each message started
+	due       <-chan time.Time
 	errors    map[string]int
 	body      []byte
 	seq       int
@@ -219,7 +289,6 @@ type worker struct {
 
 func (w *worker) run(ctx context.Context) {
 	var c *smtp.Client
-	var opened time.Time
 	perConn := 0
 	defer func() {
 		if c != nil {
@@ -227,26 +296,40 @@ func (w *worker) run(ctx context.Context) {
 		}
 	}()
 	for ctx.Err() == nil {
-		if w.cfg.Messages > 0 && w.budget.Add(-1) < 0 {
+		// Open loop with connections reused: the connection is opened
+		// before the message is due, as a device keeps its connection
+		// open, so that only the message is timed.
+		if w.due != nil && w.cfg.PerConn != 1 && c == nil {
+			if c = w.connect(ctx); c == nil {
+				continue
+			}
+			perConn = 0
+		}
+		var begin time.Time
+		if w.due != nil {
+			at, ok := <-w.due
+			if !ok {
+				return
+			}
+			begin = time.Now()
+			w.lags = append(w.lags, begin.Sub(at))
+		} else if w.cfg.Messages > 0 && w.budget.Add(-1) < 0 {
 			return
 		}
 		if c == nil {
-			opened = time.Now()
-			var err error
-			if c, err = w.dial(); err != nil {
-				w.fail(err)
-				select { // a down server must not make us spin
-				case <-ctx.Done():
-				case <-time.After(100 * time.Millisecond):
-				}
+			// A message that opens its connection is timed from the dial:
+			// connect, TLS and AUTH are what it waits for.
+			opened := time.Now()
+			if c = w.connect(ctx); c == nil {
 				continue
 			}
-			w.conns++
 			perConn = 0
+			if begin.IsZero() {
+				begin = opened
+			}
 		}
-		begin := time.Now()
-		if perConn == 0 {
-			begin = opened
+		if begin.IsZero() {
+			begin = time.Now()
 		}
 		err := w.send(c)
 		perConn++
@@ -266,6 +349,23 @@ func (w *worker) run(ctx context.Context) {
 			c = nil
 		}
 	}
+}
+
+// connect dials and signs in, counting the connection; on failure it
+// counts the error, waits a little (a down server must not make us spin)
+// and returns nil.
+func (w *worker) connect(ctx context.Context) *smtp.Client {
+	c, err := w.dial()
+	if err != nil {
+		w.fail(err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+		return nil
+	}
+	w.conns++
+	return c
 }
 
 func (w *worker) fail(err error) {

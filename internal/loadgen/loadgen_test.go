@@ -5,8 +5,10 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -111,6 +113,21 @@ func TestRun(t *testing.T) {
 					t.Errorf("want exactly 25 messages over 25 connections: %+v delivered %d", r, delivered)
 				}
 			}},
+		{name: "open loop, reused connections: exactly the messages due, no sooner than due",
+			cfg: Config{Users: users, Conns: 4, Duration: time.Minute, Messages: 40, Rate: 200},
+			check: func(t *testing.T, r *Result, delivered int64) {
+				// Message i is due at i/200 s: the 40th at 195 ms.
+				if r.Messages != 40 || delivered != 40 || r.Errors != 0 || r.Connections != 4 || r.Elapsed < 195*time.Millisecond {
+					t.Errorf("%+v delivered %d", r, delivered)
+				}
+			}},
+		{name: "open loop, new connection per message",
+			cfg: Config{Users: users, Conns: 2, Duration: time.Minute, Messages: 10, Rate: 100, PerConn: 1},
+			check: func(t *testing.T, r *Result, delivered int64) {
+				if r.Messages != 10 || delivered != 10 || r.Connections != 10 || r.Elapsed < 90*time.Millisecond {
+					t.Errorf("%+v delivered %d", r, delivered)
+				}
+			}},
 		{name: "refused recipient is counted by reply", cfg: Config{Users: users, Conns: 1, Messages: 5, Duration: 5 * time.Second, To: []string{"refuse@x.example"}},
 			check: func(t *testing.T, r *Result, delivered int64) {
 				if r.Messages != 0 || r.ErrorsByReply["550 5.1.1"] != 5 || delivered != 0 {
@@ -138,6 +155,7 @@ func TestRun(t *testing.T) {
 			if !strings.Contains(out.String(), "msg/s") {
 				t.Errorf("summary:\n%s", out.String())
 			}
+			checkSummary(t, out.String(), r)
 		})
 	}
 }
@@ -153,5 +171,67 @@ func TestServerDown(t *testing.T) {
 	}
 	if r.Messages != 0 || r.Errors == 0 || time.Since(start) > 3*time.Second {
 		t.Fatalf("%+v after %v", r, time.Since(start))
+	}
+}
+
+// checkSummary finds the one summary line and checks that it parses as
+// key=value pairs agreeing with the result.
+func checkSummary(t *testing.T, out string, r *Result) {
+	t.Helper()
+	var line string
+	for l := range strings.Lines(out) {
+		if strings.HasPrefix(l, "summary ") {
+			if line != "" {
+				t.Fatalf("two summary lines:\n%s", out)
+			}
+			line = strings.TrimSpace(l)
+		}
+	}
+	kv := map[string]string{}
+	for _, f := range strings.Fields(strings.TrimPrefix(line, "summary ")) {
+		k, v, ok := strings.Cut(f, "=")
+		if !ok {
+			t.Fatalf("summary field %q is not key=value: %s", f, line)
+		}
+		kv[k] = v
+	}
+	for k, want := range map[string]string{"ok": fmt.Sprint(r.Messages), "err": fmt.Sprint(r.Errors), "sent": fmt.Sprint(r.Messages + r.Errors)} {
+		if kv[k] != want {
+			t.Errorf("summary %s=%q, want %q: %s", k, kv[k], want, line)
+		}
+	}
+	for _, k := range []string{"rate", "msg_per_s", "p50_ms", "p99_ms", "late_p99_ms"} {
+		if _, err := strconv.ParseFloat(kv[k], 64); err != nil {
+			t.Errorf("summary %s=%q: %v", k, kv[k], err)
+		}
+	}
+}
+
+func TestPace(t *testing.T) {
+	tests := []struct {
+		rate  float64
+		limit int
+	}{
+		{rate: 50, limit: 5},
+		{rate: 20000, limit: 300}, // faster than the ticker: several due per tick
+	}
+	for _, tt := range tests {
+		due := make(chan time.Time, tt.limit)
+		start := time.Now()
+		pace(context.Background(), start, tt.rate, tt.limit, due)
+		interval := time.Duration(float64(time.Second) / tt.rate)
+		i := 0
+		for at := range due {
+			if want := start.Add(time.Duration(i) * interval); !at.Equal(want) {
+				t.Errorf("rate %g: message %d due at +%v, want +%v", tt.rate, i, at.Sub(start), want.Sub(start))
+			}
+			i++
+		}
+		if i != tt.limit {
+			t.Errorf("rate %g: %d messages due, want %d", tt.rate, i, tt.limit)
+		}
+		if last := start.Add(time.Duration(tt.limit-1) * interval); time.Now().Before(last) {
+			t.Errorf("rate %g: the pacer returned before the last message was due", tt.rate)
+		}
 	}
 }

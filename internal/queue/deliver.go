@@ -461,22 +461,6 @@ func (q *Queue) finish(ctx context.Context, j *job, results []result) {
 			metrics.DSNs.WithLabelValues(kind).Inc()
 		}
 	}
-	// The store may be briefly unavailable (disk full, locked): keep
-	// trying, since the remote side has already acted on these results.
-	for attempt := 0; ; attempt++ {
-		err := q.cfg.Store.RecordOutcomes(context.WithoutCancel(ctx), outcomes, notices)
-		if err == nil {
-			break
-		}
-		q.cfg.Log.Error("queue: recording delivery outcomes", "message", j.msg.MessageID, "err", err)
-		if attempt == 4 || ctx.Err() != nil {
-			// The leases stay: the items are tried again after a restart
-			// or when the lease ends (at-least-once).
-			return
-		}
-		time.Sleep(time.Duration(attempt+1) * 200 * time.Millisecond)
-	}
-	if len(notices) > 0 {
-		q.Nudge()
-	}
+	// Written by recordLoop with other jobs' outcomes, in one transaction.
+	q.records <- &record{outcomes: outcomes, notices: notices, items: len(j.items), msgID: j.msg.MessageID}
 }

@@ -103,6 +103,7 @@ type Queue struct {
 	inflight int                      // leased items not yet recorded
 	sem      chan struct{}
 	wg       sync.WaitGroup
+	records  chan *record // outcomes for recordLoop
 }
 
 // destination is the work for one route: jobs wait in pending and up to
@@ -148,6 +149,7 @@ func New(cfg Config) *Queue {
 		idle:   map[string][]idleSession{},
 		sem:    make(chan struct{}, t.Workers),
 	}
+	q.records = make(chan *record, 64)
 	q.tune.Store(&t)
 	return q
 }
@@ -184,6 +186,8 @@ func (q *Queue) Run(ctx context.Context) {
 	if err := q.cfg.Store.ReleaseLeases(ctx, q.cfg.Node); err != nil {
 		q.cfg.Log.Error("queue: releasing leases", "err", err)
 	}
+	recorded := make(chan struct{})
+	go q.recordLoop(recorded)
 	t := time.NewTicker(q.cfg.Poll)
 	defer t.Stop()
 	for {
@@ -192,6 +196,10 @@ func (q *Queue) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			q.wg.Wait()
+			// Every runner has handed over its last outcomes: write them
+			// before returning, while the store is still open.
+			close(q.records)
+			<-recorded
 			q.expireIdle(q.cfg.Now(), true)
 			return
 		case <-t.C:
@@ -311,11 +319,9 @@ func (q *Queue) runner(ctx context.Context, d *destination) {
 		d.pending = d.pending[1:]
 		q.mu.Unlock()
 
+		// The job's items stay counted in inflight until recordLoop has
+		// written their outcomes.
 		s = q.deliver(ctx, s, j)
-
-		q.mu.Lock()
-		q.inflight -= len(j.items)
-		q.mu.Unlock()
 	}
 }
 

@@ -514,7 +514,8 @@ func TestRouteFor(t *testing.T) {
 }
 
 // BenchmarkDelivery measures outbound throughput: messages committed to the
-// queue and delivered to a receiver on loopback, over reused connections.
+// queue and delivered to a receiver on loopback, over reused connections,
+// until the last outcome is durable (the queue is empty).
 func BenchmarkDelivery(b *testing.B) {
 	for _, perDest := range []int{1, 4} {
 		b.Run(fmt.Sprintf("per_destination=%d", perDest), func(b *testing.B) {
@@ -541,6 +542,18 @@ func BenchmarkDelivery(b *testing.B) {
 			wg.Wait()
 			if _, err := srv.WaitMessages(b.N, time.Minute); err != nil {
 				b.Fatal(err)
+			}
+			for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
+				items, err := h.st.QueueItems(context.Background())
+				if err != nil {
+					b.Fatal(err)
+				}
+				if len(items) == 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					b.Fatalf("%d outcomes still unrecorded after a minute", len(items))
+				}
 			}
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msg/s")
 			b.ReportMetric(float64(srv.Connections()), "connections")

@@ -17,6 +17,7 @@ import (
 	"net/mail"
 	"net/netip"
 	"strings"
+	"sync"
 	"time"
 
 	"blitiri.com.ar/go/spf"
@@ -28,7 +29,8 @@ import (
 	"postern.dev/postern/internal/address"
 )
 
-// Checker checks messages; its lookups all go through Resolver.
+// Checker checks messages; its lookups all go through Resolver, and their
+// answers are kept for a minute (dnscache.go).
 type Checker struct {
 	Resolver *net.Resolver
 	// Hostname is the authserv-id of the Authentication-Results header.
@@ -36,6 +38,21 @@ type Checker struct {
 	// Timeout bounds a whole check (default 10 seconds); what has not been
 	// answered by then is a temperror.
 	Timeout time.Duration
+
+	cacheOnce sync.Once
+	cache     *dnsCache
+}
+
+// dns is the resolver the checks use: Resolver behind the cache.
+func (c *Checker) dns() *dnsCache {
+	c.cacheOnce.Do(func() {
+		var r resolver = net.DefaultResolver
+		if c.Resolver != nil {
+			r = c.Resolver
+		}
+		c.cache = newDNSCache(r)
+	})
+	return c.cache
 }
 
 // Input is one anonymous message.
@@ -129,7 +146,7 @@ func (c *Checker) checkSPF(ctx context.Context, in Input) (spf.Result, string) {
 	}
 	// spf reports the verdict in the Result; err only explains it.
 	res, _ := spf.CheckHostWithSender(net.IP(in.ClientIP.AsSlice()), in.Helo, sender,
-		spf.WithResolver(c.Resolver), spf.WithContext(ctx))
+		spf.WithResolver(c.dns()), spf.WithContext(ctx))
 	return res, domain
 }
 
@@ -147,7 +164,7 @@ func validDomain(d string) string {
 // that pass.
 func (c *Checker) checkDKIM(ctx context.Context, msg io.Reader, r *Result) []string {
 	verifications, err := dkim.VerifyWithOptions(msg, &dkim.VerifyOptions{
-		LookupTXT:        func(name string) ([]string, error) { return c.Resolver.LookupTXT(ctx, name) },
+		LookupTXT:        func(name string) ([]string, error) { return c.dns().LookupTXT(ctx, name) },
 		MaxVerifications: 8,
 	})
 	if err != nil && !errors.Is(err, dkim.ErrTooManySignatures) {
@@ -174,7 +191,7 @@ func (c *Checker) checkDKIM(ctx context.Context, msg io.Reader, r *Result) []str
 // organizational domain (RFC 7489 section 6.6.3); inherited says the record
 // came from there. No record is (nil, false, nil).
 func (c *Checker) lookupDMARC(ctx context.Context, domain string) (rec *dmarc.Record, inherited bool, err error) {
-	opts := &dmarc.LookupOptions{LookupTXT: func(name string) ([]string, error) { return c.Resolver.LookupTXT(ctx, name) }}
+	opts := &dmarc.LookupOptions{LookupTXT: func(name string) ([]string, error) { return c.dns().LookupTXT(ctx, name) }}
 	rec, err = dmarc.LookupWithOptions(domain, opts)
 	if errors.Is(err, dmarc.ErrNoPolicy) {
 		if org := orgDomain(domain); org != domain {

@@ -124,7 +124,23 @@ const migrationLock = 0x706f737465726e // "postern"
 // It is the SQLite store's runner (user_version there), with the version
 // in a table: numbered files, applied in order, never edited once released.
 func migrate(ctx context.Context, db *sql.DB) error {
-	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
+	// CREATE TABLE IF NOT EXISTS is not safe against itself: two nodes
+	// running it at once can both miss the table and one fails on the
+	// catalogue's unique index. So it, too, runs under the lock.
+	if err := func() error {
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock($1)", migrationLock); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
+			return err
+		}
+		return tx.Commit()
+	}(); err != nil {
 		return err
 	}
 	names, err := fs.Glob(migrations, "migrations/*.sql")

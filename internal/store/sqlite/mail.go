@@ -112,7 +112,7 @@ func (s *Store) commitBatch(batch []*pendingCommit) {
 	if err == nil {
 		err = s.inTx(ctx, func(tx *sql.Tx) error {
 			for _, p := range batch {
-				if err := insertSubmission(ctx, tx, p.sub, p.file, p.size); err != nil {
+				if err := insertSubmission(ctx, s.prepared(tx), p.sub, p.file, p.size); err != nil {
 					return err
 				}
 			}
@@ -150,7 +150,7 @@ func (s *Store) commitBatch(batch []*pendingCommit) {
 // insertSubmission writes a message row with its items; file names its
 // body file ("" when the body column holds all of it), size is its whole
 // size.
-func insertSubmission(ctx context.Context, tx *sql.Tx, sub *store.Submission, file string, size int64) error {
+func insertSubmission(ctx context.Context, tx execer, sub *store.Submission, file string, size int64) error {
 	var bodyFile any
 	if file != "" {
 		bodyFile = file
@@ -159,9 +159,7 @@ func insertSubmission(ctx context.Context, tx *sql.Tx, sub *store.Submission, fi
 	if sub.AuthMailbox != 0 {
 		auth = sub.AuthMailbox
 	}
-	res, err := tx.ExecContext(ctx, `INSERT INTO messages (org_id, message_id, subject, received_at, envelope_from,
-		auth_mailbox, client_ip, recipients, size, body, body_file, inbound_connector, auth_protocol, tls_version, session_id, external_recipients)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	res, err := tx.ExecContext(ctx, insertMessageSQL,
 		sub.OrgID, sub.MessageID, sub.Subject, nanos(sub.ReceivedAt), sub.EnvelopeFrom, auth, sub.ClientIP,
 		sub.Recipients, size, []byte{}, bodyFile, sub.InboundConnector, sub.AuthProtocol, sub.TLSVersion, sub.SessionID, sub.ExternalRecipients)
 	if err != nil {
@@ -170,7 +168,7 @@ func insertSubmission(ctx context.Context, tx *sql.Tx, sub *store.Submission, fi
 	if sub.ID, err = res.LastInsertId(); err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, "INSERT INTO message_bodies (message, data) VALUES (?, ?)", sub.ID, nonNilBytes(sub.Body)); err != nil {
+	if _, err := tx.ExecContext(ctx, insertBodySQL, sub.ID, nonNilBytes(sub.Body)); err != nil {
 		return err
 	}
 	now := nanos(sub.ReceivedAt)
@@ -190,8 +188,7 @@ func insertSubmission(ctx context.Context, tx *sql.Tx, sub *store.Submission, fi
 	}
 	for _, d := range sub.Local {
 		if d.NotBefore.After(sub.ReceivedAt) {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO queue (message, recipient, mailbox_id, folder, not_before)
-				VALUES (?, ?, ?, ?, ?)`, sub.ID, d.Recipient, d.Mailbox, d.Folder, nanos(d.NotBefore)); err != nil {
+			if _, err := tx.ExecContext(ctx, queueLocalSQL, sub.ID, d.Recipient, d.Mailbox, d.Folder, nanos(d.NotBefore)); err != nil {
 				return err
 			}
 			continue
@@ -204,8 +201,7 @@ func insertSubmission(ctx context.Context, tx *sql.Tx, sub *store.Submission, fi
 		}
 	}
 	for _, d := range sub.Remote {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO queue (message, recipient, folder, not_before)
-			VALUES (?, ?, '', ?)`, sub.ID, d.Recipient, max(nanos(d.NotBefore), now)); err != nil {
+		if _, err := tx.ExecContext(ctx, queueRemoteSQL, sub.ID, d.Recipient, max(nanos(d.NotBefore), now)); err != nil {
 			return err
 		}
 	}
@@ -235,7 +231,7 @@ func receiveDetail(sub *store.Submission) string {
 }
 
 // fileItem puts message into a mailbox folder, unread.
-func fileItem(ctx context.Context, tx *sql.Tx, mailbox int64, folder string, message, at int64) error {
+func fileItem(ctx context.Context, tx execer, mailbox int64, folder string, message, at int64) error {
 	return fileItemFlags(ctx, tx, mailbox, folder, message, at, 0)
 }
 
@@ -243,18 +239,16 @@ func fileItem(ctx context.Context, tx *sql.Tx, mailbox int64, folder string, mes
 // (sysflag bits), giving it the folder's next UID and a new MODSEQ in the
 // same transaction, so that UIDs are strictly ascending in commit order
 // (RFC 9051 section 2.3.1.1).
-func fileItemFlags(ctx context.Context, tx *sql.Tx, mailbox int64, folder string, message, at int64, sysflags int) error {
+func fileItemFlags(ctx context.Context, tx execer, mailbox int64, folder string, message, at int64, sysflags int) error {
 	var folderID, uid, modseq int64
-	err := tx.QueryRowContext(ctx, `UPDATE folders SET uid_next = uid_next + 1, highest_modseq = highest_modseq + 1
-		WHERE mailbox_id = ? AND name = ? RETURNING id, uid_next - 1, highest_modseq`, mailbox, folder).Scan(&folderID, &uid, &modseq)
+	err := tx.QueryRowContext(ctx, nextUIDSQL, mailbox, folder).Scan(&folderID, &uid, &modseq)
 	if err == sql.ErrNoRows {
 		return errors.New("folder " + folder + " of mailbox not found")
 	}
 	if err != nil {
 		return err
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO folder_items (folder_id, message, received_at, uid, sysflags, modseq, size)
-		VALUES (?, ?, ?, ?, ?, ?, (SELECT size FROM messages WHERE id = ?))`, folderID, message, at, uid, sysflags, modseq, message)
+	_, err = tx.ExecContext(ctx, insertFolderItemSQL, folderID, message, at, uid, sysflags, modseq, message)
 	return err
 }
 

@@ -155,7 +155,8 @@ func (s *Store) ReleaseLeases(ctx context.Context, node string) error {
 // no folder item) are released in it, and their files removed after it.
 func (s *Store) RecordOutcomes(ctx context.Context, outcomes []store.Outcome, notices []*store.Submission) error {
 	var files []string
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(sqlTx *sql.Tx) error {
+		tx := s.prepared(sqlTx)
 		var done []int64
 		for _, o := range outcomes {
 			if o.QueueID != 0 {
@@ -165,7 +166,7 @@ func (s *Store) RecordOutcomes(ctx context.Context, outcomes []store.Outcome, no
 						leased_until = 0, leased_by = '', delay_notified = delay_notified OR ? WHERE id = ?`,
 						o.Detail, nanos(o.NextAttempt), o.DelayNotified, o.QueueID)
 				} else {
-					_, err = tx.ExecContext(ctx, "DELETE FROM queue WHERE id = ?", o.QueueID)
+					_, err = tx.ExecContext(ctx, deleteQueueItemSQL, o.QueueID)
 					done = append(done, o.Message)
 				}
 				if err != nil {
@@ -185,7 +186,7 @@ func (s *Store) RecordOutcomes(ctx context.Context, outcomes []store.Outcome, no
 			}
 		}
 		var err error
-		files, err = releaseBodies(ctx, tx, done)
+		files, err = releaseBodies(ctx, sqlTx, done)
 		return err
 	})
 	if err != nil {
@@ -203,12 +204,11 @@ func (s *Store) RecordOutcomes(ctx context.Context, outcomes []store.Outcome, no
 	return nil
 }
 
-func insertEvent(ctx context.Context, tx *sql.Tx, message int64, at time.Time, event, recipient, detail, remote string) error {
+func insertEvent(ctx context.Context, tx execer, message int64, at time.Time, event, recipient, detail, remote string) error {
 	if at.IsZero() {
 		at = time.Now()
 	}
-	_, err := tx.ExecContext(ctx, `INSERT INTO trace_events (message, at, event, recipient, detail, remote_host)
-		VALUES (?, ?, ?, ?, ?, ?)`, message, nanos(at), event, recipient, detail, remote)
+	_, err := tx.ExecContext(ctx, insertEventSQL, message, nanos(at), event, recipient, detail, remote)
 	return err
 }
 

@@ -44,7 +44,8 @@ type Store struct {
 	w, r *sql.DB
 	dir  string // the data directory
 
-	bodyStmt *sql.Stmt // messageBodyQuery on r
+	bodyStmt *sql.Stmt            // messageBodyQuery on r
+	writes   map[string]*sql.Stmt // hotWrites prepared on w (prepared.go)
 
 	// hub is signalled after each commit that touched a mailbox's
 	// folders (IMAP IDLE).
@@ -100,7 +101,14 @@ func Open(dir string) (*Store, error) {
 		r.Close()
 		return nil, err
 	}
-	s := &Store{w: w, r: r, dir: dir, bodyStmt: bodyStmt, commits: make(chan *pendingCommit, maxBatch), closing: make(chan struct{}),
+	writes, err := prepareWrites(w)
+	if err != nil {
+		bodyStmt.Close()
+		w.Close()
+		r.Close()
+		return nil, err
+	}
+	s := &Store{w: w, r: r, dir: dir, bodyStmt: bodyStmt, writes: writes, commits: make(chan *pendingCommit, maxBatch), closing: make(chan struct{}),
 		hub: mailnotify.New()}
 	if err := os.MkdirAll(filepath.Join(dir, BodiesDir), 0o700); err != nil {
 		w.Close()
@@ -157,6 +165,7 @@ func (s *Store) Close() error {
 	s.once.Do(func() { close(s.closing) })
 	s.done.Wait()
 	s.bodyStmt.Close()
+	closeStatements(s.writes)
 	err := s.r.Close()
 	if werr := s.w.Close(); err == nil {
 		err = werr

@@ -34,6 +34,17 @@ func addressArg(pattern string) string {
 	return pattern
 }
 
+// maxResolvedRecipientMessages is how many messages of one recipient
+// MessageTrace looks up by id before it falls back to walking the
+// organization's messages by time.
+var maxResolvedRecipientMessages = 10000 // a variable for the tests of both ways
+
+// byIDs replaces the organization condition when the messages' ids are
+// known: the unary + keeps the condition but stops the planner from using
+// it to walk the organization's messages by time (for the ORDER BY)
+// instead of reading the few messages by id and sorting them.
+const byIDs = "+m.org_id = ?"
+
 // MessageTrace selects messages newest first, then reads their recipients'
 // events and queue items.
 func (s *Store) MessageTrace(ctx context.Context, q store.TraceQuery) ([]store.TracedMessage, error) {
@@ -65,6 +76,7 @@ func (s *Store) MessageTrace(ctx context.Context, q store.TraceQuery) ([]store.T
 			return nil, err
 		}
 		where = append(where, "m.id IN ("+strings.Join(ids, ",")+")")
+		where[0] = byIDs
 	}
 	if q.Message != 0 {
 		where, args = append(where, "m.id = ?"), append(args, q.Message)
@@ -76,9 +88,35 @@ func (s *Store) MessageTrace(ctx context.Context, q store.TraceQuery) ([]store.T
 		where, args = append(where, `LOWER(m.subject) LIKE ? ESCAPE '\'`), append(args, "%"+likePattern(q.Subject)+"%")
 	}
 	if q.Recipient != "" {
-		where = append(where, `m.id IN (SELECT e.message FROM trace_events e WHERE `+addressMatch("e.recipient", q.Recipient)+`
-			UNION SELECT u.message FROM queue u WHERE `+addressMatch("u.recipient", q.Recipient)+`)`)
-		args = append(args, addressArg(q.Recipient), addressArg(q.Recipient))
+		recipientMessages := `SELECT e.message FROM trace_events e WHERE ` + addressMatch("e.recipient", q.Recipient) + `
+			UNION SELECT u.message FROM queue u WHERE ` + addressMatch("u.recipient", q.Recipient)
+		// A recipient's messages are usually few beside the organization's:
+		// resolved first through the recipient indexes, they are read by
+		// id and sorted, where the planner would otherwise walk every
+		// message of the organization by time testing each one (177 ms
+		// over 1,000,000 messages). A recipient with very many keeps that
+		// walk, which then stops at the limit soon.
+		var ids []string
+		err := each(ctx, s.r, recipientMessages+` LIMIT `+strconv.Itoa(maxResolvedRecipientMessages+1), func(rows *sql.Rows) error {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				return err
+			}
+			ids = append(ids, strconv.FormatInt(id, 10))
+			return nil
+		}, addressArg(q.Recipient), addressArg(q.Recipient))
+		switch {
+		case err != nil:
+			return nil, err
+		case len(ids) == 0:
+			return nil, nil
+		case len(ids) <= maxResolvedRecipientMessages:
+			where = append(where, "m.id IN ("+strings.Join(ids, ",")+")")
+			where[0] = byIDs
+		default:
+			where = append(where, "m.id IN ("+recipientMessages+")")
+			args = append(args, addressArg(q.Recipient), addressArg(q.Recipient))
+		}
 	}
 	limit := q.Limit
 	if limit <= 0 {

@@ -1,0 +1,85 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+)
+
+// The statements every commit runs, once per message or per filed item.
+// They are prepared once on the writer connection: database/sql would
+// otherwise have SQLite parse and plan each one again at every execution,
+// which was a third of the group committer's time per message in the
+// profile of inbound mail (BENCHMARKS.md).
+const (
+	insertMessageSQL = `INSERT INTO messages (org_id, message_id, subject, received_at, envelope_from,
+		auth_mailbox, client_ip, recipients, size, body, body_file, inbound_connector, auth_protocol, tls_version, session_id, external_recipients)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	insertBodySQL  = "INSERT INTO message_bodies (message, data) VALUES (?, ?)"
+	insertEventSQL = `INSERT INTO trace_events (message, at, event, recipient, detail, remote_host)
+		VALUES (?, ?, ?, ?, ?, ?)`
+	nextUIDSQL = `UPDATE folders SET uid_next = uid_next + 1, highest_modseq = highest_modseq + 1
+		WHERE mailbox_id = ? AND name = ? RETURNING id, uid_next - 1, highest_modseq`
+	insertFolderItemSQL = `INSERT INTO folder_items (folder_id, message, received_at, uid, sysflags, modseq, size)
+		VALUES (?, ?, ?, ?, ?, ?, (SELECT size FROM messages WHERE id = ?))`
+	queueLocalSQL = `INSERT INTO queue (message, recipient, mailbox_id, folder, not_before)
+		VALUES (?, ?, ?, ?, ?)`
+	queueRemoteSQL = `INSERT INTO queue (message, recipient, folder, not_before)
+		VALUES (?, ?, '', ?)`
+	deleteQueueItemSQL = "DELETE FROM queue WHERE id = ?"
+)
+
+var hotWrites = []string{insertMessageSQL, insertBodySQL, insertEventSQL, nextUIDSQL, insertFolderItemSQL,
+	queueLocalSQL, queueRemoteSQL, deleteQueueItemSQL}
+
+// prepareWrites prepares hotWrites on db (the writer: one connection, so
+// they are prepared on it before any transaction holds it).
+func prepareWrites(db *sql.DB) (map[string]*sql.Stmt, error) {
+	stmts := map[string]*sql.Stmt{}
+	for _, q := range hotWrites {
+		st, err := db.Prepare(q)
+		if err != nil {
+			closeStatements(stmts)
+			return nil, err
+		}
+		stmts[q] = st
+	}
+	return stmts, nil
+}
+
+func closeStatements(stmts map[string]*sql.Stmt) {
+	for _, st := range stmts {
+		st.Close()
+	}
+}
+
+// execer is what the write helpers need from a transaction: a plain
+// *sql.Tx, or a preparedTx.
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// preparedTx runs a transaction's hot statements through the statements
+// prepared on its connection, and any other statement as *sql.Tx does.
+type preparedTx struct {
+	tx    *sql.Tx
+	stmts map[string]*sql.Stmt
+}
+
+func (s *Store) prepared(tx *sql.Tx) preparedTx { return preparedTx{tx, s.writes} }
+
+func (p preparedTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if st, ok := p.stmts[query]; ok {
+		// Bound to the transaction's connection, which already has it
+		// prepared: no new parse (database/sql reuses it per connection).
+		return p.tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+	}
+	return p.tx.ExecContext(ctx, query, args...)
+}
+
+func (p preparedTx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	if st, ok := p.stmts[query]; ok {
+		return p.tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+	}
+	return p.tx.QueryRowContext(ctx, query, args...)
+}
