@@ -390,6 +390,9 @@ func (s *Server) start(ctx context.Context) error {
 			s.acme.Run(ctx)
 		}()
 	}
+	if w, ok := s.store.(store.DirectoryWatcher); ok {
+		s.watchDirectory(w)
+	}
 	s.wg.Add(4)
 	go s.background()
 	go func() {
