@@ -2,8 +2,11 @@ package e2e
 
 import (
 	"encoding/base64"
+	"fmt"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -88,4 +91,66 @@ func TestPGClusterDirectoryChange(t *testing.T) {
 			t.Logf("note: over the one-second bound (a loaded machine?)")
 		}
 	}
+}
+
+var acceptedLine = regexp.MustCompile(`time=(\S+) level=INFO msg=accepted .*paced_until=(\S*)`)
+
+// TestPGClusterPacing: a mailbox's 30 messages a minute hold when its
+// messages arrive through two nodes at once: of 70 messages (35 through
+// each node), at most 30 per calendar minute of arrival are released at
+// once, the rest are paced (accepted, held back), as Exchange does; with
+// each node counting alone, 60 could go at once.
+func TestPGClusterPacing(t *testing.T) {
+	c := newPGCluster(t, 2)
+	var wg sync.WaitGroup
+	clients := map[*instance]*smtpClient{}
+	for _, in := range c.nodes {
+		s := dialTLS(t, in.addrs["submissions"], in.tlsConfig())
+		s.expect("EHLO scanner.contoso.com", "250")
+		s.expect("AUTH PLAIN "+base64.StdEncoding.EncodeToString([]byte("\x00scanner@contoso.com\x00Scan-Pass-1")), "235 ")
+		clients[in] = s
+	}
+	for _, in := range c.nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := clients[in]
+			for i := range 35 {
+				s.conn.SetDeadline(time.Now().Add(30 * time.Second))
+				if r := s.send("scanner@contoso.com", []string{"sean@contoso.com"}, message("scanner@contoso.com", "sean@contoso.com", fmt.Sprint("paced ", i))); !strings.HasPrefix(r, "250 ") {
+					t.Errorf("message %d through %s: %q", i, in.addrs["submissions"], r)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	immediate := map[string]int{} // by minute of arrival
+	paced := 0
+	for _, in := range c.nodes {
+		for _, m := range acceptedLine.FindAllStringSubmatch(in.log.String(), -1) {
+			if m[2] == `""` || m[2] == "" {
+				immediate[m[1][:16]]++ // 2006-01-02T15:04
+			} else {
+				paced++
+			}
+		}
+	}
+	total := paced
+	for minute, n := range immediate {
+		total += n
+		if n > 30 {
+			t.Errorf("%d messages released at once in the minute %s; want at most 30", n, minute)
+		}
+	}
+	if total != 70 {
+		t.Fatalf("%d accepted lines in the nodes' logs, want 70", total)
+	}
+	if paced < 70-30*len(immediate) {
+		t.Errorf("%d of 70 messages paced over %d minutes of arrival; want at least %d", paced, len(immediate), 70-30*len(immediate))
+	}
+	t.Logf("released at once per minute: %v; paced: %d", immediate, paced)
 }
