@@ -24,7 +24,12 @@ type pgCluster struct {
 // (SMTP AUTH on) in a fresh database, then starts n nodes on it.
 func newPGCluster(t *testing.T, n int, extra ...string) *pgCluster {
 	t.Helper()
-	url := testpg.New(t)
+	return newPGClusterOn(t, testpg.New(t), n, extra...)
+}
+
+// newPGClusterOn is newPGCluster on a database the test made.
+func newPGClusterOn(t *testing.T, url string, n int, extra ...string) *pgCluster {
+	t.Helper()
 	first := t.TempDir()
 	pgAdmin(t, first, url, "New-AcceptedDomain", "-Name", "contoso.com", "-DomainName", "contoso.com", "-DomainType", "Authoritative")
 	pgAdmin(t, first, url, "New-Mailbox", "-Name", "scanner", "-PrimarySmtpAddress", "scanner@contoso.com", "-Password", "Scan-Pass-1")
@@ -153,4 +158,57 @@ func TestPGClusterPacing(t *testing.T) {
 		t.Errorf("%d of 70 messages paced over %d minutes of arrival; want at least %d", paced, len(immediate), 70-30*len(immediate))
 	}
 	t.Logf("released at once per minute: %v; paced: %d", immediate, paced)
+}
+
+// TestPGClusterOutage: PostgreSQL stops for about ten seconds while two
+// nodes take submissions. Meanwhile the nodes answer 451 4.3.0 (the client
+// keeps the message and retries), never 250 for a message they could not
+// store; when the database is back they take submissions again by
+// themselves, and every message acknowledged with 250, before, during or
+// after the outage, is in the database.
+func TestPGClusterOutage(t *testing.T) {
+	pg := testpg.NewCluster(t)
+	url := pg.NewDatabase(t)
+	c := newPGClusterOn(t, url, 2)
+	load := startLoad(c.nodes, 4, "sean@contoso.com")
+	defer load.finish()
+	if !waitUntil(60*time.Second, func() bool { n, _ := load.counts(); return n >= 20 }) {
+		t.Fatalf("no load before the outage: %v", load.errs)
+	}
+	pg.Stop(t)
+	down := time.Now()
+	if !waitUntil(60*time.Second, func() bool { _, o := load.counts(); return o["451 4.3.0"] > 0 }) {
+		_, o := load.counts()
+		t.Fatalf("no 451 4.3.0 while PostgreSQL is down; replies %v, errors %v", o, load.errs)
+	}
+	ackedDown, _ := load.counts()
+	// The outage itself lasts ten seconds (the scenario, not a wait for
+	// a result).
+	time.Sleep(10*time.Second - time.Since(down))
+	pg.Start(t)
+	up := time.Now()
+	if !waitUntil(60*time.Second, func() bool { n, _ := load.counts(); return n >= ackedDown+20 }) {
+		n, o := load.counts()
+		t.Fatalf("the nodes did not recover: %d acknowledged (%d when the database stopped), replies %v, errors %v\nnode log:\n%s",
+			n, ackedDown, o, load.errs, c.nodes[0].log.String())
+	}
+	t.Logf("submissions acknowledged again %v after PostgreSQL restarted", time.Since(up).Round(time.Millisecond))
+	load.finish()
+	acked, other := load.counts()
+	for r := range other {
+		if r != "451 4.3.0" {
+			t.Errorf("a reply other than 250 and 451 4.3.0: %q (%d)", r, other[r])
+		}
+	}
+	stored := storedSubjects(t, url)
+	lost := 0
+	for _, s := range load.acked {
+		if stored[s] == 0 {
+			lost++
+			if lost < 5 {
+				t.Errorf("acknowledged but not stored: %q", s)
+			}
+		}
+	}
+	t.Logf("%d acknowledged, %d answered 451 4.3.0, %d lost; connection failures: %d", acked, other["451 4.3.0"], lost, len(load.errs))
 }
