@@ -21,19 +21,28 @@ import (
 // until stopped, and records every reply: which subjects were
 // acknowledged with 250, and every other reply or failure.
 type submitLoad struct {
-	mu      sync.Mutex
-	acked   []string       // subjects acknowledged with 250
-	replies map[string]int // other replies, by their first 9 characters ("451 4.3.0")
-	errs    []string       // connection failures, first few
-	stop    chan struct{}
-	once    sync.Once
-	wg      sync.WaitGroup
+	mu        sync.Mutex
+	acked     []string       // subjects acknowledged with 250
+	perWorker map[int]int    // acknowledged, by worker
+	replies   map[string]int // other replies, by their first 9 characters ("451 4.3.0")
+	errs      []string       // connection failures, first few
+	stop      chan struct{}
+	once      sync.Once
+	wg        sync.WaitGroup
 }
 
 func startLoad(nodes []*instance, workers int, to string) *submitLoad {
-	l := &submitLoad{replies: map[string]int{}, stop: make(chan struct{})}
+	return startLoadAs(nodes, workers, []string{"scanner@contoso.com"}, to, 0)
+}
+
+// startLoadAs is startLoad with worker i signing in as users[i mod
+// len(users)] (password Scan-Pass-1), each stopping after perWorker
+// acknowledged messages (0: never).
+func startLoadAs(nodes []*instance, workers int, users []string, to string, perWorker int) *submitLoad {
+	l := &submitLoad{replies: map[string]int{}, perWorker: map[int]int{}, stop: make(chan struct{})}
 	for w := range workers {
 		in := nodes[w%len(nodes)]
+		user := users[w%len(users)]
 		addr, cfg := in.addrs["submissions"], in.tlsConfig()
 		l.wg.Add(1)
 		go func() {
@@ -44,7 +53,10 @@ func startLoad(nodes []*instance, workers int, to string) *submitLoad {
 					return
 				default:
 				}
-				if err := l.session(addr, cfg, w, &seq, to); err != nil {
+				if perWorker > 0 && l.ackedBy(w) >= perWorker {
+					return
+				}
+				if err := l.session(addr, cfg, user, w, &seq, to, perWorker); err != nil {
 					l.mu.Lock()
 					if len(l.errs) < 20 {
 						l.errs = append(l.errs, err.Error())
@@ -63,7 +75,7 @@ func startLoad(nodes []*instance, workers int, to string) *submitLoad {
 }
 
 // session submits over one connection until stopped or it fails.
-func (l *submitLoad) session(addr string, cfg *tls.Config, worker int, seq *int, to string) error {
+func (l *submitLoad) session(addr string, cfg *tls.Config, user string, worker int, seq *int, to string, perWorker int) error {
 	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, cfg)
 	if err != nil {
 		return err
@@ -86,7 +98,7 @@ func (l *submitLoad) session(addr string, cfg *tls.Config, worker int, seq *int,
 	if _, err := cmd("EHLO load.contoso.com", 250); err != nil {
 		return err
 	}
-	if _, err := cmd("AUTH PLAIN "+base64.StdEncoding.EncodeToString([]byte("\x00scanner@contoso.com\x00Scan-Pass-1")), 235); err != nil {
+	if _, err := cmd("AUTH PLAIN "+base64.StdEncoding.EncodeToString([]byte("\x00"+user+"\x00Scan-Pass-1")), 235); err != nil {
 		return err
 	}
 	for {
@@ -96,9 +108,13 @@ func (l *submitLoad) session(addr string, cfg *tls.Config, worker int, seq *int,
 			return nil
 		default:
 		}
+		if perWorker > 0 && l.ackedBy(worker) >= perWorker {
+			cmd("QUIT", 221)
+			return nil
+		}
 		subject := fmt.Sprintf("load %d-%d", worker, *seq)
 		*seq++
-		if _, err := cmd("MAIL FROM:<scanner@contoso.com>", 250); err != nil {
+		if _, err := cmd("MAIL FROM:<"+user+">", 250); err != nil {
 			return err
 		}
 		if _, err := cmd("RCPT TO:<"+to+">", 250); err != nil {
@@ -108,7 +124,7 @@ func (l *submitLoad) session(addr string, cfg *tls.Config, worker int, seq *int,
 			return err
 		}
 		w := text.DotWriter()
-		io.WriteString(w, message("scanner@contoso.com", to, subject))
+		io.WriteString(w, message(user, to, subject))
 		if err := w.Close(); err != nil {
 			return err
 		}
@@ -116,6 +132,7 @@ func (l *submitLoad) session(addr string, cfg *tls.Config, worker int, seq *int,
 		l.mu.Lock()
 		if err == nil {
 			l.acked = append(l.acked, subject)
+			l.perWorker[worker]++
 		} else if _, ok := err.(*textproto.Error); ok {
 			l.replies[r[:min(9, len(r))]]++
 		}
@@ -126,6 +143,12 @@ func (l *submitLoad) session(addr string, cfg *tls.Config, worker int, seq *int,
 			}
 		}
 	}
+}
+
+func (l *submitLoad) ackedBy(worker int) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.perWorker[worker]
 }
 
 // counts returns how many were acknowledged and the other replies so far.
