@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/base64"
 	"fmt"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -299,5 +300,42 @@ func TestPGClusterKillNode(t *testing.T) {
 		acked, killedAt, len(other), other, len(load.errs), len(got), twice)
 	if twice > 0 {
 		t.Errorf("%d messages delivered more than once", twice)
+	}
+}
+
+// TestPGMigrate: postern migrate copies a single-node installation (its
+// server stopped) into PostgreSQL and verifies the copy by counts and by
+// message trace; a node on PostgreSQL then signs the mailbox in with its
+// old password and traces its old message. A running node's directory is
+// refused.
+func TestPGMigrate(t *testing.T) {
+	in := newInstance(t)
+	user := in.mailbox("scanner", "Scan-Pass-1")
+	in.start()
+	c := dialTLS(t, in.addrs["submissions"], in.tlsConfig())
+	c.expect("EHLO scanner.contoso.com", "250")
+	c.expect("AUTH PLAIN "+base64.StdEncoding.EncodeToString([]byte("\x00"+user+"\x00Scan-Pass-1")), "235 ")
+	if r := c.send(user, []string{user}, message(user, user, "Before the move")); !strings.HasPrefix(r, "250 ") {
+		t.Fatalf("send: %q", r)
+	}
+	url := testpg.New(t)
+	if out, err := exec.Command(binary, "migrate", "--from", "sqlite:"+in.data, "--to", url).CombinedOutput(); err == nil || !strings.Contains(string(out), "stop its server first") {
+		t.Fatalf("migrate from a running node's directory: %v\n%s", err, out)
+	}
+	in.stop()
+	out, err := exec.Command(binary, "migrate", "--from", "sqlite:"+in.data, "--to", url).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "message trace: the same 1 messages in both stores") {
+		t.Fatalf("migrate: %v\n%s", err, out)
+	}
+	t.Logf("postern migrate:\n%s", out)
+
+	node := &instance{t: t, data: t.TempDir(), extra: []string{"--store", url, "--secret-key-file", filepath.Join(in.data, "secret.key")}}
+	node.start()
+	if r := authReply(t, node, user, "Scan-Pass-1"); !strings.HasPrefix(r, "235 ") {
+		t.Fatalf("AUTH on the PostgreSQL node: %q", r)
+	}
+	trace := pgAdmin(t, node.data, url, "shell", "-c", "Get-MessageTrace -SenderAddress "+user+" | Format-List Subject")
+	if !strings.Contains(trace, "Before the move") {
+		t.Errorf("Get-MessageTrace on the PostgreSQL node:\n%s", trace)
 	}
 }
