@@ -51,6 +51,8 @@ Usage:
                                                                  its server runs: database, message bodies,
                                                                  secret key, TLS material
   postern restore --from FILE --data DIR                         restore a backup into a new directory
+  postern migrate --from sqlite:DIR --to postgres://...          copy a single-node installation (stopped) into
+                                                                 an empty PostgreSQL database, and verify it
   postern check-config FILE                                      validate a configuration file without starting
   postern bench [flags]                                          load generator (bench -h lists the flags)
   postern bench-imap [flags]                                     IMAP benchmark client (scripts/imapbench.sh)
@@ -127,6 +129,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return backupCmd(args[1:], dataDir, configFile, stdout, stderr)
 	case "restore":
 		return restoreCmd(args[1:], dataDir, configFile, stdout, stderr)
+	case "migrate":
+		return migrateCmd(args[1:], stdout, stderr)
 	case "check-config":
 		return checkConfig(args[1:], configFile, stdout, stderr)
 	case "config-example":

@@ -134,6 +134,16 @@ func (s *Service) reload(ctx context.Context) error {
 	return nil
 }
 
+// Reload reads the directory again and makes it the snapshot in force:
+// on a node sharing its store with others, after another node's change
+// (store.DirectoryWatcher). It waits for a change this node is making, so
+// that an older read never replaces a newer one.
+func (s *Service) Reload(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reload(ctx)
+}
+
 // org is the organization the service acts on: the one its admin belongs
 // to (As), or the one the server administrator chose (ForOrganization),
 // else the first (default) one.

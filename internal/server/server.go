@@ -84,6 +84,9 @@ type Server struct {
 	authn      *signin.Authenticator
 	recipients *limits.RecipientWindow
 	pacer      *limits.Pacer
+	// sending counts the per-mailbox sending limits: recipients and pacer
+	// on SQLite, the database's counters on a store nodes share.
+	sending limits.Sending
 
 	// tlsCfg and keys are what the admin listener needs when a reload
 	// turns it on.
@@ -271,15 +274,24 @@ func (s *Server) start(ctx context.Context) error {
 		HTTPClient: urls.Client(30 * time.Second),
 	})
 	s.Admin.Queue = s.queue
-	// The rolling 24-hour recipient counts survive restarts: rebuild them
-	// from the messages of the last day (one query at start, never per message).
-	now := time.Now()
-	hist, err := s.store.RecipientHistory(ctx, now.Add(-24*time.Hour))
-	if err != nil {
-		return err
-	}
-	for _, h := range hist {
-		s.recipients.Add(h.Mailbox, limits.Count{Internal: h.Recipients - h.External, External: h.External}, h.At)
+	if shared, ok := s.store.(interface {
+		Sending(rate int) limits.Sending
+	}); ok {
+		// Several nodes: every node counts in the database, so that a
+		// mailbox's limits hold whichever node its messages reach.
+		s.sending = shared.Sending(directory.MessageRateLimit)
+	} else {
+		s.sending = limits.Memory{Recipients: s.recipients, Pacer: s.pacer}
+		// The rolling 24-hour recipient counts survive restarts: rebuild them
+		// from the messages of the last day (one query at start, never per message).
+		now := time.Now()
+		hist, err := s.store.RecipientHistory(ctx, now.Add(-24*time.Hour))
+		if err != nil {
+			return err
+		}
+		for _, h := range hist {
+			s.recipients.Add(h.Mailbox, limits.Count{Internal: h.Recipients - h.External, External: h.External}, h.At)
+		}
 	}
 
 	if s.cfg.ACME.Enabled {
@@ -340,7 +352,7 @@ func (s *Server) start(ctx context.Context) error {
 	} else if n > 0 {
 		s.log.Info("removed orphan body files", "files", n)
 	}
-	sub := &transport.Submitter{Store: s.store, Hostname: s.cfg.Hostname, Recipients: s.recipients, Pacer: s.pacer, Log: s.log, Now: time.Now,
+	sub := &transport.Submitter{Store: s.store, Hostname: s.cfg.Hostname, Limits: s.sending, Log: s.log, Now: time.Now,
 		Queued: s.queue.Nudge, SpoolDir: spool, Restrict: s.Admin.RestrictSender}
 	s.smtp = smtpd.New(smtpd.Config{
 		Hostname: s.cfg.Hostname, TLS: tlsCfg, ReadTimeout: s.cfg.IdleTimeout.Duration, WriteTimeout: time.Minute, ClientCAs: cas,
@@ -393,6 +405,9 @@ func (s *Server) start(ctx context.Context) error {
 			go func() { <-s.stop; cancel() }()
 			s.acme.Run(ctx)
 		}()
+	}
+	if w, ok := s.store.(store.DirectoryWatcher); ok {
+		s.watchDirectory(w)
 	}
 	s.wg.Add(4)
 	go s.background()
@@ -502,8 +517,9 @@ func (s *Server) background() {
 				s.checkExpiry(now)
 			}
 		case now := <-sweep.C:
-			s.recipients.Sweep(now)
-			s.pacer.Sweep(now)
+			if err := s.sending.Sweep(context.Background(), now); err != nil {
+				s.log.Error("sweeping the sending counters", "err", err)
+			}
 			s.smtp.Sweep(now)
 			if r := s.live.Load().TraceRetention.Duration; r > 0 {
 				if n, err := s.store.PruneTrace(context.Background(), now.Add(-r)); err != nil {

@@ -251,6 +251,17 @@ type Server interface {
 	SweepBodies(ctx context.Context) (int, error)
 }
 
+// DirectoryWatcher is implemented by a store several nodes share
+// (PostgreSQL): WatchDirectory calls changed after each committed change to
+// the directory made by any node or process, within a second of its commit,
+// and also each time it (re)connects to the database, since changes made
+// while it was not listening went unheard; changed then receives all=true.
+// It runs until ctx ends, reconnecting with backoff when the connection
+// fails. The SQLite store has no such method: one node reads its own changes.
+type DirectoryWatcher interface {
+	WatchDirectory(ctx context.Context, changed func(all bool, tables []string))
+}
+
 // HopStats is the outbound queue's backlog for one next hop.
 type HopStats struct {
 	NextHop string

@@ -49,6 +49,8 @@ const startTimeout = 2 * time.Minute
 type Cluster struct {
 	dir  string // temporary directory: data/, the socket, the log
 	port int
+	bin  string
+	cred *syscall.Credential
 	cmd  *exec.Cmd
 	exit chan struct{} // closed when the server process has ended
 	n    atomic.Int64  // databases created
@@ -98,6 +100,56 @@ func New(t testing.TB) string {
 		}
 	})
 	return c.URL(name)
+}
+
+// NewCluster starts a cluster of the test's own, stopped and removed when
+// t ends: for a test that stops and starts the server (an outage), which
+// must not take the shared cluster from the tests running beside it.
+func NewCluster(t testing.TB) *Cluster {
+	t.Helper()
+	cluster(t) // skips, or fails under CI=true, when PostgreSQL is missing
+	c, err := start()
+	if err != nil {
+		t.Fatalf("testpg: %v", err)
+	}
+	t.Cleanup(c.stop)
+	return c
+}
+
+// NewDatabase creates an empty database on c and returns its URL.
+func (c *Cluster) NewDatabase(t testing.TB) string {
+	t.Helper()
+	name := fmt.Sprintf("t%d_%d", os.Getpid(), c.n.Add(1))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := c.exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("testpg: creating database %s: %v", name, err)
+	}
+	return c.URL(name)
+}
+
+// Stop stops the server as an outage would (immediate shutdown: every
+// connection cut, no checkpoint), keeping its data for Start.
+func (c *Cluster) Stop(t testing.TB) {
+	t.Helper()
+	c.cmd.Process.Signal(syscall.SIGQUIT)
+	select {
+	case <-c.exit:
+	case <-time.After(30 * time.Second):
+		c.cmd.Process.Kill()
+		<-c.exit
+	}
+}
+
+// Start starts a stopped server again, on the same port, so that the URLs
+// given out stay valid (crash recovery replays the WAL: every committed
+// transaction is there).
+func (c *Cluster) Start(t testing.TB) {
+	t.Helper()
+	c.exit = make(chan struct{})
+	if err := c.startServer(c.bin, c.cred); err != nil {
+		t.Fatalf("testpg: restarting the cluster: %v", err)
+	}
 }
 
 // URL is the connection URL of a database on the cluster (over TCP on
@@ -201,7 +253,7 @@ func start() (*Cluster, error) {
 			return nil, err
 		}
 	}
-	c := &Cluster{dir: dir, exit: make(chan struct{})}
+	c := &Cluster{dir: dir, bin: bin, cred: cred, exit: make(chan struct{})}
 	// --no-sync only makes initdb's own files skip fsync (a throwaway
 	// cluster); the server below runs with fsync on, so that commits cost
 	// what they cost in production.
@@ -223,7 +275,7 @@ func start() (*Cluster, error) {
 			os.RemoveAll(dir)
 			return nil, err
 		}
-		c.exit = make(chan struct{})
+		c.exit, c.port = make(chan struct{}), 0
 	}
 }
 
@@ -237,9 +289,12 @@ func freePort() (int, error) {
 }
 
 func (c *Cluster) startServer(bin string, cred *syscall.Credential) error {
-	port, err := freePort()
-	if err != nil {
-		return err
+	port := c.port
+	if port == 0 {
+		var err error
+		if port, err = freePort(); err != nil {
+			return err
+		}
 	}
 	c.port = port
 	logPath := filepath.Join(c.dir, "postgres.log")
@@ -295,15 +350,19 @@ func (c *Cluster) exec(ctx context.Context, stmt string) error {
 	return err
 }
 
-// stop shuts the server down (fast shutdown: SIGINT) and removes its
-// directory.
+// stop shuts the server down (fast shutdown: SIGINT), unless it is
+// stopped already, and removes its directory.
 func (c *Cluster) stop() {
-	c.cmd.Process.Signal(syscall.SIGINT)
 	select {
 	case <-c.exit:
-	case <-time.After(30 * time.Second):
-		c.cmd.Process.Kill()
-		<-c.exit
+	default:
+		c.cmd.Process.Signal(syscall.SIGINT)
+		select {
+		case <-c.exit:
+		case <-time.After(30 * time.Second):
+			c.cmd.Process.Kill()
+			<-c.exit
+		}
 	}
 	os.RemoveAll(c.dir)
 }

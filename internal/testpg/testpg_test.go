@@ -40,3 +40,34 @@ func TestFreshDatabases(t *testing.T) {
 		t.Fatalf("two tests got one database: %s", urls[0])
 	}
 }
+
+// TestStopStart: a cluster of the test's own refuses connections while
+// stopped and comes back on the same URL with what was committed.
+func TestStopStart(t *testing.T) {
+	ctx := context.Background()
+	c := NewCluster(t)
+	url := c.NewDatabase(t)
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "CREATE TABLE t (x int); INSERT INTO t VALUES (42)"); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(ctx)
+	c.Stop(t)
+	if conn, err := pgx.Connect(ctx, url); err == nil {
+		conn.Close(ctx)
+		t.Fatal("connected to a stopped cluster")
+	}
+	c.Start(t)
+	conn, err = pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var x int
+	if err := conn.QueryRow(ctx, "SELECT x FROM t").Scan(&x); err != nil || x != 42 {
+		t.Fatalf("after the restart: x = %d (%v), want 42", x, err)
+	}
+}

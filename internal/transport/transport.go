@@ -38,8 +38,11 @@ type Submitter struct {
 	Restrict func(ctx context.Context, r *directory.RestrictedSender) error
 	// Pacer releases a mailbox's messages at no more than 30 per minute.
 	Pacer *limits.Pacer
-	Log   *slog.Logger
-	Now   func() time.Time
+	// Limits, when set, counts instead of Recipients and Pacer: the
+	// store's counters in the database when several nodes share it.
+	Limits limits.Sending
+	Log    *slog.Logger
+	Now    func() time.Time
 	// Queued, when set, is told that outbound work was committed, so the
 	// delivery workers start on it without waiting for their next poll.
 	Queued func()
@@ -94,6 +97,7 @@ func (s *Submitter) Submit(ctx context.Context, in *Submission) *reply.Reply {
 	head, messageID := s.finishHeaders(in, now)
 
 	releaseAt := now
+	var reservation limits.Reservation
 	var alert policy.OutboundSpamVerdict
 	n := limits.Count{Internal: in.Counts.Internal, External: in.Counts.External}
 	if mb := in.AuthMailbox; mb != nil {
@@ -109,7 +113,7 @@ func (s *Submitter) Submit(ctx context.Context, in *Submission) *reply.Reply {
 		// The recipient rate limit and the outbound spam policy are judged
 		// on the same counts, in one step with recording them, so that
 		// concurrent submissions cannot both slip under a limit.
-		ok, _ := s.Recipients.Reserve(mb.ID, n, now, func(u limits.Usage) bool {
+		res, err := s.sending().Reserve(ctx, mb.ID, n, now, func(u limits.Usage) bool {
 			// The recipient rate limit counts envelope recipients; the
 			// message is refused outright when it would take the mailbox
 			// past 10,000 in the last 24 hours ("can't send until the
@@ -122,6 +126,15 @@ func (s *Submitter) Submit(ctx context.Context, in *Submission) *reply.Reply {
 			spam = policy.JudgeOutboundSpam(pol, used, in.Counts, in.Restriction.ReleasedToday(now), now)
 			return !spam.Block
 		})
+		if err != nil {
+			// The shared counters are out of reach (the database is down):
+			// a temporary failure, which the client retries; never a
+			// message accepted without its limits.
+			s.Log.Error("sending limits unavailable", "session", in.SessionID, "mailbox", mb.PrimarySmtpAddress, "err", err)
+			return reply.StorageUnavailable
+		}
+		ok := res.OK
+		reservation = res
 		if !ok && rrl {
 			return reply.SubmissionQuotaExceeded
 		}
@@ -135,7 +148,7 @@ func (s *Submitter) Submit(ctx context.Context, in *Submission) *reply.Reply {
 			metrics.OutboundSpamThreshold.WithLabelValues(spam.Action, "alert").Inc()
 		}
 		// Over 30 messages a minute are accepted and held back, never refused.
-		releaseAt = s.Pacer.Admit(mb.ID, now)
+		releaseAt = res.ReleaseAt
 	}
 
 	sub := &store.Submission{
@@ -191,8 +204,8 @@ func (s *Submitter) Submit(ctx context.Context, in *Submission) *reply.Reply {
 		}
 	}
 	if err := s.Store.Commit(ctx, sub); err != nil {
-		if in.AuthMailbox != nil {
-			s.Recipients.Release(in.AuthMailbox.ID, n, now)
+		if reservation.OK {
+			s.sending().Release(context.WithoutCancel(ctx), reservation)
 		}
 		s.Log.Error("commit failed", "session", in.SessionID, "message_id", messageID, "err", err)
 		return reply.StorageUnavailable
@@ -203,6 +216,14 @@ func (s *Submitter) Submit(ctx context.Context, in *Submission) *reply.Reply {
 	s.Log.Info("accepted", "session", in.SessionID, "message_id", messageID, "id", sub.ID, "from", sub.EnvelopeFrom, "rcpts", len(in.Recipients),
 		"local", len(sub.Local), "remote", len(sub.Remote), "size", int64(len(head))+in.Message.Size(), "paced_until", paced(releaseAt, now))
 	return reply.Accepted(messageID, s.Hostname)
+}
+
+// sending is the counter the limits are judged on.
+func (s *Submitter) sending() limits.Sending {
+	if s.Limits != nil {
+		return s.Limits
+	}
+	return limits.Memory{Recipients: s.Recipients, Pacer: s.Pacer}
 }
 
 // restrict refuses a message the outbound spam policy blocks, and puts its

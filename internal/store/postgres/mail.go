@@ -100,6 +100,9 @@ func (s *Store) commitBatch(batch []*pendingCommit) {
 	// The blobs were committed before (prepareBody): a row never refers
 	// to a body that is not durable.
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := lockBatchFolders(ctx, tx, batch); err != nil {
+			return err
+		}
 		for _, p := range batch {
 			if err := insertSubmission(ctx, tx, p.sub, p.blob, p.size); err != nil {
 				return err
@@ -133,6 +136,36 @@ func (s *Store) commitBatch(batch []*pendingCommit) {
 		}
 		p.done <- err
 	}
+}
+
+// lockBatchFolders locks every folder a batch files into, in the order of
+// their IDs, before anything is filed. Filing locks a folder's row (for
+// its next UID); batches of several nodes filing in submission order
+// would lock the same folders in different orders (one sender's Sent
+// Items, then a shared recipient's Inbox, on one node; the reverse on
+// another) and deadlock, each deadlock costing PostgreSQL's
+// deadlock_timeout (1 s) before one batch is aborted and run again. In
+// one global order, batches wait for each other instead.
+func lockBatchFolders(ctx context.Context, tx *sql.Tx, batch []*pendingCommit) error {
+	var mailboxes []int64
+	var names []string
+	for _, p := range batch {
+		if p.sub.SentItems != 0 {
+			mailboxes, names = append(mailboxes, p.sub.SentItems), append(names, store.SentItems)
+		}
+		for _, d := range p.sub.Local {
+			if !d.NotBefore.After(p.sub.ReceivedAt) {
+				mailboxes, names = append(mailboxes, d.Mailbox), append(names, d.Folder)
+			}
+		}
+	}
+	if len(mailboxes) < 2 {
+		return nil // one folder: nothing to order
+	}
+	_, err := tx.ExecContext(ctx, `SELECT f.id FROM folders f
+		JOIN unnest($1::bigint[], $2::text[]) AS w(mailbox_id, name) ON f.mailbox_id = w.mailbox_id AND f.name = w.name
+		ORDER BY f.id FOR UPDATE OF f`, mailboxes, names)
+	return err
 }
 
 // insertSubmission writes a message row with its items; blob is the rest

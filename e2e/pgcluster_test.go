@@ -1,0 +1,341 @@
+package e2e
+
+import (
+	"encoding/base64"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"postern.dev/postern/internal/testpg"
+	"postern.dev/postern/internal/testsmtp"
+)
+
+// pgCluster is several postern serve nodes sharing one PostgreSQL
+// database, each on its own data directory and the first node's secret key.
+type pgCluster struct {
+	url   string
+	nodes []*instance
+}
+
+// newPGCluster sets up contoso.com and the mailbox scanner@contoso.com
+// (SMTP AUTH on) in a fresh database, then starts n nodes on it.
+func newPGCluster(t *testing.T, n int, extra ...string) *pgCluster {
+	t.Helper()
+	return newPGClusterOn(t, testpg.New(t), n, extra...)
+}
+
+// newPGClusterOn is newPGCluster on a database the test made.
+func newPGClusterOn(t *testing.T, url string, n int, extra ...string) *pgCluster {
+	t.Helper()
+	first := t.TempDir()
+	pgAdmin(t, first, url, "New-AcceptedDomain", "-Name", "contoso.com", "-DomainName", "contoso.com", "-DomainType", "Authoritative")
+	pgAdmin(t, first, url, "New-Mailbox", "-Name", "scanner", "-PrimarySmtpAddress", "scanner@contoso.com", "-Password", "Scan-Pass-1")
+	pgAdmin(t, first, url, "Set-CASMailbox", "-Identity", "scanner@contoso.com", "-SmtpClientAuthenticationDisabled", "$false")
+	pgAdmin(t, first, url, "New-Mailbox", "-Name", "sean", "-PrimarySmtpAddress", "sean@contoso.com", "-Password", "Sean-Pass-1")
+	c := &pgCluster{url: url}
+	for i := range n {
+		data := first
+		if i > 0 {
+			data = t.TempDir()
+		}
+		args := append([]string{"--store", url, "--secret-key-file", filepath.Join(first, "secret.key")}, extra...)
+		in := &instance{t: t, data: data, extra: args}
+		in.start()
+		c.nodes = append(c.nodes, in)
+	}
+	return c
+}
+
+// admin runs a cmdlet through node i's admin socket.
+func (c *pgCluster) admin(t *testing.T, i int, args ...string) string {
+	t.Helper()
+	return pgAdmin(t, c.nodes[i].data, c.url, args...)
+}
+
+// authReply connects to a node's implicit-TLS submission port and returns
+// the reply to AUTH PLAIN.
+func authReply(t *testing.T, in *instance, user, password string) string {
+	t.Helper()
+	c := dialTLS(t, in.addrs["submissions"], in.tlsConfig())
+	defer c.conn.Close()
+	c.expect("EHLO scanner.contoso.com", "250")
+	return c.do("AUTH PLAIN " + base64.StdEncoding.EncodeToString([]byte("\x00"+user+"\x00"+password)))
+}
+
+// TestPGClusterDirectoryChange: Set-CASMailbox run on node A turns SMTP
+// AUTH off for a mailbox, and the next AUTH on node C is refused with
+// Exchange's 5.7.139 (and accepted again after the reverse change): node C
+// hears the change by LISTEN/NOTIFY, with no restart and no admin action
+// of its own. The time from the cmdlet's return to the first refused AUTH
+// is logged; the issue's bound is one second.
+func TestPGClusterDirectoryChange(t *testing.T) {
+	c := newPGCluster(t, 3)
+	a, nodeC := 0, c.nodes[2]
+	if r := authReply(t, nodeC, "scanner@contoso.com", "Scan-Pass-1"); !strings.HasPrefix(r, "235 ") {
+		t.Fatalf("AUTH on node C before the change: %q", r)
+	}
+	for _, step := range []struct {
+		disabled, want string
+	}{{"$true", "535 5.7.139"}, {"$false", "235 "}} {
+		c.admin(t, a, "Set-CASMailbox", "-Identity", "scanner@contoso.com", "-SmtpClientAuthenticationDisabled", step.disabled)
+		changed := time.Now()
+		var last string
+		if !waitUntil(30*time.Second, func() bool {
+			last = authReply(t, nodeC, "scanner@contoso.com", "Scan-Pass-1")
+			return strings.HasPrefix(last, step.want)
+		}) {
+			t.Fatalf("node C still answers %q 30 s after Set-CASMailbox -SmtpClientAuthenticationDisabled %s on node A; want %s\nnode C log:\n%s",
+				last, step.disabled, step.want, nodeC.log.String())
+		}
+		latency := time.Since(changed)
+		t.Logf("-SmtpClientAuthenticationDisabled %s on node A seen by AUTH on node C after %v", step.disabled, latency.Round(time.Millisecond))
+		if latency > time.Second {
+			t.Logf("note: over the one-second bound (a loaded machine?)")
+		}
+	}
+}
+
+var acceptedLine = regexp.MustCompile(`time=(\S+) level=INFO msg=accepted .*paced_until=(\S*)`)
+
+// TestPGClusterPacing: a mailbox's 30 messages a minute hold when its
+// messages arrive through two nodes at once: of 70 messages (35 through
+// each node), at most 30 per calendar minute of arrival are released at
+// once, the rest are paced (accepted, held back), as Exchange does; with
+// each node counting alone, 60 could go at once.
+func TestPGClusterPacing(t *testing.T) {
+	c := newPGCluster(t, 2)
+	var wg sync.WaitGroup
+	clients := map[*instance]*smtpClient{}
+	for _, in := range c.nodes {
+		s := dialTLS(t, in.addrs["submissions"], in.tlsConfig())
+		s.expect("EHLO scanner.contoso.com", "250")
+		s.expect("AUTH PLAIN "+base64.StdEncoding.EncodeToString([]byte("\x00scanner@contoso.com\x00Scan-Pass-1")), "235 ")
+		clients[in] = s
+	}
+	for _, in := range c.nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := clients[in]
+			for i := range 35 {
+				s.conn.SetDeadline(time.Now().Add(30 * time.Second))
+				if r := s.send("scanner@contoso.com", []string{"sean@contoso.com"}, message("scanner@contoso.com", "sean@contoso.com", fmt.Sprint("paced ", i))); !strings.HasPrefix(r, "250 ") {
+					t.Errorf("message %d through %s: %q", i, in.addrs["submissions"], r)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	immediate := map[string]int{} // by minute of arrival
+	paced := 0
+	for _, in := range c.nodes {
+		for _, m := range acceptedLine.FindAllStringSubmatch(in.log.String(), -1) {
+			if m[2] == `""` || m[2] == "" {
+				immediate[m[1][:16]]++ // 2006-01-02T15:04
+			} else {
+				paced++
+			}
+		}
+	}
+	total := paced
+	for minute, n := range immediate {
+		total += n
+		if n > 30 {
+			t.Errorf("%d messages released at once in the minute %s; want at most 30", n, minute)
+		}
+	}
+	if total != 70 {
+		t.Fatalf("%d accepted lines in the nodes' logs, want 70", total)
+	}
+	if paced < 70-30*len(immediate) {
+		t.Errorf("%d of 70 messages paced over %d minutes of arrival; want at least %d", paced, len(immediate), 70-30*len(immediate))
+	}
+	t.Logf("released at once per minute: %v; paced: %d", immediate, paced)
+}
+
+// TestPGClusterOutage: PostgreSQL stops for about ten seconds while two
+// nodes take submissions. Meanwhile the nodes answer 451 4.3.0 (the client
+// keeps the message and retries), never 250 for a message they could not
+// store; when the database is back they take submissions again by
+// themselves, and every message acknowledged with 250, before, during or
+// after the outage, is in the database.
+func TestPGClusterOutage(t *testing.T) {
+	pg := testpg.NewCluster(t)
+	url := pg.NewDatabase(t)
+	c := newPGClusterOn(t, url, 2)
+	load := startLoad(c.nodes, 4, "sean@contoso.com")
+	defer load.finish()
+	if !waitUntil(60*time.Second, func() bool { n, _ := load.counts(); return n >= 20 }) {
+		t.Fatalf("no load before the outage: %v", load.errs)
+	}
+	pg.Stop(t)
+	down := time.Now()
+	if !waitUntil(60*time.Second, func() bool { _, o := load.counts(); return o["451 4.3.0"] > 0 }) {
+		_, o := load.counts()
+		t.Fatalf("no 451 4.3.0 while PostgreSQL is down; replies %v, errors %v", o, load.errs)
+	}
+	ackedDown, _ := load.counts()
+	// The outage itself lasts ten seconds (the scenario, not a wait for
+	// a result).
+	time.Sleep(10*time.Second - time.Since(down))
+	pg.Start(t)
+	up := time.Now()
+	if !waitUntil(60*time.Second, func() bool { n, _ := load.counts(); return n >= ackedDown+20 }) {
+		n, o := load.counts()
+		t.Fatalf("the nodes did not recover: %d acknowledged (%d when the database stopped), replies %v, errors %v\nnode log:\n%s",
+			n, ackedDown, o, load.errs, c.nodes[0].log.String())
+	}
+	t.Logf("submissions acknowledged again %v after PostgreSQL restarted", time.Since(up).Round(time.Millisecond))
+	load.finish()
+	acked, other := load.counts()
+	for r := range other {
+		if r != "451 4.3.0" {
+			t.Errorf("a reply other than 250 and 451 4.3.0: %q (%d)", r, other[r])
+		}
+	}
+	stored := storedSubjects(t, url)
+	lost := 0
+	for _, s := range load.acked {
+		if stored[s] == 0 {
+			lost++
+			if lost < 5 {
+				t.Errorf("acknowledged but not stored: %q", s)
+			}
+		}
+	}
+	t.Logf("%d acknowledged, %d answered 451 4.3.0, %d lost; connection failures: %d", acked, other["451 4.3.0"], lost, len(load.errs))
+}
+
+// TestPGClusterKillNode: three nodes share one database and deliver to a
+// loopback receiver. Six senders submit through all three nodes; one node
+// is killed with SIGKILL under load and started again (its leases on
+// outbound items are released at start; without a restart they expire).
+// Every message acknowledged with 250 reaches the receiver, and none
+// twice. (A duplicate remains possible in one narrow window, which SMTP
+// cannot close: the kill landing between the receiver's 250 and the
+// commit of that outcome; the test names any duplicate it sees.)
+func TestPGClusterKillNode(t *testing.T) {
+	out := newOutside(t, testsmtp.Config{})
+	c := newPGCluster(t, 3, out.flags(t)...)
+	var users []string
+	for i := range 6 {
+		u := fmt.Sprintf("sender%d@contoso.com", i)
+		c.admin(t, 0, "New-Mailbox", "-Name", fmt.Sprint("sender", i), "-PrimarySmtpAddress", u, "-Password", "Scan-Pass-1")
+		c.admin(t, 0, "Set-CASMailbox", "-Identity", u, "-SmtpClientAuthenticationDisabled", "$false")
+		users = append(users, u)
+	}
+	// 25 messages per sender: under 30 a minute, so that pacing holds
+	// none back and the test waits for delivery, not for the pacer.
+	const perWorker = 25
+	load := startLoadAs(c.nodes, 6, users, "rcpt@fabrikam.example", perWorker)
+	defer load.finish()
+	if !waitUntil(60*time.Second, func() bool { n, _ := load.counts(); return n >= 40 }) {
+		t.Fatalf("no load: %v", load.errs)
+	}
+	victim := c.nodes[1]
+	victim.kill()
+	killedAt, _ := load.counts()
+	// Workers 0, 2, 3 and 5 submit through the live nodes 0 and 2.
+	if !waitUntil(120*time.Second, func() bool {
+		return load.ackedBy(0) >= perWorker && load.ackedBy(2) >= perWorker && load.ackedBy(3) >= perWorker && load.ackedBy(5) >= perWorker
+	}) {
+		n, o := load.counts()
+		t.Fatalf("the live nodes stopped taking mail: %d acknowledged, replies %v, errors %v", n, o, load.errs)
+	}
+	load.finish()
+	victim.start()
+	acked, other := load.counts()
+
+	want := map[string]bool{}
+	for _, s := range load.acked {
+		want[s] = true
+	}
+	subjects := func() map[string]int {
+		got := map[string]int{}
+		for _, m := range out.mx.Messages() {
+			for _, line := range strings.Split(string(m.Data), "\n") {
+				if s, ok := strings.CutPrefix(strings.TrimSpace(line), "Subject: "); ok {
+					got[s]++
+					break
+				}
+			}
+		}
+		return got
+	}
+	var got map[string]int
+	if !waitUntil(180*time.Second, func() bool {
+		got = subjects()
+		for s := range want {
+			if got[s] == 0 {
+				return false
+			}
+		}
+		return true
+	}) {
+		missing := 0
+		for s := range want {
+			if got[s] == 0 {
+				missing++
+			}
+		}
+		t.Fatalf("%d of %d acknowledged messages never reached the receiver\nrestarted node log:\n%s", missing, len(want), victim.log.String())
+	}
+	twice := 0
+	for s, n := range got {
+		if n > 1 {
+			twice++
+			t.Logf("delivered %d times: %q", n, s)
+		}
+	}
+	t.Logf("%d acknowledged (%d when node B was killed), %d other replies %v, %d connection failures; %d delivered, %d of them more than once",
+		acked, killedAt, len(other), other, len(load.errs), len(got), twice)
+	if twice > 0 {
+		t.Errorf("%d messages delivered more than once", twice)
+	}
+}
+
+// TestPGMigrate: postern migrate copies a single-node installation (its
+// server stopped) into PostgreSQL and verifies the copy by counts and by
+// message trace; a node on PostgreSQL then signs the mailbox in with its
+// old password and traces its old message. A running node's directory is
+// refused.
+func TestPGMigrate(t *testing.T) {
+	in := newInstance(t)
+	user := in.mailbox("scanner", "Scan-Pass-1")
+	in.start()
+	c := dialTLS(t, in.addrs["submissions"], in.tlsConfig())
+	c.expect("EHLO scanner.contoso.com", "250")
+	c.expect("AUTH PLAIN "+base64.StdEncoding.EncodeToString([]byte("\x00"+user+"\x00Scan-Pass-1")), "235 ")
+	if r := c.send(user, []string{user}, message(user, user, "Before the move")); !strings.HasPrefix(r, "250 ") {
+		t.Fatalf("send: %q", r)
+	}
+	url := testpg.New(t)
+	if out, err := exec.Command(binary, "migrate", "--from", "sqlite:"+in.data, "--to", url).CombinedOutput(); err == nil || !strings.Contains(string(out), "stop its server first") {
+		t.Fatalf("migrate from a running node's directory: %v\n%s", err, out)
+	}
+	in.stop()
+	out, err := exec.Command(binary, "migrate", "--from", "sqlite:"+in.data, "--to", url).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "message trace: the same 1 messages in both stores") {
+		t.Fatalf("migrate: %v\n%s", err, out)
+	}
+	t.Logf("postern migrate:\n%s", out)
+
+	node := &instance{t: t, data: t.TempDir(), extra: []string{"--store", url, "--secret-key-file", filepath.Join(in.data, "secret.key")}}
+	node.start()
+	if r := authReply(t, node, user, "Scan-Pass-1"); !strings.HasPrefix(r, "235 ") {
+		t.Fatalf("AUTH on the PostgreSQL node: %q", r)
+	}
+	trace := pgAdmin(t, node.data, url, "shell", "-c", "Get-MessageTrace -SenderAddress "+user+" | Format-List Subject")
+	if !strings.Contains(trace, "Before the move") {
+		t.Errorf("Get-MessageTrace on the PostgreSQL node:\n%s", trace)
+	}
+}
