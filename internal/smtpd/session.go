@@ -324,8 +324,8 @@ func (s *session) mail(from string, opts *smtp.MailOptions) error {
 		}
 		return r.Reply
 	}
+	s.Reset()
 	s.from, s.declaredSize = a, size
-	s.recipients, s.verdicts, s.seen, s.perOrg, s.throttled, s.overLimit, s.deferred = nil, nil, nil, nil, nil, 0, nil
 	return nil
 }
 
@@ -653,7 +653,8 @@ func (s *session) signIn() string {
 	return ""
 }
 
-// Reset ends the transaction (RSET, or after DATA).
+// Reset ends the transaction (RSET, after DATA, or a new MAIL FROM):
+// every field a transaction fills is cleared here, in one place.
 func (s *session) Reset() {
 	s.from, s.recipients, s.verdicts, s.declaredSize = address.Address{}, nil, nil, 0
 	s.seen, s.perOrg, s.throttled, s.overLimit, s.deferred = nil, nil, nil, 0, nil
