@@ -253,6 +253,17 @@ func TestPGClusterKillNode(t *testing.T) {
 	victim := c.nodes[1]
 	victim.kill()
 	killedAt, _ := load.counts()
+	// What the receiver had when node B died. A delivery B made (the
+	// receiver said 250) but had not yet recorded when it was killed is
+	// made again after its leases are freed: SMTP has no two-phase
+	// commit, so a crash in that window repeats a delivery (at-least-once,
+	// as Postfix). Such a message's first copy is already here; a message
+	// first delivered after the kill and delivered twice was delivered
+	// twice by live nodes, which must never happen.
+	beforeKill := map[string]bool{}
+	for s := range subjectsOf(out.mx.Messages()) {
+		beforeKill[s] = true
+	}
 	// Workers 0, 2, 3 and 5 submit through the live nodes 0 and 2.
 	if !waitUntil(120*time.Second, func() bool {
 		return load.ackedBy(0) >= perWorker && load.ackedBy(2) >= perWorker && load.ackedBy(3) >= perWorker && load.ackedBy(5) >= perWorker
@@ -268,18 +279,7 @@ func TestPGClusterKillNode(t *testing.T) {
 	for _, s := range load.acked {
 		want[s] = true
 	}
-	subjects := func() map[string]int {
-		got := map[string]int{}
-		for _, m := range out.mx.Messages() {
-			for _, line := range strings.Split(string(m.Data), "\n") {
-				if s, ok := strings.CutPrefix(strings.TrimSpace(line), "Subject: "); ok {
-					got[s]++
-					break
-				}
-			}
-		}
-		return got
-	}
+	subjects := func() map[string]int { return subjectsOf(out.mx.Messages()) }
 	var got map[string]int
 	if !waitUntil(180*time.Second, func() bool {
 		got = subjects()
@@ -298,17 +298,21 @@ func TestPGClusterKillNode(t *testing.T) {
 		}
 		t.Fatalf("%d of %d acknowledged messages never reached the receiver\nrestarted node log:\n%s", missing, len(want), victim.log.String())
 	}
-	twice := 0
+	twice, window := 0, 0
 	for s, n := range got {
-		if n > 1 {
+		switch {
+		case n > 2 || (n == 2 && !beforeKill[s]):
 			twice++
-			t.Logf("delivered %d times: %q", n, s)
+			t.Logf("delivered %d times by live nodes: %q", n, s)
+		case n == 2:
+			window++
+			t.Logf("delivered again after the kill (node B's delivery was not yet recorded): %q", s)
 		}
 	}
-	t.Logf("%d acknowledged (%d when node B was killed), %d other replies %v, %d connection failures; %d delivered, %d of them more than once",
-		acked, killedAt, len(other), other, len(load.errs), len(got), twice)
+	t.Logf("%d acknowledged (%d when node B was killed), %d other replies %v, %d connection failures; %d delivered, %d repeated from the kill window, %d more than once by live nodes",
+		acked, killedAt, len(other), other, len(load.errs), len(got), window, twice)
 	if twice > 0 {
-		t.Errorf("%d messages delivered more than once", twice)
+		t.Errorf("%d messages delivered more than once by live nodes", twice)
 	}
 }
 
@@ -347,4 +351,18 @@ func TestPGMigrate(t *testing.T) {
 	if !strings.Contains(trace, "Before the move") {
 		t.Errorf("Get-MessageTrace on the PostgreSQL node:\n%s", trace)
 	}
+}
+
+// subjectsOf counts the receiver's messages by Subject.
+func subjectsOf(msgs []testsmtp.Message) map[string]int {
+	got := map[string]int{}
+	for _, m := range msgs {
+		for _, line := range strings.Split(string(m.Data), "\n") {
+			if s, ok := strings.CutPrefix(strings.TrimSpace(line), "Subject: "); ok {
+				got[s]++
+				break
+			}
+		}
+	}
+	return got
 }
