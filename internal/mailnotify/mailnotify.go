@@ -6,8 +6,8 @@
 // A signal carries no content, only "look again": readers keep their own
 // state and ask the store what changed, so a lost, merged or spurious
 // signal costs at most one cheap query. That is also what lets a store
-// shared by several nodes feed the Hub later (from PostgreSQL's
-// LISTEN/NOTIFY, say) through the same Notifier interface.
+// shared by several nodes feed the Hub from the other nodes' changes
+// (the PostgreSQL store relays them by LISTEN/NOTIFY).
 package mailnotify
 
 import "sync"
@@ -93,6 +93,21 @@ func (h *Hub) Notify(mailboxes ...int64) {
 			select {
 			case s.c <- struct{}{}:
 			default: // one signal is already pending
+			}
+		}
+	}
+}
+
+// NotifyAll wakes every subscription: for when signals may have been
+// missed (a listener of another node's changes that reconnected).
+func (h *Hub) NotifyAll() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, m := range h.subs {
+		for s := range m {
+			select {
+			case s.c <- struct{}{}:
+			default:
 			}
 		}
 	}

@@ -42,3 +42,18 @@ func TestSignalsMergeAndNeverBlock(t *testing.T) {
 	}
 	h.Notify(7) // no subscribers: fine
 }
+
+func TestNotifyAllWakesEverySubscription(t *testing.T) {
+	h := New()
+	subs := []*Subscription{h.Watch(1), h.Watch(1), h.Watch(2)}
+	h.NotifyAll()
+	h.NotifyAll() // merges, never blocks
+	for i, s := range subs {
+		select {
+		case <-s.C:
+		default:
+			t.Fatalf("subscription %d not woken", i)
+		}
+		s.Close()
+	}
+}

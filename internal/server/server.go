@@ -409,6 +409,9 @@ func (s *Server) start(ctx context.Context) error {
 	if w, ok := s.store.(store.DirectoryWatcher); ok {
 		s.watchDirectory(w)
 	}
+	if r, ok := s.store.(store.MailboxChangeRelay); ok {
+		s.relayMailboxChanges(r)
+	}
 	s.wg.Add(4)
 	go s.background()
 	go func() {

@@ -262,6 +262,16 @@ type DirectoryWatcher interface {
 	WatchDirectory(ctx context.Context, changed func(all bool, tables []string))
 }
 
+// MailboxChangeRelay is implemented by a store several nodes share
+// (PostgreSQL): RelayMailboxChanges announces the mailboxes whose folders
+// this node's commits changed to the other nodes, and wakes this node's
+// watchers (store.Watch: IMAP IDLE) for the changes the others announce,
+// until ctx ends. The SQLite store has no such method: one node wakes its
+// own watchers.
+type MailboxChangeRelay interface {
+	RelayMailboxChanges(ctx context.Context)
+}
+
 // HopStats is the outbound queue's backlog for one next hop.
 type HopStats struct {
 	NextHop string

@@ -88,7 +88,7 @@ type sizeEntry struct {
 // again, and sessions watching them (IMAP IDLE) are woken.
 func (s *Store) changed(mailboxes ...int64) {
 	s.sizes.forget(mailboxes...)
-	s.hub.Notify(mailboxes...)
+	s.notifyMailboxes(mailboxes...)
 }
 
 // grow adds bytes to the cached size of each mailbox, once per

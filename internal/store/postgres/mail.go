@@ -127,7 +127,7 @@ func (s *Store) commitBatch(batch []*pendingCommit) {
 			s.sizes.grow(p.size, filed...)
 			touched = append(touched, filed...)
 		}
-		s.hub.Notify(touched...)
+		s.notifyMailboxes(touched...)
 	}
 	for _, p := range batch {
 		if err != nil {

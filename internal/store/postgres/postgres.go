@@ -35,6 +35,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -57,6 +58,9 @@ type Store struct {
 	w, r *sql.DB
 
 	hub *mailnotify.Hub
+	// relay, while RelayMailboxChanges runs, takes the mailboxes this
+	// node's commits changed to announce them to the other nodes.
+	relay atomic.Pointer[mailboxRelay]
 
 	commits chan *pendingCommit
 	closing chan struct{}
