@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"postern.dev/postern/internal/metrics"
 	"postern.dev/postern/internal/store"
 )
@@ -96,20 +98,9 @@ func (s *Store) drain() {
 }
 
 func (s *Store) commitBatch(batch []*pendingCommit) {
-	ctx := context.Background()
 	// The blobs were committed before (prepareBody): a row never refers
 	// to a body that is not durable.
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		if err := lockBatchFolders(ctx, tx, batch); err != nil {
-			return err
-		}
-		for _, p := range batch {
-			if err := insertSubmission(ctx, tx, p.sub, p.blob, p.size); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	err := s.commitPipelined(context.Background(), batch)
 	if err != nil && len(batch) > 1 {
 		// One bad submission must not fail its neighbours: retry each alone.
 		for _, p := range batch {
@@ -138,15 +129,106 @@ func (s *Store) commitBatch(batch []*pendingCommit) {
 	}
 }
 
-// lockBatchFolders locks every folder a batch files into, in the order of
+// commitPipelined writes a batch in one transaction of four round trips
+// to the database, whatever its size: BEGIN; the batch's message IDs,
+// drawn from the sequence at once; every statement of every submission
+// sent as one pipeline (pgx.Batch), which PostgreSQL runs in order; and
+// COMMIT. Written one statement at a time, each message cost about eight
+// round trips (its row, body, events, each filing and queue item) while
+// the batch held its folders' locks; on a database across a network, or
+// sharing the cores with the node, those waits were most of a commit.
+// A deadlock or serialisation failure runs the transaction again, as
+// inTx does.
+func (s *Store) commitPipelined(ctx context.Context, batch []*pendingCommit) error {
+	for attempt := 1; ; attempt++ {
+		err := s.tryPipelined(ctx, batch)
+		if c := pgCode(err); (c == deadlockDetected || c == serializationFail) && attempt < maxTxAttempts {
+			continue
+		}
+		return internal(err)
+	}
+}
+
+func (s *Store) tryPipelined(ctx context.Context, batch []*pendingCommit) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(ctx) // after Commit, a no-op
+	ids, err := reserveMessageIDs(ctx, tx, len(batch))
+	if err != nil {
+		return err
+	}
+	var stmts []statement
+	if lock, ok := batchFolderLock(batch); ok {
+		stmts = append(stmts, lock)
+	}
+	for i, p := range batch {
+		p.sub.ID = ids[i]
+		stmts = append(stmts, submissionStatements(p.sub, p.blob, p.size)...)
+	}
+	b := &pgx.Batch{}
+	for _, st := range stmts {
+		b.Queue(st.sql, st.args...)
+	}
+	br := tx.SendBatch(ctx, b)
+	for _, st := range stmts {
+		tag, err := br.Exec()
+		if err == nil {
+			err = st.check(tag.RowsAffected())
+		}
+		if err != nil {
+			br.Close()
+			return err
+		}
+	}
+	if err := br.Close(); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
+}
+
+// reserveMessageIDs draws n message IDs from the messages table's
+// sequence in one round trip, so that every statement of a batch can name
+// its message without waiting for an INSERT ... RETURNING.
+func reserveMessageIDs(ctx context.Context, tx pgx.Tx, n int) ([]int64, error) {
+	rows, err := tx.Query(ctx, `SELECT nextval(pg_get_serial_sequence('messages', 'id')) FROM generate_series(1, $1)`, n)
+	if err != nil {
+		return nil, err
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err == nil && len(ids) != n {
+		err = fmt.Errorf("the messages sequence gave %d IDs, want %d", len(ids), n)
+	}
+	return ids, err
+}
+
+// statement is one SQL statement of a submission, with its arguments.
+// filing names the folder a filing statement puts an item into: it must
+// change exactly one row, none meaning the folder is gone.
+type statement struct {
+	sql    string
+	args   []any
+	filing string
+}
+
+func (st statement) check(rows int64) error {
+	if st.filing != "" && rows != 1 {
+		return errors.New("folder " + st.filing + " of mailbox not found")
+	}
+	return nil
+}
+
+// batchFolderLock locks every folder a batch files into, in the order of
 // their IDs, before anything is filed. Filing locks a folder's row (for
 // its next UID); batches of several nodes filing in submission order
 // would lock the same folders in different orders (one sender's Sent
 // Items, then a shared recipient's Inbox, on one node; the reverse on
 // another) and deadlock, each deadlock costing PostgreSQL's
 // deadlock_timeout (1 s) before one batch is aborted and run again. In
-// one global order, batches wait for each other instead.
-func lockBatchFolders(ctx context.Context, tx *sql.Tx, batch []*pendingCommit) error {
+// one global order, batches wait for each other instead. ok is false when
+// the batch files into fewer than two folders: nothing to order.
+func batchFolderLock(batch []*pendingCommit) (statement, bool) {
 	var mailboxes []int64
 	var names []string
 	for _, p := range batch {
@@ -160,18 +242,40 @@ func lockBatchFolders(ctx context.Context, tx *sql.Tx, batch []*pendingCommit) e
 		}
 	}
 	if len(mailboxes) < 2 {
-		return nil // one folder: nothing to order
+		return statement{}, false
 	}
-	_, err := tx.ExecContext(ctx, `SELECT f.id FROM folders f
+	return statement{sql: `SELECT f.id FROM folders f
 		JOIN unnest($1::bigint[], $2::text[]) AS w(mailbox_id, name) ON f.mailbox_id = w.mailbox_id AND f.name = w.name
-		ORDER BY f.id FOR UPDATE OF f`, mailboxes, names)
-	return err
+		ORDER BY f.id FOR UPDATE OF f`, args: []any{mailboxes, names}}, true
 }
 
-// insertSubmission writes a message row with its items; blob is the rest
-// of its body (0 when message_bodies holds all of it), size its whole
-// size.
+// insertSubmission writes a message row with its items one statement at
+// a time, within tx (for the notices the outbound queue generates); blob
+// is the rest of its body (0 when message_bodies holds all of it), size
+// its whole size. It sets sub.ID.
 func insertSubmission(ctx context.Context, tx *sql.Tx, sub *store.Submission, blob int64, size int64) error {
+	if err := tx.QueryRowContext(ctx, `SELECT nextval(pg_get_serial_sequence('messages', 'id'))`).Scan(&sub.ID); err != nil {
+		return err
+	}
+	for _, st := range submissionStatements(sub, blob, size) {
+		res, err := tx.ExecContext(ctx, st.sql, st.args...)
+		if err != nil {
+			return err
+		}
+		n, _ := res.RowsAffected()
+		if err := st.check(n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// submissionStatements are the statements that store sub, whose ID is
+// drawn already: its message row and body, its trace events, the copy in
+// the sender's Sent Items, its local deliveries (filed now, or queued
+// until paced) and its outbound queue items. The one list serves the
+// pipelined commit and insertSubmission alike.
+func submissionStatements(sub *store.Submission, blob int64, size int64) []statement {
 	var bodyBlob any
 	if blob != 0 {
 		bodyBlob = blob
@@ -180,54 +284,46 @@ func insertSubmission(ctx context.Context, tx *sql.Tx, sub *store.Submission, bl
 	if sub.AuthMailbox != 0 {
 		auth = sub.AuthMailbox
 	}
-	err := tx.QueryRowContext(ctx, `INSERT INTO messages (org_id, message_id, subject, received_at, envelope_from,
-		auth_mailbox, client_ip, recipients, size, body_blob, inbound_connector, auth_protocol, tls_version, session_id, external_recipients)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id`,
-		sub.OrgID, sub.MessageID, sub.Subject, nanos(sub.ReceivedAt), sub.EnvelopeFrom, auth, sub.ClientIP,
-		sub.Recipients, size, bodyBlob, sub.InboundConnector, sub.AuthProtocol, sub.TLSVersion, sub.SessionID, sub.ExternalRecipients).Scan(&sub.ID)
-	if err != nil {
-		return err
-	}
-	if _, err := tx.ExecContext(ctx, "INSERT INTO message_bodies (message, data) VALUES ($1, $2)", sub.ID, nonNilBytes(sub.Body)); err != nil {
-		return err
-	}
 	now := nanos(sub.ReceivedAt)
-	if err := insertEvent(ctx, tx, sub.ID, sub.ReceivedAt, store.EventReceive, "", receiveDetail(sub), ""); err != nil {
-		return err
+	out := []statement{
+		{sql: `INSERT INTO messages (id, org_id, message_id, subject, received_at, envelope_from,
+		auth_mailbox, client_ip, recipients, size, body_blob, inbound_connector, auth_protocol, tls_version, session_id, external_recipients)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
+			args: []any{sub.ID, sub.OrgID, sub.MessageID, sub.Subject, now, sub.EnvelopeFrom, auth, sub.ClientIP,
+				sub.Recipients, size, bodyBlob, sub.InboundConnector, sub.AuthProtocol, sub.TLSVersion, sub.SessionID, sub.ExternalRecipients}},
+		{sql: "INSERT INTO message_bodies (message, data) VALUES ($1, $2)", args: []any{sub.ID, nonNilBytes(sub.Body)}},
+		eventStatement(sub.ID, sub.ReceivedAt, store.EventReceive, "", receiveDetail(sub), ""),
 	}
 	for _, e := range sub.Events {
-		if err := insertEvent(ctx, tx, sub.ID, sub.ReceivedAt, e.Event, e.Recipient, e.Detail, e.RemoteHost); err != nil {
-			return err
-		}
+		out = append(out, eventStatement(sub.ID, sub.ReceivedAt, e.Event, e.Recipient, e.Detail, e.RemoteHost))
 	}
 	if sub.SentItems != 0 {
 		// The sender has read what it sent: Exchange files the copy read.
-		if err := fileItemFlags(ctx, tx, sub.SentItems, store.SentItems, sub.ID, now, flagSeen); err != nil {
-			return err
-		}
+		out = append(out, fileStatement(sub.SentItems, store.SentItems, sub.ID, now, flagSeen, size))
 	}
 	for _, d := range sub.Local {
 		if d.NotBefore.After(sub.ReceivedAt) {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO queue (message, recipient, mailbox_id, folder, not_before)
-				VALUES ($1, $2, $3, $4, $5)`, sub.ID, d.Recipient, d.Mailbox, d.Folder, nanos(d.NotBefore)); err != nil {
-				return err
-			}
+			out = append(out, statement{sql: `INSERT INTO queue (message, recipient, mailbox_id, folder, not_before)
+				VALUES ($1, $2, $3, $4, $5)`, args: []any{sub.ID, d.Recipient, d.Mailbox, d.Folder, nanos(d.NotBefore)}})
 			continue
 		}
-		if err := fileItem(ctx, tx, d.Mailbox, d.Folder, sub.ID, now); err != nil {
-			return err
-		}
-		if err := insertEvent(ctx, tx, sub.ID, sub.ReceivedAt, store.EventDeliver, d.Recipient, "Folder "+d.Folder, ""); err != nil {
-			return err
-		}
+		out = append(out, fileStatement(d.Mailbox, d.Folder, sub.ID, now, 0, size),
+			eventStatement(sub.ID, sub.ReceivedAt, store.EventDeliver, d.Recipient, "Folder "+d.Folder, ""))
 	}
 	for _, d := range sub.Remote {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO queue (message, recipient, folder, not_before)
-			VALUES ($1, $2, '', $3)`, sub.ID, d.Recipient, max(nanos(d.NotBefore), now)); err != nil {
-			return err
-		}
+		out = append(out, statement{sql: `INSERT INTO queue (message, recipient, folder, not_before)
+			VALUES ($1, $2, '', $3)`, args: []any{sub.ID, d.Recipient, max(nanos(d.NotBefore), now)}})
 	}
-	return nil
+	return out
+}
+
+// eventStatement records a message trace event.
+func eventStatement(message int64, at time.Time, event, recipient, detail, remote string) statement {
+	if at.IsZero() {
+		at = time.Now()
+	}
+	return statement{sql: `INSERT INTO trace_events (message, at, event, recipient, detail, remote_host)
+		VALUES ($1, $2, $3, $4, $5, $6)`, args: []any{message, nanos(at), event, recipient, detail, remote}}
 }
 
 // nonNilBytes keeps an empty body from being stored as NULL.
@@ -252,28 +348,29 @@ func receiveDetail(sub *store.Submission) string {
 	return d
 }
 
-// fileItem puts message into a mailbox folder, unread.
+// fileItem puts message into a mailbox folder, unread (its size read
+// from its row).
 func fileItem(ctx context.Context, tx *sql.Tx, mailbox int64, folder string, message, at int64) error {
-	return fileItemFlags(ctx, tx, mailbox, folder, message, at, 0)
-}
-
-// fileItemFlags puts message into a mailbox folder with system flags
-// (sysflag bits), giving it the folder's next UID and a new MODSEQ in the
-// same transaction, so that UIDs are strictly ascending in commit order
-// (RFC 9051 section 2.3.1.1).
-func fileItemFlags(ctx context.Context, tx *sql.Tx, mailbox int64, folder string, message, at int64, sysflags int) error {
-	var folderID, uid, modseq int64
-	err := tx.QueryRowContext(ctx, `UPDATE folders SET uid_next = uid_next + 1, highest_modseq = highest_modseq + 1
-		WHERE mailbox_id = $1 AND name = $2 RETURNING id, uid_next - 1, highest_modseq`, mailbox, folder).Scan(&folderID, &uid, &modseq)
-	if err == sql.ErrNoRows {
-		return errors.New("folder " + folder + " of mailbox not found")
-	}
+	st := fileStatement(mailbox, folder, message, at, 0, nil)
+	res, err := tx.ExecContext(ctx, st.sql, st.args...)
 	if err != nil {
 		return err
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO folder_items (folder_id, message, received_at, uid, sysflags, modseq, size)
-		VALUES ($1, $2, $3, $4, $5, $6, (SELECT size FROM messages WHERE id = $7))`, folderID, message, at, uid, sysflags, modseq, message)
-	return err
+	n, _ := res.RowsAffected()
+	return st.check(n)
+}
+
+// fileStatement puts message (of size bytes; nil: read from its row) into
+// a mailbox folder with system flags (sysflag bits), giving it the
+// folder's next UID and a new MODSEQ in the same statement, so that UIDs are strictly ascending in
+// commit order (RFC 9051 section 2.3.1.1): the UPDATE locks the folder's
+// row until the transaction ends. It changes no row if the folder is gone.
+func fileStatement(mailbox int64, folder string, message, at int64, sysflags int, size any) statement {
+	return statement{sql: `WITH f AS (UPDATE folders SET uid_next = uid_next + 1, highest_modseq = highest_modseq + 1
+		WHERE mailbox_id = $1 AND name = $2 RETURNING id, uid_next - 1 AS uid, highest_modseq)
+		INSERT INTO folder_items (folder_id, message, received_at, uid, sysflags, modseq, size)
+		SELECT f.id, $3, $4, f.uid, $5, f.highest_modseq, COALESCE($6::bigint, (SELECT size FROM messages WHERE id = $3)) FROM f`,
+		args: []any{mailbox, folder, message, at, sysflags, size}, filing: folder}
 }
 
 // DeliverDue files paced local deliveries whose time has come. A delivery

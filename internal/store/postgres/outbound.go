@@ -187,11 +187,8 @@ func (s *Store) RecordOutcomes(ctx context.Context, outcomes []store.Outcome, no
 }
 
 func insertEvent(ctx context.Context, tx *sql.Tx, message int64, at time.Time, event, recipient, detail, remote string) error {
-	if at.IsZero() {
-		at = time.Now()
-	}
-	_, err := tx.ExecContext(ctx, `INSERT INTO trace_events (message, at, event, recipient, detail, remote_host)
-		VALUES ($1, $2, $3, $4, $5, $6)`, message, nanos(at), event, recipient, detail, remote)
+	st := eventStatement(message, at, event, recipient, detail, remote)
+	_, err := tx.ExecContext(ctx, st.sql, st.args...)
 	return err
 }
 
