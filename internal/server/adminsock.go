@@ -163,7 +163,13 @@ func (s *Server) adminLink() AdminResponse {
 	if web == nil {
 		return AdminResponse{Error: "the admin HTTPS listener is off (--admin ADDR turns it on), so there is no admin center to sign in to"}
 	}
-	return AdminResponse{Output: base + web.NewAdminLink() + "\n"}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	link, err := web.NewAdminLink(ctx)
+	if err != nil {
+		return AdminResponse{Error: err.Error()}
+	}
+	return AdminResponse{Output: base + link + "\n"}
 }
 
 // clientFiles is the file system of the client on the other end of an

@@ -531,6 +531,12 @@ func (s *Server) background() {
 					s.log.Info("trace retention", "deleted", n)
 				}
 			}
+			// Expired admin center sessions, links and sign-ins are never
+			// read (GetEphemeral checks the expiry); this gives back
+			// their rows.
+			if _, err := s.store.SweepEphemeral(context.Background(), now); err != nil {
+				s.log.Error("sweeping expired admin center sessions", "err", err)
+			}
 			if err := s.store.ReclaimSpace(context.Background()); err != nil {
 				s.log.Error("reclaiming free space", "err", err)
 			}

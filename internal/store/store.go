@@ -233,7 +233,34 @@ type Store interface {
 	// ReclaimSpace gives space freed by deletions back to the file system.
 	ReclaimSpace(ctx context.Context) error
 
+	Ephemeral
+
 	Close() error
+}
+
+// Ephemeral is short-lived state a front end keeps in the store so that
+// every node sharing it sees the same: the admin center's sessions,
+// one-time sign-in links and OpenID Connect sign-ins in progress. A record
+// is a value under (kind, key) until it expires; key is a digest of the
+// secret the browser holds (never the secret itself, so that a copy of the
+// database signs nobody in). An expired record is never returned.
+type Ephemeral interface {
+	// PutEphemeral writes a record, replacing one under the same key.
+	// When max > 0 and the kind then holds more than max records, the
+	// expired ones and then those nearest to expiry are removed (never
+	// the one just written), so that a flood of sign-ins cannot grow the
+	// store without limit.
+	PutEphemeral(ctx context.Context, kind string, key, value []byte, expires time.Time, max int) error
+	// GetEphemeral reads a live record (ErrNotFound when there is none).
+	GetEphemeral(ctx context.Context, kind string, key []byte, now time.Time) ([]byte, error)
+	// TakeEphemeral reads and removes a record at once, for what may be
+	// used once: of two nodes taking the same key, one gets it.
+	// ErrNotFound when there is none or it had expired.
+	TakeEphemeral(ctx context.Context, kind string, key []byte, now time.Time) ([]byte, error)
+	// DeleteEphemeral removes a record, if there is one.
+	DeleteEphemeral(ctx context.Context, kind string, key []byte) error
+	// SweepEphemeral removes the records expired at now.
+	SweepEphemeral(ctx context.Context, now time.Time) (int64, error)
 }
 
 // Server is a Store as a running server uses it: with the readiness

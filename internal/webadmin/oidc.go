@@ -2,6 +2,7 @@ package webadmin
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -39,7 +40,6 @@ type OIDC struct {
 	mu       sync.Mutex
 	provider *oidc.Provider
 	failedAt time.Time
-	flows    flowStore
 }
 
 // oidcCookie binds a sign-in in progress to the browser that started it.
@@ -50,7 +50,7 @@ const oidcCookie = "__Host-postern-oidc"
 // flowTTL is how long a started sign-in may take at the provider.
 const flowTTL = 10 * time.Minute
 
-// maxFlows bounds the sign-ins in progress held in memory.
+// maxFlows bounds the sign-ins in progress.
 const maxFlows = 1024
 
 // discoveryRetry is how long a failed discovery is remembered, so that
@@ -59,48 +59,35 @@ const maxFlows = 1024
 const discoveryRetry = 30 * time.Second
 
 // flow is one sign-in in progress: what the callback must find again.
+// It is kept in the store (store.Ephemeral) under a digest of the
+// cookie's identifier, so the provider may send the browser back to any
+// node; each is usable once.
 type flow struct {
-	state, nonce, verifier, ret string
-	expires                     time.Time
+	State    string `json:"state"`
+	Nonce    string `json:"nonce"`
+	Verifier string `json:"verifier"`
+	Return   string `json:"return"`
 }
 
-// flowStore holds the sign-ins in progress, each usable once.
-type flowStore struct {
-	mu sync.Mutex
-	m  map[string]flow
-}
-
-func (s *flowStore) put(id string, f flow, now time.Time) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.m == nil {
-		s.m = map[string]flow{}
+// putFlow keeps a started sign-in until flowTTL has passed. Past
+// maxFlows, those nearest to expiry go: a flood of started sign-ins can
+// only make a genuine one start again.
+func (h *Handler) putFlow(ctx context.Context, id string, f flow, now time.Time) error {
+	v, err := json.Marshal(f)
+	if err != nil {
+		return err
 	}
-	if len(s.m) >= maxFlows {
-		for k, v := range s.m {
-			if !now.Before(v.expires) {
-				delete(s.m, k)
-			}
-		}
-		// Still full: drop any one. A flood of started sign-ins can then
-		// only make a genuine one start again.
-		for k := range s.m {
-			if len(s.m) < maxFlows {
-				break
-			}
-			delete(s.m, k)
-		}
-	}
-	s.m[id] = f
+	return h.Admin.Store.PutEphemeral(ctx, kindFlow, tokenKey(id), v, now.Add(flowTTL), maxFlows)
 }
 
-// take removes and returns a live flow.
-func (s *flowStore) take(id string, now time.Time) (flow, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	f, ok := s.m[id]
-	delete(s.m, id)
-	return f, ok && now.Before(f.expires)
+// takeFlow removes and returns a live flow.
+func (h *Handler) takeFlow(ctx context.Context, id string, now time.Time) (flow, bool) {
+	v, err := h.Admin.Store.TakeEphemeral(ctx, kindFlow, tokenKey(id), now)
+	var f flow
+	if err != nil || json.Unmarshal(v, &f) != nil {
+		return flow{}, false
+	}
+	return f, true
 }
 
 // discover returns the provider, fetching its discovery document the
@@ -147,13 +134,15 @@ func (h *Handler) oidcStart(w http.ResponseWriter, r *http.Request) {
 		h.renderSignin(w, r, http.StatusBadGateway, signinData{Error: "The identity provider cannot be reached. Try again in a minute, or sign in with your password."})
 		return
 	}
-	f := flow{state: randomToken(), nonce: randomToken(), verifier: oauth2.GenerateVerifier(), ret: safeReturn(r.URL.Query().Get("return")),
-		expires: h.now().Add(flowTTL)}
+	f := flow{State: randomToken(), Nonce: randomToken(), Verifier: oauth2.GenerateVerifier(), Return: safeReturn(r.URL.Query().Get("return"))}
 	id := randomToken()
-	o.flows.put(id, f, h.now())
+	if err := h.putFlow(r.Context(), id, f, h.now()); err != nil {
+		h.storeUnavailable(w, r, err)
+		return
+	}
 	http.SetCookie(w, &http.Cookie{Name: oidcCookie, Value: id, Path: "/", MaxAge: int(flowTTL / time.Second), HttpOnly: true, Secure: true, SameSite: http.SameSiteLaxMode})
 	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, o.oauth2Config(p).AuthCodeURL(f.state, oidc.Nonce(f.nonce), oauth2.S256ChallengeOption(f.verifier)), http.StatusSeeOther)
+	http.Redirect(w, r, o.oauth2Config(p).AuthCodeURL(f.State, oidc.Nonce(f.Nonce), oauth2.S256ChallengeOption(f.Verifier)), http.StatusSeeOther)
 }
 
 // oidcRefusal is a sign-in the callback refuses: what the admin reads,
@@ -187,7 +176,9 @@ func (h *Handler) oidcCallback(w http.ResponseWriter, r *http.Request) {
 		h.renderSignin(w, r, ref.status, signinData{Error: ref.msg})
 		return
 	}
-	h.startSession(w, mb.ID, mb.OrgID, false)
+	if !h.startSession(w, r, mb.ID, mb.OrgID, false) {
+		return
+	}
 	h.log().Info("admin center sign-in", "user", mb.PrimarySmtpAddress, "remote", r.RemoteAddr, "method", "oidc")
 	// The session cookie is SameSite=Strict, and this response ends a
 	// navigation that began on the provider's site: a redirect from here
@@ -210,12 +201,12 @@ func (h *Handler) oidcMailbox(r *http.Request) (*directory.Mailbox, string, erro
 	if err != nil || len(c.Value) > 64 {
 		return nil, "", expired
 	}
-	f, ok := o.flows.take(c.Value, now)
+	f, ok := h.takeFlow(r.Context(), c.Value, now)
 	if !ok {
 		return nil, "", expired
 	}
 	q := r.URL.Query()
-	if !tokensEqual(q.Get("state"), f.state) {
+	if !tokensEqual(q.Get("state"), f.State) {
 		return nil, "", &oidcRefusal{http.StatusBadRequest, "The sign-in could not be verified. Sign in again.", "state does not match the flow's"}
 	}
 	if e := q.Get("error"); e != "" {
@@ -237,7 +228,7 @@ func (h *Handler) oidcMailbox(r *http.Request) (*directory.Mailbox, string, erro
 	ctx, cancel := context.WithTimeout(r.Context(), 15*time.Second)
 	defer cancel()
 	ctx = context.WithValue(ctx, oauth2.HTTPClient, o.HTTPClient)
-	tok, err := o.oauth2Config(p).Exchange(ctx, code, oauth2.VerifierOption(f.verifier))
+	tok, err := o.oauth2Config(p).Exchange(ctx, code, oauth2.VerifierOption(f.Verifier))
 	if err != nil {
 		return nil, "", fmt.Errorf("redeeming the code: %w", err)
 	}
@@ -249,7 +240,7 @@ func (h *Handler) oidcMailbox(r *http.Request) (*directory.Mailbox, string, erro
 	if err != nil {
 		return nil, "", &oidcRefusal{http.StatusUnauthorized, "The identity provider's ID token was not valid. Sign in again.", "ID token: " + err.Error()}
 	}
-	if !tokensEqual(idt.Nonce, f.nonce) {
+	if !tokensEqual(idt.Nonce, f.Nonce) {
 		return nil, "", &oidcRefusal{http.StatusUnauthorized, "The identity provider's ID token was not valid. Sign in again.", "ID token nonce does not match the flow's"}
 	}
 	var claims map[string]any
@@ -267,7 +258,7 @@ func (h *Handler) oidcMailbox(r *http.Request) (*directory.Mailbox, string, erro
 	if _, ok, err := h.Admin.MailboxRole(r.Context(), mb); err != nil || !ok {
 		return nil, "", &oidcRefusal{http.StatusForbidden, errNoRole.Error(), "no role group: " + addr}
 	}
-	return mb, f.ret, nil
+	return mb, f.Return, nil
 }
 
 // addressClaim finds the mailbox address in an ID token's claims: the

@@ -104,9 +104,9 @@ type orgChoice struct {
 // page fills the surroundings of a signed-in page.
 func (q *request) page(title, center, nav string) base {
 	b := base{Title: title, Center: center, Nav: nav, Who: q.who, Role: string(q.role), Org: q.org.Name, OrgID: q.org.ID,
-		CSRF: q.sess.csrf, Flash: q.h.sessions.takeFlash(q.sess.id), Signed: true, ViewOnly: !q.can("Set-CASMailbox")}
+		CSRF: q.sess.CSRF, Flash: q.takeFlash(), Signed: true, ViewOnly: !q.can("Set-CASMailbox")}
 	b.CertWarning = q.h.certWarning()
-	if q.sess.serverAdmin {
+	if q.sess.ServerAdmin {
 		b.Role = "Server administrator"
 		for _, o := range q.h.Admin.Organizations() {
 			b.Orgs = append(b.Orgs, orgChoice{ID: o.ID, Name: o.Name, Selected: o.ID == q.org.ID})

@@ -50,7 +50,7 @@ func (h *Handler) renderSignin(w http.ResponseWriter, r *http.Request, status in
 }
 
 func (h *Handler) signinPage(w http.ResponseWriter, r *http.Request) {
-	if _, ok := h.currentSession(r); ok {
+	if _, ok, _ := h.currentSession(r); ok {
 		http.Redirect(w, r, "/admin", http.StatusSeeOther)
 		return
 	}
@@ -97,17 +97,26 @@ func (h *Handler) signinPost(w http.ResponseWriter, r *http.Request) {
 		h.renderSignin(w, r, http.StatusForbidden, d)
 		return
 	}
-	h.startSession(w, mb.ID, mb.OrgID, false)
+	if !h.startSession(w, r, mb.ID, mb.OrgID, false) {
+		return
+	}
 	h.log().Info("admin center sign-in", "user", mb.PrimarySmtpAddress, "remote", r.RemoteAddr)
 	http.Redirect(w, r, d.Return, http.StatusSeeOther)
 }
 
 // startSession signs the browser in. A new session identifier every time
 // (never one the browser brought) rules out session fixation.
-func (h *Handler) startSession(w http.ResponseWriter, mailboxID, orgID int64, serverAdmin bool) {
-	sess := h.sessions.create(h.now(), mailboxID, orgID, serverAdmin)
+// It reports false, having answered, when the store could not keep the
+// session.
+func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, mailboxID, orgID int64, serverAdmin bool) bool {
+	sess, err := h.sessions.create(r.Context(), h.now(), mailboxID, orgID, serverAdmin)
+	if err != nil {
+		h.storeUnavailable(w, r, err)
+		return false
+	}
 	h.setCookie(w, sessionCookie, sess.id)
 	h.clearCookie(w, signinCookie)
+	return true
 }
 
 // linkPage shows the server administrator's one-time link as a button:
@@ -117,7 +126,7 @@ func (h *Handler) startSession(w http.ResponseWriter, mailboxID, orgID int64, se
 // navigation would not be sent on the redirect that follows).
 func (h *Handler) linkPage(w http.ResponseWriter, r *http.Request) {
 	token := r.PathValue("token")
-	if !h.links.valid(token, h.now()) {
+	if !h.links.valid(r.Context(), token, h.now()) {
 		h.renderSignin(w, r, http.StatusForbidden, signinData{Error: "This sign-in link has been used or has expired. Run postern admin-link for a new one."})
 		return
 	}
@@ -133,7 +142,7 @@ func (h *Handler) linkPost(w http.ResponseWriter, r *http.Request) {
 		h.renderSignin(w, r, http.StatusForbidden, signinData{Error: "The sign-in form has expired. Open the link again."})
 		return
 	}
-	if !h.links.use(r.PathValue("token"), h.now()) {
+	if !h.links.use(r.Context(), r.PathValue("token"), h.now()) {
 		h.renderSignin(w, r, http.StatusForbidden, signinData{Error: "This sign-in link has been used or has expired. Run postern admin-link for a new one."})
 		return
 	}
@@ -141,7 +150,9 @@ func (h *Handler) linkPost(w http.ResponseWriter, r *http.Request) {
 	if orgs := h.Admin.Organizations(); len(orgs) > 0 {
 		orgID = orgs[0].ID
 	}
-	h.startSession(w, 0, orgID, true)
+	if !h.startSession(w, r, 0, orgID, true) {
+		return
+	}
 	h.log().Info("admin center sign-in", "user", "server administrator", "remote", r.RemoteAddr)
 	http.Redirect(w, r, "/admin", http.StatusSeeOther)
 }
@@ -149,14 +160,17 @@ func (h *Handler) linkPost(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) signout(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
 	r.ParseForm()
-	if sess, ok := h.currentSession(r); ok {
+	if sess, ok, _ := h.currentSession(r); ok {
 		// Only the page's own form may sign out: another site must not be
 		// able to end the admin's session either.
-		if !tokensEqual(r.PostForm.Get("csrf"), sess.csrf) {
+		if !tokensEqual(r.PostForm.Get("csrf"), sess.CSRF) {
 			h.errorPage(w, r, http.StatusForbidden, "The request was refused: the form's security token is missing or out of date.")
 			return
 		}
-		h.sessions.remove(sess.id)
+		if err := h.sessions.remove(r.Context(), sess.id); err != nil {
+			h.storeUnavailable(w, r, err)
+			return
+		}
 	}
 	h.clearCookie(w, sessionCookie)
 	http.Redirect(w, r, "/signin", http.StatusSeeOther)
@@ -164,7 +178,7 @@ func (h *Handler) signout(w http.ResponseWriter, r *http.Request) {
 
 // switchOrganization is the server administrator's organization picker.
 func (h *Handler) switchOrganization(q *request) {
-	if !q.sess.serverAdmin {
+	if !q.sess.ServerAdmin {
 		q.h.errorPage(q.w, q.r, http.StatusForbidden, "Only the server's administrator can switch organizations.")
 		return
 	}
@@ -173,6 +187,9 @@ func (h *Handler) switchOrganization(q *request) {
 		q.h.errorPage(q.w, q.r, http.StatusNotFound, "There is no such organization.")
 		return
 	}
-	h.sessions.update(q.sess.id, func(s *session) { s.orgID = id })
+	if err := h.sessions.update(q.r.Context(), q.sess.id, h.now(), func(s *sessionRecord) { s.OrgID = id }); err != nil {
+		h.storeUnavailable(q.w, q.r, err)
+		return
+	}
 	q.redirect("/admin")
 }

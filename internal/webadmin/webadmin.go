@@ -128,8 +128,8 @@ func (h *Handler) init() {
 		if h.AbsoluteTimeout == 0 {
 			h.AbsoluteTimeout = 12 * time.Hour
 		}
-		h.sessions = newSessionStore(h.IdleTimeout, h.AbsoluteTimeout, maxSessions)
-		h.links.ttl = 10 * time.Minute
+		h.sessions = newSessionStore(h.Admin.Store, h.IdleTimeout, h.AbsoluteTimeout, maxSessions)
+		h.links = linkStore{st: h.Admin.Store, ttl: 10 * time.Minute}
 		h.pages = parseTemplates()
 		h.registries = map[string]*cmdlet.Registry{}
 		h.routes()
@@ -176,9 +176,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // NewAdminLink returns a one-time sign-in path for the server
 // administrator (`postern admin-link`): it works once, within ten
 // minutes.
-func (h *Handler) NewAdminLink() string {
+func (h *Handler) NewAdminLink(ctx context.Context) (string, error) {
 	h.init()
-	return "/signin/link/" + h.links.create(h.now())
+	t, err := h.links.create(ctx, h.now())
+	if err != nil {
+		return "", fmt.Errorf("storing the sign-in link: %w", err)
+	}
+	return "/signin/link/" + t, nil
 }
 
 func (h *Handler) routes() {
@@ -257,7 +261,7 @@ func serveStatic(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) root(w http.ResponseWriter, r *http.Request) {
-	if _, ok := h.currentSession(r); ok {
+	if _, ok, _ := h.currentSession(r); ok {
 		http.Redirect(w, r, "/admin", http.StatusSeeOther)
 		return
 	}
@@ -280,13 +284,21 @@ type request struct {
 	role admin.Role
 }
 
-// currentSession finds the request's live session.
-func (h *Handler) currentSession(r *http.Request) (session, bool) {
+// currentSession finds the request's live session; err is a failure of
+// the store.
+func (h *Handler) currentSession(r *http.Request) (session, bool, error) {
 	c, err := r.Cookie(sessionCookie)
 	if err != nil || len(c.Value) > 64 {
-		return session{}, false
+		return session{}, false, nil
 	}
-	return h.sessions.get(c.Value, h.now())
+	return h.sessions.get(r.Context(), c.Value, h.now())
+}
+
+// storeUnavailable answers a request the store could not serve (the
+// database unreachable, on several nodes): nothing was changed.
+func (h *Handler) storeUnavailable(w http.ResponseWriter, r *http.Request, err error) {
+	h.log().Error("admin center: the store is unavailable", "path", r.URL.Path, "err", err)
+	h.errorPage(w, r, http.StatusServiceUnavailable, "The admin center cannot reach its database right now. Nothing was changed; try again in a moment.")
 }
 
 // signedIn runs a page for a signed-in admin: it finds the session,
@@ -296,7 +308,11 @@ func (h *Handler) currentSession(r *http.Request) (session, bool) {
 func (h *Handler) signedIn(fn func(*request)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
-		sess, ok := h.currentSession(r)
+		sess, ok, err := h.currentSession(r)
+		if err != nil {
+			h.storeUnavailable(w, r, err)
+			return
+		}
 		if !ok {
 			if r.Method == http.MethodGet {
 				http.Redirect(w, r, "/signin?return="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
@@ -311,7 +327,7 @@ func (h *Handler) signedIn(fn func(*request)) http.HandlerFunc {
 				h.errorPage(w, r, http.StatusBadRequest, "The form could not be read: it is too large or malformed.")
 				return
 			}
-			if !sameOrigin(r) || !tokensEqual(r.PostForm.Get("csrf"), sess.csrf) {
+			if !sameOrigin(r) || !tokensEqual(r.PostForm.Get("csrf"), sess.CSRF) {
 				h.log().Warn("admin center: POST refused: missing or wrong CSRF token", "path", r.URL.Path, "remote", r.RemoteAddr)
 				h.errorPage(w, r, http.StatusForbidden, "The request was refused: the form's security token is missing or out of date. Reload the page and try again.")
 				return
@@ -319,7 +335,7 @@ func (h *Handler) signedIn(fn func(*request)) http.HandlerFunc {
 		}
 		q := &request{h: h, w: w, r: r, sess: sess}
 		if err := h.principal(q); err != nil {
-			h.sessions.remove(sess.id)
+			h.sessions.remove(r.Context(), sess.id)
 			h.clearCookie(w, sessionCookie)
 			h.renderSignin(w, r, http.StatusForbidden, signinData{Error: err.Error()})
 			return
@@ -334,8 +350,8 @@ var errNoRole = errors.New("You don't have permission to use the admin center: y
 // principal resolves who the session acts as, now.
 func (h *Handler) principal(q *request) error {
 	dir := h.Admin.Dir.Load()
-	if q.sess.serverAdmin {
-		org := dir.Organization(q.sess.orgID)
+	if q.sess.ServerAdmin {
+		org := dir.Organization(q.sess.OrgID)
 		if org == nil {
 			if orgs := dir.Contents().Organizations; len(orgs) > 0 {
 				org = orgs[0]
@@ -353,8 +369,8 @@ func (h *Handler) principal(q *request) error {
 		q.runner = h.runnerFor("server\x00"+org.GUID, svc)
 		return nil
 	}
-	mb := dir.Mailbox(q.sess.mailboxID)
-	if mb == nil || mb.OrgID != q.sess.orgID {
+	mb := dir.Mailbox(q.sess.MailboxID)
+	if mb == nil || mb.OrgID != q.sess.OrgID {
 		return errors.New("Your account no longer exists. Sign in again.")
 	}
 	role, ok, err := h.Admin.MailboxRole(q.r.Context(), mb)
@@ -412,7 +428,7 @@ func sameOrigin(r *http.Request) bool {
 // change controls only then. The admin service checks again on the
 // change itself, so a forged POST is refused all the same.
 func (q *request) can(cmdletName string) bool {
-	if q.sess.serverAdmin {
+	if q.sess.ServerAdmin {
 		return true
 	}
 	spec, ok := q.runner.Registry.Lookup(cmdletName)
@@ -446,7 +462,18 @@ func (h *Handler) clearCookie(w http.ResponseWriter, name string) {
 
 // flash leaves a notice for the next page.
 func (q *request) flash(msg string) {
-	q.h.sessions.update(q.sess.id, func(s *session) { s.flash = msg })
+	if err := q.h.sessions.update(q.r.Context(), q.sess.id, q.h.now(), func(s *sessionRecord) { s.Flash = msg }); err != nil {
+		q.h.log().Error("admin center: saving a notice in the session", "err", err)
+	}
+}
+
+// takeFlash returns the session's notice, clearing it in the store: only
+// a page that has one costs a write.
+func (q *request) takeFlash() string {
+	if q.sess.Flash == "" {
+		return ""
+	}
+	return q.h.sessions.takeFlash(q.r.Context(), q.sess.id, q.h.now())
 }
 
 // redirect answers a successful POST (post/redirect/get).

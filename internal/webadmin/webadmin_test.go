@@ -3,6 +3,7 @@ package webadmin
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -112,6 +113,17 @@ func (f *fixture) browser() *browser {
 	c := &http.Client{Jar: jar, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	return &browser{f: f, c: c, origin: f.srv.URL}
+}
+
+// cookie is the value of the browser's cookie of that name, or "".
+func (b *browser) cookie(name string) string {
+	u, _ := url.Parse(b.origin)
+	for _, c := range b.c.Jar.Cookies(u) {
+		if c.Name == name {
+			return c.Value
+		}
+	}
+	return ""
 }
 
 func (b *browser) get(path string) (int, string, http.Header) {
@@ -287,6 +299,10 @@ func TestSignOut(t *testing.T) {
 	f := newFixture(t)
 	b := f.browser()
 	_, csrf := b.signIn("sean@contoso.com", pw)
+	old := b.cookie(sessionCookie)
+	if old == "" {
+		t.Fatal("no session cookie after sign-in")
+	}
 	// Without the token, sign-out is refused too.
 	if status, _, _ := b.post("/signout", url.Values{}); status != http.StatusForbidden {
 		t.Errorf("sign-out without token: %d", status)
@@ -297,8 +313,20 @@ func TestSignOut(t *testing.T) {
 	if status, _, _ := b.get("/admin"); status != http.StatusSeeOther {
 		t.Errorf("after sign-out: %d", status)
 	}
-	if n := f.h.sessions.len(); n != 0 {
-		t.Errorf("%d sessions held after sign-out", n)
+	// The session ended in the store, not only in the browser: its old
+	// cookie, replayed, signs nobody in.
+	req, _ := http.NewRequest(http.MethodGet, f.srv.URL+"/admin", nil)
+	req.AddCookie(&http.Cookie{Name: sessionCookie, Value: old})
+	resp, err := b.c.Transport.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("the signed-out session's cookie replayed: %d, want a redirect to sign-in", resp.StatusCode)
+	}
+	if _, err := f.h.Admin.Store.GetEphemeral(context.Background(), kindSession, tokenKey(old), f.h.now()); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the session is still in the store after sign-out: %v", err)
 	}
 }
 
@@ -504,7 +532,10 @@ func TestRoleRemovedEndsAccess(t *testing.T) {
 // administrator switches organizations.
 func TestServerAdminLink(t *testing.T) {
 	f := newFixture(t)
-	link := f.h.NewAdminLink()
+	link, err := f.h.NewAdminLink(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
 	b := f.browser()
 	status, page, _ := b.get(link)
 	if status != http.StatusOK {
@@ -536,7 +567,10 @@ func TestServerAdminLink(t *testing.T) {
 		t.Errorf("used link: %d", status)
 	}
 	// And expires.
-	link2 := f.h.NewAdminLink()
+	link2, err := f.h.NewAdminLink(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
 	f.advance(11 * time.Minute)
 	if status, _, _ := other.get(link2); status != http.StatusForbidden {
 		t.Errorf("expired link: %d", status)

@@ -70,6 +70,7 @@ var tests = []struct {
 	{"ConnectionLog", testConnectionLog},
 	{"Audit", testAudit},
 	{"APIKeys", testAPIKeys},
+	{"Ephemeral", testEphemeral},
 	{"IssuerKeys", testIssuerKeys},
 	{"SmtpAuthClients", testSmtpAuthClients},
 	{"ReceiveConnectorLevels", testReceiveConnectorLevels},
