@@ -192,7 +192,10 @@ type Auth struct {
 	// VerifyWait is the longest a verification waits for its turn.
 	VerifyWait Duration `toml:"verify_wait"`
 	// VerifyPerAddress is how many verifications one client address (IPv6
-	// per /64) may have running or waiting.
+	// per /64) may have running or waiting. More from the address wait,
+	// outside the queue and up to verify_wait, for one of its own to
+	// finish (the users of one print server signing in at once), so one
+	// address never takes the queue from the others.
 	VerifyPerAddress int `toml:"verify_per_address"`
 	// LockoutThreshold is how many failed sign-ins for one account from
 	// unfamiliar addresses lock it for them (smart lockout).
