@@ -3,6 +3,7 @@ package auth
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -182,6 +183,60 @@ func TestLoginCache(t *testing.T) {
 	}
 	if len(c.entries) > 3 {
 		t.Fatalf("cache grew to %d", len(c.entries))
+	}
+}
+
+// TestLoginCacheSpreadAndRenew: logins verified together expire over a
+// fifth of the ttl, not at once, and a hit in the second half of an
+// entry's life renews it (a hit in the first half does not).
+func TestLoginCacheSpreadAndRenew(t *testing.T) {
+	const ttl = 5 * time.Minute
+	t0 := time.Date(2026, 12, 3, 8, 0, 0, 0, time.UTC)
+	c := NewLoginCache(ttl, 1000)
+	const n = 100
+	for i := range n {
+		c.Store(fmt.Sprint("dev", i), "p", "h", t0)
+	}
+	expiries := map[time.Time]bool{}
+	for _, e := range c.entries {
+		if e.expires.Before(t0.Add(ttl-ttl/5)) || e.expires.After(t0.Add(ttl)) {
+			t.Fatalf("expires %v after storing, want within [%v, %v]", e.expires.Sub(t0), ttl-ttl/5, ttl)
+		}
+		expiries[e.expires] = true
+	}
+	if len(expiries) < n/2 {
+		t.Fatalf("%d entries stored together share %d expiry times", n, len(expiries))
+	}
+
+	tests := []struct {
+		name    string
+		lookups []time.Duration // after t0, each must hit
+		miss    time.Duration   // then a lookup that must miss
+	}{
+		{"without renewal it expires", []time.Duration{time.Minute}, ttl + time.Second},
+		{"a hit in the second half renews", []time.Duration{3 * time.Minute, 6 * time.Minute, 9 * time.Minute}, 15 * time.Minute},
+		{"a hit in the first half does not", []time.Duration{30 * time.Second, time.Minute}, ttl + time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := NewLoginCache(ttl, 10)
+			c.Store("sean", "p", "h", t0)
+			for _, at := range tt.lookups {
+				if !c.Lookup("sean", "p", "h", t0.Add(at)) {
+					t.Fatalf("miss at %v", at)
+				}
+			}
+			if c.Lookup("sean", "p", "h", t0.Add(tt.miss)) {
+				t.Fatalf("hit at %v", tt.miss)
+			}
+		})
+	}
+	// A renewed entry still misses once the password changes.
+	c = NewLoginCache(ttl, 10)
+	c.Store("sean", "p", "h1", t0)
+	c.Lookup("sean", "p", "h1", t0.Add(4*time.Minute))
+	if c.Lookup("sean", "p", "h2", t0.Add(5*time.Minute)) {
+		t.Fatal("a renewed entry must miss after a password change")
 	}
 }
 

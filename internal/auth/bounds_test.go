@@ -434,3 +434,111 @@ func BenchmarkGateFlood(b *testing.B) {
 	b.ReportMetric(float64(r)/float64(b.N), "refused/op")
 	b.ReportMetric(float64(peak.Load())/(1<<20), "peak-heap-MiB")
 }
+
+// TestGateShareWaits: an attempt over its address's share waits outside
+// the queue for one of the address's own attempts to leave, and runs then;
+// past Wait it is refused. Other addresses are not held up by it, and the
+// drained hook runs once the gate is empty.
+func TestGateShareWaits(t *testing.T) {
+	g := NewGate(GateConfig{Concurrency: 2, Queue: 4, Wait: time.Minute, PerAddress: 1})
+	var drained atomic.Int32
+	g.OnDrained(func() { drained.Add(1) })
+	a, b := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")
+	release := make(chan struct{})
+	started := make(chan struct{})
+	first := make(chan error)
+	go func() { first <- g.Do(a, func() { close(started); <-release }) }()
+	<-started
+	second := make(chan error)
+	ran := make(chan struct{})
+	go func() { second <- g.Do(a, func() { close(ran) }) }()
+	waitOverShare(t, g, 1)
+	// Another address runs meanwhile: the waiting attempt holds no slot
+	// and no place in the queue.
+	if err := g.Do(b, func() {}); err != nil {
+		t.Fatalf("another address: %v", err)
+	}
+	if n := drained.Load(); n != 0 {
+		t.Fatalf("drained %d times while attempts ran or waited", n)
+	}
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-second; err != nil {
+		t.Fatalf("the attempt over its share: %v", err)
+	}
+	<-ran
+	if n := drained.Load(); n != 1 {
+		t.Fatalf("drained %d times, want 1 (when the last attempt left)", n)
+	}
+
+	// Past Wait, an attempt over its share is refused.
+	g = NewGate(GateConfig{Concurrency: 1, Queue: 4, Wait: 20 * time.Millisecond, PerAddress: 1})
+	release = make(chan struct{})
+	started = make(chan struct{})
+	go func() { first <- g.Do(a, func() { close(started); <-release }) }()
+	<-started
+	if err := g.Do(a, func() { t.Error("ran over its share") }); err != ErrBusy {
+		t.Fatalf("over its share past Wait: %v", err)
+	}
+	close(release)
+	<-first
+	if g.overShare != 0 || len(g.held) != 0 {
+		t.Fatalf("gate not empty: %d over share, held %v", g.overShare, g.held)
+	}
+}
+
+func waitOverShare(t *testing.T, g *Gate, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(time.Millisecond) {
+		g.mu.Lock()
+		w := g.overShare
+		g.mu.Unlock()
+		if w == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d attempts waiting over their share, want %d", w, n)
+		}
+	}
+}
+
+// TestThrottleSettled: Settled is closed at once when Reserve would not
+// say Pending, and otherwise when an attempt in flight ends.
+func TestThrottleSettled(t *testing.T) {
+	th := NewThrottle(ThrottleConfig{Window: time.Minute, SlowAfter: 3, BlockAfter: 2, BlockFor: time.Minute, MaxDelay: time.Second})
+	ip := netip.MustParseAddr("192.0.2.7")
+	now := time.Now()
+	closed := func(c <-chan struct{}) bool {
+		select {
+		case <-c:
+			return true
+		default:
+			return false
+		}
+	}
+	if !closed(th.Settled(ip)) {
+		t.Fatal("nothing in flight: closed")
+	}
+	a1, _, _ := th.Reserve(ip, now)
+	if !closed(th.Settled(ip)) {
+		t.Fatal("a place is free: closed")
+	}
+	a2, _, _ := th.Reserve(ip, now)
+	if _, _, v := th.Reserve(ip, now); v != Pending {
+		t.Fatalf("verdict %v, want Pending", v)
+	}
+	c := th.Settled(ip)
+	if closed(c) {
+		t.Fatal("the budget is held: open")
+	}
+	a1.Done(false, now)
+	if !closed(c) {
+		t.Fatal("an attempt ended: closed")
+	}
+	if _, _, v := th.Reserve(ip, now); v != Admit {
+		t.Fatalf("after a success: %v, want Admit", v)
+	}
+	a2.Done(true, now)
+}

@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	mrand "math/rand/v2"
 	"strings"
 	"sync"
 	"time"
@@ -18,6 +19,18 @@ import (
 // password): the password is never kept, not even as a plain hash. An entry
 // also records the stored hash it was verified against, so a password
 // change (a new hash) invalidates it without any explicit purge.
+//
+// Entries verified together must not expire together: fifty devices that
+// signed in during one minute would otherwise all need argon2id again in
+// the same second five minutes later (the burst BENCHMARKS.md records, 194
+// "454 4.7.0" under load). So each entry lives ttl less a random fifth of
+// it, and a hit in the second half of its life renews it: a device that
+// keeps signing in never pays a verification again, and one that stops
+// is forgotten within ttl. Renewing changes nothing about what a hit
+// proves: argon2id is deterministic, so a verdict for the same name,
+// password and stored hash stays true; the ttl only bounds how long the
+// HMAC of an unused password stays in memory, where it is cheaper to
+// attack than the argon2id hash.
 type LoginCache struct {
 	ttl time.Duration
 	max int
@@ -65,7 +78,22 @@ func (c *LoginCache) Lookup(username, password, currentHash string, now time.Tim
 		delete(c.entries, d)
 		return false
 	}
+	if e.expires.Sub(now) < c.ttl/2 {
+		e.expires = c.expiry(now)
+		c.entries[d] = e
+	}
 	return true
+}
+
+// expiry is when an entry stored or renewed at now expires: ttl less a
+// random part of up to a fifth of it, so that entries made together
+// spread their expiry over a fifth of the ttl (a minute for five).
+func (c *LoginCache) expiry(now time.Time) time.Time {
+	spread := int64(c.ttl / 5)
+	if spread <= 0 {
+		return now.Add(c.ttl)
+	}
+	return now.Add(c.ttl - time.Duration(mrand.Int64N(spread)))
 }
 
 // Store records a successful verification against verifiedHash.
@@ -76,7 +104,7 @@ func (c *LoginCache) Store(username, password, verifiedHash string, now time.Tim
 	if len(c.entries) >= c.max {
 		c.evict(now)
 	}
-	c.entries[d] = cacheEntry{hash: verifiedHash, expires: now.Add(c.ttl)}
+	c.entries[d] = cacheEntry{hash: verifiedHash, expires: c.expiry(now)}
 }
 
 // evict drops expired entries, and if that frees nothing, arbitrary ones

@@ -17,13 +17,20 @@ type ThrottleConfig struct {
 	BlockFor   time.Duration // how long a lockout lasts
 	MaxDelay   time.Duration
 	MaxTracked int // addresses remembered at most
+	// PendingWait is how long a sign-in may wait while its address's
+	// budget is held by attempts still being checked (Pending), before it
+	// hears "454 4.7.0"; 0: not at all.
+	PendingWait time.Duration
 }
 
 // DefaultThrottleConfig: delays from the 4th failure in 15 minutes (1 s,
-// 2 s, 4 s, capped at 5 s), lockout for 15 minutes at the 10th.
+// 2 s, 4 s, capped at 5 s), lockout for 15 minutes at the 10th. An attempt
+// beyond the 10 in flight waits up to 10 s for their outcome: fifty users
+// of one print server signing in at once are checked ten at a time, while
+// fifty parallel guesses still stop after ten.
 var DefaultThrottleConfig = ThrottleConfig{
 	Window: 15 * time.Minute, SlowAfter: 3, BlockAfter: 10, BlockFor: 15 * time.Minute,
-	MaxDelay: 5 * time.Second, MaxTracked: 100000,
+	MaxDelay: 5 * time.Second, MaxTracked: 100000, PendingWait: 10 * time.Second,
 }
 
 // Throttle counts failed logins per client address (IPv6 per /64, the
@@ -50,6 +57,9 @@ type failures struct {
 	inflight     int // reserved attempts not yet done
 	last         time.Time
 	blockedUntil time.Time
+	// settled, when not nil, is closed when an attempt in flight ends
+	// (Settled).
+	settled chan struct{}
 }
 
 // NewThrottle makes a throttle. A zero MaxTracked means the default; a
@@ -172,10 +182,42 @@ func (a *Attempt) Done(failed bool, now time.Time) {
 	} else if f.inflight > 0 {
 		f.inflight--
 	}
+	if f.settled != nil {
+		close(f.settled)
+		f.settled = nil
+	}
 	if failed {
 		t.fail(f, now)
 	}
 }
+
+// Settled returns a channel closed when one of ip's attempts in flight
+// ends, after which Reserve may decide otherwise than Pending: a place
+// freed by a success admits the next attempt, failures lock the address
+// out. A Pending sign-in waits on it (for at most PendingWait) instead of
+// being refused, so that distinct accounts signing in at once from one
+// address are checked in turn, BlockAfter at a time, while parallel
+// guesses verify no more passwords than before. A channel already closed
+// when nothing is in flight.
+func (t *Throttle) Settled(ip netip.Addr) <-chan struct{} {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	f := t.addrs[key(ip)]
+	if f == nil || f.inflight == 0 || f.count+f.inflight < t.cfg.BlockAfter {
+		// Already decidable otherwise (an attempt ended between the
+		// caller's Reserve and this call).
+		c := make(chan struct{})
+		close(c)
+		return c
+	}
+	if f.settled == nil {
+		f.settled = make(chan struct{})
+	}
+	return f.settled
+}
+
+// PendingWait is how long a Pending sign-in may wait (ThrottleConfig).
+func (t *Throttle) PendingWait() time.Duration { return t.cfg.PendingWait }
 
 func (t *Throttle) fail(f *failures, now time.Time) {
 	f.count++

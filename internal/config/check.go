@@ -15,6 +15,7 @@ import (
 	"github.com/pelletier/go-toml/v2/unstable"
 
 	"postern.dev/postern/internal/acmecert"
+	"postern.dev/postern/internal/memlimit"
 )
 
 // Check validates a configuration file without starting anything, for
@@ -120,6 +121,9 @@ func Check(path string) []error {
 		if d.v.Duration < 0 {
 			bad(d.key, "negative duration %s", d.v)
 		}
+	}
+	if _, err := memlimit.ParseSize(c.MemoryLimit); err != nil {
+		bad("memory_limit", "%v", err)
 	}
 	if c.Delivery.RetryMin.Duration > c.Delivery.RetryMax.Duration {
 		bad("delivery.retry_min", "%s is longer than delivery.retry_max (%s)", c.Delivery.RetryMin, c.Delivery.RetryMax)

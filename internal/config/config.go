@@ -93,6 +93,12 @@ type Config struct {
 	MaxConnections      int `toml:"max_connections"`
 	MaxConnectionsPerIP int `toml:"max_connections_per_ip"`
 	ConnectionRatePerIP int `toml:"connection_rate_per_ip"`
+	// MemoryLimit is the Go runtime's soft memory limit ("512MiB",
+	// "2GiB"; empty or "off": none): near it the collector works harder
+	// to stay below, during a burst of argon2id verifications too. The
+	// GOMEMLIMIT environment variable, when set, wins. A soft limit: a
+	// heap that truly needs more gets it (no out-of-memory from it).
+	MemoryLimit string `toml:"memory_limit"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `toml:"log_level"`
 	// LogFormat is text (logfmt-style key=value lines) or json (one JSON
@@ -186,7 +192,10 @@ type Auth struct {
 	// VerifyWait is the longest a verification waits for its turn.
 	VerifyWait Duration `toml:"verify_wait"`
 	// VerifyPerAddress is how many verifications one client address (IPv6
-	// per /64) may have running or waiting.
+	// per /64) may have running or waiting. More from the address wait,
+	// outside the queue and up to verify_wait, for one of its own to
+	// finish (the users of one print server signing in at once), so one
+	// address never takes the queue from the others.
 	VerifyPerAddress int `toml:"verify_per_address"`
 	// LockoutThreshold is how many failed sign-ins for one account from
 	// unfamiliar addresses lock it for them (smart lockout).
@@ -382,6 +391,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxConnections, "max-connections", c.MaxConnections, "open SMTP connections on all listeners together (0: no cap)")
 	fs.IntVar(&c.MaxConnectionsPerIP, "max-connections-per-ip", c.MaxConnectionsPerIP, "open SMTP connections of one client address (0: no cap)")
 	fs.IntVar(&c.ConnectionRatePerIP, "connection-rate-per-ip", c.ConnectionRatePerIP, "SMTP connections one client address may open per minute (0: no limit)")
+	fs.StringVar(&c.MemoryLimit, "memory-limit", c.MemoryLimit, "soft memory limit of the Go runtime, e.g. 512MiB (default none; GOMEMLIMIT wins)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 	fs.StringVar(&c.MetricsToken, "metrics-token", c.MetricsToken, "bearer token for /metrics on the admin listener (empty: /metrics off)")

@@ -70,6 +70,7 @@ var applies = map[string]Apply{
 	"max_connections":               Live,
 	"max_connections_per_ip":        Live,
 	"connection_rate_per_ip":        Live,
+	"memory_limit":                  Live,
 	"log_level":                     Live,
 	"log_format":                    Live,
 	"metrics_token":                 Live,

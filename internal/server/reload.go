@@ -185,6 +185,7 @@ func (s *Server) tune(c config.Config, cas, roots *x509.CertPool, resolverChange
 	})
 	s.authn.Gate.Reconfigure(gateConfig(c.Auth))
 	s.authn.Lockout.Reconfigure(lockoutConfig(c.Auth))
+	s.applyMemoryLimit(c.MemoryLimit)
 	s.queue.Reconfigure(queueTuning(c.Delivery, roots, resolver))
 }
 

@@ -29,6 +29,7 @@ import (
 	"postern.dev/postern/internal/imapd"
 	"postern.dev/postern/internal/issuer"
 	"postern.dev/postern/internal/limits"
+	"postern.dev/postern/internal/memlimit"
 	"postern.dev/postern/internal/metrics"
 	"postern.dev/postern/internal/oauth"
 	"postern.dev/postern/internal/pop3"
@@ -339,6 +340,12 @@ func (s *Server) start(ctx context.Context) error {
 		SignIns: signin.NewRecorder(s.store, s.log, 0),
 	}
 	s.authn = authn
+	// After a burst of verifications, give their memory back (package
+	// memlimit): a second after the gate empties, at most every 10 s.
+	release := memlimit.NewReleaser(time.Second, 10*time.Second)
+	release.Busy = func() bool { running, waiting := authn.Gate.Load(); return running+waiting > 0 }
+	authn.Gate.OnDrained(release.Soon)
+	s.applyMemoryLimit(s.cfg.MemoryLimit)
 	s.Admin.SignIns = authn.SignIns
 	s.connLog = connlog.New(s.store, s.log)
 	// Before any message is accepted: uploads a crash interrupted, and body
@@ -700,4 +707,19 @@ func newVerifier(urls oauth.URLPolicy) *oauth.Verifier {
 	v := oauth.NewVerifier(urls.Client(5*time.Second), nil)
 	v.URLs = urls
 	return v
+}
+
+// applyMemoryLimit sets the runtime's soft memory limit from memory_limit
+// (checked when the configuration was read), unless GOMEMLIMIT is set,
+// and says so in the log.
+func (s *Server) applyMemoryLimit(configured string) {
+	limit, err := memlimit.ParseSize(configured)
+	if err != nil {
+		s.log.Warn("memory_limit ignored", "err", err)
+		return
+	}
+	n, from := memlimit.Apply(limit)
+	if n > 0 {
+		s.log.Info("soft memory limit", "bytes", n, "from", from)
+	}
 }

@@ -141,8 +141,25 @@ func sessionLog(ctx context.Context, fallback *slog.Logger) *slog.Logger {
 // refusal for an address that failed too often (421, the connection
 // closes), a temporary failure while its last places are held by attempts
 // still being checked, or a delay before checking.
+//
+// A Pending attempt waits (up to the throttle's PendingWait) for the
+// address's attempts in flight to end rather than hearing 454 at once:
+// their outcome decides, so a print server whose users sign in together is
+// served in turn, and parallel guesses are still stopped at the budget.
 func (a *Authenticator) admit(ip netip.Addr, now time.Time) (*auth.Attempt, *Refusal) {
 	at, delay, verdict := a.Throttle.Reserve(ip, now)
+	if verdict == auth.Pending && a.Throttle.PendingWait() > 0 {
+		deadline := time.NewTimer(a.Throttle.PendingWait())
+		defer deadline.Stop()
+		for verdict == auth.Pending {
+			select {
+			case <-a.Throttle.Settled(ip):
+			case <-deadline.C:
+				return nil, refused(reply.AuthBusy, "the address's last places stayed held by attempts being checked")
+			}
+			at, delay, verdict = a.Throttle.Reserve(ip, a.Now())
+		}
+	}
 	switch verdict {
 	case auth.Blocked:
 		return nil, refused(reply.AuthThrottled, "the address failed too often")

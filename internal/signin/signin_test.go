@@ -153,3 +153,59 @@ func TestParallelGuessesOneAccount(t *testing.T) {
 		t.Fatalf("replies %v for %d verifications", count, verified)
 	}
 }
+
+// TestPendingWaitsForOutcome: a sign-in that finds its address's failed
+// sign-in budget held by attempts in flight waits for their outcome
+// instead of hearing 454 at once (a print server signing its users in
+// together): a success frees a place and the waiting sign-in goes on,
+// failures lock the address and it hears 421, and nothing settling within
+// PendingWait gives 454.
+func TestPendingWaitsForOutcome(t *testing.T) {
+	ip := netip.MustParseAddr("203.0.113.9")
+	tests := []struct {
+		name    string
+		settle  func(held []*auth.Attempt, now time.Time) // nil: nothing settles
+		want    *reply.Reply                              // nil: signed in
+		pending time.Duration
+	}{
+		{"a success frees a place", func(held []*auth.Attempt, now time.Time) { held[0].Done(false, now) }, nil, time.Minute},
+		{"failures lock the address", func(held []*auth.Attempt, now time.Time) {
+			for _, h := range held {
+				h.Done(true, now)
+			}
+		}, reply.AuthThrottled, time.Minute},
+		{"nothing settles in time", nil, reply.AuthBusy, 50 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a, _ := testAuthenticator(t, auth.GateConfig{}, cheap)
+			cfg := auth.DefaultThrottleConfig
+			cfg.PendingWait = tt.pending
+			a.Throttle = auth.NewThrottle(cfg)
+			var held []*auth.Attempt
+			for range cfg.BlockAfter {
+				at, _, v := a.Throttle.Reserve(ip, a.Now())
+				if v != auth.Admit {
+					t.Fatalf("verdict %v while filling the budget", v)
+				}
+				held = append(held, at)
+			}
+			done := make(chan *reply.Reply, 1)
+			go func() {
+				_, r := smtpBasic(a, ip, "sean@contoso.com", "secret")
+				done <- r
+			}()
+			if tt.settle != nil {
+				select {
+				case r := <-done:
+					t.Fatalf("answered %q while the address's places were held", reply.String(r))
+				case <-time.After(100 * time.Millisecond):
+				}
+				tt.settle(held, a.Now())
+			}
+			if r := <-done; r != tt.want {
+				t.Fatalf("reply %q, want %q", reply.String(r), reply.String(tt.want))
+			}
+		})
+	}
+}
