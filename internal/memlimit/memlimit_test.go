@@ -88,3 +88,16 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 	}
 }
+
+// FuzzParseSize: no input panics, and a size accepted is never negative.
+func FuzzParseSize(f *testing.F) {
+	for _, s := range []string{"512MiB", "2 GiB", "off", "0", "9223372036854775807", "8EiB", "-1KB", "1e3"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		n, err := ParseSize(s)
+		if err == nil && n < 0 {
+			t.Fatalf("ParseSize(%q) = %d", s, n)
+		}
+	})
+}
