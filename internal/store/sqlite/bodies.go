@@ -190,7 +190,7 @@ func (b *bodyReader) Close() error { return b.f.Close() }
 // releaseBodies gives back the bodies of those messages that nothing refers
 // to any more (no folder item, no queue item), inside tx; it returns the
 // body files to remove once tx has committed.
-func releaseBodies(ctx context.Context, tx *sql.Tx, ids []int64) ([]string, error) {
+func releaseBodies(ctx context.Context, tx execer, ids []int64) ([]string, error) {
 	var files []string
 	seen := map[int64]bool{}
 	for _, id := range ids {
@@ -199,19 +199,17 @@ func releaseBodies(ctx context.Context, tx *sql.Tx, ids []int64) ([]string, erro
 		}
 		seen[id] = true
 		var file sql.NullString
-		err := tx.QueryRowContext(ctx, `SELECT body_file FROM messages m WHERE id = ? AND body_released = 0
-			AND NOT EXISTS (SELECT 1 FROM folder_items i WHERE i.message = m.id)
-			AND NOT EXISTS (SELECT 1 FROM queue q WHERE q.message = m.id)`, id).Scan(&file)
+		err := tx.QueryRowContext(ctx, unreferencedBodySQL, id).Scan(&file)
 		if err == sql.ErrNoRows {
 			continue
 		}
 		if err != nil {
 			return nil, err
 		}
-		if _, err := tx.ExecContext(ctx, "DELETE FROM message_bodies WHERE message = ?", id); err != nil {
+		if _, err := tx.ExecContext(ctx, deleteBodySQL, id); err != nil {
 			return nil, err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE messages SET body = x'', body_file = NULL, body_released = 1 WHERE id = ?`, id); err != nil {
+		if _, err := tx.ExecContext(ctx, releaseBodySQL, id); err != nil {
 			return nil, err
 		}
 		if file.Valid {

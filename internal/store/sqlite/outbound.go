@@ -109,14 +109,11 @@ func (s *Store) ClaimOutbound(ctx context.Context, now time.Time, lease time.Dur
 		return nil, err
 	}
 	var out []store.OutboundItem
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(sqlTx *sql.Tx) error {
+		tx := s.prepared(sqlTx)
 		out = out[:0]
-		var ids []any
-		err := each(ctx, tx, `SELECT q.id, q.message, m.org_id, m.message_id, m.subject, m.envelope_from, q.recipient,
-			q.attempts, m.received_at, q.delay_notified, m.size
-			FROM queue q JOIN messages m ON m.id = q.message
-			WHERE q.mailbox_id IS NULL AND q.not_before <= ? AND q.leased_until <= ?
-			ORDER BY q.not_before, q.id LIMIT ?`, func(rows *sql.Rows) error {
+		var ids []int64
+		err := each(ctx, tx, claimDueSQL, func(rows *sql.Rows) error {
 			var it store.OutboundItem
 			var rec int64
 			if err := rows.Scan(&it.QueueID, &it.Message, &it.OrgID, &it.MessageID, &it.Subject, &it.EnvelopeFrom,
@@ -131,8 +128,11 @@ func (s *Store) ClaimOutbound(ctx context.Context, now time.Time, lease time.Dur
 		if err != nil || len(ids) == 0 {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE queue SET leased_until = ?, leased_by = ? WHERE id IN (`+placeholders(len(ids))+`)`,
-			append([]any{nanos(now.Add(lease)), node}, ids...)...)
+		list, err := json.Marshal(ids)
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, leaseClaimedSQL, nanos(now.Add(lease)), node, string(list))
 		return err
 	})
 	return out, err
@@ -186,7 +186,7 @@ func (s *Store) RecordOutcomes(ctx context.Context, outcomes []store.Outcome, no
 			}
 		}
 		var err error
-		files, err = releaseBodies(ctx, sqlTx, done)
+		files, err = releaseBodies(ctx, tx, done)
 		return err
 	})
 	if err != nil {

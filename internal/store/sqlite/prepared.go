@@ -26,10 +26,28 @@ const (
 	queueRemoteSQL = `INSERT INTO queue (message, recipient, folder, not_before)
 		VALUES (?, ?, '', ?)`
 	deleteQueueItemSQL = "DELETE FROM queue WHERE id = ?"
+
+	// Outbound delivery: a runner's claim of due items, and the release
+	// of a body once its last queue item is done (releaseBodies), run per
+	// batch and per delivered message.
+	claimDueSQL = `SELECT q.id, q.message, m.org_id, m.message_id, m.subject, m.envelope_from, q.recipient,
+			q.attempts, m.received_at, q.delay_notified, m.size
+			FROM queue q JOIN messages m ON m.id = q.message
+			WHERE q.mailbox_id IS NULL AND q.not_before <= ? AND q.leased_until <= ?
+			ORDER BY q.not_before, q.id LIMIT ?`
+	// The claimed IDs travel as one JSON array, so that the statement is
+	// the same whatever their number, and prepared once.
+	leaseClaimedSQL = `UPDATE queue SET leased_until = ?, leased_by = ? WHERE id IN (SELECT value FROM json_each(?))`
+	unreferencedBodySQL = `SELECT body_file FROM messages m WHERE id = ? AND body_released = 0
+			AND NOT EXISTS (SELECT 1 FROM folder_items i WHERE i.message = m.id)
+			AND NOT EXISTS (SELECT 1 FROM queue q WHERE q.message = m.id)`
+	deleteBodySQL  = "DELETE FROM message_bodies WHERE message = ?"
+	releaseBodySQL = `UPDATE messages SET body = x'', body_file = NULL, body_released = 1 WHERE id = ?`
 )
 
 var hotWrites = []string{insertMessageSQL, insertBodySQL, insertEventSQL, nextUIDSQL, insertFolderItemSQL,
-	queueLocalSQL, queueRemoteSQL, deleteQueueItemSQL}
+	queueLocalSQL, queueRemoteSQL, deleteQueueItemSQL, claimDueSQL, leaseClaimedSQL, unreferencedBodySQL,
+	deleteBodySQL, releaseBodySQL}
 
 // prepareWrites prepares hotWrites on db (the writer: one connection, so
 // they are prepared on it before any transaction holds it).
@@ -57,6 +75,7 @@ func closeStatements(stmts map[string]*sql.Stmt) {
 type execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
 // preparedTx runs a transaction's hot statements through the statements
@@ -82,4 +101,11 @@ func (p preparedTx) QueryRowContext(ctx context.Context, query string, args ...a
 		return p.tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
 	}
 	return p.tx.QueryRowContext(ctx, query, args...)
+}
+
+func (p preparedTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if st, ok := p.stmts[query]; ok {
+		return p.tx.StmtContext(ctx, st).QueryContext(ctx, args...)
+	}
+	return p.tx.QueryContext(ctx, query, args...)
 }
