@@ -97,7 +97,7 @@ func TestPruneTraceBatches(t *testing.T) {
 			if i == relayed {
 				sub.Remote, sub.Local = nil, []store.LocalDelivery{{Mailbox: sean.ID, Folder: store.Inbox, Recipient: "sean@contoso.com"}}
 			}
-			if err := insertSubmission(ctx, tx, sub, "", 3); err != nil {
+			if err := insertSubmission(ctx, tx, nil, sub, "", 3); err != nil {
 				return err
 			}
 		}

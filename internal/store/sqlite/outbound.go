@@ -181,7 +181,7 @@ func (s *Store) RecordOutcomes(ctx context.Context, outcomes []store.Outcome, no
 			if n.BodyFile != "" {
 				return errors.New("notices are committed from memory")
 			}
-			if err := insertSubmission(ctx, tx, n, "", int64(len(n.Body))); err != nil {
+			if err := insertSubmission(ctx, tx, nil, n, "", int64(len(n.Body))); err != nil {
 				return err
 			}
 		}

@@ -19,6 +19,8 @@ const (
 		VALUES (?, ?, ?, ?, ?, ?)`
 	nextUIDSQL = `UPDATE folders SET uid_next = uid_next + 1, highest_modseq = highest_modseq + 1
 		WHERE mailbox_id = ? AND name = ? RETURNING id, uid_next - 1, highest_modseq`
+	reserveUIDsSQL = `UPDATE folders SET uid_next = uid_next + ?, highest_modseq = highest_modseq + ?
+		WHERE mailbox_id = ? AND name = ? RETURNING id, uid_next, highest_modseq`
 	insertFolderItemSQL = `INSERT INTO folder_items (folder_id, message, received_at, uid, sysflags, modseq, size)
 		VALUES (?, ?, ?, ?, ?, ?, (SELECT size FROM messages WHERE id = ?))`
 	queueLocalSQL = `INSERT INTO queue (message, recipient, mailbox_id, folder, not_before)
@@ -37,7 +39,7 @@ const (
 			ORDER BY q.not_before, q.id LIMIT ?`
 	// The claimed IDs travel as one JSON array, so that the statement is
 	// the same whatever their number, and prepared once.
-	leaseClaimedSQL = `UPDATE queue SET leased_until = ?, leased_by = ? WHERE id IN (SELECT value FROM json_each(?))`
+	leaseClaimedSQL     = `UPDATE queue SET leased_until = ?, leased_by = ? WHERE id IN (SELECT value FROM json_each(?))`
 	unreferencedBodySQL = `SELECT body_file FROM messages m WHERE id = ? AND body_released = 0
 			AND NOT EXISTS (SELECT 1 FROM folder_items i WHERE i.message = m.id)
 			AND NOT EXISTS (SELECT 1 FROM queue q WHERE q.message = m.id)`
@@ -45,7 +47,7 @@ const (
 	releaseBodySQL = `UPDATE messages SET body = x'', body_file = NULL, body_released = 1 WHERE id = ?`
 )
 
-var hotWrites = []string{insertMessageSQL, insertBodySQL, insertEventSQL, nextUIDSQL, insertFolderItemSQL,
+var hotWrites = []string{insertMessageSQL, insertBodySQL, insertEventSQL, nextUIDSQL, reserveUIDsSQL, insertFolderItemSQL,
 	queueLocalSQL, queueRemoteSQL, deleteQueueItemSQL, claimDueSQL, leaseClaimedSQL, unreferencedBodySQL,
 	deleteBodySQL, releaseBodySQL}
 

@@ -606,3 +606,56 @@ func testInlineBodyReleased(t *testing.T, h *harness) {
 		t.Errorf("body still readable after the last recipient: %v", err)
 	}
 }
+
+// testGroupCommitUIDs: messages committed at once (several per group
+// commit) into one Inbox and one Sent Items get UIDs 1..n in commit order
+// (a later message never a smaller UID: RFC 9051 2.3.1.1) and each a
+// MODSEQ of its own, ascending with its UID, none above the folder's
+// HIGHESTMODSEQ.
+func testGroupCommitUIDs(t *testing.T, h *harness) {
+	s := h.s
+	ctx := context.Background()
+	org, sean, vera := seed(t, s)
+	const n = 48
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sub := &store.Submission{OrgID: org.ID, MessageID: fmt.Sprint(i), ReceivedAt: time.Now(), Body: []byte("Subject: x\r\n\r\nx\r\n"),
+				AuthMailbox: vera.ID, SentItems: vera.ID, Recipients: 1,
+				Local: []store.LocalDelivery{{Mailbox: sean.ID, Folder: store.Inbox, Recipient: "sean@contoso.com"}}}
+			if err := s.Commit(ctx, sub); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, f := range []struct {
+		mailbox int64
+		name    string
+	}{{sean.ID, "Inbox"}, {vera.ID, "Sent Items"}} {
+		folder := folderByName(t, s, f.mailbox, f.name)
+		ch, err := s.MailChanges(ctx, f.mailbox, folder.ID, 0)
+		must(t, err)
+		if len(ch.Changed) != n || ch.UIDNext != n+1 {
+			t.Fatalf("%s: %d items, UIDNEXT %d; want %d, %d", f.name, len(ch.Changed), ch.UIDNext, n, n+1)
+		}
+		sort.Slice(ch.Changed, func(i, j int) bool { return ch.Changed[i].UID < ch.Changed[j].UID })
+		for i, it := range ch.Changed {
+			if it.UID != uint32(i+1) {
+				t.Fatalf("%s: item %d has UID %d", f.name, i, it.UID)
+			}
+			if it.ModSeq > ch.HighestModSeq {
+				t.Errorf("%s: UID %d has MODSEQ %d above HIGHESTMODSEQ %d", f.name, it.UID, it.ModSeq, ch.HighestModSeq)
+			}
+			if i > 0 {
+				prev := ch.Changed[i-1]
+				if it.ModSeq <= prev.ModSeq || it.Message <= prev.Message {
+					t.Errorf("%s: UID %d (message %d, MODSEQ %d) after UID %d (message %d, MODSEQ %d)",
+						f.name, it.UID, it.Message, it.ModSeq, prev.UID, prev.Message, prev.ModSeq)
+				}
+			}
+		}
+	}
+}

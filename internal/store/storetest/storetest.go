@@ -60,6 +60,7 @@ var tests = []struct {
 	{"ExpungeReleasesBodies", testExpungeReleasesBodies},
 	{"MailFolders", testMailFolders},
 	{"MailConcurrency", testMailConcurrency},
+	{"GroupCommitUIDs", testGroupCommitUIDs},
 	{"LargeBodies", testLargeBodies},
 	{"InlineBodyReleased", testInlineBodyReleased},
 	{"OutboundLeases", testOutboundLeases},
