@@ -337,7 +337,7 @@ func (h *Handler) principal(q *request) error {
 	if q.sess.serverAdmin {
 		org := dir.Organization(q.sess.orgID)
 		if org == nil {
-			if orgs := dir.Contents().Organizations; len(orgs) > 0 {
+			if orgs := dir.Organizations(); len(orgs) > 0 {
 				org = orgs[0]
 			}
 		}
