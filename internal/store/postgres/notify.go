@@ -3,13 +3,18 @@ package postgres
 import (
 	"context"
 	"log/slog"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"postern.dev/postern/internal/directory"
 )
 
-// directoryChannel is the NOTIFY channel migration 004's triggers send on;
-// the payload is the changed table's name.
+// directoryChannel is the NOTIFY channel the directory triggers send on:
+// migration 008's "table:id" for a changed row of a table applied row by
+// row, migration 005's "table" for a statement on another table.
 const directoryChannel = "postern_directory"
 
 // Backoff between attempts to reconnect the listener: short first, so a
@@ -21,7 +26,7 @@ const (
 )
 
 var _ interface {
-	WatchDirectory(ctx context.Context, changed func(all bool, tables []string))
+	WatchDirectory(ctx context.Context, changed func(all bool, keys []directory.Key))
 } = (*Store)(nil)
 
 // WatchDirectory listens for directory changes on a connection of its own
@@ -29,7 +34,7 @@ var _ interface {
 // and calls changed for each (the caller coalesces a burst: changed must
 // not block for long); see store.DirectoryWatcher.
 // It returns when ctx ends or the store is closed.
-func (s *Store) WatchDirectory(ctx context.Context, changed func(all bool, tables []string)) {
+func (s *Store) WatchDirectory(ctx context.Context, changed func(all bool, keys []directory.Key)) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
@@ -64,7 +69,7 @@ func (s *Store) WatchDirectory(ctx context.Context, changed func(all bool, table
 // LISTEN took effect, at start or during an outage, was not heard), then
 // relays notifications until the connection fails. It reports whether
 // the LISTEN succeeded.
-func (s *Store) listen(ctx context.Context, changed func(all bool, tables []string)) (bool, error) {
+func (s *Store) listen(ctx context.Context, changed func(all bool, keys []directory.Key)) (bool, error) {
 	cfg := s.pool.Config().ConnConfig.Copy()
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	conn, err := pgx.ConnectConfig(cctx, cfg)
@@ -86,6 +91,20 @@ func (s *Store) listen(ctx context.Context, changed func(all bool, tables []stri
 		if err != nil {
 			return true, err
 		}
-		changed(false, []string{n.Payload})
+		changed(false, []directory.Key{payloadKey(n.Payload)})
 	}
+}
+
+// payloadKey reads a notification's payload: "table:id" names a row,
+// "table" (or anything unreadable) the whole table.
+func payloadKey(payload string) directory.Key {
+	table, id, ok := strings.Cut(payload, ":")
+	if !ok {
+		return directory.Key{Table: payload}
+	}
+	n, err := strconv.ParseInt(id, 10, 64)
+	if err != nil || n <= 0 {
+		return directory.Key{Table: table}
+	}
+	return directory.Key{Table: table, ID: n}
 }
