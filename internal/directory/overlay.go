@@ -233,6 +233,15 @@ func (s *Snapshot) OverlaySize() int {
 	return s.ov.size()
 }
 
+// Applied is the number of deltas applied since the snapshot's base index
+// was built; 0 for a snapshot built in one pass (or just folded).
+func (s *Snapshot) Applied() int {
+	if s.ov == nil {
+		return 0
+	}
+	return len(s.ov.log)
+}
+
 // Fold returns a snapshot with the same answers as s built in one pass
 // (O(directory)), without an overlay.
 func (s *Snapshot) Fold() *Snapshot {

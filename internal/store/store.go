@@ -64,7 +64,10 @@ type Store interface {
 	// LoadDirectoryObjects reads the current state of the rows keys names,
 	// in one read transaction: each row as it is, or nil in the Delta's
 	// map when it does not exist. Every key must be Incremental; at most
-	// MaxDirectoryChanges of them.
+	// MaxDirectoryChanges of them. The Delta's Position is the change log
+	// position the read saw: a caller that learns of every change some
+	// other way (DirectoryWatcher) may advance its snapshot to it; one that
+	// reads the log must advance only to what DirectoryChanges listed.
 	LoadDirectoryObjects(ctx context.Context, keys []directory.Key) (directory.Delta, error)
 
 	// Save* insert an object when its ID is 0 (and set the ID), otherwise

@@ -86,6 +86,9 @@ func loadDirectoryObjects(ctx context.Context, tx *sql.Tx, keys []directory.Key)
 	if len(keys) > store.MaxDirectoryChanges {
 		return d, fmt.Errorf("%d directory rows asked for, at most %d: %w", len(keys), store.MaxDirectoryChanges, store.ErrInternal)
 	}
+	if err := tx.QueryRowContext(ctx, positionQuery).Scan(&d.Position); err != nil {
+		return d, internal(err)
+	}
 	ids := make(map[string][]string)
 	for _, k := range keys {
 		if !k.Incremental() {

@@ -87,6 +87,9 @@ func testDirectoryChanges(t *testing.T, h *harness) {
 	}
 	c, err := s.LoadDirectory(ctx)
 	must(t, err)
+	if d.Position != gone.Position || c.Position != gone.Position {
+		t.Errorf("positions: objects read at %d, full read at %d, the changes run to %d", d.Position, c.Position, gone.Position)
+	}
 	snap := directory.NewSnapshot(c)
 	if got, want := d.Mailboxes[sean.ID], snap.Mailbox(sean.ID); fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", want) {
 		t.Errorf("sean read alone %+v, with everything %+v", got, want)
