@@ -17,11 +17,13 @@ import (
 
 // notCopied are the tables CopyFromSQLite leaves alone: PostgreSQL's own
 // bookkeeping (schema_version, health_probe, send_counts), what triggers
-// fill from the copied rows (mailbox_sizes, from folder_items), and the
+// fill from the copied rows (mailbox_sizes, from folder_items; the
+// directory change log, directory_changes and its pruning mark), and the
 // body blobs, written from the SQLite store's body files as the messages
 // are copied.
 var notCopied = map[string]bool{"schema_version": true, "health_probe": true, "send_counts": true,
-	"mailbox_sizes": true, "body_blobs": true, "body_chunks": true}
+	"mailbox_sizes": true, "body_blobs": true, "body_chunks": true,
+	"directory_changes": true, "directory_changes_pruned": true}
 
 // CopyFromSQLite copies a single-node installation into this store, which
 // must be empty (no organization, no message): every table's rows, with
