@@ -119,8 +119,8 @@ func (s *Store) SaveRestrictedSender(ctx context.Context, r *directory.Restricte
 	})
 }
 
-// selectRestrictedSender reads restricted_senders rows for scanRestrictedSender; LoadDirectory and
-// LoadDirectoryObjects share it.
+// selectRestrictedSender and scanRestrictedSender read restricted_senders rows; LoadDirectory
+// and LoadDirectoryObjects share them.
 const selectRestrictedSender = `SELECT id, org_id, mailbox_id, sender_address, reason, action, created_at, expires_at, released_at
 		FROM restricted_senders`
 

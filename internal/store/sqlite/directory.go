@@ -338,8 +338,8 @@ func (s *Store) DeletePermission(ctx context.Context, id int64) error {
 	return s.deleteByID(ctx, "recipient_permissions", id)
 }
 
-// selectOrganization reads organizations rows for scanOrganization; LoadDirectory and
-// LoadDirectoryObjects share it.
+// selectOrganization and scanOrganization read organizations rows; LoadDirectory
+// and LoadDirectoryObjects share them.
 const selectOrganization = `SELECT id, name, guid, smtp_client_authentication_disabled, security_defaults_enabled,
 		default_authentication_policy, reject_direct_send, smtp_basic_auth_disabled, max_recipient_envelope_limit,
 		cas_plan_imap_enabled, cas_plan_pop_enabled, allow_legacy_tls_clients, when_created FROM organizations`
@@ -356,8 +356,8 @@ func scanOrganization(rows *sql.Rows) (*directory.Organization, error) {
 	return o, nil
 }
 
-// selectMailbox reads mailboxes rows for scanMailbox; LoadDirectory and
-// LoadDirectoryObjects share it.
+// selectMailbox and scanMailbox read mailboxes rows; LoadDirectory
+// and LoadDirectoryObjects share them.
 const selectMailbox = `SELECT id, org_id, guid, name, display_name, alias, primary_smtp_address, user_principal_name,
 		email_addresses, type, password_hash, smtp_client_authentication_disabled, authentication_policy,
 		recipient_limits, max_send_size, max_receive_size, grant_send_on_behalf_to, imap_enabled, pop_enabled,
@@ -389,8 +389,8 @@ func scanMailbox(rows *sql.Rows) (*directory.Mailbox, error) {
 	return m, nil
 }
 
-// selectRecipientPermission reads recipient_permissions rows for scanRecipientPermission; LoadDirectory and
-// LoadDirectoryObjects share it.
+// selectRecipientPermission and scanRecipientPermission read recipient_permissions rows; LoadDirectory
+// and LoadDirectoryObjects share them.
 const selectRecipientPermission = `SELECT id, org_id, identity, trustee FROM recipient_permissions`
 
 func scanRecipientPermission(rows *sql.Rows) (*directory.RecipientPermission, error) {

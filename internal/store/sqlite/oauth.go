@@ -193,8 +193,8 @@ func (s *Store) SmtpAuthClients(ctx context.Context, since time.Time) ([]store.S
 	return out, err
 }
 
-// selectMailboxPermission reads mailbox_permissions rows for scanMailboxPermission; LoadDirectory and
-// LoadDirectoryObjects share it.
+// selectMailboxPermission and scanMailboxPermission read mailbox_permissions rows; LoadDirectory
+// and LoadDirectoryObjects share them.
 const selectMailboxPermission = `SELECT id, org_id, identity, COALESCE(trustee_principal, 0), COALESCE(trustee_mailbox, 0)
 		FROM mailbox_permissions`
 
