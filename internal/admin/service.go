@@ -134,14 +134,77 @@ func (s *Service) reload(ctx context.Context) error {
 	return nil
 }
 
+// catchUp brings the snapshot in force up to what the store holds after a
+// change this node made: it reads only the rows the store's change log
+// lists after the snapshot's position and applies them (O(changed rows)),
+// or reads everything again when the log cannot say (pruned past, too many
+// changes) or a changed table is not applied row by row. The caller holds
+// s.mu, so no other change of this node interleaves.
+func (s *Service) catchUp(ctx context.Context) error {
+	ch, err := s.Store.DirectoryChanges(ctx, s.Dir.Load().Position())
+	if err != nil {
+		return fmt.Errorf("reading the directory changes: %w", err)
+	}
+	if ch.All || !incremental(ch.Keys) {
+		return s.reload(ctx)
+	}
+	if len(ch.Keys) == 0 {
+		return nil
+	}
+	d, err := s.Store.LoadDirectoryObjects(ctx, ch.Keys)
+	if err != nil {
+		return fmt.Errorf("loading the changed directory objects: %w", err)
+	}
+	d.Position = ch.Position
+	s.Dir.Apply(d)
+	return nil
+}
+
+// incremental reports whether every key can be applied row by row.
+func incremental(keys []directory.Key) bool {
+	for _, k := range keys {
+		if !k.Incremental() {
+			return false
+		}
+	}
+	return true
+}
+
 // Reload reads the directory again and makes it the snapshot in force:
 // on a node sharing its store with others, after another node's change
-// (store.DirectoryWatcher). It waits for a change this node is making, so
-// that an older read never replaces a newer one.
+// when the change cannot be applied row by row, and after (re)connecting
+// to the store's notifications (store.DirectoryWatcher). It waits for a
+// change this node is making, so that an older read never replaces a
+// newer one.
 func (s *Service) Reload(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.reload(ctx)
+}
+
+// ApplyChanges reads the rows another node changed (keys, from the
+// notifications of a store.DirectoryWatcher, which cover every change) and
+// applies them to the snapshot in force, at a
+// cost of O(len(keys)); it reads the whole directory instead when a key
+// cannot be applied row by row or there are more than
+// store.MaxDirectoryChanges. Like Reload it waits for a change this node
+// is making, and it reads the rows after taking the lock, so the rows it
+// applies are at least as new as any the snapshot holds.
+func (s *Service) ApplyChanges(ctx context.Context, keys []directory.Key) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(keys) > store.MaxDirectoryChanges || !incremental(keys) {
+		return s.reload(ctx)
+	}
+	d, err := s.Store.LoadDirectoryObjects(ctx, keys)
+	if err != nil {
+		return fmt.Errorf("loading the changed directory objects: %w", err)
+	}
+	// The read's log position may be taken as the snapshot's: whatever
+	// else the log holds up to it was, or will be when it commits,
+	// notified too. So the next local change reads only what followed.
+	s.Dir.Apply(d)
+	return nil
 }
 
 // org is the organization the service acts on: the one its admin belongs
@@ -157,20 +220,21 @@ func (s *Service) org() *directory.Organization {
 		// someone else's.
 		return &directory.Organization{ID: s.orgID, Name: "(removed)"}
 	}
-	if orgs := snap.Contents().Organizations; len(orgs) > 0 {
+	if orgs := snap.Organizations(); len(orgs) > 0 {
 		return orgs[0]
 	}
 	return nil
 }
 
-// change runs fn under the change lock and reloads the snapshot afterwards,
-// also when fn failed part-way (the store's transactions keep each write
-// whole; the reload makes the snapshot agree with what was written).
+// change runs fn under the change lock and brings the snapshot up to date
+// afterwards (catchUp), also when fn failed part-way (the store's
+// transactions keep each write whole; catching up makes the snapshot agree
+// with what was written).
 func (s *Service) change(ctx context.Context, fn func(dir *directory.Snapshot, org *directory.Organization) error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	err := fn(s.Dir.Load(), s.org())
-	if rerr := s.reload(ctx); err == nil {
+	if rerr := s.catchUp(ctx); err == nil {
 		err = rerr
 	}
 	return err

@@ -286,5 +286,17 @@ func (s *Snapshot) ConnectionFilterPolicy(org int64) *ConnectionFilterPolicy {
 // RestrictedSender returns the mailbox's restriction record (in force,
 // expired or released), or nil.
 func (s *Snapshot) RestrictedSender(mailbox int64) *RestrictedSender {
+	if s.ov != nil {
+		if r := s.ov.restrictedByMailbox[mailbox]; r != nil {
+			return r
+		}
+		if r := s.filters.restricted[mailbox]; r != nil {
+			if _, changed := s.ov.restricted[r.ID]; changed {
+				return nil
+			}
+			return r
+		}
+		return nil
+	}
 	return s.filters.restricted[mailbox]
 }

@@ -83,13 +83,13 @@ func CheckSize(m *directory.Mailbox, size int64) *reply.Reply {
 // organization. It reaches the mailbox holding that address as its primary
 // or a proxy address; false when that organization has no domain yet.
 func PostmasterAddress(dir *directory.Snapshot) (address.Address, bool) {
-	c := dir.Contents()
-	if len(c.Organizations) == 0 {
+	orgs := dir.Organizations()
+	if len(orgs) == 0 {
 		return address.Address{}, false
 	}
-	first := c.Organizations[0].ID
+	first := orgs[0].ID
 	var domain string
-	for _, d := range c.Domains {
+	for _, d := range dir.Domains() {
 		if d.OrgID != first {
 			continue
 		}

@@ -58,7 +58,7 @@ func (q *Queue) notice(ctx context.Context, j *job, items []notifyItem, failed b
 		return nil, store.Outcome{}, err
 	}
 	postmaster := "postmaster@" + q.cfg.Hostname
-	for _, d := range snap.Contents().Domains {
+	for _, d := range snap.Domains() {
 		if d.OrgID == j.msg.OrgID && d.Default {
 			postmaster = "postmaster@" + d.DomainName
 		}

@@ -2,8 +2,10 @@ package server
 
 import (
 	"context"
+	"sync"
 	"time"
 
+	"postern.dev/postern/internal/directory"
 	"postern.dev/postern/internal/store"
 )
 
@@ -20,19 +22,37 @@ const directoryGather = 20 * time.Millisecond
 // and a loop reads the directory again. Notifications heard while a read
 // runs fold into one further read, so reads never queue up.
 //
-// The whole directory is read again rather than the changed objects
-// alone: Snapshot is an immutable set of indexes built in one pass, and
-// patching it would mean copying every index (O(directory) anyway) or
-// making it a persistent structure. The read costs what an admin change
-// on this node costs already (BENCHMARKS.md).
+// The notifications name the changed rows (directory.Key); the loop reads
+// only those and applies them to the snapshot (admin.Service.ApplyChanges,
+// O(changed rows)). A reconnect (all), a change to a table not applied row
+// by row, or more rows than store.MaxDirectoryChanges in one gathering
+// makes it read the whole directory instead.
 func (s *Server) watchDirectory(w store.DirectoryWatcher) {
 	pending := make(chan struct{}, 1)
+	// gathered holds the keys heard since the loop last took them; all
+	// replaces them when a full read is due.
+	var (
+		mu       sync.Mutex
+		gathered = map[directory.Key]bool{}
+		all      bool
+	)
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { <-s.stop; cancel() }()
 	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
-		w.WatchDirectory(ctx, func(all bool, tables []string) {
+		w.WatchDirectory(ctx, func(full bool, keys []directory.Key) {
+			mu.Lock()
+			switch {
+			case all:
+			case full || len(gathered)+len(keys) > store.MaxDirectoryChanges:
+				all, gathered = true, map[directory.Key]bool{}
+			default:
+				for _, k := range keys {
+					gathered[k] = true
+				}
+			}
+			mu.Unlock()
 			select {
 			case pending <- struct{}{}:
 			default: // a read is due already; it will see this change too
@@ -58,7 +78,27 @@ func (s *Server) watchDirectory(w store.DirectoryWatcher) {
 			case <-pending:
 			default:
 			}
-			if err := s.Admin.Reload(ctx); err != nil && ctx.Err() == nil {
+			mu.Lock()
+			full, keys := all, make([]directory.Key, 0, len(gathered))
+			for k := range gathered {
+				keys = append(keys, k)
+			}
+			all, gathered = false, map[directory.Key]bool{}
+			mu.Unlock()
+			var err error
+			switch {
+			case full:
+				err = s.Admin.Reload(ctx)
+			case len(keys) == 0:
+				// The keys came with the previous round's read.
+			default:
+				err = s.Admin.ApplyChanges(ctx, keys)
+			}
+			if err != nil && ctx.Err() == nil {
+				// Read everything on the retry: the keys are taken.
+				mu.Lock()
+				all = true
+				mu.Unlock()
 				s.log.Error("reading the directory after a change on another node", "err", err)
 				// Try again: the change is not applied yet.
 				select {

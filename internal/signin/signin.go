@@ -341,7 +341,7 @@ func (a *Authenticator) OAuth(ctx context.Context, p Protocol, ip netip.Addr, us
 	}
 	dir := a.Directory.Load()
 	var issuers []oauth.Issuer
-	for _, s := range dir.Contents().AuthServers {
+	for _, s := range dir.AllAuthServers() {
 		// The built-in issuer serves every organization; one organization
 		// disabling its record stops only its own apps (trustingOrganizations).
 		if s.Enabled || s.BuiltIn {
@@ -409,7 +409,7 @@ func trustingOrganizations(dir *directory.Snapshot, iss *oauth.Issuer, appID str
 		if app == nil {
 			return nil
 		}
-		for _, s := range dir.Contents().AuthServers {
+		for _, s := range dir.AllAuthServers() {
 			if s.BuiltIn && s.OrgID == app.OrgID && !s.Enabled {
 				return nil // Set-AuthServer Postern -Enabled $false in the app's organization
 			}
@@ -417,7 +417,7 @@ func trustingOrganizations(dir *directory.Snapshot, iss *oauth.Issuer, appID str
 		return []int64{app.OrgID}
 	}
 	var orgs []int64
-	for _, s := range dir.Contents().AuthServers {
+	for _, s := range dir.AllAuthServers() {
 		if s.Enabled && !s.BuiltIn && s.Issuer == iss.Issuer {
 			orgs = append(orgs, s.OrgID)
 		}

@@ -186,7 +186,7 @@ func (s *session) AuthMechanisms() []string {
 }
 
 func (s *session) basicOff() bool {
-	orgs := s.srv.dir.Load().Contents().Organizations
+	orgs := s.srv.dir.Load().Organizations()
 	for _, o := range orgs {
 		if !o.SmtpBasicAuthDisabled {
 			return false

@@ -51,8 +51,24 @@ var (
 
 // Store is Postern's storage.
 type Store interface {
-	// LoadDirectory reads every directory object, to build a Snapshot.
+	// LoadDirectory reads every directory object, to build a Snapshot, in
+	// one read transaction, with the change log position it includes
+	// (Contents.Position).
 	LoadDirectory(ctx context.Context) (directory.Contents, error)
+	// DirectoryChanges lists the directory rows changed after the change
+	// log position after (a snapshot's Position), each once, and the
+	// position they run to. It reports All instead when the log no longer
+	// reaches back to after, or when more than MaxDirectoryChanges rows
+	// changed: the caller then reads the whole directory again.
+	DirectoryChanges(ctx context.Context, after int64) (DirectoryChanges, error)
+	// LoadDirectoryObjects reads the current state of the rows keys names,
+	// in one read transaction: each row as it is, or nil in the Delta's
+	// map when it does not exist. Every key must be Incremental; at most
+	// MaxDirectoryChanges of them. The Delta's Position is the change log
+	// position the read saw: a caller that learns of every change some
+	// other way (DirectoryWatcher) may advance its snapshot to it; one that
+	// reads the log must advance only to what DirectoryChanges listed.
+	LoadDirectoryObjects(ctx context.Context, keys []directory.Key) (directory.Delta, error)
 
 	// Save* insert an object when its ID is 0 (and set the ID), otherwise
 	// update it. ErrConflict reports a name or address already in use.
@@ -285,8 +301,26 @@ type Server interface {
 // while it was not listening went unheard; changed then receives all=true.
 // It runs until ctx ends, reconnecting with backoff when the connection
 // fails. The SQLite store has no such method: one node reads its own changes.
+//
+// keys names the rows changed, for the tables a snapshot applies row by
+// row (directory.Key.Incremental), or a whole table (ID 0) for the others.
 type DirectoryWatcher interface {
-	WatchDirectory(ctx context.Context, changed func(all bool, tables []string))
+	WatchDirectory(ctx context.Context, changed func(all bool, keys []directory.Key))
+}
+
+// MaxDirectoryChanges caps the rows one incremental directory update
+// reads: past it, reading the whole directory once is cheaper than
+// reading row by row, and the caller's memory stays bounded.
+const MaxDirectoryChanges = 1000
+
+// DirectoryChanges is what changed in the directory after a position.
+type DirectoryChanges struct {
+	// Keys are the changed rows, each once, in the order first changed.
+	Keys []directory.Key
+	// Position is the change log position Keys run to.
+	Position int64
+	// All: the changes cannot be listed; read the whole directory.
+	All bool
 }
 
 // MailboxChangeRelay is implemented by a store several nodes share

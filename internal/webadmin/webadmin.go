@@ -353,7 +353,7 @@ func (h *Handler) principal(q *request) error {
 	if q.sess.ServerAdmin {
 		org := dir.Organization(q.sess.OrgID)
 		if org == nil {
-			if orgs := dir.Contents().Organizations; len(orgs) > 0 {
+			if orgs := dir.Organizations(); len(orgs) > 0 {
 				org = orgs[0]
 			}
 		}

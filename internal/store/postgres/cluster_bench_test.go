@@ -85,7 +85,7 @@ func BenchmarkDirectoryChange(b *testing.B) {
 		heard := make(chan struct{}, 16)
 		wctx, cancel := context.WithCancel(ctx)
 		defer cancel()
-		go other.WatchDirectory(wctx, func(all bool, _ []string) { heard <- struct{}{} })
+		go other.WatchDirectory(wctx, func(all bool, _ []directory.Key) { heard <- struct{}{} })
 		<-heard // connected
 		for b.Loop() {
 			if _, err := s.w.ExecContext(ctx, "UPDATE mailboxes SET imap_enabled = NOT imap_enabled WHERE id = (SELECT MIN(id) FROM mailboxes)"); err != nil {

@@ -17,12 +17,14 @@ import (
 
 // notCopied are the tables CopyFromSQLite leaves alone: PostgreSQL's own
 // bookkeeping (schema_version, health_probe, send_counts), what triggers
-// fill from the copied rows (mailbox_sizes, from folder_items), the
+// fill from the copied rows (mailbox_sizes, from folder_items; the
+// directory change log, directory_changes and its pruning mark), the
 // body blobs, written from the SQLite store's body files as the messages
 // are copied, and the front ends' short-lived state (ephemeral: admins
 // sign in to the admin center again).
 var notCopied = map[string]bool{"schema_version": true, "health_probe": true, "send_counts": true,
-	"mailbox_sizes": true, "body_blobs": true, "body_chunks": true, "ephemeral": true}
+	"mailbox_sizes": true, "body_blobs": true, "body_chunks": true,
+	"directory_changes": true, "directory_changes_pruned": true, "ephemeral": true}
 
 // CopyFromSQLite copies a single-node installation into this store, which
 // must be empty (no organization, no message): every table's rows, with

@@ -10,8 +10,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 )
 
 // mailboxChannel is the NOTIFY channel on which nodes tell each other which
@@ -102,15 +100,8 @@ func (s *Store) notifyMailboxes(ids ...int64) {
 // announcement leaves the other nodes' sessions unwoken until their
 // client's next command; the message itself is committed and shown then.
 func (s *Store) RelayMailboxChanges(ctx context.Context) {
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := s.untilClosed(ctx)
 	defer cancel()
-	go func() {
-		select {
-		case <-s.closing:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	r := &mailboxRelay{node: newNodeID(), pending: map[int64]struct{}{}, wake: make(chan struct{}, 1)}
 	s.relay.Store(r)
 	defer s.relay.Store(nil)
@@ -202,59 +193,4 @@ func newNodeID() string {
 	var b [8]byte
 	rand.Read(b[:])
 	return strconv.FormatUint(binary.BigEndian.Uint64(b[:]), 36)
-}
-
-// listenLoop LISTENs on channel on a connection of its own, calling
-// connected after each successful LISTEN (whatever was said before it,
-// at start or during an outage, went unheard) and heard for each
-// notification, and reconnects with backoff when the connection fails,
-// until ctx ends.
-func (s *Store) listenLoop(ctx context.Context, what, channel string, connected func(), heard func(payload string)) {
-	backoff := listenBackoffMin
-	for ctx.Err() == nil {
-		ok, err := s.listenOnce(ctx, channel, connected, heard)
-		if ctx.Err() != nil {
-			return
-		}
-		if ok {
-			// The connection worked before it failed: start over from
-			// the shortest wait.
-			backoff = listenBackoffMin
-		}
-		slog.Warn(what+": connection lost; reconnecting", "err", err, "retry_in", backoff)
-		select {
-		case <-time.After(backoff):
-		case <-ctx.Done():
-			return
-		}
-		backoff = min(2*backoff, listenBackoffMax)
-	}
-}
-
-// listenOnce connects, LISTENs and relays notifications until the
-// connection fails; it reports whether the LISTEN succeeded.
-func (s *Store) listenOnce(ctx context.Context, channel string, connected func(), heard func(payload string)) (bool, error) {
-	cfg := s.pool.Config().ConnConfig.Copy()
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	conn, err := pgx.ConnectConfig(cctx, cfg)
-	cancel()
-	if err != nil {
-		return false, err
-	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		conn.Close(cctx)
-		cancel()
-	}()
-	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{channel}.Sanitize()); err != nil {
-		return false, err
-	}
-	connected()
-	for {
-		n, err := conn.WaitForNotification(ctx)
-		if err != nil {
-			return true, err
-		}
-		heard(n.Payload)
-	}
 }

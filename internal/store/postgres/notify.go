@@ -3,13 +3,18 @@ package postgres
 import (
 	"context"
 	"log/slog"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"postern.dev/postern/internal/directory"
 )
 
-// directoryChannel is the NOTIFY channel migration 004's triggers send on;
-// the payload is the changed table's name.
+// directoryChannel is the NOTIFY channel the directory triggers send on:
+// migration 008's "table:id" for a changed row of a table applied row by
+// row, migration 005's "table" for a statement on another table.
 const directoryChannel = "postern_directory"
 
 // Backoff between attempts to reconnect the listener: short first, so a
@@ -21,17 +26,27 @@ const (
 )
 
 var _ interface {
-	WatchDirectory(ctx context.Context, changed func(all bool, tables []string))
+	WatchDirectory(ctx context.Context, changed func(all bool, keys []directory.Key))
 } = (*Store)(nil)
 
 // WatchDirectory listens for directory changes on a connection of its own
 // (LISTEN holds its connection for good, so it cannot come from the pool)
 // and calls changed for each (the caller coalesces a burst: changed must
-// not block for long); see store.DirectoryWatcher.
+// not block for long); see store.DirectoryWatcher. After each (re)connect
+// it reports all=true: whatever changed before the LISTEN took effect, at
+// start or during an outage, was not heard.
 // It returns when ctx ends or the store is closed.
-func (s *Store) WatchDirectory(ctx context.Context, changed func(all bool, tables []string)) {
-	ctx, cancel := context.WithCancel(ctx)
+func (s *Store) WatchDirectory(ctx context.Context, changed func(all bool, keys []directory.Key)) {
+	ctx, cancel := s.untilClosed(ctx)
 	defer cancel()
+	s.listenLoop(ctx, "directory change listener", directoryChannel,
+		func() { changed(true, nil) },
+		func(payload string) { changed(false, []directory.Key{payloadKey(payload)}) })
+}
+
+// untilClosed is ctx, also ended when the store closes.
+func (s *Store) untilClosed(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
 	go func() {
 		select {
 		case <-s.closing:
@@ -39,18 +54,25 @@ func (s *Store) WatchDirectory(ctx context.Context, changed func(all bool, table
 		case <-ctx.Done():
 		}
 	}()
+	return ctx, cancel
+}
+
+// listenLoop LISTENs on channel on a connection of its own, calling
+// connected after each successful LISTEN and heard for each notification,
+// and reconnects with backoff when the connection fails, until ctx ends.
+func (s *Store) listenLoop(ctx context.Context, what, channel string, connected func(), heard func(payload string)) {
 	backoff := listenBackoffMin
 	for ctx.Err() == nil {
-		heard, err := s.listen(ctx, changed)
+		ok, err := s.listenOnce(ctx, channel, connected, heard)
 		if ctx.Err() != nil {
 			return
 		}
-		if heard {
+		if ok {
 			// The connection worked before it failed: start over from
 			// the shortest wait.
 			backoff = listenBackoffMin
 		}
-		slog.Warn("directory change listener: connection lost; reconnecting", "err", err, "retry_in", backoff)
+		slog.Warn(what+": connection lost; reconnecting", "err", err, "retry_in", backoff)
 		select {
 		case <-time.After(backoff):
 		case <-ctx.Done():
@@ -60,11 +82,9 @@ func (s *Store) WatchDirectory(ctx context.Context, changed func(all bool, table
 	}
 }
 
-// listen connects, LISTENs, reports all=true (whatever changed before the
-// LISTEN took effect, at start or during an outage, was not heard), then
-// relays notifications until the connection fails. It reports whether
-// the LISTEN succeeded.
-func (s *Store) listen(ctx context.Context, changed func(all bool, tables []string)) (bool, error) {
+// listenOnce connects, LISTENs and relays notifications until the
+// connection fails; it reports whether the LISTEN succeeded.
+func (s *Store) listenOnce(ctx context.Context, channel string, connected func(), heard func(payload string)) (bool, error) {
 	cfg := s.pool.Config().ConnConfig.Copy()
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	conn, err := pgx.ConnectConfig(cctx, cfg)
@@ -77,15 +97,29 @@ func (s *Store) listen(ctx context.Context, changed func(all bool, tables []stri
 		conn.Close(cctx)
 		cancel()
 	}()
-	if _, err := conn.Exec(ctx, "LISTEN "+directoryChannel); err != nil {
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{channel}.Sanitize()); err != nil {
 		return false, err
 	}
-	changed(true, nil)
+	connected()
 	for {
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {
 			return true, err
 		}
-		changed(false, []string{n.Payload})
+		heard(n.Payload)
 	}
+}
+
+// payloadKey reads a notification's payload: "table:id" names a row,
+// "table" (or anything unreadable) the whole table.
+func payloadKey(payload string) directory.Key {
+	table, id, ok := strings.Cut(payload, ":")
+	if !ok {
+		return directory.Key{Table: payload}
+	}
+	n, err := strconv.ParseInt(id, 10, 64)
+	if err != nil || n <= 0 {
+		return directory.Key{Table: table}
+	}
+	return directory.Key{Table: table, ID: n}
 }

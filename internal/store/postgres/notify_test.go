@@ -14,29 +14,29 @@ import (
 type heard struct {
 	mu     sync.Mutex
 	all    int
-	tables []string
+	keys   []directory.Key
 	signal chan struct{}
 }
 
 func newHeard() *heard { return &heard{signal: make(chan struct{}, 100)} }
 
-func (h *heard) changed(all bool, tables []string) {
+func (h *heard) changed(all bool, keys []directory.Key) {
 	h.mu.Lock()
 	if all {
 		h.all++
 	}
-	h.tables = append(h.tables, tables...)
+	h.keys = append(h.keys, keys...)
 	h.mu.Unlock()
 	h.signal <- struct{}{}
 }
 
 // wait waits (generously) until cond holds on what was heard.
-func (h *heard) wait(t *testing.T, what string, cond func(all int, tables []string) bool) {
+func (h *heard) wait(t *testing.T, what string, cond func(all int, keys []directory.Key) bool) {
 	t.Helper()
 	deadline := time.After(30 * time.Second)
 	for {
 		h.mu.Lock()
-		ok := cond(h.all, h.tables)
+		ok := cond(h.all, h.keys)
 		h.mu.Unlock()
 		if ok {
 			return
@@ -46,22 +46,36 @@ func (h *heard) wait(t *testing.T, what string, cond func(all int, tables []stri
 		case <-deadline:
 			h.mu.Lock()
 			defer h.mu.Unlock()
-			t.Fatalf("timed out waiting for %s; heard all=%d tables=%v", what, h.all, h.tables)
+			t.Fatalf("timed out waiting for %s; heard all=%d keys=%v", what, h.all, h.keys)
 		}
 	}
 }
 
-func has(tables []string, name string) bool {
-	for _, t := range tables {
-		if t == name {
+// has reports whether keys name a row of table, or the key k itself.
+func has(keys []directory.Key, table string) bool {
+	for _, k := range keys {
+		if k.Table == table {
 			return true
 		}
 	}
 	return false
 }
 
+func hasKey(keys []directory.Key, k directory.Key) bool { return count(keys, k) > 0 }
+
+func count(keys []directory.Key, k directory.Key) int {
+	n := 0
+	for _, x := range keys {
+		if x == k {
+			n++
+		}
+	}
+	return n
+}
+
 // TestWatchDirectory: a change committed through one store (node) is
-// heard by another's listener, named by its table; a rolled-back change is
+// heard by another's listener, named by its row (migration 008) or, for the
+// tables not applied row by row, by its table; a rolled-back change is
 // not; a listener whose connection is killed reconnects by itself and
 // reports all=true so that its node reads everything again.
 func TestWatchDirectory(t *testing.T) {
@@ -73,15 +87,29 @@ func TestWatchDirectory(t *testing.T) {
 	h := newHeard()
 	done := make(chan struct{})
 	go func() { b.WatchDirectory(ctx, h.changed); close(done) }()
-	h.wait(t, "the first all=true", func(all int, _ []string) bool { return all == 1 })
+	h.wait(t, "the first all=true", func(all int, _ []directory.Key) bool { return all == 1 })
 
 	org := &directory.Organization{Name: "Contoso", GUID: "g"}
 	must(t, a.SaveOrganization(ctx, org))
-	h.wait(t, "organizations", func(_ int, tables []string) bool { return has(tables, "organizations") })
+	h.wait(t, "organizations", func(_ int, keys []directory.Key) bool {
+		return hasKey(keys, directory.Key{Table: "organizations", ID: org.ID})
+	})
 	m := &directory.Mailbox{OrgID: org.ID, GUID: "m", Name: "sean", PrimarySmtpAddress: "sean@contoso.com",
 		UserPrincipalName: "sean@contoso.com", Type: directory.UserMailbox}
 	must(t, a.SaveMailbox(ctx, m))
-	h.wait(t, "mailboxes", func(_ int, tables []string) bool { return has(tables, "mailboxes") })
+	h.wait(t, "mailboxes", func(_ int, keys []directory.Key) bool {
+		return hasKey(keys, directory.Key{Table: "mailboxes", ID: m.ID})
+	})
+	perm := &directory.RecipientPermission{OrgID: org.ID, Identity: m.ID, Trustee: m.ID}
+	must(t, a.SavePermission(ctx, perm))
+	h.wait(t, "the permission", func(_ int, keys []directory.Key) bool {
+		return hasKey(keys, directory.Key{Table: "recipient_permissions", ID: perm.ID})
+	})
+	must(t, a.SaveDomain(ctx, &directory.AcceptedDomain{OrgID: org.ID, Name: "contoso.com", DomainName: "contoso.com",
+		DomainType: directory.Authoritative}))
+	h.wait(t, "accepted_domains, as a table", func(_ int, keys []directory.Key) bool {
+		return hasKey(keys, directory.Key{Table: "accepted_domains"})
+	})
 
 	// A transaction that rolls back notifies nobody.
 	tx, err := a.w.BeginTx(ctx, nil)
@@ -94,20 +122,22 @@ func TestWatchDirectory(t *testing.T) {
 	_, err = a.w.ExecContext(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
 		WHERE query LIKE 'LISTEN %' AND pid <> pg_backend_pid()`)
 	must(t, err)
-	h.wait(t, "all=true after reconnecting", func(all int, _ []string) bool { return all >= 2 })
+	h.wait(t, "all=true after reconnecting", func(all int, _ []directory.Key) bool { return all >= 2 })
 	must(t, a.DeleteMailbox(ctx, m.ID))
-	h.wait(t, "mailboxes again", func(_ int, tables []string) bool {
-		n := 0
-		for _, t := range tables {
-			if t == "mailboxes" {
-				n++
-			}
-		}
-		return n >= 2
+	// The cascade that removes the mailbox's permission is heard too.
+	h.wait(t, "the mailbox and, by cascade, its permission again", func(_ int, keys []directory.Key) bool {
+		return count(keys, directory.Key{Table: "mailboxes", ID: m.ID}) >= 2 &&
+			count(keys, directory.Key{Table: "recipient_permissions", ID: perm.ID}) >= 2
 	})
 	h.mu.Lock()
-	if has(h.tables, "accepted_domains") {
-		t.Errorf("a rolled-back change was heard: %v", h.tables)
+	n := 0
+	for _, k := range h.keys {
+		if k.Table == "accepted_domains" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("heard accepted_domains %d times, want once (the rolled-back change is not heard): %v", n, h.keys)
 	}
 	h.mu.Unlock()
 

@@ -47,10 +47,9 @@ func loadOAuth(ctx context.Context, tx *sql.Tx, c *directory.Contents) error {
 	if err != nil {
 		return err
 	}
-	err = each(ctx, tx, `SELECT id, org_id, identity, COALESCE(trustee_principal, 0), COALESCE(trustee_mailbox, 0)
-		FROM mailbox_permissions ORDER BY id`, func(rows *sql.Rows) error {
-		p := &directory.MailboxPermission{}
-		if err := rows.Scan(&p.ID, &p.OrgID, &p.Identity, &p.TrusteePrincipal, &p.TrusteeMailbox); err != nil {
+	err = each(ctx, tx, selectMailboxPermission+" ORDER BY id", func(rows *sql.Rows) error {
+		p, err := scanMailboxPermission(rows)
+		if err != nil {
 			return err
 		}
 		c.MailboxPerms = append(c.MailboxPerms, p)
@@ -192,4 +191,17 @@ func (s *Store) SmtpAuthClients(ctx context.Context, since time.Time) ([]store.S
 		return nil
 	}, nanos(since))
 	return out, err
+}
+
+// selectMailboxPermission and scanMailboxPermission read mailbox_permissions rows; LoadDirectory
+// and LoadDirectoryObjects share them.
+const selectMailboxPermission = `SELECT id, org_id, identity, COALESCE(trustee_principal, 0), COALESCE(trustee_mailbox, 0)
+		FROM mailbox_permissions`
+
+func scanMailboxPermission(rows *sql.Rows) (*directory.MailboxPermission, error) {
+	p := &directory.MailboxPermission{}
+	if err := rows.Scan(&p.ID, &p.OrgID, &p.Identity, &p.TrusteePrincipal, &p.TrusteeMailbox); err != nil {
+		return nil, err
+	}
+	return p, nil
 }

@@ -52,6 +52,8 @@ var tests = []struct {
 }{
 	{"DirectoryRoundTrip", testDirectoryRoundTrip},
 	{"DirectoryObjects", testDirectoryObjects},
+	{"DirectoryChanges", testDirectoryChanges},
+	{"IncrementalDirectoryMatchesRebuild", testIncrementalMatchesRebuild},
 	{"AddressConflictLeavesNothingHalfWritten", testAddressConflict},
 	{"GroupCommitAndPacing", testGroupCommitAndPacing},
 	{"MailboxSizes", testMailboxSizes},
