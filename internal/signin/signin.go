@@ -98,7 +98,7 @@ func denied(d *policy.Denial) *Refusal {
 type Authenticator struct {
 	Directory *directory.Current
 	Cache     *auth.LoginCache
-	Throttle  *auth.Throttle
+	Throttle  auth.AddressThrottle
 	// Gate bounds argon2id verifications in flight and waiting; nil runs
 	// them unbounded (unit tests).
 	Gate *auth.Gate
@@ -148,6 +148,8 @@ func (a *Authenticator) admit(ip netip.Addr, now time.Time) (*auth.Attempt, *Ref
 		return nil, refused(reply.AuthThrottled, "the address failed too often")
 	case auth.Pending:
 		return nil, refused(reply.AuthBusy, "the address's last places are held by attempts being checked")
+	case auth.Unavailable:
+		return nil, refused(reply.AuthTemporaryFailure, "the address's failed sign-ins could not be counted")
 	}
 	if delay > 0 {
 		a.Sleep(delay)
@@ -269,8 +271,11 @@ func (a *Authenticator) checkPassword(ip netip.Addr, actor *directory.Mailbox, n
 	cached := actor != nil && actor.PasswordHash != "" && a.Cache.Lookup(name, password, actor.PasswordHash, now)
 	var attempt *auth.Attempt
 	if cached {
-		if _, blocked := a.Throttle.Check(ip, now); blocked {
+		switch _, verdict := a.Throttle.Check(ip, now); verdict {
+		case auth.Blocked:
 			return false, refused(reply.AuthThrottled, "the address failed too often")
+		case auth.Unavailable:
+			return false, refused(reply.AuthTemporaryFailure, "the address's failed sign-ins could not be counted")
 		}
 	} else if attempt, r = a.admit(ip, now); r != nil {
 		return false, r

@@ -101,8 +101,8 @@ func TestBasicSignInDecisions(t *testing.T) {
 			}
 		}
 		close(hold)
-		if d, blocked := a.Throttle.Check(ip(1), a.Now()); blocked || d != 0 {
-			t.Fatalf("refused attempts were counted as failures: delay %v blocked %v", d, blocked)
+		if d, v := a.Throttle.Check(ip(1), a.Now()); v != auth.Admit || d != 0 {
+			t.Fatalf("refused attempts were counted as failures: delay %v verdict %v", d, v)
 		}
 	})
 
