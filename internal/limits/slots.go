@@ -1,6 +1,9 @@
 package limits
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // ConnectionSlots counts each mailbox's concurrent SMTP AUTH connections
 // against Exchange Online's limit of 3 (reference section 4.1: "each extra
@@ -27,3 +30,23 @@ type Slot struct {
 	// ID names the slot in a shared store (0 in memory).
 	ID int64
 }
+
+// LeasedSlots is ConnectionSlots whose slots are leases the holding node
+// renews while their connections last (a store several nodes share): a
+// node that dies stops renewing, and its slots come free when their
+// leases end, whereas a count a dead node can no longer decrement would
+// keep its mailboxes' slots taken for ever.
+type LeasedSlots interface {
+	ConnectionSlots
+	// Renew extends the leases of the slots this node holds, and deletes
+	// those it released but could not delete then (the database was
+	// unreachable): one round trip however many it holds. Call it every
+	// third of the lease or more often.
+	Renew(ctx context.Context) error
+}
+
+// SlotLease is how long a connection slot held in a shared store counts
+// without being renewed; the holding node renews it every third of that.
+// It bounds how long the slots of a node that died stay taken, and how
+// long a node may fail to reach the database before its slots lapse.
+const SlotLease = 30 * time.Second

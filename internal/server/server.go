@@ -87,6 +87,14 @@ type Server struct {
 	// sending counts the per-mailbox sending limits: recipients and pacer
 	// on SQLite, the database's counters on a store nodes share.
 	sending limits.Sending
+	// slots counts each mailbox's concurrent SMTP AUTH connections, and
+	// throttle each client address's failed sign-ins: in memory on
+	// SQLite, in the database on a store nodes share (then leased slots
+	// renews its leases, and sweepThrottle keeps the table small).
+	slots         limits.ConnectionSlots
+	leasedSlots   limits.LeasedSlots
+	throttle      auth.AddressThrottle
+	sweepThrottle func(ctx context.Context, now time.Time) error
 
 	// tlsCfg and keys are what the admin listener needs when a reload
 	// turns it on.
@@ -274,13 +282,22 @@ func (s *Server) start(ctx context.Context) error {
 		HTTPClient: urls.Client(30 * time.Second),
 	})
 	s.Admin.Queue = s.queue
-	if shared, ok := s.store.(interface {
-		Sending(rate int) limits.Sending
-	}); ok {
+	if shared, ok := s.store.(sharedLimits); ok {
 		// Several nodes: every node counts in the database, so that a
-		// mailbox's limits hold whichever node its messages reach.
+		// mailbox's limits hold whichever node its messages reach, and a
+		// client address's failed sign-ins whichever node it tries.
 		s.sending = shared.Sending(directory.MessageRateLimit)
+		if s.leasedSlots, err = shared.ConnectionSlots(ctx, node, directory.ConcurrentConnections, limits.SlotLease); err != nil {
+			return err
+		}
+		s.slots = s.leasedSlots
+		s.throttle = shared.AddressThrottle(auth.DefaultThrottleConfig)
+		s.sweepThrottle = func(ctx context.Context, now time.Time) error {
+			return shared.SweepThrottle(ctx, auth.DefaultThrottleConfig, now)
+		}
 	} else {
+		s.slots = limits.NewSlots(directory.ConcurrentConnections)
+		s.throttle = auth.NewThrottle(auth.DefaultThrottleConfig)
 		s.sending = limits.Memory{Recipients: s.recipients, Pacer: s.pacer}
 		// The rolling 24-hour recipient counts survive restarts: rebuild them
 		// from the messages of the last day (one query at start, never per message).
@@ -326,7 +343,7 @@ func (s *Server) start(ctx context.Context) error {
 	authn := &signin.Authenticator{
 		Directory: s.Admin.Dir,
 		Cache:     auth.NewLoginCache(5*time.Minute, 100000),
-		Throttle:  auth.NewThrottle(auth.DefaultThrottleConfig),
+		Throttle:  s.throttle,
 		Gate:      auth.NewGate(gateConfig(s.cfg.Auth)),
 		Lockout:   auth.NewLockout(lockoutConfig(s.cfg.Auth)),
 		Now:       time.Now,
@@ -360,7 +377,7 @@ func (s *Server) start(ctx context.Context) error {
 		ConnLog:    s.connLog, ProtocolLog: protoLog, Throttle: throttleLimits(s.cfg.Throttle),
 		Limits: smtpserver.Limits{MaxConnections: s.fitToDescriptors(s.cfg.MaxConnections, s.cfg.Admin),
 			MaxConnectionsPerIP: s.cfg.MaxConnectionsPerIP, ConnectionRatePerIP: s.cfg.ConnectionRatePerIP},
-	}, s.Admin.Dir, authn, sub, limits.NewSlots(directory.ConcurrentConnections), s.log)
+	}, s.Admin.Dir, authn, sub, s.slots, s.log)
 
 	for _, l := range []struct {
 		addr string
@@ -429,8 +446,43 @@ func (s *Server) start(ctx context.Context) error {
 		go func() { <-s.stop; cancel() }()
 		s.queue.Run(ctx)
 	}()
+	if s.leasedSlots != nil {
+		s.wg.Add(1)
+		go s.renewSlots()
+	}
 	s.ready.Store(true)
 	return nil
+}
+
+// sharedLimits is what a store several nodes share provides so that the
+// per-mailbox and per-address limits count in it (issue 14).
+type sharedLimits interface {
+	Sending(rate int) limits.Sending
+	ConnectionSlots(ctx context.Context, node string, max int, lease time.Duration) (limits.LeasedSlots, error)
+	AddressThrottle(cfg auth.ThrottleConfig) auth.AddressThrottle
+	SweepThrottle(ctx context.Context, cfg auth.ThrottleConfig, now time.Time) error
+}
+
+// renewSlots is the heartbeat of the connection slots this node holds in
+// the shared store: every third of the lease, so that one or two missed
+// renewals (a slow database) do not yet let them lapse.
+func (s *Server) renewSlots() {
+	defer s.wg.Done()
+	every := limits.SlotLease / 3
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-tick.C:
+			ctx, cancel := context.WithTimeout(context.Background(), every)
+			if err := s.leasedSlots.Renew(ctx); err != nil {
+				s.log.Error("renewing the connection slots' leases", "err", err)
+			}
+			cancel()
+		}
+	}
 }
 
 // on reports whether a listener address is set (not empty, not "off").
@@ -519,6 +571,11 @@ func (s *Server) background() {
 		case now := <-sweep.C:
 			if err := s.sending.Sweep(context.Background(), now); err != nil {
 				s.log.Error("sweeping the sending counters", "err", err)
+			}
+			if s.sweepThrottle != nil {
+				if err := s.sweepThrottle(context.Background(), now); err != nil {
+					s.log.Error("sweeping the failed sign-ins", "err", err)
+				}
 			}
 			s.smtp.Sweep(now)
 			if r := s.live.Load().TraceRetention.Duration; r > 0 {
