@@ -366,3 +366,113 @@ func subjectsOf(msgs []testsmtp.Message) map[string]int {
 	}
 	return got
 }
+
+// clusterLogin signs scanner@contoso.com in on a node's submission port
+// (STARTTLS, AUTH PLAIN).
+func clusterLogin(t *testing.T, in *instance) *smtpClient {
+	t.Helper()
+	c := dial(t, in.addrs["submission"])
+	if got := c.login(in.tlsConfig(), "scanner@contoso.com", "Scan-Pass-1"); !strings.HasPrefix(got, "235") {
+		t.Fatalf("AUTH: %q", got)
+	}
+	return c
+}
+
+// sendUntilAccepted sends on c until a message is accepted (250) or the
+// deadline passes; it returns the last reply.
+func sendUntilAccepted(c *smtpClient, deadline time.Duration, subject string) string {
+	const user = "scanner@contoso.com"
+	var got string
+	waitUntil(deadline, func() bool {
+		c.conn.SetDeadline(time.Now().Add(30 * time.Second))
+		got = c.send(user, []string{user}, message(user, user, subject))
+		if !strings.HasPrefix(got, "250") {
+			time.Sleep(200 * time.Millisecond)
+		}
+		return strings.HasPrefix(got, "250")
+	})
+	return got
+}
+
+const concurrentRefusal = "432 4.3.2 Concurrent connections limit exceeded. Visit https://aka.ms/concurrent_sending for more information."
+
+// TestPGClusterConcurrentConnections: a mailbox's 3 concurrent SMTP AUTH
+// connections hold across nodes: with one connection on each of three
+// nodes, a 4th on any node gets Exchange's 432 4.3.2 at end of DATA, as
+// on one node (TestConcurrentConnections); when one of the three quits, the
+// 4th's next message is accepted. Then a node holding all three slots is
+// killed with SIGKILL: its slots come free when their leases end (no
+// node releases them), and a connection on a live node submits.
+func TestPGClusterConcurrentConnections(t *testing.T) {
+	c := newPGCluster(t, 3)
+	const user = "scanner@contoso.com"
+	var held []*smtpClient
+	for i := range 3 {
+		cl := clusterLogin(t, c.nodes[i])
+		if got := cl.send(user, []string{user}, message(user, user, fmt.Sprint("slot ", i))); !strings.HasPrefix(got, "250") {
+			t.Fatalf("connection %d on node %d: %q", i+1, i, got)
+		}
+		held = append(held, cl)
+	}
+	fourth := clusterLogin(t, c.nodes[1])
+	if got := fourth.send(user, []string{user}, message(user, user, "fourth")); got != concurrentRefusal {
+		t.Fatalf("a 4th connection (node 1) with one on each node: %q; want %q", got, concurrentRefusal)
+	}
+	held[0].expect("QUIT", "221")
+	held[0].conn.Close()
+	if got := sendUntilAccepted(fourth, 60*time.Second, "fourth again"); !strings.HasPrefix(got, "250") {
+		t.Fatalf("the 4th connection after one of the three quit: %q", got)
+	}
+	for _, cl := range append(held[1:], fourth) {
+		cl.expect("QUIT", "221")
+		cl.conn.Close()
+	}
+
+	// Node 2 holds all three slots, and dies.
+	victim := c.nodes[2]
+	var onVictim []*smtpClient
+	waitUntil(30*time.Second, func() bool { // the QUITs above are noticed asynchronously
+		cl := clusterLogin(t, victim)
+		if got := cl.send(user, []string{user}, message(user, user, "on the victim")); !strings.HasPrefix(got, "250") {
+			cl.conn.Close()
+			time.Sleep(200 * time.Millisecond)
+			return false
+		}
+		onVictim = append(onVictim, cl)
+		return len(onVictim) == 3
+	})
+	if len(onVictim) != 3 {
+		t.Fatalf("node 2 could take only %d slots", len(onVictim))
+	}
+	survivor := clusterLogin(t, c.nodes[0])
+	if got := survivor.send(user, []string{user}, message(user, user, "before the kill")); got != concurrentRefusal {
+		t.Fatalf("a 4th connection (node 0) while node 2 holds three: %q", got)
+	}
+	victim.kill()
+	killed := time.Now()
+	if got := sendUntilAccepted(survivor, 120*time.Second, "after the kill"); !strings.HasPrefix(got, "250") {
+		t.Fatalf("node 2's slots never came free after SIGKILL: %q\nnode 0 log:\n%s", got, c.nodes[0].log.String())
+	}
+	t.Logf("node 2's slots came free %v after SIGKILL (lease 30 s)", time.Since(killed).Round(time.Second))
+}
+
+// TestPGClusterAuthThrottle: failed sign-ins from one address spread over
+// three nodes (a new name each time, so the per-account lockout stays out
+// of it) are blocked at the same total as at one node: the 10th failure
+// blocks the address, and the 11th attempt, whichever node it reaches,
+// gets 421 4.7.0; with each node counting alone, it would have seen only
+// 3 or 4 failures.
+func TestPGClusterAuthThrottle(t *testing.T) {
+	c := newPGCluster(t, 3)
+	const blockAfter = 10 // auth.DefaultThrottleConfig.BlockAfter
+	for i := range blockAfter {
+		if r := authReply(t, c.nodes[i%3], fmt.Sprintf("guess%d@contoso.com", i), "wrong"); !strings.HasPrefix(r, "535 ") {
+			t.Fatalf("failure %d (node %d): %q; want 535", i+1, i%3, r)
+		}
+	}
+	for i, n := range c.nodes {
+		if r := authReply(t, n, "scanner@contoso.com", "Scan-Pass-1"); !strings.HasPrefix(r, "421 4.7.0 ") {
+			t.Errorf("node %d after %d failures over three nodes: %q; want 421 4.7.0 (the address blocked)", i, blockAfter, r)
+		}
+	}
+}
