@@ -89,7 +89,7 @@ func (l *slotLeases) Release(ctx context.Context, slot limits.Slot) {
 	l.mu.Lock()
 	delete(l.held, slot.ID)
 	l.mu.Unlock()
-	if _, err := l.s.pool.Exec(ctx, "DELETE FROM connection_slots WHERE node = $1 AND holder = $2", l.node, slot.ID); err != nil {
+	if _, err := l.s.pool.Exec(ctx, "SELECT postern_release_slot($1, $2)", l.node, slot.ID); err != nil {
 		slog.Warn("releasing a connection slot; it is freed at the next renewal", "mailbox", slot.Mailbox, "err", err)
 	}
 }

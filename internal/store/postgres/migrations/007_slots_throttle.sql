@@ -50,6 +50,18 @@ BEGIN
 END;
 $$;
 
+-- postern_release_slot frees a slot when its connection ends. Its commit
+-- does not wait for the WAL flush either: a database crash can at worst
+-- bring back a released slot's row, which the holding node's next
+-- heartbeat deletes (it no longer holds that slot).
+CREATE FUNCTION postern_release_slot(node_id TEXT, holder_id BIGINT) RETURNS VOID
+LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM set_config('synchronous_commit', 'off', true);
+	DELETE FROM connection_slots WHERE node = node_id AND holder = holder_id;
+END;
+$$;
+
 -- auth_failures: the failed sign-ins of each client address (IPv4, or an
 -- IPv6 /64), auth.Throttle's table shared by every node. Times are the
 -- nodes' clocks in Unix milliseconds, as the in-memory throttle's are the
