@@ -87,14 +87,16 @@ type Server struct {
 	// sending counts the per-mailbox sending limits: recipients and pacer
 	// on SQLite, the database's counters on a store nodes share.
 	sending limits.Sending
-	// slots counts each mailbox's concurrent SMTP AUTH connections, and
-	// throttle each client address's failed sign-ins: in memory on
-	// SQLite, in the database on a store nodes share (then leased slots
-	// renews its leases, and sweepThrottle keeps the table small).
-	slots         limits.ConnectionSlots
-	leasedSlots   limits.LeasedSlots
-	throttle      auth.AddressThrottle
-	sweepThrottle func(ctx context.Context, now time.Time) error
+	// slots counts each mailbox's concurrent SMTP AUTH connections,
+	// throttle each client address's failed sign-ins and lockout each
+	// account's: in memory on SQLite, in the database on a store nodes
+	// share (then leasedSlots renews its leases, and sweepShared keeps
+	// the tables small).
+	slots       limits.ConnectionSlots
+	leasedSlots limits.LeasedSlots
+	throttle    auth.AddressThrottle
+	lockout     auth.AccountLockout
+	sweepShared func(ctx context.Context, now time.Time) error
 
 	// tlsCfg and keys are what the admin listener needs when a reload
 	// turns it on.
@@ -292,12 +294,17 @@ func (s *Server) start(ctx context.Context) error {
 		}
 		s.slots = s.leasedSlots
 		s.throttle = shared.AddressThrottle(auth.DefaultThrottleConfig)
-		s.sweepThrottle = func(ctx context.Context, now time.Time) error {
-			return shared.SweepThrottle(ctx, auth.DefaultThrottleConfig, now)
+		// The digests of wrong passwords are keyed from the secret key
+		// every node shares, so that all nodes recognise a repeat.
+		s.lockout = shared.AccountLockout(lockoutConfig(s.cfg.Auth), box.Derive("smart lockout"))
+		s.sweepShared = func(ctx context.Context, now time.Time) error {
+			return errors.Join(shared.SweepThrottle(ctx, auth.DefaultThrottleConfig, now),
+				shared.SweepLockout(ctx, s.lockout.Config(), now))
 		}
 	} else {
 		s.slots = limits.NewSlots(directory.ConcurrentConnections)
 		s.throttle = auth.NewThrottle(auth.DefaultThrottleConfig)
+		s.lockout = auth.NewLockout(lockoutConfig(s.cfg.Auth))
 		s.sending = limits.Memory{Recipients: s.recipients, Pacer: s.pacer}
 		// The rolling 24-hour recipient counts survive restarts: rebuild them
 		// from the messages of the last day (one query at start, never per message).
@@ -345,7 +352,7 @@ func (s *Server) start(ctx context.Context) error {
 		Cache:     auth.NewLoginCache(5*time.Minute, 100000),
 		Throttle:  s.throttle,
 		Gate:      auth.NewGate(gateConfig(s.cfg.Auth)),
-		Lockout:   auth.NewLockout(lockoutConfig(s.cfg.Auth)),
+		Lockout:   s.lockout,
 		Now:       time.Now,
 		Sleep:     time.Sleep,
 		Verifier:  newVerifier(urls),
@@ -461,6 +468,8 @@ type sharedLimits interface {
 	ConnectionSlots(ctx context.Context, node string, max int, lease time.Duration) (limits.LeasedSlots, error)
 	AddressThrottle(cfg auth.ThrottleConfig) auth.AddressThrottle
 	SweepThrottle(ctx context.Context, cfg auth.ThrottleConfig, now time.Time) error
+	AccountLockout(cfg auth.LockoutConfig, key [32]byte) auth.AccountLockout
+	SweepLockout(ctx context.Context, cfg auth.LockoutConfig, now time.Time) error
 }
 
 // renewSlots is the heartbeat of the connection slots this node holds in
@@ -572,8 +581,8 @@ func (s *Server) background() {
 			if err := s.sending.Sweep(context.Background(), now); err != nil {
 				s.log.Error("sweeping the sending counters", "err", err)
 			}
-			if s.sweepThrottle != nil {
-				if err := s.sweepThrottle(context.Background(), now); err != nil {
+			if s.sweepShared != nil {
+				if err := s.sweepShared(context.Background(), now); err != nil {
 					s.log.Error("sweeping the failed sign-ins", "err", err)
 				}
 			}

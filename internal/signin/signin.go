@@ -103,7 +103,7 @@ type Authenticator struct {
 	// them unbounded (unit tests).
 	Gate *auth.Gate
 	// Lockout is the per-account smart lockout; nil disables it.
-	Lockout *auth.Lockout
+	Lockout auth.AccountLockout
 	Now     func() time.Time
 	// Sleep waits out a throttling delay; replaced in tests.
 	Sleep func(time.Duration)

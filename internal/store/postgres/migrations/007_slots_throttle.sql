@@ -226,3 +226,220 @@ BEGIN
 		blocked_until = f.blocked_until WHERE source = src;
 END;
 $$;
+
+-- lockout_accounts: auth.Lockout's failure records (the per-account smart
+-- lockout), one per account key (a mailbox, or a name tried), shared by
+-- every node. bad holds the keyed digests of the last three wrong
+-- passwords counted, newest first (the key is derived from the nodes'
+-- shared secret key, so a copy of the database cannot test guesses
+-- against them). inflight counts only until inflight_until, as in
+-- auth_failures. Times are Unix milliseconds of the nodes' clocks.
+CREATE TABLE lockout_accounts (
+	account        TEXT PRIMARY KEY,
+	failures       INTEGER NOT NULL DEFAULT 0,
+	inflight       INTEGER NOT NULL DEFAULT 0,
+	inflight_until BIGINT NOT NULL DEFAULT 0,
+	level          INTEGER NOT NULL DEFAULT 0,
+	last_ms        BIGINT NOT NULL DEFAULT 0,
+	locked_until   BIGINT NOT NULL DEFAULT 0,
+	bad            BIGINT[] NOT NULL DEFAULT '{}'
+);
+
+-- lockout_familiar: the addresses (IPv4, or IPv6 /64) each account
+-- signed in from with the right password, and when; at most
+-- FamiliarPerAccount per account, the most recent (seq orders those of
+-- one millisecond as they came).
+CREATE TABLE lockout_familiar (
+	account TEXT NOT NULL,
+	source  TEXT NOT NULL,
+	seen_ms BIGINT NOT NULL,
+	seq     BIGINT GENERATED ALWAYS AS IDENTITY,
+	PRIMARY KEY (account, source)
+);
+
+-- lockout_size counts the accounts of each table, for the cap
+-- (LockoutConfig.MaxAccounts) without counting a table at every new one.
+CREATE TABLE lockout_size (
+	tbl TEXT PRIMARY KEY,
+	n   BIGINT NOT NULL
+);
+INSERT INTO lockout_size VALUES ('accounts', 0), ('familiar', 0);
+
+-- postern_lockout_sweep drops the failure records that no longer count,
+-- then, while more than keep remain (keep < 0: no cap), arbitrary ones
+-- neither locked nor in flight, then any, as auth.Lockout's sweep does.
+CREATE FUNCTION postern_lockout_sweep(now_ms BIGINT, window_ms BIGINT, keep BIGINT) RETURNS BIGINT
+LANGUAGE plpgsql AS $$
+DECLARE
+	cnt BIGINT;
+BEGIN
+	PERFORM 1 FROM lockout_size WHERE tbl = 'accounts' FOR UPDATE;
+	DELETE FROM lockout_accounts WHERE now_ms - GREATEST(last_ms, locked_until) > window_ms
+		AND (inflight = 0 OR inflight_until <= now_ms);
+	SELECT COUNT(*) INTO cnt FROM lockout_accounts;
+	IF keep >= 0 AND cnt > keep THEN
+		DELETE FROM lockout_accounts WHERE account IN (SELECT account FROM lockout_accounts
+			WHERE (inflight = 0 OR inflight_until <= now_ms) AND locked_until <= now_ms LIMIT cnt - keep);
+		SELECT COUNT(*) INTO cnt FROM lockout_accounts;
+	END IF;
+	IF keep >= 0 AND cnt > keep THEN
+		DELETE FROM lockout_accounts WHERE account IN (SELECT account FROM lockout_accounts LIMIT cnt - keep);
+		SELECT COUNT(*) INTO cnt FROM lockout_accounts;
+	END IF;
+	UPDATE lockout_size SET n = cnt WHERE tbl = 'accounts';
+	RETURN cnt;
+END;
+$$;
+
+-- postern_lockout_sweep_familiar drops expired familiar addresses, then
+-- arbitrary accounts' lists while more than keep accounts remain.
+CREATE FUNCTION postern_lockout_sweep_familiar(now_ms BIGINT, familiar_ms BIGINT, keep BIGINT) RETURNS BIGINT
+LANGUAGE plpgsql AS $$
+DECLARE
+	cnt BIGINT;
+BEGIN
+	PERFORM 1 FROM lockout_size WHERE tbl = 'familiar' FOR UPDATE;
+	DELETE FROM lockout_familiar WHERE now_ms - seen_ms > familiar_ms;
+	SELECT COUNT(DISTINCT account) INTO cnt FROM lockout_familiar;
+	IF keep >= 0 AND cnt > keep THEN
+		DELETE FROM lockout_familiar WHERE account IN (SELECT DISTINCT account FROM lockout_familiar LIMIT cnt - keep);
+		SELECT COUNT(DISTINCT account) INTO cnt FROM lockout_familiar;
+	END IF;
+	UPDATE lockout_size SET n = cnt WHERE tbl = 'familiar';
+	RETURN cnt;
+END;
+$$;
+
+-- postern_lockout_begin is auth.Lockout.Begin in one round trip: whether
+-- src is familiar for acct (then nothing is counted), else whether acct
+-- is locked (locked, or failures and attempts in flight fill the
+-- threshold), else one more attempt in flight. A transaction-scoped
+-- advisory lock on the account (class 4) makes the sign-ins of one
+-- account, from any node, run one at a time.
+CREATE FUNCTION postern_lockout_begin(acct TEXT, src TEXT, now_ms BIGINT, threshold INTEGER, window_ms BIGINT,
+	familiar_ms BIGINT, max_accounts INTEGER, flight_ms BIGINT, OUT familiar BOOLEAN, OUT locked BOOLEAN)
+LANGUAGE plpgsql AS $$
+DECLARE
+	a lockout_accounts%ROWTYPE;
+	cnt BIGINT;
+BEGIN
+	PERFORM set_config('synchronous_commit', 'off', true);
+	PERFORM pg_advisory_xact_lock(4, hashtext(acct));
+	familiar := EXISTS (SELECT 1 FROM lockout_familiar f WHERE f.account = acct AND f.source = src
+		AND now_ms - f.seen_ms <= familiar_ms);
+	locked := false;
+	IF familiar THEN
+		RETURN;
+	END IF;
+	SELECT * INTO a FROM lockout_accounts WHERE account = acct;
+	IF FOUND THEN
+		IF a.inflight_until <= now_ms THEN
+			a.inflight := 0;
+		END IF;
+		IF now_ms - GREATEST(a.last_ms, a.locked_until) > window_ms THEN
+			-- Expired: a fresh record, keeping the attempts in flight.
+			a.failures := 0; a.level := 0; a.locked_until := 0; a.bad := '{}'; a.last_ms := now_ms;
+		END IF;
+		IF now_ms < a.locked_until OR a.failures + a.inflight >= threshold THEN
+			locked := true;
+		END IF;
+	ELSE
+		SELECT n INTO cnt FROM lockout_size WHERE tbl = 'accounts' FOR UPDATE;
+		IF cnt >= max_accounts THEN
+			cnt := postern_lockout_sweep(now_ms, window_ms, max_accounts - max_accounts / 10 - 1);
+		END IF;
+		UPDATE lockout_size SET n = cnt + 1 WHERE tbl = 'accounts';
+		INSERT INTO lockout_accounts (account) VALUES (acct);
+		SELECT * INTO a FROM lockout_accounts WHERE account = acct;
+		a.last_ms := now_ms;
+	END IF;
+	IF NOT locked THEN
+		a.inflight := a.inflight + 1;
+		a.inflight_until := now_ms + flight_ms;
+	END IF;
+	UPDATE lockout_accounts SET failures = a.failures, inflight = a.inflight, inflight_until = a.inflight_until,
+		level = a.level, last_ms = a.last_ms, locked_until = a.locked_until, bad = a.bad WHERE account = acct;
+END;
+$$;
+
+-- postern_lockout_done is auth.SignIn.Done in one round trip: a right
+-- password makes src familiar for acct (the most recent per_account
+-- addresses are kept); the attempt leaves the flight; a wrong one, unless
+-- src is familiar or the same wrong password was counted recently, is
+-- counted, and the threshold-th locks the account for duration_ms
+-- doubling with each lockout in a run, at most max_duration_ms, after
+-- which the first failure locks it again.
+CREATE FUNCTION postern_lockout_done(acct TEXT, src TEXT, is_familiar BOOLEAN, failed BOOLEAN, succeeded BOOLEAN,
+	digest BIGINT, now_ms BIGINT, threshold INTEGER, window_ms BIGINT, duration_ms BIGINT, max_duration_ms BIGINT,
+	familiar_ms BIGINT, per_account INTEGER, max_accounts INTEGER) RETURNS VOID
+LANGUAGE plpgsql AS $$
+DECLARE
+	a lockout_accounts%ROWTYPE;
+	cnt BIGINT;
+	d BIGINT;
+BEGIN
+	PERFORM set_config('synchronous_commit', 'off', true);
+	PERFORM pg_advisory_xact_lock(4, hashtext(acct));
+	IF succeeded THEN
+		IF NOT EXISTS (SELECT 1 FROM lockout_familiar f WHERE f.account = acct) THEN
+			SELECT n INTO cnt FROM lockout_size WHERE tbl = 'familiar' FOR UPDATE;
+			IF cnt >= max_accounts THEN
+				cnt := postern_lockout_sweep_familiar(now_ms, familiar_ms, max_accounts - max_accounts / 10 - 1);
+			END IF;
+			UPDATE lockout_size SET n = cnt + 1 WHERE tbl = 'familiar';
+		END IF;
+		DELETE FROM lockout_familiar f WHERE f.account = acct AND (f.source = src OR now_ms - f.seen_ms > familiar_ms);
+		INSERT INTO lockout_familiar (account, source, seen_ms) VALUES (acct, src, now_ms);
+		DELETE FROM lockout_familiar f WHERE f.account = acct AND f.source IN (SELECT g.source FROM lockout_familiar g
+			WHERE g.account = acct ORDER BY g.seen_ms DESC, g.seq DESC OFFSET per_account);
+	END IF;
+	IF is_familiar THEN
+		RETURN;
+	END IF;
+	SELECT * INTO a FROM lockout_accounts WHERE account = acct;
+	IF FOUND THEN
+		IF a.inflight_until <= now_ms THEN
+			a.inflight := 0;
+		END IF;
+		IF now_ms - GREATEST(a.last_ms, a.locked_until) > window_ms THEN
+			a.failures := 0; a.level := 0; a.locked_until := 0; a.bad := '{}';
+			IF a.inflight > 0 THEN
+				a.last_ms := now_ms;
+				a.inflight := a.inflight - 1;
+			ELSE
+				-- As if the record were gone: nothing to count unless failed.
+				a.last_ms := 0;
+			END IF;
+		ELSIF a.inflight > 0 THEN
+			a.inflight := a.inflight - 1;
+		END IF;
+	ELSIF NOT failed THEN
+		RETURN;
+	ELSE
+		-- Swept while in flight (the table was full).
+		SELECT n INTO cnt FROM lockout_size WHERE tbl = 'accounts' FOR UPDATE;
+		IF cnt >= max_accounts THEN
+			cnt := postern_lockout_sweep(now_ms, window_ms, max_accounts - max_accounts / 10 - 1);
+		END IF;
+		UPDATE lockout_size SET n = cnt + 1 WHERE tbl = 'accounts';
+		INSERT INTO lockout_accounts (account) VALUES (acct);
+		SELECT * INTO a FROM lockout_accounts WHERE account = acct;
+	END IF;
+	IF failed AND NOT (digest = ANY (a.bad)) THEN
+		a.bad := (ARRAY[digest] || a.bad)[1:3];
+		a.failures := a.failures + 1;
+		a.last_ms := now_ms;
+		IF a.failures >= threshold THEN
+			d := duration_ms * (1::BIGINT << LEAST(a.level, 20));
+			IF d <= 0 OR d > max_duration_ms THEN
+				d := max_duration_ms;
+			END IF;
+			a.locked_until := now_ms + d;
+			a.level := a.level + 1;
+			a.failures := threshold - 1;
+		END IF;
+	END IF;
+	UPDATE lockout_accounts SET failures = a.failures, inflight = a.inflight, level = a.level, last_ms = a.last_ms,
+		locked_until = a.locked_until, bad = a.bad WHERE account = acct;
+END;
+$$;
