@@ -476,3 +476,37 @@ func TestPGClusterAuthThrottle(t *testing.T) {
 		}
 	}
 }
+
+// TestPGClusterSmartLockout: ten wrong passwords for one mailbox, each
+// from another address and spread over three nodes, lock it for
+// unfamiliar addresses on every node — the right password from a new
+// address gets 535 5.7.3, as on one node (TestAuthSmartLockout) — while
+// the address the device signed in from through node 0 is familiar to
+// node 1 too and keeps working.
+func TestPGClusterSmartLockout(t *testing.T) {
+	c := newPGCluster(t, 3)
+	const user, password = "scanner@contoso.com", "Scan-Pass-1"
+	addr := func(i int) string { return c.nodes[i].addrs["submissions"] }
+	if r := signInAndSend("127.0.0.20", addr(0), c.nodes[0].tlsConfig(), user, password, user); r != "" {
+		t.Fatalf("the device's first sign-in (node 0): %s", r)
+	}
+	for i := range 10 {
+		n := i % 3
+		if r := attempt(fmt.Sprintf("127.0.2.%d", i+1), addr(n), c.nodes[n].tlsConfig(), user, fmt.Sprint("guess", i)); r != "535" {
+			t.Fatalf("guess %d (node %d): %s", i+1, n, r)
+		}
+	}
+	for n := range c.nodes {
+		cl, _, err := dialAuth(fmt.Sprintf("127.0.2.%d", 50+n), addr(n), c.nodes[n].tlsConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r, _ := cl.auth(user, password); r != "535 5.7.3 Authentication unsuccessful" {
+			t.Errorf("node %d: the right password from an unfamiliar address after 10 failures over three nodes: %q", n, r)
+		}
+		cl.close()
+	}
+	if r := signInAndSend("127.0.0.20", addr(1), c.nodes[1].tlsConfig(), user, password, user); r != "" {
+		t.Fatalf("the familiar address during the lockout (node 1): %s", r)
+	}
+}
