@@ -510,3 +510,53 @@ func TestPGClusterSmartLockout(t *testing.T) {
 		t.Fatalf("the familiar address during the lockout (node 1): %s", r)
 	}
 }
+
+// TestPGClusterSlotsOutage: a connection that holds no slot (the
+// mailbox's three are held through node 0) submits through node 1 while
+// PostgreSQL is down: node 1 cannot count the slots and answers 451 4.3.0,
+// a temporary failure, never 250 as if it held one. When the database is
+// back the three slots still count (432 4.3.2), and once one of them is
+// given up the connection submits.
+func TestPGClusterSlotsOutage(t *testing.T) {
+	pg := testpg.NewCluster(t)
+	c := newPGClusterOn(t, pg.NewDatabase(t), 2)
+	const user = "scanner@contoso.com"
+	var held []*smtpClient
+	for i := range 3 {
+		cl := clusterLogin(t, c.nodes[0])
+		if got := cl.send(user, []string{user}, message(user, user, fmt.Sprint("slot ", i))); !strings.HasPrefix(got, "250") {
+			t.Fatalf("connection %d: %q", i+1, got)
+		}
+		held = append(held, cl)
+	}
+	fourth := clusterLogin(t, c.nodes[1])
+	if got := fourth.send(user, []string{user}, message(user, user, "fourth")); got != concurrentRefusal {
+		t.Fatalf("a 4th connection: %q", got)
+	}
+	pg.Stop(t)
+	fourth.conn.SetDeadline(time.Now().Add(60 * time.Second))
+	if got := fourth.send(user, []string{user}, message(user, user, "during the outage")); !strings.HasPrefix(got, "451 4.3.0 ") {
+		t.Errorf("the 4th connection while PostgreSQL is down: %q; want 451 4.3.0", got)
+	}
+	// The log line is written before the reply, but reaches the test's
+	// buffer through a pipe: wait for it.
+	if !waitUntil(30*time.Second, func() bool {
+		return strings.Contains(c.nodes[1].log.String(), "counting the mailbox's connection slots")
+	}) {
+		t.Errorf("node 1 did not log the failed slot count:\n%s", c.nodes[1].log.String())
+	}
+	pg.Start(t)
+	var got string
+	if !waitUntil(60*time.Second, func() bool {
+		fourth.conn.SetDeadline(time.Now().Add(30 * time.Second))
+		got = fourth.send(user, []string{user}, message(user, user, "after the outage"))
+		return !strings.HasPrefix(got, "451 4.3.0 ")
+	}) || got != concurrentRefusal {
+		t.Fatalf("the 4th connection once PostgreSQL is back: %q; want %q", got, concurrentRefusal)
+	}
+	held[0].expect("QUIT", "221")
+	held[0].conn.Close()
+	if got := sendUntilAccepted(fourth, 60*time.Second, "a slot freed"); !strings.HasPrefix(got, "250") {
+		t.Fatalf("the 4th connection after one of the three quit: %q", got)
+	}
+}
