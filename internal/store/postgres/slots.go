@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"postern.dev/postern/internal/limits"
@@ -57,10 +58,17 @@ type slotLeases struct {
 	mu   sync.Mutex
 	next int64
 	held map[int64]bool
+	// stale is set when a release could not delete its row: the next
+	// acquisition deletes it first (Renew), so that a connection ended
+	// during an outage does not hold its slot until the next heartbeat.
+	stale atomic.Bool
 }
 
 // Acquire implements limits.ConnectionSlots.
 func (l *slotLeases) Acquire(ctx context.Context, mailbox int64) (limits.Slot, bool, error) {
+	if l.stale.Load() && l.Renew(ctx) == nil {
+		l.stale.Store(false)
+	}
 	l.mu.Lock()
 	l.next++
 	id := l.next
@@ -83,13 +91,15 @@ func (l *slotLeases) Acquire(ctx context.Context, mailbox int64) (limits.Slot, b
 }
 
 // Release implements limits.ConnectionSlots: the row goes now, or, if the
-// database cannot be reached, at the next Renew that can (or when its
-// lease ends), since the slot is no longer among those this node renews.
+// database cannot be reached, at this node's next acquisition or Renew
+// that can reach it (or when its lease ends), since the slot is no longer
+// among those this node holds.
 func (l *slotLeases) Release(ctx context.Context, slot limits.Slot) {
 	l.mu.Lock()
 	delete(l.held, slot.ID)
 	l.mu.Unlock()
 	if _, err := l.s.pool.Exec(ctx, "SELECT postern_release_slot($1, $2)", l.node, slot.ID); err != nil {
+		l.stale.Store(true)
 		slog.Warn("releasing a connection slot; it is freed at the next renewal", "mailbox", slot.Mailbox, "err", err)
 	}
 }

@@ -79,7 +79,8 @@ func TestConnectionSlotsAcrossNodes(t *testing.T) {
 // TestConnectionSlotsLeases: a node that stops renewing (it died) loses
 // its slots when their leases end, without anyone releasing them; Renew
 // pushes the leases of held slots on and deletes the rows of slots the
-// node no longer holds (a release that could not reach the database); a
+// node no longer holds (a release that could not reach the database), as
+// does the node's next acquisition after such a release; a
 // node started again under the same name frees what its earlier run held;
 // an unreachable database is an error, never a slot.
 func TestConnectionSlotsLeases(t *testing.T) {
@@ -113,6 +114,21 @@ func TestConnectionSlotsLeases(t *testing.T) {
 	}
 	if n := rows("SELECT COUNT(*) FROM connection_slots WHERE holder = $1 AND expires_at > clock_timestamp() + INTERVAL '30 seconds'", kept.ID); n != 1 {
 		t.Error("Renew did not push the held slot's lease on")
+	}
+
+	// A release that failed: the node's next acquisition deletes its row
+	// first, without waiting for the heartbeat.
+	orphan, _, err := nb.Acquire(ctx, 5)
+	must(t, err)
+	l.mu.Lock()
+	delete(l.held, orphan.ID)
+	l.mu.Unlock()
+	l.stale.Store(true)
+	if _, _, err := nb.Acquire(ctx, 4); err != nil {
+		t.Fatal(err)
+	}
+	if n := rows("SELECT COUNT(*) FROM connection_slots WHERE holder = $1", orphan.ID); n != 0 || l.stale.Load() {
+		t.Errorf("the row of a slot whose release failed is still there after the next acquisition (%d rows, stale %v)", n, l.stale.Load())
 	}
 
 	// A node that dies: its slots (short leases, never renewed) come free.
