@@ -154,3 +154,35 @@ func TestParallelGuessesOneAccount(t *testing.T) {
 		t.Fatalf("replies %v for %d verifications", count, verified)
 	}
 }
+
+// unreachableThrottle is an AddressThrottle whose store cannot be read.
+type unreachableThrottle struct{}
+
+func (unreachableThrottle) Reserve(netip.Addr, time.Time) (*auth.Attempt, time.Duration, auth.Verdict) {
+	return nil, 0, auth.Unavailable
+}
+func (unreachableThrottle) Check(netip.Addr, time.Time) (time.Duration, auth.Verdict) {
+	return 0, auth.Unavailable
+}
+
+// TestThrottleUnavailable: when the failed-sign-in budget cannot be read
+// (several nodes, the database unreachable), a sign-in gets 454 4.7.0
+// without a verification, whether its login is cached or not: a guess
+// whose failure could not be counted is never checked.
+func TestThrottleUnavailable(t *testing.T) {
+	a, _ := testAuthenticator(t, auth.GateConfig{}, cheap)
+	ip := netip.MustParseAddr("203.0.113.5")
+	if mb, rep := smtpBasic(a, ip, "sean@contoso.com", "secret"); mb == nil { // cached from now on
+		t.Fatal(rep)
+	}
+	a.Throttle = unreachableThrottle{}
+	before, _ := a.Gate.Stats()
+	for _, pw := range []string{"secret", "wrong"} {
+		if _, rep := smtpBasic(a, ip, "sean@contoso.com", pw); rep != reply.AuthTemporaryFailure {
+			t.Errorf("password %q with the throttle unreadable: %v, want 454 4.7.0", pw, rep)
+		}
+	}
+	if after, _ := a.Gate.Stats(); after != before {
+		t.Errorf("%d passwords verified with the throttle unreadable", after-before)
+	}
+}

@@ -47,7 +47,7 @@ type session struct {
 	tls  *tls.ConnectionState
 
 	// Set by a successful AUTH; holdsSlot while it occupies one of the
-	// mailbox's concurrent-connection slots, slot.
+	// mailbox's concurrent-connection slots (slot).
 	mailbox   *directory.Mailbox
 	holdsSlot bool
 	slot      limits.Slot
@@ -362,10 +362,10 @@ func (s *session) SourceUsage(class policy.SourceClass) (int, policy.SourceLimit
 // HoldSlot takes one of the mailbox's concurrent-connection slots unless
 // the session holds one already.
 func (s *session) HoldSlot(mailbox int64) (bool, error) {
-	if !s.holdsSlot {
-		return s.holdsSlot, s.acquireSlot(mailbox)
+	if err := s.acquireSlot(mailbox); err != nil {
+		return false, err
 	}
-	return true, nil
+	return s.holdsSlot, nil
 }
 
 // slotTimeout bounds one acquisition or release of a connection slot in a
