@@ -61,10 +61,12 @@ const recentBad = 3
 // so that failures spread over the nodes lock an account as failures at
 // one node do, and an address familiar at one node is familiar at all.
 type AccountLockout interface {
-	// Begin admits a sign-in for account from ip, or reports the account
-	// locked for that address (also when the lockout could not be read:
-	// an unknown count admits no guess).
-	Begin(account string, ip netip.Addr, password string, now time.Time) (s *SignIn, locked bool)
+	// Admit admits a sign-in for account from ip, or reports the account
+	// locked for that address (Lockout.Begin). An error means the lockout
+	// could not be read (the database is unreachable): the caller refuses
+	// the sign-in with a temporary failure and checks no password, since
+	// its failure could not be counted.
+	Admit(account string, ip netip.Addr, password string, now time.Time) (s *SignIn, locked bool, err error)
 	// Config returns the effective configuration.
 	Config() LockoutConfig
 	// Reconfigure changes the configuration (a configuration reload;
@@ -216,6 +218,12 @@ func (l *Lockout) Begin(account string, ip netip.Addr, password string, now time
 	}
 	a.inflight++
 	return NewSignIn(func(failed, succeeded bool, now time.Time) { l.done(account, k, false, d, failed, succeeded, now) }), false
+}
+
+// Admit implements AccountLockout: Begin, which never fails.
+func (l *Lockout) Admit(account string, ip netip.Addr, password string, now time.Time) (*SignIn, bool, error) {
+	s, locked := l.Begin(account, ip, password, now)
+	return s, locked, nil
 }
 
 // Done ends the attempt. failed: the password was wrong (counted unless the

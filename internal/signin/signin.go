@@ -286,7 +286,11 @@ func (a *Authenticator) checkPassword(ip netip.Addr, actor *directory.Mailbox, n
 	var signIn *auth.SignIn
 	if a.Lockout != nil {
 		var locked bool
-		signIn, locked = a.Lockout.Begin(lockoutAccount(actor, name), ip, password, now)
+		var err error
+		signIn, locked, err = a.Lockout.Admit(lockoutAccount(actor, name), ip, password, now)
+		if err != nil {
+			return false, refused(reply.AuthTemporaryFailure, "the account's failed sign-ins could not be counted")
+		}
 		if locked {
 			failed = true // counts against the address: a guess, even unverified
 			return false, refused(reply.AuthFailed, "the account is locked out (smart lockout)")

@@ -2,6 +2,7 @@ package signin
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"sync"
@@ -184,5 +185,35 @@ func TestThrottleUnavailable(t *testing.T) {
 	}
 	if after, _ := a.Gate.Stats(); after != before {
 		t.Errorf("%d passwords verified with the throttle unreadable", after-before)
+	}
+}
+
+// unreachableLockout is an AccountLockout whose store cannot be read.
+type unreachableLockout struct{}
+
+func (unreachableLockout) Admit(string, netip.Addr, string, time.Time) (*auth.SignIn, bool, error) {
+	return nil, false, errors.New("database unreachable")
+}
+func (unreachableLockout) Config() auth.LockoutConfig     { return auth.DefaultLockoutConfig }
+func (unreachableLockout) Reconfigure(auth.LockoutConfig) {}
+
+// TestLockoutUnavailable: when the smart lockout cannot be read, a sign-in
+// gets 454 4.7.0 without a verification, and the refusal is not counted as
+// a failure against the address (the client did nothing wrong).
+func TestLockoutUnavailable(t *testing.T) {
+	a, _ := testAuthenticator(t, auth.GateConfig{}, cheap)
+	a.Lockout = unreachableLockout{}
+	ip := netip.MustParseAddr("203.0.113.6")
+	before, _ := a.Gate.Stats()
+	for range 5 {
+		if _, rep := smtpBasic(a, ip, "sean@contoso.com", "wrong"); rep != reply.AuthTemporaryFailure {
+			t.Fatalf("the lockout unreadable: %v, want 454 4.7.0", rep)
+		}
+	}
+	if after, _ := a.Gate.Stats(); after != before {
+		t.Errorf("%d passwords verified with the lockout unreadable", after-before)
+	}
+	if d, v := a.Throttle.Check(ip, a.Now()); v != auth.Admit || d != 0 {
+		t.Errorf("refusals for an unreadable lockout counted against the address: delay %v, verdict %v", d, v)
 	}
 }

@@ -54,10 +54,8 @@ func (l *accountLockout) Reconfigure(cfg auth.LockoutConfig) {
 	l.cfg = cfg.WithDefaults()
 }
 
-// Begin implements auth.AccountLockout. A database that cannot be reached
-// reports the account locked: no password is checked whose failure could
-// not be counted.
-func (l *accountLockout) Begin(account string, ip netip.Addr, password string, now time.Time) (*auth.SignIn, bool) {
+// Admit implements auth.AccountLockout.
+func (l *accountLockout) Admit(account string, ip netip.Addr, password string, now time.Time) (*auth.SignIn, bool, error) {
 	cfg := l.Config()
 	src := limits.Source(ip).String()
 	digest := int64(auth.PasswordDigest(&l.key, password))
@@ -68,16 +66,15 @@ func (l *accountLockout) Begin(account string, ip netip.Addr, password string, n
 		account, src, ms(now), cfg.Threshold, cfg.Window.Milliseconds(), cfg.FamiliarFor.Milliseconds(), cfg.MaxAccounts,
 		attemptFlight.Milliseconds()).Scan(&familiar, &locked)
 	if err != nil {
-		slog.Warn("reading an account's failed sign-ins", "err", internal(err))
-		return nil, true
+		return nil, false, fmt.Errorf("reading an account's failed sign-ins: %w", internal(err))
 	}
 	if locked {
 		metrics.AuthLockouts.Inc()
-		return nil, true
+		return nil, true, nil
 	}
 	return auth.NewSignIn(func(failed, succeeded bool, now time.Time) {
 		l.done(account, src, familiar, digest, failed, succeeded, now)
-	}), false
+	}), false, nil
 }
 
 func (l *accountLockout) done(account, src string, familiar bool, digest int64, failed, succeeded bool, now time.Time) {

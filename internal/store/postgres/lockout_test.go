@@ -60,7 +60,8 @@ func TestAccountLockoutMatchesMemory(t *testing.T) {
 				pw = "right"
 			}
 			ms, ml := mem.Begin(acct, ip, pw, now)
-			ds, dl := nodes[step%2].Begin(acct, ip, pw, now)
+			ds, dl, err := nodes[step%2].Admit(acct, ip, pw, now)
+			must(t, err)
 			if ml != dl {
 				t.Fatalf("step %d: Begin(%s, %v, %s): database locked %v, memory %v", step, acct, ip, pw, dl, ml)
 			}
@@ -92,7 +93,7 @@ func TestAccountLockoutMatchesMemory(t *testing.T) {
 // node, while an address familiar through a sign-in on one node is let in
 // by the other; a wrong password repeated through both nodes counts once;
 // each table tracks at most MaxAccounts accounts, the sweep drops what
-// expired, and an unreachable database admits nothing.
+// expired, and an unreachable database is an error, never an admitted sign-in.
 func TestAccountLockoutAcrossNodes(t *testing.T) {
 	url := testpg.New(t)
 	a, b := openTest(t, url), openTest(t, url)
@@ -104,7 +105,8 @@ func TestAccountLockoutAcrossNodes(t *testing.T) {
 	home := netip.MustParseAddr("192.0.2.10")
 	try := func(node int, acct string, ip netip.Addr, pw string) bool {
 		t.Helper()
-		s, locked := nodes[node].Begin(acct, ip, pw, now)
+		s, locked, err := nodes[node].Admit(acct, ip, pw, now)
+		must(t, err)
 		if !locked {
 			s.Done(pw != "right", pw == "right", now)
 		}
@@ -154,13 +156,13 @@ func TestAccountLockoutAcrossNodes(t *testing.T) {
 	}
 
 	a.Close()
-	if _, locked := nodes[0].Begin("mailbox:2", home, "right", now); !locked {
-		t.Error("Begin without a database admitted the sign-in")
+	if s, _, err := nodes[0].Admit("mailbox:2", home, "right", now); err == nil || s != nil {
+		t.Errorf("Admit without a database: sign-in %v, err %v; want an error and no sign-in", s, err)
 	}
 }
 
 // BenchmarkAccountLockout: one password sign-in's cost on the database's
-// smart lockout, Begin then Done (two round trips), over 1,000 accounts.
+// smart lockout, Admit then Done (two round trips), over 1,000 accounts.
 func BenchmarkAccountLockout(b *testing.B) {
 	url := testpg.New(b)
 	s := openTest(b, url)
@@ -169,9 +171,9 @@ func BenchmarkAccountLockout(b *testing.B) {
 	now := time.Unix(1_800_000_000, 0)
 	ip := netip.MustParseAddr("192.0.2.1")
 	for i := 0; b.Loop(); i++ {
-		si, locked := l.Begin(fmt.Sprint("mailbox:", i%1000), ip, "right", now)
-		if locked {
-			b.Fatal("locked")
+		si, locked, err := l.Admit(fmt.Sprint("mailbox:", i%1000), ip, "right", now)
+		if err != nil || locked {
+			b.Fatal(locked, err)
 		}
 		si.Done(false, true, now)
 	}
