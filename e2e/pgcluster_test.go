@@ -205,7 +205,9 @@ func TestPGClusterOutage(t *testing.T) {
 	pg := testpg.NewCluster(t)
 	url := pg.NewDatabase(t)
 	c := newPGClusterOn(t, url, 2)
-	load := startLoad(c.nodes, 4, "sean@contoso.com")
+	// Three workers: the mailbox's three connections, counted over both
+	// nodes (a 4th would get 432 4.3.2 throughout).
+	load := startLoad(c.nodes, 3, "sean@contoso.com")
 	defer load.finish()
 	if !waitUntil(60*time.Second, func() bool { n, _ := load.counts(); return n >= 20 }) {
 		t.Fatalf("no load before the outage: %v", load.errs)
@@ -389,4 +391,198 @@ func subjectsOf(msgs []testsmtp.Message) map[string]int {
 		}
 	}
 	return got
+}
+
+// clusterLogin signs scanner@contoso.com in on a node's submission port
+// (STARTTLS, AUTH PLAIN).
+func clusterLogin(t *testing.T, in *instance) *smtpClient {
+	t.Helper()
+	c := dial(t, in.addrs["submission"])
+	if got := c.login(in.tlsConfig(), "scanner@contoso.com", "Scan-Pass-1"); !strings.HasPrefix(got, "235") {
+		t.Fatalf("AUTH: %q", got)
+	}
+	return c
+}
+
+// sendUntilAccepted sends on c until a message is accepted (250) or the
+// deadline passes; it returns the last reply.
+func sendUntilAccepted(c *smtpClient, deadline time.Duration, subject string) string {
+	const user = "scanner@contoso.com"
+	var got string
+	waitUntil(deadline, func() bool {
+		c.conn.SetDeadline(time.Now().Add(30 * time.Second))
+		got = c.send(user, []string{user}, message(user, user, subject))
+		if !strings.HasPrefix(got, "250") {
+			time.Sleep(200 * time.Millisecond)
+		}
+		return strings.HasPrefix(got, "250")
+	})
+	return got
+}
+
+const concurrentRefusal = "432 4.3.2 Concurrent connections limit exceeded. Visit https://aka.ms/concurrent_sending for more information."
+
+// TestPGClusterConcurrentConnections: a mailbox's 3 concurrent SMTP AUTH
+// connections hold across nodes: with one connection on each of three
+// nodes, a 4th on any node gets Exchange's 432 4.3.2 at end of DATA, as
+// on one node (TestConcurrentConnections); when one of the three quits, the
+// 4th's next message is accepted. Then a node holding all three slots is
+// killed with SIGKILL: its slots come free when their leases end (no
+// node releases them), and a connection on a live node submits.
+func TestPGClusterConcurrentConnections(t *testing.T) {
+	c := newPGCluster(t, 3)
+	const user = "scanner@contoso.com"
+	var held []*smtpClient
+	for i := range 3 {
+		cl := clusterLogin(t, c.nodes[i])
+		if got := cl.send(user, []string{user}, message(user, user, fmt.Sprint("slot ", i))); !strings.HasPrefix(got, "250") {
+			t.Fatalf("connection %d on node %d: %q", i+1, i, got)
+		}
+		held = append(held, cl)
+	}
+	fourth := clusterLogin(t, c.nodes[1])
+	if got := fourth.send(user, []string{user}, message(user, user, "fourth")); got != concurrentRefusal {
+		t.Fatalf("a 4th connection (node 1) with one on each node: %q; want %q", got, concurrentRefusal)
+	}
+	held[0].expect("QUIT", "221")
+	held[0].conn.Close()
+	if got := sendUntilAccepted(fourth, 60*time.Second, "fourth again"); !strings.HasPrefix(got, "250") {
+		t.Fatalf("the 4th connection after one of the three quit: %q", got)
+	}
+	for _, cl := range append(held[1:], fourth) {
+		cl.expect("QUIT", "221")
+		cl.conn.Close()
+	}
+
+	// Node 2 holds all three slots, and dies.
+	victim := c.nodes[2]
+	var onVictim []*smtpClient
+	waitUntil(30*time.Second, func() bool { // the QUITs above are noticed asynchronously
+		cl := clusterLogin(t, victim)
+		if got := cl.send(user, []string{user}, message(user, user, "on the victim")); !strings.HasPrefix(got, "250") {
+			cl.conn.Close()
+			time.Sleep(200 * time.Millisecond)
+			return false
+		}
+		onVictim = append(onVictim, cl)
+		return len(onVictim) == 3
+	})
+	if len(onVictim) != 3 {
+		t.Fatalf("node 2 could take only %d slots", len(onVictim))
+	}
+	survivor := clusterLogin(t, c.nodes[0])
+	if got := survivor.send(user, []string{user}, message(user, user, "before the kill")); got != concurrentRefusal {
+		t.Fatalf("a 4th connection (node 0) while node 2 holds three: %q", got)
+	}
+	victim.kill()
+	killed := time.Now()
+	if got := sendUntilAccepted(survivor, 120*time.Second, "after the kill"); !strings.HasPrefix(got, "250") {
+		t.Fatalf("node 2's slots never came free after SIGKILL: %q\nnode 0 log:\n%s", got, c.nodes[0].log.String())
+	}
+	t.Logf("node 2's slots came free %v after SIGKILL (lease 30 s)", time.Since(killed).Round(time.Second))
+}
+
+// TestPGClusterAuthThrottle: failed sign-ins from one address spread over
+// three nodes (a new name each time, so the per-account lockout stays out
+// of it) are blocked at the same total as at one node: the 10th failure
+// blocks the address, and the 11th attempt, whichever node it reaches,
+// gets 421 4.7.0; with each node counting alone, it would have seen only
+// 3 or 4 failures.
+func TestPGClusterAuthThrottle(t *testing.T) {
+	c := newPGCluster(t, 3)
+	const blockAfter = 10 // auth.DefaultThrottleConfig.BlockAfter
+	for i := range blockAfter {
+		if r := authReply(t, c.nodes[i%3], fmt.Sprintf("guess%d@contoso.com", i), "wrong"); !strings.HasPrefix(r, "535 ") {
+			t.Fatalf("failure %d (node %d): %q; want 535", i+1, i%3, r)
+		}
+	}
+	for i, n := range c.nodes {
+		if r := authReply(t, n, "scanner@contoso.com", "Scan-Pass-1"); !strings.HasPrefix(r, "421 4.7.0 ") {
+			t.Errorf("node %d after %d failures over three nodes: %q; want 421 4.7.0 (the address blocked)", i, blockAfter, r)
+		}
+	}
+}
+
+// TestPGClusterSmartLockout: ten wrong passwords for one mailbox, each
+// from another address and spread over three nodes, lock it for
+// unfamiliar addresses on every node — the right password from a new
+// address gets 535 5.7.3, as on one node (TestAuthSmartLockout) — while
+// the address the device signed in from through node 0 is familiar to
+// node 1 too and keeps working.
+func TestPGClusterSmartLockout(t *testing.T) {
+	c := newPGCluster(t, 3)
+	const user, password = "scanner@contoso.com", "Scan-Pass-1"
+	addr := func(i int) string { return c.nodes[i].addrs["submissions"] }
+	if r := signInAndSend("127.0.0.20", addr(0), c.nodes[0].tlsConfig(), user, password, user); r != "" {
+		t.Fatalf("the device's first sign-in (node 0): %s", r)
+	}
+	for i := range 10 {
+		n := i % 3
+		if r := attempt(fmt.Sprintf("127.0.2.%d", i+1), addr(n), c.nodes[n].tlsConfig(), user, fmt.Sprint("guess", i)); r != "535" {
+			t.Fatalf("guess %d (node %d): %s", i+1, n, r)
+		}
+	}
+	for n := range c.nodes {
+		cl, _, err := dialAuth(fmt.Sprintf("127.0.2.%d", 50+n), addr(n), c.nodes[n].tlsConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r, _ := cl.auth(user, password); r != "535 5.7.3 Authentication unsuccessful" {
+			t.Errorf("node %d: the right password from an unfamiliar address after 10 failures over three nodes: %q", n, r)
+		}
+		cl.close()
+	}
+	if r := signInAndSend("127.0.0.20", addr(1), c.nodes[1].tlsConfig(), user, password, user); r != "" {
+		t.Fatalf("the familiar address during the lockout (node 1): %s", r)
+	}
+}
+
+// TestPGClusterSlotsOutage: a connection that holds no slot (the
+// mailbox's three are held through node 0) submits through node 1 while
+// PostgreSQL is down: node 1 cannot count the slots and answers 451 4.3.0,
+// a temporary failure, never 250 as if it held one. When the database is
+// back the three slots still count (432 4.3.2), and once one of them is
+// given up the connection submits.
+func TestPGClusterSlotsOutage(t *testing.T) {
+	pg := testpg.NewCluster(t)
+	c := newPGClusterOn(t, pg.NewDatabase(t), 2)
+	const user = "scanner@contoso.com"
+	var held []*smtpClient
+	for i := range 3 {
+		cl := clusterLogin(t, c.nodes[0])
+		if got := cl.send(user, []string{user}, message(user, user, fmt.Sprint("slot ", i))); !strings.HasPrefix(got, "250") {
+			t.Fatalf("connection %d: %q", i+1, got)
+		}
+		held = append(held, cl)
+	}
+	fourth := clusterLogin(t, c.nodes[1])
+	if got := fourth.send(user, []string{user}, message(user, user, "fourth")); got != concurrentRefusal {
+		t.Fatalf("a 4th connection: %q", got)
+	}
+	pg.Stop(t)
+	fourth.conn.SetDeadline(time.Now().Add(60 * time.Second))
+	if got := fourth.send(user, []string{user}, message(user, user, "during the outage")); !strings.HasPrefix(got, "451 4.3.0 ") {
+		t.Errorf("the 4th connection while PostgreSQL is down: %q; want 451 4.3.0", got)
+	}
+	// The log line is written before the reply, but reaches the test's
+	// buffer through a pipe: wait for it.
+	if !waitUntil(30*time.Second, func() bool {
+		return strings.Contains(c.nodes[1].log.String(), "counting the mailbox's connection slots")
+	}) {
+		t.Errorf("node 1 did not log the failed slot count:\n%s", c.nodes[1].log.String())
+	}
+	pg.Start(t)
+	var got string
+	if !waitUntil(60*time.Second, func() bool {
+		fourth.conn.SetDeadline(time.Now().Add(30 * time.Second))
+		got = fourth.send(user, []string{user}, message(user, user, "after the outage"))
+		return !strings.HasPrefix(got, "451 4.3.0 ")
+	}) || got != concurrentRefusal {
+		t.Fatalf("the 4th connection once PostgreSQL is back: %q; want %q", got, concurrentRefusal)
+	}
+	held[0].expect("QUIT", "221")
+	held[0].conn.Close()
+	if got := sendUntilAccepted(fourth, 60*time.Second, "a slot freed"); !strings.HasPrefix(got, "250") {
+		t.Fatalf("the 4th connection after one of the three quit: %q", got)
+	}
 }

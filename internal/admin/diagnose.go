@@ -224,7 +224,7 @@ func (diagnosisInputs) SourceUsage(policy.SourceClass) (int, policy.SourceLimits
 	return 0, policy.SourceLimits{}
 }
 
-func (diagnosisInputs) HoldSlot(int64) bool { return true }
+func (diagnosisInputs) HoldSlot(int64) (bool, error) { return true, nil }
 
 func (diagnosisInputs) AcceptedMailbox(int) *directory.Mailbox { return nil }
 

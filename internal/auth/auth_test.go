@@ -246,30 +246,31 @@ func TestThrottle(t *testing.T) {
 	now := time.Now()
 	want := []time.Duration{0, 0, 0, time.Second, 2 * time.Second, 4 * time.Second, 5 * time.Second, 5 * time.Second, 5 * time.Second, 5 * time.Second}
 	for i, w := range want {
-		d, blocked := th.Check(ip, now)
+		d, v := th.Check(ip, now)
+		blocked := v == Blocked
 		if blocked || d != w {
 			t.Fatalf("attempt %d: delay %v blocked %v, want %v", i+1, d, blocked, w)
 		}
 		th.Failure(ip, now)
 	}
-	if _, blocked := th.Check(ip, now.Add(time.Minute)); !blocked {
+	if _, v := th.Check(ip, now.Add(time.Minute)); v != Blocked {
 		t.Fatal("10 failures must block")
 	}
-	if _, blocked := th.Check(netip.MustParseAddr("192.0.2.8"), now); blocked {
+	if _, v := th.Check(netip.MustParseAddr("192.0.2.8"), now); v == Blocked {
 		t.Fatal("another address is not blocked")
 	}
-	if d, blocked := th.Check(ip, now.Add(16*time.Minute)); blocked || d != 0 {
-		t.Fatalf("after the lockout: %v %v", d, blocked)
+	if d, v := th.Check(ip, now.Add(16*time.Minute)); v == Blocked || d != 0 {
+		t.Fatalf("after the lockout: %v %v", d, v)
 	}
 	// IPv6 addresses in one /64 share a count.
 	a, b := netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("2001:db8::ffff:2")
 	for range 10 {
 		th.Failure(a, now)
 	}
-	if _, blocked := th.Check(b, now); !blocked {
+	if _, v := th.Check(b, now); v != Blocked {
 		t.Fatal("/64 neighbours must share the lockout")
 	}
-	if _, blocked := th.Check(netip.MustParseAddr("2001:db8:0:1::1"), now); blocked {
+	if _, v := th.Check(netip.MustParseAddr("2001:db8:0:1::1"), now); v == Blocked {
 		t.Fatal("another /64 must not")
 	}
 	// A config without MaxTracked still remembers failures.

@@ -55,6 +55,25 @@ var DefaultLockoutConfig = LockoutConfig{
 // lock its account out.
 const recentBad = 3
 
+// AccountLockout is the per-account smart lockout every password sign-in
+// goes through. Lockout is one node's, in memory (the SQLite store, one
+// node); a store several nodes share provides one kept in the database,
+// so that failures spread over the nodes lock an account as failures at
+// one node do, and an address familiar at one node is familiar at all.
+type AccountLockout interface {
+	// Admit admits a sign-in for account from ip, or reports the account
+	// locked for that address (Lockout.Begin). An error means the lockout
+	// could not be read (the database is unreachable): the caller refuses
+	// the sign-in with a temporary failure and checks no password, since
+	// its failure could not be counted.
+	Admit(account string, ip netip.Addr, password string, now time.Time) (s *SignIn, locked bool, err error)
+	// Config returns the effective configuration.
+	Config() LockoutConfig
+	// Reconfigure changes the configuration (a configuration reload;
+	// zero fields take the defaults).
+	Reconfigure(cfg LockoutConfig)
+}
+
 // Lockout is the per-account smart lockout: failed sign-ins for one
 // account counted across every client address, so that guessing one
 // account's password from many addresses (which the per-address Throttle
@@ -99,6 +118,10 @@ func NewLockout(cfg LockoutConfig) *Lockout {
 	}
 	return l
 }
+
+// WithDefaults is cfg with its zero fields set to DefaultLockoutConfig's,
+// as NewLockout and Reconfigure take it.
+func (cfg LockoutConfig) WithDefaults() LockoutConfig { return cfg.withDefaults() }
 
 func (cfg LockoutConfig) withDefaults() LockoutConfig {
 	d := DefaultLockoutConfig
@@ -146,8 +169,14 @@ func (l *Lockout) Reconfigure(cfg LockoutConfig) {
 
 // digest is a keyed hash of a wrong password, so that the table never
 // holds anything a reader could test guesses against.
-func (l *Lockout) digest(password string) uint64 {
-	m := hmac.New(sha256.New, l.key[:])
+func (l *Lockout) digest(password string) uint64 { return PasswordDigest(&l.key, password) }
+
+// PasswordDigest is the keyed hash under which the smart lockout remembers
+// recent wrong passwords (Entra's "last three bad password hashes"): 64
+// bits of HMAC-SHA256, so that neither the table nor a copy of it holds
+// anything to test guesses against without the key.
+func PasswordDigest(key *[32]byte, password string) uint64 {
+	m := hmac.New(sha256.New, key[:])
 	m.Write([]byte(password))
 	return binary.LittleEndian.Uint64(m.Sum(nil))
 }
@@ -155,13 +184,13 @@ func (l *Lockout) digest(password string) uint64 {
 // SignIn is one sign-in attempt's place in an account's lockout budget;
 // Done returns it.
 type SignIn struct {
-	l        *Lockout
-	account  string
-	addr     netip.Prefix
-	familiar bool
-	password uint64
-	done     bool
+	end  func(failed, succeeded bool, now time.Time)
+	done bool
 }
+
+// NewSignIn makes the SignIn of an AccountLockout implementation: end
+// records the attempt's outcome, at most once.
+func NewSignIn(end func(failed, succeeded bool, now time.Time)) *SignIn { return &SignIn{end: end} }
 
 // Begin admits a sign-in for account from ip, or reports the account locked
 // for that address. Attempts in flight count against the threshold, so
@@ -173,7 +202,7 @@ func (l *Lockout) Begin(account string, ip netip.Addr, password string, now time
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.isFamiliar(account, k, now) {
-		return &SignIn{l: l, account: account, addr: k, familiar: true}, false
+		return NewSignIn(func(failed, succeeded bool, now time.Time) { l.done(account, k, true, 0, failed, succeeded, now) }), false
 	}
 	a := l.current(account, now)
 	if a != nil && (now.Before(a.lockedUntil) || a.count+a.inflight >= l.cfg.Threshold) {
@@ -188,7 +217,13 @@ func (l *Lockout) Begin(account string, ip netip.Addr, password string, now time
 		l.accounts[account] = a
 	}
 	a.inflight++
-	return &SignIn{l: l, account: account, addr: k, password: d}, false
+	return NewSignIn(func(failed, succeeded bool, now time.Time) { l.done(account, k, false, d, failed, succeeded, now) }), false
+}
+
+// Admit implements AccountLockout: Begin, which never fails.
+func (l *Lockout) Admit(account string, ip netip.Addr, password string, now time.Time) (*SignIn, bool, error) {
+	s, locked := l.Begin(account, ip, password, now)
+	return s, locked, nil
 }
 
 // Done ends the attempt. failed: the password was wrong (counted unless the
@@ -200,30 +235,33 @@ func (s *SignIn) Done(failed, succeeded bool, now time.Time) {
 		return
 	}
 	s.done = true
-	l := s.l
+	s.end(failed, succeeded, now)
+}
+
+func (l *Lockout) done(account string, addr netip.Prefix, familiar bool, password uint64, failed, succeeded bool, now time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if succeeded {
-		l.remember(s.account, s.addr, now)
+		l.remember(account, addr, now)
 	}
-	if s.familiar {
+	if familiar {
 		return
 	}
-	a := l.current(s.account, now)
+	a := l.current(account, now)
 	if a == nil { // swept while in flight
 		if !failed {
 			return
 		}
 		a = &accountFailures{}
-		l.accounts[s.account] = a
+		l.accounts[account] = a
 	} else if a.inflight > 0 {
 		a.inflight--
 	}
-	if !failed || slices.Contains(a.bad[:a.nbad], s.password) {
+	if !failed || slices.Contains(a.bad[:a.nbad], password) {
 		return
 	}
 	copy(a.bad[1:], a.bad[:recentBad-1])
-	a.bad[0] = s.password
+	a.bad[0] = password
 	a.nbad = min(a.nbad+1, recentBad)
 	a.count++
 	a.last = now

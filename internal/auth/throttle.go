@@ -33,6 +33,37 @@ var DefaultThrottleConfig = ThrottleConfig{
 	MaxDelay: 5 * time.Second, MaxTracked: 100000, PendingWait: 10 * time.Second,
 }
 
+// AddressThrottle is the failed-sign-in budget of each client address that
+// every sign-in (SMTP AUTH, IMAP4, POP3, the admin center, the built-in
+// issuer) goes through. Throttle is one node's, in memory (the SQLite
+// store, one node); a store several nodes share provides one that counts
+// in the database, so that guesses spread over the nodes meet the same
+// budget as guesses at one node.
+type AddressThrottle interface {
+	// Reserve admits a sign-in attempt from ip (Admit, with the delay to
+	// wait before checking its credentials and the Attempt to end), or
+	// refuses it: Blocked, Pending, or Unavailable when the budget could
+	// not be read (never an Admit then).
+	Reserve(ip netip.Addr, now time.Time) (*Attempt, time.Duration, Verdict)
+	// Check says how long to delay the next sign-in from ip without
+	// reserving a place (a login already verified, which cannot be a
+	// guess): Admit with a delay, Blocked, or Unavailable.
+	Check(ip netip.Addr, now time.Time) (time.Duration, Verdict)
+}
+
+// PendingWaiter is an AddressThrottle that can tell when one of an
+// address's attempts in flight ends, so that a Pending sign-in waits for
+// their outcome rather than hearing 454 at once (see Throttle.Settled).
+type PendingWaiter interface {
+	// Settled returns a channel closed when an attempt of ip's may have
+	// ended: Reserve may then decide otherwise than Pending.
+	Settled(ip netip.Addr) <-chan struct{}
+	// PendingWait is how long a Pending sign-in may wait; 0: not at all.
+	PendingWait() time.Duration
+}
+
+var _ PendingWaiter = (*Throttle)(nil)
+
 // Throttle counts failed logins per client address (IPv6 per /64, the
 // usual size of one site's network) regardless of the user name tried, so
 // that guessing many passwords or many mailboxes from one place slows down
@@ -95,11 +126,15 @@ func (t *Throttle) current(k netip.Prefix, now time.Time) *failures {
 }
 
 // delayFor is the wait before the attempt that follows n failures.
-func (t *Throttle) delayFor(n int) time.Duration {
-	if n < t.cfg.SlowAfter {
+func (t *Throttle) delayFor(n int) time.Duration { return t.cfg.Delay(n) }
+
+// Delay is the wait before the attempt that follows n failures: none up to
+// SlowAfter, then 1 s doubling at each failure, at most MaxDelay.
+func (cfg ThrottleConfig) Delay(n int) time.Duration {
+	if n < cfg.SlowAfter {
 		return 0
 	}
-	return min(time.Second<<min(n-t.cfg.SlowAfter, 16), t.cfg.MaxDelay)
+	return min(time.Second<<min(n-cfg.SlowAfter, 16), cfg.MaxDelay)
 }
 
 // Verdict is the throttle's answer to a sign-in attempt.
@@ -114,15 +149,22 @@ const (
 	// being checked; whether they fail is not known yet, so the client is
 	// told to try again (a temporary failure), not that it is locked out.
 	Pending
+	// Unavailable: the budget could not be read (several nodes: the
+	// database is unreachable). The attempt is refused with a temporary
+	// failure: an unknown budget admits no guess.
+	Unavailable
 )
 
 // Attempt is a reserved place in an address's failure budget; Done
 // returns it.
 type Attempt struct {
-	t    *Throttle
-	k    netip.Prefix
+	end  func(failed bool, now time.Time)
 	done bool
 }
+
+// NewAttempt makes the Attempt of an AddressThrottle implementation: end
+// returns its place (counting a failure), at most once.
+func NewAttempt(end func(failed bool, now time.Time)) *Attempt { return &Attempt{end: end} }
 
 // Reserve admits a sign-in attempt from ip, counting it against the
 // address's budget until Done: failures plus attempts in flight never
@@ -157,7 +199,7 @@ func (t *Throttle) Reserve(ip netip.Addr, now time.Time) (*Attempt, time.Duratio
 		metrics.AuthThrottled.Inc()
 	}
 	f.inflight++
-	return &Attempt{t: t, k: k}, delay, Admit
+	return NewAttempt(func(failed bool, now time.Time) { t.done(k, failed, now) }), delay, Admit
 }
 
 // Done ends a reserved attempt: a failure is counted (and may lock the
@@ -169,16 +211,19 @@ func (a *Attempt) Done(failed bool, now time.Time) {
 		return
 	}
 	a.done = true
-	t := a.t
+	a.end(failed, now)
+}
+
+func (t *Throttle) done(k netip.Prefix, failed bool, now time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	f := t.current(a.k, now)
+	f := t.current(k, now)
 	if f == nil { // swept while in flight (table full)
 		if !failed {
 			return
 		}
 		f = &failures{}
-		t.addrs[a.k] = f
+		t.addrs[k] = f
 	} else if f.inflight > 0 {
 		f.inflight--
 	}
@@ -228,20 +273,20 @@ func (t *Throttle) fail(f *failures, now time.Time) {
 	}
 }
 
-// Check says how long to delay the next login attempt from ip, or that ip
-// is locked out.
-func (t *Throttle) Check(ip netip.Addr, now time.Time) (delay time.Duration, blocked bool) {
+// Check says how long to delay the next login attempt from ip (Admit), or
+// that ip is locked out (Blocked).
+func (t *Throttle) Check(ip netip.Addr, now time.Time) (time.Duration, Verdict) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	f := t.current(key(ip), now)
 	switch {
 	case f == nil:
-		return 0, false
+		return 0, Admit
 	case now.Before(f.blockedUntil):
 		metrics.AuthThrottled.Inc()
-		return 0, true
+		return 0, Blocked
 	}
-	return t.delayFor(f.count), false
+	return t.delayFor(f.count), Admit
 }
 
 // Failure records a failed login from ip.

@@ -33,7 +33,7 @@ type Handler struct {
 	Directory *directory.Current
 	// Issuer is the issuer identifier, the base URL of the endpoints.
 	Issuer   string
-	Throttle *auth.Throttle
+	Throttle auth.AddressThrottle
 	// Gate bounds the argon2id verifications of client secrets, shared
 	// with SMTP AUTH (nil: unbounded, for tests).
 	Gate *auth.Gate
@@ -93,6 +93,10 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request) {
 	// Reserve, not Check then Failure: parallel requests from one address
 	// must not all pass before the first failure is counted.
 	attempt, delay, verdict := h.Throttle.Reserve(ip, now)
+	if verdict == auth.Unavailable {
+		tokenError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "the sign-in service is unavailable; try again later")
+		return
+	}
 	if verdict != auth.Admit {
 		tokenError(w, http.StatusTooManyRequests, "temporarily_unavailable", "too many failed attempts from this address")
 		return

@@ -10,6 +10,7 @@
 package limits
 
 import (
+	"context"
 	"sync"
 	"time"
 )
@@ -267,7 +268,8 @@ func (p *Pacer) Sweep(now time.Time) {
 	}
 }
 
-// Slots counts a mailbox's concurrent connections against a maximum.
+// Slots is ConnectionSlots on one node's in-memory counts (the SQLite
+// store, one node): a mailbox's concurrent connections against a maximum.
 type Slots struct {
 	max  int
 	mu   sync.Mutex
@@ -277,26 +279,27 @@ type Slots struct {
 // NewSlots allows max concurrent holders per mailbox (production: 3).
 func NewSlots(max int) *Slots { return &Slots{max: max, held: make(map[int64]int)} }
 
-// Acquire takes a slot for mailbox; false when all are held.
-func (s *Slots) Acquire(mailbox int64) bool {
+// Acquire implements ConnectionSlots; it never fails.
+func (s *Slots) Acquire(_ context.Context, mailbox int64) (Slot, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.held[mailbox] >= s.max {
-		return false
+		return Slot{}, false, nil
 	}
 	s.held[mailbox]++
-	return true
+	return Slot{Mailbox: mailbox}, true, nil
 }
 
-// Release gives a slot back.
-func (s *Slots) Release(mailbox int64) {
+// Release implements ConnectionSlots. Releasing more than was acquired
+// never takes the count below zero.
+func (s *Slots) Release(_ context.Context, slot Slot) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.held[mailbox] <= 1 {
-		delete(s.held, mailbox)
+	if s.held[slot.Mailbox] <= 1 {
+		delete(s.held, slot.Mailbox)
 		return
 	}
-	s.held[mailbox]--
+	s.held[slot.Mailbox]--
 }
 
 // Held returns how many slots mailbox holds.

@@ -1,6 +1,7 @@
 package limits
 
 import (
+	"context"
 	"math/rand/v2"
 	"sort"
 	"sync"
@@ -130,26 +131,34 @@ func TestPacerProperty(t *testing.T) {
 }
 
 func TestSlots(t *testing.T) {
+	ctx := context.Background()
 	s := NewSlots(3)
+	acquire := func(mailbox int64) bool {
+		_, held, err := s.Acquire(ctx, mailbox)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return held
+	}
 	for i := range 3 {
-		if !s.Acquire(1) {
+		if !acquire(1) {
 			t.Fatalf("slot %d", i)
 		}
 	}
-	if s.Acquire(1) {
+	if acquire(1) {
 		t.Fatal("4th slot granted")
 	}
-	if !s.Acquire(2) {
+	if !acquire(2) {
 		t.Fatal("another mailbox is independent")
 	}
-	s.Release(1)
-	if !s.Acquire(1) {
+	s.Release(ctx, Slot{Mailbox: 1})
+	if !acquire(1) {
 		t.Fatal("a released slot must be reusable")
 	}
 	for range 10 {
-		s.Release(2)
+		s.Release(ctx, Slot{Mailbox: 2})
 	}
-	if s.Held(2) != 0 || !s.Acquire(2) {
+	if s.Held(2) != 0 || !acquire(2) {
 		t.Fatal("never below zero")
 	}
 }
@@ -172,8 +181,8 @@ func TestConcurrentUse(t *testing.T) {
 					mu.Unlock()
 				}
 				p.Admit(int64(i), t0)
-				if s.Acquire(1) {
-					s.Release(1)
+				if slot, held, _ := s.Acquire(context.Background(), 1); held {
+					s.Release(context.Background(), slot)
 				}
 			}
 		}()

@@ -157,7 +157,9 @@ type Inputs interface {
 	SourceUsage(class SourceClass) (sent int, limits SourceLimits)
 	// HoldSlot reports whether the submission holds, or could take, one
 	// of the mailbox's concurrent-connection slots. The session takes it.
-	HoldSlot(mailbox int64) bool
+	// An error means the slots could not be counted (several nodes: the
+	// database is unreachable).
+	HoldSlot(mailbox int64) (bool, error)
 	// AcceptedMailbox is the mailbox of the transaction's i-th accepted
 	// recipient (i < Accepted), nil when that recipient goes out.
 	AcceptedMailbox(i int) *directory.Mailbox
@@ -404,9 +406,16 @@ func recipientLimit(t *Transaction) (Outcome, *reply.Reply) {
 
 // concurrentConnections: a mailbox may have 3 connections submitting at
 // once; the 4th signs in but is refused at end of DATA with 432 4.3.2, as
-// Exchange does, unless a slot has come free by then.
+// Exchange does, unless a slot has come free by then. Slots that cannot be
+// counted (the database several nodes share is unreachable) are a
+// temporary failure too, never a pass: a 4th connection never submits
+// because the count was unknown.
 func concurrentConnections(t *Transaction) (Outcome, *reply.Reply) {
-	if !t.Inputs.HoldSlot(t.Mailbox.ID) {
+	held, err := t.Inputs.HoldSlot(t.Mailbox.ID)
+	if err != nil {
+		return Refuse, reply.StorageUnavailable
+	}
+	if !held {
 		return Refuse, reply.ConcurrentConnections
 	}
 	return Pass, nil

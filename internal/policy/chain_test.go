@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"errors"
 	"net/netip"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ type fakeInputs struct {
 	sent     int
 	limits   SourceLimits
 	noSlot   bool
+	slotErr  error
 	accepted []*directory.Mailbox
 }
 
@@ -23,7 +25,7 @@ var chainNow = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 func (f fakeInputs) Now() time.Time                           { return chainNow }
 func (f fakeInputs) MailboxSize(int64) int64                  { return f.size }
-func (f fakeInputs) HoldSlot(int64) bool                      { return !f.noSlot }
+func (f fakeInputs) HoldSlot(int64) (bool, error)             { return !f.noSlot, f.slotErr }
 func (f fakeInputs) AcceptedMailbox(i int) *directory.Mailbox { return f.accepted[i] }
 func (f fakeInputs) SourceUsage(SourceClass) (int, SourceLimits) {
 	return f.sent, f.limits
@@ -149,6 +151,9 @@ func TestChainWalk(t *testing.T) {
 		{"within the limits", AtRcpt, Transaction{Mailbox: sean, Rcpt: addr("bob@example.net"), Accepted: 1}, fakeInputs{}, Pass, 0, nil},
 		{"no connection slot", AtDataEnd, Transaction{Mailbox: sean, Headers: true, HeaderFrom: []string{"sean@contoso.com"}}, fakeInputs{noSlot: true},
 			Refuse, StepConcurrentConnections, reply.ConcurrentConnections},
+		{"connection slots unreadable", AtDataEnd, Transaction{Mailbox: sean, Headers: true, HeaderFrom: []string{"sean@contoso.com"}},
+			fakeInputs{noSlot: true, slotErr: errors.New("database unreachable")},
+			Refuse, StepConcurrentConnections, reply.StorageUnavailable},
 		{"no From header", AtDataEnd, Transaction{Mailbox: sean, Headers: true, HeadersBad: true}, fakeInputs{}, Refuse, StepSendAs, reply.NoFromHeader},
 		{"Send As denied", AtDataEnd, Transaction{Mailbox: sean, From: addr("sean@contoso.com"), Headers: true, HeaderFrom: []string{"kim@contoso.com"}}, fakeInputs{},
 			Refuse, StepSendAs, reply.SendAsDenied("sean@contoso.com", "kim@contoso.com")},

@@ -11,7 +11,9 @@ package secret
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -28,7 +30,10 @@ const KeySize = 32
 const prefix = "v1:"
 
 // Box seals and opens values with one key.
-type Box struct{ aead cipher.AEAD }
+type Box struct {
+	aead cipher.AEAD
+	key  []byte
+}
 
 // New returns a Box for key, which must be KeySize bytes.
 func New(key []byte) (*Box, error) {
@@ -43,7 +48,20 @@ func New(key []byte) (*Box, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Box{aead: aead}, nil
+	return &Box{aead: aead, key: append([]byte(nil), key...)}, nil
+}
+
+// Derive returns a key for another purpose, named by label, derived from
+// the box's key (HMAC-SHA256 of the label): every node holding the same
+// key file derives the same key, and the derived key reveals nothing of
+// the box's. The smart lockout keys its digests of wrong passwords with
+// one, so that the nodes sharing a database recognise each other's.
+func (b *Box) Derive(label string) [32]byte {
+	m := hmac.New(sha256.New, b.key)
+	m.Write([]byte("postern derived key: " + label))
+	var k [32]byte
+	copy(k[:], m.Sum(nil))
+	return k
 }
 
 // LoadOrCreate reads the key file at path, creating it (mode 0600, random

@@ -73,3 +73,22 @@ func FuzzOpen(f *testing.F) {
 		}
 	})
 }
+
+// TestDerive: the same key derives the same key for a label (every node
+// holding the key file agrees), other labels and other keys others.
+func TestDerive(t *testing.T) {
+	key := make([]byte, KeySize)
+	a, err := New(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := New(key)
+	key[0] = 1
+	other, _ := New(key)
+	if a.Derive("smart lockout") != b.Derive("smart lockout") {
+		t.Error("one key derived two keys for one label")
+	}
+	if a.Derive("smart lockout") == a.Derive("other") || a.Derive("smart lockout") == other.Derive("smart lockout") {
+		t.Error("other labels or keys derived the same key")
+	}
+}

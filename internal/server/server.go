@@ -88,6 +88,16 @@ type Server struct {
 	// sending counts the per-mailbox sending limits: recipients and pacer
 	// on SQLite, the database's counters on a store nodes share.
 	sending limits.Sending
+	// slots counts each mailbox's concurrent SMTP AUTH connections,
+	// throttle each client address's failed sign-ins and lockout each
+	// account's: in memory on SQLite, in the database on a store nodes
+	// share (then leasedSlots renews its leases, and sweepShared keeps
+	// the tables small).
+	slots       limits.ConnectionSlots
+	leasedSlots limits.LeasedSlots
+	throttle    auth.AddressThrottle
+	lockout     auth.AccountLockout
+	sweepShared func(ctx context.Context, now time.Time) error
 
 	// tlsCfg and keys are what the admin listener needs when a reload
 	// turns it on.
@@ -275,13 +285,27 @@ func (s *Server) start(ctx context.Context) error {
 		HTTPClient: urls.Client(30 * time.Second),
 	})
 	s.Admin.Queue = s.queue
-	if shared, ok := s.store.(interface {
-		Sending(rate int) limits.Sending
-	}); ok {
+	if shared, ok := s.store.(sharedLimits); ok {
 		// Several nodes: every node counts in the database, so that a
-		// mailbox's limits hold whichever node its messages reach.
+		// mailbox's limits hold whichever node its messages reach, and a
+		// client address's failed sign-ins whichever node it tries.
 		s.sending = shared.Sending(directory.MessageRateLimit)
+		if s.leasedSlots, err = shared.ConnectionSlots(ctx, node, directory.ConcurrentConnections, limits.SlotLease); err != nil {
+			return err
+		}
+		s.slots = s.leasedSlots
+		s.throttle = shared.AddressThrottle(auth.DefaultThrottleConfig)
+		// The digests of wrong passwords are keyed from the secret key
+		// every node shares, so that all nodes recognise a repeat.
+		s.lockout = shared.AccountLockout(lockoutConfig(s.cfg.Auth), box.Derive("smart lockout"))
+		s.sweepShared = func(ctx context.Context, now time.Time) error {
+			return errors.Join(shared.SweepThrottle(ctx, auth.DefaultThrottleConfig, now),
+				shared.SweepLockout(ctx, s.lockout.Config(), now))
+		}
 	} else {
+		s.slots = limits.NewSlots(directory.ConcurrentConnections)
+		s.throttle = auth.NewThrottle(auth.DefaultThrottleConfig)
+		s.lockout = auth.NewLockout(lockoutConfig(s.cfg.Auth))
 		s.sending = limits.Memory{Recipients: s.recipients, Pacer: s.pacer}
 		// The rolling 24-hour recipient counts survive restarts: rebuild them
 		// from the messages of the last day (one query at start, never per message).
@@ -327,9 +351,9 @@ func (s *Server) start(ctx context.Context) error {
 	authn := &signin.Authenticator{
 		Directory: s.Admin.Dir,
 		Cache:     auth.NewLoginCache(5*time.Minute, 100000),
-		Throttle:  auth.NewThrottle(auth.DefaultThrottleConfig),
+		Throttle:  s.throttle,
 		Gate:      auth.NewGate(gateConfig(s.cfg.Auth)),
-		Lockout:   auth.NewLockout(lockoutConfig(s.cfg.Auth)),
+		Lockout:   s.lockout,
 		Now:       time.Now,
 		Sleep:     time.Sleep,
 		Verifier:  newVerifier(urls),
@@ -367,7 +391,7 @@ func (s *Server) start(ctx context.Context) error {
 		ConnLog:    s.connLog, ProtocolLog: protoLog, Throttle: throttleLimits(s.cfg.Throttle),
 		Limits: smtpserver.Limits{MaxConnections: s.fitToDescriptors(s.cfg.MaxConnections, s.cfg.Admin),
 			MaxConnectionsPerIP: s.cfg.MaxConnectionsPerIP, ConnectionRatePerIP: s.cfg.ConnectionRatePerIP},
-	}, s.Admin.Dir, authn, sub, limits.NewSlots(directory.ConcurrentConnections), s.log)
+	}, s.Admin.Dir, authn, sub, s.slots, s.log)
 
 	for _, l := range []struct {
 		addr string
@@ -439,8 +463,45 @@ func (s *Server) start(ctx context.Context) error {
 		go func() { <-s.stop; cancel() }()
 		s.queue.Run(ctx)
 	}()
+	if s.leasedSlots != nil {
+		s.wg.Add(1)
+		go s.renewSlots()
+	}
 	s.ready.Store(true)
 	return nil
+}
+
+// sharedLimits is what a store several nodes share provides so that the
+// per-mailbox and per-address limits count in it (issue 14).
+type sharedLimits interface {
+	Sending(rate int) limits.Sending
+	ConnectionSlots(ctx context.Context, node string, max int, lease time.Duration) (limits.LeasedSlots, error)
+	AddressThrottle(cfg auth.ThrottleConfig) auth.AddressThrottle
+	SweepThrottle(ctx context.Context, cfg auth.ThrottleConfig, now time.Time) error
+	AccountLockout(cfg auth.LockoutConfig, key [32]byte) auth.AccountLockout
+	SweepLockout(ctx context.Context, cfg auth.LockoutConfig, now time.Time) error
+}
+
+// renewSlots is the heartbeat of the connection slots this node holds in
+// the shared store: every third of the lease, so that one or two missed
+// renewals (a slow database) do not yet let them lapse.
+func (s *Server) renewSlots() {
+	defer s.wg.Done()
+	every := limits.SlotLease / 3
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-tick.C:
+			ctx, cancel := context.WithTimeout(context.Background(), every)
+			if err := s.leasedSlots.Renew(ctx); err != nil {
+				s.log.Error("renewing the connection slots' leases", "err", err)
+			}
+			cancel()
+		}
+	}
 }
 
 // on reports whether a listener address is set (not empty, not "off").
@@ -529,6 +590,11 @@ func (s *Server) background() {
 		case now := <-sweep.C:
 			if err := s.sending.Sweep(context.Background(), now); err != nil {
 				s.log.Error("sweeping the sending counters", "err", err)
+			}
+			if s.sweepShared != nil {
+				if err := s.sweepShared(context.Background(), now); err != nil {
+					s.log.Error("sweeping the failed sign-ins", "err", err)
+				}
 			}
 			s.smtp.Sweep(now)
 			if r := s.live.Load().TraceRetention.Duration; r > 0 {

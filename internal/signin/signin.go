@@ -98,12 +98,12 @@ func denied(d *policy.Denial) *Refusal {
 type Authenticator struct {
 	Directory *directory.Current
 	Cache     *auth.LoginCache
-	Throttle  *auth.Throttle
+	Throttle  auth.AddressThrottle
 	// Gate bounds argon2id verifications in flight and waiting; nil runs
 	// them unbounded (unit tests).
 	Gate *auth.Gate
 	// Lockout is the per-account smart lockout; nil disables it.
-	Lockout *auth.Lockout
+	Lockout auth.AccountLockout
 	Now     func() time.Time
 	// Sleep waits out a throttling delay; replaced in tests.
 	Sleep func(time.Duration)
@@ -148,12 +148,12 @@ func sessionLog(ctx context.Context, fallback *slog.Logger) *slog.Logger {
 // served in turn, and parallel guesses are still stopped at the budget.
 func (a *Authenticator) admit(ip netip.Addr, now time.Time) (*auth.Attempt, *Refusal) {
 	at, delay, verdict := a.Throttle.Reserve(ip, now)
-	if verdict == auth.Pending && a.Throttle.PendingWait() > 0 {
-		deadline := time.NewTimer(a.Throttle.PendingWait())
+	if w, ok := a.Throttle.(auth.PendingWaiter); ok && verdict == auth.Pending && w.PendingWait() > 0 {
+		deadline := time.NewTimer(w.PendingWait())
 		defer deadline.Stop()
 		for verdict == auth.Pending {
 			select {
-			case <-a.Throttle.Settled(ip):
+			case <-w.Settled(ip):
 			case <-deadline.C:
 				return nil, refused(reply.AuthBusy, "the address's last places stayed held by attempts being checked")
 			}
@@ -165,6 +165,8 @@ func (a *Authenticator) admit(ip netip.Addr, now time.Time) (*auth.Attempt, *Ref
 		return nil, refused(reply.AuthThrottled, "the address failed too often")
 	case auth.Pending:
 		return nil, refused(reply.AuthBusy, "the address's last places are held by attempts being checked")
+	case auth.Unavailable:
+		return nil, refused(reply.AuthTemporaryFailure, "the address's failed sign-ins could not be counted")
 	}
 	if delay > 0 {
 		a.Sleep(delay)
@@ -286,8 +288,11 @@ func (a *Authenticator) checkPassword(ip netip.Addr, actor *directory.Mailbox, n
 	cached := actor != nil && actor.PasswordHash != "" && a.Cache.Lookup(name, password, actor.PasswordHash, now)
 	var attempt *auth.Attempt
 	if cached {
-		if _, blocked := a.Throttle.Check(ip, now); blocked {
+		switch _, verdict := a.Throttle.Check(ip, now); verdict {
+		case auth.Blocked:
 			return false, refused(reply.AuthThrottled, "the address failed too often")
+		case auth.Unavailable:
+			return false, refused(reply.AuthTemporaryFailure, "the address's failed sign-ins could not be counted")
 		}
 	} else if attempt, r = a.admit(ip, now); r != nil {
 		return false, r
@@ -298,7 +303,11 @@ func (a *Authenticator) checkPassword(ip netip.Addr, actor *directory.Mailbox, n
 	var signIn *auth.SignIn
 	if a.Lockout != nil {
 		var locked bool
-		signIn, locked = a.Lockout.Begin(lockoutAccount(actor, name), ip, password, now)
+		var err error
+		signIn, locked, err = a.Lockout.Admit(lockoutAccount(actor, name), ip, password, now)
+		if err != nil {
+			return false, refused(reply.AuthTemporaryFailure, "the account's failed sign-ins could not be counted")
+		}
 		if locked {
 			failed = true // counts against the address: a guess, even unverified
 			return false, refused(reply.AuthFailed, "the account is locked out (smart lockout)")

@@ -2,6 +2,7 @@ package signin
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"sync"
@@ -85,7 +86,8 @@ func TestBasicSignInDecisions(t *testing.T) {
 		for i := range 10 {
 			smtpBasic(a, ip(i), "nobody@contoso.com", fmt.Sprint("guess", i))
 		}
-		if a.Lockout.Locked("name:nobody@contoso.com", ip(60), a.Now()) != a.Lockout.Locked("mailbox:7", ip(60), a.Now()) {
+		l := a.Lockout.(*auth.Lockout)
+		if l.Locked("name:nobody@contoso.com", ip(60), a.Now()) != l.Locked("mailbox:7", ip(60), a.Now()) {
 			t.Fatal("unknown and existing names must lock alike")
 		}
 	})
@@ -101,8 +103,8 @@ func TestBasicSignInDecisions(t *testing.T) {
 			}
 		}
 		close(hold)
-		if d, blocked := a.Throttle.Check(ip(1), a.Now()); blocked || d != 0 {
-			t.Fatalf("refused attempts were counted as failures: delay %v blocked %v", d, blocked)
+		if d, v := a.Throttle.Check(ip(1), a.Now()); v != auth.Admit || d != 0 {
+			t.Fatalf("refused attempts were counted as failures: delay %v verdict %v", d, v)
 		}
 	})
 
@@ -207,5 +209,67 @@ func TestPendingWaitsForOutcome(t *testing.T) {
 				t.Fatalf("reply %q, want %q", reply.String(r), reply.String(tt.want))
 			}
 		})
+	}
+}
+
+// unreachableThrottle is an AddressThrottle whose store cannot be read.
+type unreachableThrottle struct{}
+
+func (unreachableThrottle) Reserve(netip.Addr, time.Time) (*auth.Attempt, time.Duration, auth.Verdict) {
+	return nil, 0, auth.Unavailable
+}
+func (unreachableThrottle) Check(netip.Addr, time.Time) (time.Duration, auth.Verdict) {
+	return 0, auth.Unavailable
+}
+
+// TestThrottleUnavailable: when the failed-sign-in budget cannot be read
+// (several nodes, the database unreachable), a sign-in gets 454 4.7.0
+// without a verification, whether its login is cached or not: a guess
+// whose failure could not be counted is never checked.
+func TestThrottleUnavailable(t *testing.T) {
+	a, _ := testAuthenticator(t, auth.GateConfig{}, cheap)
+	ip := netip.MustParseAddr("203.0.113.5")
+	if mb, rep := smtpBasic(a, ip, "sean@contoso.com", "secret"); mb == nil { // cached from now on
+		t.Fatal(rep)
+	}
+	a.Throttle = unreachableThrottle{}
+	before, _ := a.Gate.Stats()
+	for _, pw := range []string{"secret", "wrong"} {
+		if _, rep := smtpBasic(a, ip, "sean@contoso.com", pw); rep != reply.AuthTemporaryFailure {
+			t.Errorf("password %q with the throttle unreadable: %v, want 454 4.7.0", pw, rep)
+		}
+	}
+	if after, _ := a.Gate.Stats(); after != before {
+		t.Errorf("%d passwords verified with the throttle unreadable", after-before)
+	}
+}
+
+// unreachableLockout is an AccountLockout whose store cannot be read.
+type unreachableLockout struct{}
+
+func (unreachableLockout) Admit(string, netip.Addr, string, time.Time) (*auth.SignIn, bool, error) {
+	return nil, false, errors.New("database unreachable")
+}
+func (unreachableLockout) Config() auth.LockoutConfig     { return auth.DefaultLockoutConfig }
+func (unreachableLockout) Reconfigure(auth.LockoutConfig) {}
+
+// TestLockoutUnavailable: when the smart lockout cannot be read, a sign-in
+// gets 454 4.7.0 without a verification, and the refusal is not counted as
+// a failure against the address (the client did nothing wrong).
+func TestLockoutUnavailable(t *testing.T) {
+	a, _ := testAuthenticator(t, auth.GateConfig{}, cheap)
+	a.Lockout = unreachableLockout{}
+	ip := netip.MustParseAddr("203.0.113.6")
+	before, _ := a.Gate.Stats()
+	for range 5 {
+		if _, rep := smtpBasic(a, ip, "sean@contoso.com", "wrong"); rep != reply.AuthTemporaryFailure {
+			t.Fatalf("the lockout unreadable: %v, want 454 4.7.0", rep)
+		}
+	}
+	if after, _ := a.Gate.Stats(); after != before {
+		t.Errorf("%d passwords verified with the lockout unreadable", after-before)
+	}
+	if d, v := a.Throttle.Check(ip, a.Now()); v != auth.Admit || d != 0 {
+		t.Errorf("refusals for an unreadable lockout counted against the address: delay %v, verdict %v", d, v)
 	}
 }

@@ -105,7 +105,7 @@ type Server struct {
 	dir       *directory.Current
 	auth      *signin.Authenticator
 	submitter *transport.Submitter
-	slots     *limits.Slots
+	slots     limits.ConnectionSlots
 	log       *slog.Logger
 
 	// insecureAuth lets tests authenticate without TLS; never set otherwise.
@@ -148,7 +148,7 @@ type sourceKey struct {
 func (s *Server) Sweep(now time.Time) { s.sources.Sweep(now) }
 
 // New builds a Server.
-func New(cfg Config, dir *directory.Current, a *signin.Authenticator, sub *transport.Submitter, slots *limits.Slots, log *slog.Logger) *Server {
+func New(cfg Config, dir *directory.Current, a *signin.Authenticator, sub *transport.Submitter, slots limits.ConnectionSlots, log *slog.Logger) *Server {
 	if cfg.MaxAuthFailures == 0 {
 		cfg.MaxAuthFailures = 3
 	}

@@ -47,9 +47,10 @@ type session struct {
 	tls  *tls.ConnectionState
 
 	// Set by a successful AUTH; holdsSlot while it occupies one of the
-	// mailbox's concurrent-connection slots.
+	// mailbox's concurrent-connection slots (slot).
 	mailbox   *directory.Mailbox
 	holdsSlot bool
+	slot      limits.Slot
 	// authProtocol is "Basic" or "OAuth", for the SMTP AUTH clients report.
 	authProtocol string
 
@@ -292,7 +293,7 @@ func (s *session) signedIn(mb *directory.Mailbox, method policy.AuthMethod) {
 	// A mailbox may have 3 connections submitting at once; the 4th signs in
 	// but is refused at end of DATA with 432 4.3.2, as Exchange does, unless
 	// a slot has come free by then.
-	s.holdsSlot = s.srv.slots.Acquire(mb.ID)
+	s.acquireSlot(mb.ID)
 	s.log.Info("authenticated", "ip", s.ip, "mailbox", mb.PrimarySmtpAddress, "tls", tlsVersion(s.tls), "protocol", s.authProtocol)
 }
 
@@ -360,11 +361,35 @@ func (s *session) SourceUsage(class policy.SourceClass) (int, policy.SourceLimit
 
 // HoldSlot takes one of the mailbox's concurrent-connection slots unless
 // the session holds one already.
-func (s *session) HoldSlot(mailbox int64) bool {
-	if !s.holdsSlot {
-		s.holdsSlot = s.srv.slots.Acquire(mailbox)
+func (s *session) HoldSlot(mailbox int64) (bool, error) {
+	if err := s.acquireSlot(mailbox); err != nil {
+		return false, err
 	}
-	return s.holdsSlot
+	return s.holdsSlot, nil
+}
+
+// slotTimeout bounds one acquisition or release of a connection slot in a
+// store several nodes share: an unreachable database costs a client at
+// most this long, then a temporary failure.
+const slotTimeout = 5 * time.Second
+
+// acquireSlot tries to take a connection slot for mailbox unless the
+// session holds one. An error (the slots of a database several nodes
+// share could not be counted) leaves the session without a slot: its
+// submissions get a temporary failure until a later try succeeds.
+func (s *session) acquireSlot(mailbox int64) error {
+	if s.holdsSlot {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), slotTimeout)
+	defer cancel()
+	slot, held, err := s.srv.slots.Acquire(ctx, mailbox)
+	if err != nil {
+		s.log.Warn("counting the mailbox's connection slots", "mailbox", mailbox, "err", err)
+		return err
+	}
+	s.slot, s.holdsSlot = slot, held
+	return nil
 }
 
 // AcceptedMailbox is the mailbox the i-th accepted recipient goes to.
@@ -663,8 +688,12 @@ func (s *session) Reset() {
 // Logout ends the session and frees the mailbox's connection slot.
 func (s *session) Logout() error {
 	if s.holdsSlot {
-		s.srv.slots.Release(s.mailbox.ID)
-		s.holdsSlot = false
+		// A context of its own, with a timeout: Logout runs when the
+		// client has gone, and must neither hang on nor skip the release.
+		ctx, cancel := context.WithTimeout(context.Background(), slotTimeout)
+		s.srv.slots.Release(ctx, s.slot)
+		cancel()
+		s.holdsSlot, s.slot = false, limits.Slot{}
 	}
 	return nil
 }

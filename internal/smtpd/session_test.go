@@ -3,10 +3,13 @@ package smtpd
 import (
 	"bufio"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,6 +27,12 @@ import (
 // (password "secret"). AUTH is allowed without TLS so that tests and the
 // fuzzer reach every command without a handshake.
 func testServer(tb testing.TB) (addr string, st store.Store, stop func()) {
+	tb.Helper()
+	return testServerWithSlots(tb, limits.NewSlots(3))
+}
+
+// testServerWithSlots is testServer counting connection slots in slots.
+func testServerWithSlots(tb testing.TB, slots limits.ConnectionSlots) (addr string, st store.Store, stop func()) {
 	tb.Helper()
 	st, err := sqlite.Open(tb.TempDir())
 	if err != nil {
@@ -55,7 +64,7 @@ func testServer(tb testing.TB) (addr string, st store.Store, stop func()) {
 		Now: time.Now, Sleep: func(time.Duration) {}}
 	sub := &transport.Submitter{Store: st, Hostname: "mx.test", Recipients: limits.NewRecipientWindow(24*time.Hour, 288),
 		Pacer: limits.NewPacer(30, time.Minute), Log: log, Now: time.Now}
-	srv := New(Config{Hostname: "mx.test", ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second}, dir, a, sub, limits.NewSlots(3), log)
+	srv := New(Config{Hostname: "mx.test", ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second}, dir, a, sub, slots, log)
 	srv.insecureAuth = true
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	must(err)
@@ -141,6 +150,66 @@ func TestSessionConversation(t *testing.T) {
 	q, err := st.QueueItems(context.Background())
 	if err != nil || len(q) != 5 {
 		t.Fatalf("queue: %d items, err %v", len(q), err)
+	}
+}
+
+// flakySlots is a store's connection slots that cannot be reached for the
+// first failures acquisitions (a database several nodes share, down).
+type flakySlots struct {
+	mu       sync.Mutex
+	failures int
+	acquired []limits.Slot
+	released []limits.Slot
+}
+
+func (f *flakySlots) Acquire(_ context.Context, mailbox int64) (limits.Slot, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.failures > 0 {
+		f.failures--
+		return limits.Slot{}, false, errors.New("database unreachable")
+	}
+	s := limits.Slot{Mailbox: mailbox, ID: int64(len(f.acquired) + 1)}
+	f.acquired = append(f.acquired, s)
+	return s, true, nil
+}
+
+func (f *flakySlots) Release(_ context.Context, s limits.Slot) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.released = append(f.released, s)
+}
+
+// TestSlotsUnreachable: when the connection slots cannot be counted (at
+// sign-in and again at end of DATA), the message gets a temporary failure
+// (451 4.3.0), never a 250 as if the connection held a slot; once they can
+// be counted again the next message takes a slot and is accepted, and the
+// slot taken is the one released when the session ends.
+func TestSlotsUnreachable(t *testing.T) {
+	slots := &flakySlots{failures: 2}
+	addr, _, stop := testServerWithSlots(t, slots)
+	defer stop()
+	msg := []string{"MAIL FROM:<sean@contoso.com>", "RCPT TO:<a@x.example>", "DATA", "From: sean@contoso.com", "", "hi", "."}
+	script := []string{"EHLO client.test", "AUTH PLAIN AHNlYW5AY29udG9zby5jb20Ac2VjcmV0"}
+	script = append(append(append(script, msg...), msg...), "QUIT", "")
+	got := converse(t, addr, []byte(strings.Join(script, "\r\n")))
+	first := strings.Index(got, "451 4.3.0 ")
+	second := strings.Index(got, "250 2.0.0 OK <")
+	if first < 0 || second < first {
+		t.Fatalf("want 451 4.3.0 for the first message, then 250 for the second:\n%s", got)
+	}
+	waitFor := time.Now().Add(10 * time.Second)
+	for {
+		slots.mu.Lock()
+		acquired, released := slices.Clone(slots.acquired), slices.Clone(slots.released)
+		slots.mu.Unlock()
+		if len(released) > 0 || time.Now().After(waitFor) {
+			if len(acquired) != 1 || !slices.Equal(acquired, released) {
+				t.Fatalf("acquired %v, released %v; want the one slot taken released once", acquired, released)
+			}
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

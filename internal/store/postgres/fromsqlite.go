@@ -16,13 +16,17 @@ import (
 )
 
 // notCopied are the tables CopyFromSQLite leaves alone: PostgreSQL's own
-// bookkeeping (schema_version, health_probe, send_counts), what triggers
+// bookkeeping (schema_version, health_probe), the limits the nodes share
+// (send_counts, connection_slots, auth_failures, lockout_*: a single node
+// keeps them in memory, and they start afresh), what triggers
 // fill from the copied rows (mailbox_sizes, from folder_items; the
 // directory change log, directory_changes and its pruning mark), the
 // body blobs, written from the SQLite store's body files as the messages
 // are copied, and the front ends' short-lived state (ephemeral: admins
 // sign in to the admin center again).
 var notCopied = map[string]bool{"schema_version": true, "health_probe": true, "send_counts": true,
+	"connection_slots": true, "auth_failures": true, "auth_failures_size": true,
+	"lockout_accounts": true, "lockout_familiar": true, "lockout_size": true,
 	"mailbox_sizes": true, "body_blobs": true, "body_chunks": true,
 	"directory_changes": true, "directory_changes_pruned": true, "ephemeral": true}
 
