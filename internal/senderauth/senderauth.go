@@ -10,6 +10,7 @@
 package senderauth
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -98,7 +99,7 @@ func (c *Checker) Check(ctx context.Context, in Input) *Result {
 	spfRes, spfDomain := c.checkSPF(ctx, in)
 	r.SPF = string(spfRes)
 
-	dkimPass := c.checkDKIM(ctx, in.open(), r)
+	dkimPass := c.checkDKIM(ctx, in, r)
 
 	r.FromDomain = fromDomain(in.open())
 	r.DMARC = "none"
@@ -162,8 +163,13 @@ func validDomain(d string) string {
 
 // checkDKIM verifies every signature and returns the domains of the ones
 // that pass.
-func (c *Checker) checkDKIM(ctx context.Context, msg io.Reader, r *Result) []string {
-	verifications, err := dkim.VerifyWithOptions(msg, &dkim.VerifyOptions{
+func (c *Checker) checkDKIM(ctx context.Context, in Input, r *Result) []string {
+	if !mayBeSigned(in.open()) {
+		// go-msgauth reads the whole body even when no signature needs
+		// its hash: a 1 MiB message would be read back for nothing.
+		return nil
+	}
+	verifications, err := dkim.VerifyWithOptions(in.open(), &dkim.VerifyOptions{
 		LookupTXT:        func(name string) ([]string, error) { return c.dns().LookupTXT(ctx, name) },
 		MaxVerifications: 8,
 	})
@@ -223,6 +229,34 @@ func alignedDomains(authenticated, from string, mode dmarc.AlignmentMode) bool {
 		return authenticated == from
 	}
 	return orgDomain(authenticated) == orgDomain(from)
+}
+
+// mayBeSigned reports whether the header section of msg may hold a
+// DKIM-Signature field (RFC 6376 section 3.5): false only when the
+// section ends, within maxHeaderRead, without any line starting with the
+// field's name. A field is never missed: anything unusual says true and
+// leaves the verdict to the verifier.
+func mayBeSigned(msg io.Reader) bool {
+	br := bufio.NewReader(io.LimitReader(msg, maxHeaderRead))
+	const name = "dkim-signature"
+	for {
+		line, err := br.ReadSlice('\n')
+		if len(line) >= len(name) && strings.EqualFold(string(line[:len(name)]), name) {
+			return true
+		}
+		if err == bufio.ErrBufferFull {
+			// A line longer than the buffer: skip the rest of it.
+			for err == bufio.ErrBufferFull {
+				_, err = br.ReadSlice('\n')
+			}
+		}
+		if err != nil {
+			return true // no end of the header section seen
+		}
+		if string(line) == "\r\n" || string(line) == "\n" {
+			return false
+		}
+	}
 }
 
 // maxHeaderRead bounds the header section read for From: (the submission

@@ -126,3 +126,47 @@ func FuzzCheck(f *testing.F) {
 		}
 	})
 }
+
+// TestMayBeSigned: the body of a message whose header has no
+// DKIM-Signature is not read for DKIM; anything that may be a signature
+// goes to the verifier.
+func TestMayBeSigned(t *testing.T) {
+	for _, tc := range []struct {
+		msg  string
+		want bool
+	}{
+		{"From: a@contoso.com\r\nSubject: x\r\n\r\nDKIM-Signature: in the body\r\n", false},
+		{"From: a@contoso.com\r\nDKIM-Signature: v=1\r\n\r\nbody\r\n", true},
+		{"dkim-signature:v=1\r\n\r\n", true},
+		{"From: a@contoso.com\r\nX: " + strings.Repeat("y", 10000) + "\r\nDkim-Signature: v=1\r\n\r\n", true},
+		{"From: a@contoso.com\r\nX: " + strings.Repeat("y", 10000) + "\r\n\r\n", false},
+		{"From: a@contoso.com\r\nSubject: no end of header", true},
+		{"From: a@contoso.com\n\nbare LF\n", false},
+	} {
+		if got := mayBeSigned(strings.NewReader(tc.msg)); got != tc.want {
+			t.Errorf("mayBeSigned(%.60q) = %v, want %v", tc.msg, got, tc.want)
+		}
+	}
+	head := "From: a@fabrikam.example\r\nSubject: x\r\n\r\n"
+	msg := &readsAt{b: []byte(head + strings.Repeat("0123456789\r\n", 100000))}
+	c := &Checker{}
+	var r Result
+	if pass := c.checkDKIM(context.Background(), Input{Message: msg, Size: int64(len(msg.b))}, &r); pass != nil || r.DKIM != nil {
+		t.Errorf("unsigned message: pass %v, DKIM %v", pass, r.DKIM)
+	}
+	if msg.max > 64<<10 {
+		t.Errorf("DKIM read %d bytes of an unsigned message with a %d-byte header", msg.max, len(head))
+	}
+}
+
+// readsAt is a message that records how far it was read.
+type readsAt struct {
+	b   []byte
+	max int64
+}
+
+func (r *readsAt) ReadAt(p []byte, off int64) (int, error) {
+	n, err := bytes.NewReader(r.b).ReadAt(p, off)
+	r.max = max(r.max, off+int64(n))
+	return n, err
+}
