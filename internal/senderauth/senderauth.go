@@ -11,6 +11,7 @@ package senderauth
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -20,6 +21,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"blitiri.com.ar/go/spf"
 	"github.com/emersion/go-msgauth/authres"
@@ -233,18 +235,25 @@ func alignedDomains(authenticated, from string, mode dmarc.AlignmentMode) bool {
 
 // mayBeSigned reports whether the header section of msg may hold a
 // DKIM-Signature field (RFC 6376 section 3.5): false only when the
-// section ends, within maxHeaderRead, without any line starting with the
-// field's name. A field is never missed: anything unusual says true and
+// section ends, within maxHeaderRead, without any line starting (after
+// any white space) with the field's name. A field is never missed: anything unusual says true and
 // leaves the verdict to the verifier.
 func mayBeSigned(msg io.Reader) bool {
 	br := bufio.NewReader(io.LimitReader(msg, maxHeaderRead))
-	const name = "dkim-signature"
+	const dkimField = "dkim-signature"
 	for {
 		line, err := br.ReadSlice('\n')
-		if len(line) >= len(name) && strings.EqualFold(string(line[:len(name)]), name) {
+		// go-msgauth trims a field name (strings.TrimSpace) and takes a
+		// first line that starts with white space as a field of its own:
+		// white space before the name is no proof of anything.
+		name := bytes.TrimLeftFunc(line, unicode.IsSpace)
+		if len(name) >= len(dkimField) && strings.EqualFold(string(name[:len(dkimField)]), dkimField) {
 			return true
 		}
 		if err == bufio.ErrBufferFull {
+			if len(name) < len(dkimField) {
+				return true // a name may begin past the buffer
+			}
 			// A line longer than the buffer: skip the rest of it.
 			for err == bufio.ErrBufferFull {
 				_, err = br.ReadSlice('\n')

@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"net"
 	"net/netip"
 	"strings"
@@ -142,6 +143,8 @@ func TestMayBeSigned(t *testing.T) {
 		{"From: a@contoso.com\r\nX: " + strings.Repeat("y", 10000) + "\r\n\r\n", false},
 		{"From: a@contoso.com\r\nSubject: no end of header", true},
 		{"From: a@contoso.com\n\nbare LF\n", false},
+		{" DKIM-Signature: v=1\r\n\r\n", true},
+		{strings.Repeat(" ", 5000) + "DKIM-Signature: v=1\r\n\r\n", true},
 	} {
 		if got := mayBeSigned(strings.NewReader(tc.msg)); got != tc.want {
 			t.Errorf("mayBeSigned(%.60q) = %v, want %v", tc.msg, got, tc.want)
@@ -169,4 +172,28 @@ func (r *readsAt) ReadAt(p []byte, off int64) (int, error) {
 	n, err := bytes.NewReader(r.b).ReadAt(p, off)
 	r.max = max(r.max, off+int64(n))
 	return n, err
+}
+
+// FuzzMayBeSigned: whenever mayBeSigned says a message cannot be signed,
+// the verifier finds no signature in it either.
+func FuzzMayBeSigned(f *testing.F) {
+	for _, s := range []string{
+		"From: a@contoso.com\r\n\r\nbody\r\n",
+		"DKIM-Signature: v=1; d=contoso.com\r\n\r\n",
+		"X: a\r\n DKIM-Signature: folded\r\n\r\n",
+		"X: a\n\r\nDKIM-Signature: after a bare LF\r\n\r\n",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, msg string) {
+		if mayBeSigned(strings.NewReader(msg)) {
+			return
+		}
+		v, err := dkim.VerifyWithOptions(strings.NewReader(msg), &dkim.VerifyOptions{
+			LookupTXT: func(string) ([]string, error) { return nil, &net.DNSError{Err: "no lookups here", IsNotFound: true} },
+		})
+		if len(v) > 0 || errors.Is(err, dkim.ErrTooManySignatures) {
+			t.Fatalf("%q: skipped, but the verifier finds %d signatures (%v)", msg, len(v), err)
+		}
+	})
 }
