@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -34,7 +35,9 @@ const (
 // Options are a connection's buffers and timeouts.
 type Options struct {
 	// ReadBuffer and WriteBuffer size the buffered reader and writer
-	// (bufio's default, 4096, when zero).
+	// (4096 when zero). Both come from pools and are held only while
+	// there is something to read or send: an idle connection holds
+	// neither.
 	ReadBuffer, WriteBuffer int
 	// WriteTimeout bounds each write to the client: one that stops
 	// reading is dropped, one that reads slowly is not. Zero: no bound.
@@ -53,11 +56,28 @@ type Options struct {
 // 2449 section 6.6) and the read deadline that the mode asks for is set.
 // Conn is held by value in a protocol's connection and set up with Init;
 // it must not be copied after.
+//
+// An idle connection holds no buffer: W takes one from a pool for each
+// batch of replies and gives it back once they are sent, and
+// AwaitCommand, when nothing is left unread, gives R's buffer back and
+// waits for the client with a few bytes of its own, taking a buffer again
+// once the client sends (10,000 idle connections would otherwise hold
+// 80 MiB of empty buffers).
 type Conn struct {
-	// R reads from the connection, W writes to it; both are made by Init
-	// and must not be replaced.
+	// R reads from the connection, W writes to it; both are made by Init.
+	// AwaitCommand may replace R: read the field anew after it, never
+	// keep the pointer across commands.
 	R *bufio.Reader
-	W *bufio.Writer
+	W *Writer
+
+	w     Writer
+	rsize int
+	// first receives the first bytes a client sends after being idle;
+	// pending is what of them R has not yet taken, pendingErr how that
+	// wait ended when it failed (both go to R before the network).
+	first      [128]byte
+	pending    []byte
+	pendingErr error
 
 	nc       net.Conn // the accepted connection
 	rw       net.Conn // what is read and written: nc, or TLS over it
@@ -78,13 +98,16 @@ func (c *Conn) Init(nc net.Conn, m Mode, o Options) {
 	c.nc, c.rw = nc, nc
 	c.mode = m
 	c.writeTO, c.streamTO, c.onAbort = o.WriteTimeout, o.StreamTimeout, o.OnAbort
-	c.R = bufio.NewReaderSize(c, bufferSize(o.ReadBuffer))
-	c.W = bufio.NewWriterSize(c, bufferSize(o.WriteBuffer))
+	c.rsize = bufferSize(o.ReadBuffer)
+	c.R = getReader(c.rsize, c)
+	c.w.Reset(c)
+	c.w.size = bufferSize(o.WriteBuffer)
+	c.W = &c.w
 }
 
 func bufferSize(n int) int {
 	if n <= 0 {
-		return 4096 // bufio's default
+		return 4096
 	}
 	return n
 }
@@ -106,15 +129,27 @@ func (c *Conn) SetTransport(rw net.Conn) {
 	c.rw = rw
 	c.R.Reset(c)
 	c.W.Reset(c)
+	c.pending, c.pendingErr = nil, nil
 }
 
 // AwaitCommand switches to Command mode: the whole line must arrive by
-// deadline (the zero time: no deadline).
+// deadline (the zero time: no deadline). When nothing sent by the client
+// is left unread, it sends the replies written so far and waits, holding
+// no buffer, until the client sends again (or the wait fails: R then
+// returns the error); it may replace R.
 func (c *Conn) AwaitCommand(deadline time.Time) {
 	c.mu.Lock()
 	c.mode = Command
 	c.deadline = deadline
 	c.mu.Unlock()
+	if c.R.Buffered() > 0 || len(c.pending) > 0 || c.pendingErr != nil {
+		return
+	}
+	putReader(c.rsize, c.R)
+	c.R = nil
+	n, err := c.Read(c.first[:]) // flushes W first, which frees its buffer
+	c.pending, c.pendingErr = c.first[:n], err
+	c.R = getReader(c.rsize, c)
 }
 
 // SetMode switches to mode m; in Command mode the deadline is the one
@@ -136,6 +171,15 @@ func (c *Conn) Stopping() bool {
 // Read is what R reads from: it sends the replies written so far, then
 // reads from the network under the mode's deadline.
 func (c *Conn) Read(p []byte) (int, error) {
+	if len(c.pending) > 0 {
+		n := copy(p, c.pending)
+		c.pending = c.pending[n:]
+		return n, nil
+	}
+	if err := c.pendingErr; err != nil {
+		c.pendingErr = nil
+		return 0, err
+	}
 	if err := c.W.Flush(); err != nil {
 		return 0, err
 	}
@@ -184,4 +228,32 @@ func (c *Conn) Abort() {
 		c.onAbort()
 	}
 	c.nc.Close()
+}
+
+// readerPools holds the idle bufio.Readers of each size in use.
+var readerPools sync.Map // int -> *sync.Pool
+
+func readerPool(size int) *sync.Pool {
+	if p, ok := readerPools.Load(size); ok {
+		return p.(*sync.Pool)
+	}
+	p, _ := readerPools.LoadOrStore(size, &sync.Pool{New: func() any { return bufio.NewReaderSize(nil, size) }})
+	return p.(*sync.Pool)
+}
+
+// readersHeld counts the readers taken from the pools and not given back
+// (tests watch an idle connection give its own back).
+var readersHeld atomic.Int64
+
+func getReader(size int, c *Conn) *bufio.Reader {
+	readersHeld.Add(1)
+	r := readerPool(size).Get().(*bufio.Reader)
+	r.Reset(c)
+	return r
+}
+
+func putReader(size int, r *bufio.Reader) {
+	readersHeld.Add(-1)
+	r.Reset(nil)
+	readerPool(size).Put(r)
 }

@@ -223,13 +223,14 @@ func TestShutdown(t *testing.T) {
 	for _, tc := range modes {
 		t.Run(tc.name, func(t *testing.T) {
 			c, client := pipeConn(t, tc.mode, Options{StreamTimeout: patience})
-			if tc.mode == Command {
-				// Far beyond patience: only Shutdown can end this wait.
-				c.AwaitCommand(time.Now().Add(time.Hour))
-			}
 			var s Server
 			var readErr, nextErr error
 			if !s.Go(c, func() {
+				if tc.mode == Command {
+					// Far beyond patience: only Shutdown can end this
+					// wait (AwaitCommand waits for the client itself).
+					c.AwaitCommand(time.Now().Add(time.Hour))
+				}
 				_, readErr = c.R.ReadString('\n')
 				c.AwaitCommand(time.Now().Add(patience))
 				_, nextErr = c.R.ReadString('\n')
@@ -341,3 +342,109 @@ func TestSetTransportDropsBufferedInput(t *testing.T) {
 		t.Error("SetTransport did not switch the transport alone")
 	}
 }
+
+// TestIdleConnectionHoldsNoBuffer: once the replies are sent and every
+// command read, a connection waiting for the next one holds neither a
+// read nor a write buffer; what the client sends next, however it is cut
+// up, is read whole, pipelined commands included.
+func TestIdleConnectionHoldsNoBuffer(t *testing.T) {
+	c, client := pipeConn(t, Command, Options{})
+	long := "MAIL FROM:<" + strings.Repeat("a", 300) + "@example.test>\r\n"
+	sent := []string{"EHLO x\r\n", long + "RCPT TO:<b@example.test>\r\nDATA\r\n", "QUIT\r\n"}
+	replies := make(chan string, len(sent))
+	go func() {
+		r := bufio.NewReader(client)
+		for _, s := range sent {
+			client.Write([]byte(s))
+			reply, _ := r.ReadString('\n')
+			replies <- reply
+		}
+	}()
+	var got []string
+	for range 5 {
+		c.AwaitCommand(time.Now().Add(patience))
+		if c.R.Buffered() == 0 && len(c.pending) == 0 {
+			t.Fatal("AwaitCommand returned with nothing to read")
+		}
+		line, err := c.R.ReadString('\n')
+		if err != nil {
+			t.Fatalf("read %q, %v", line, err)
+		}
+		got = append(got, line)
+		if c.R.Buffered() == 0 {
+			// The last of a batch: answer it.
+			c.W.WriteString("250 ok\r\n")
+			if c.W.Buffered() == 0 || c.w.buf == nil {
+				t.Fatal("a reply written holds no buffer")
+			}
+		}
+	}
+	want := []string{"EHLO x\r\n", long, "RCPT TO:<b@example.test>\r\n", "DATA\r\n", "QUIT\r\n"}
+	if strings.Join(got, "") != strings.Join(want, "") {
+		t.Fatalf("read %q, want %q", got, want)
+	}
+	c.W.Flush()
+	if c.w.buf != nil {
+		t.Error("the write buffer is held after the replies were sent")
+	}
+	for range sent {
+		if r := <-replies; r != "250 ok\r\n" {
+			t.Errorf("client read %q", r)
+		}
+	}
+	// Idle: the next wait gives R's buffer back before it blocks, and
+	// takes one again when the client sends.
+	held := readersHeld.Load()
+	read := make(chan string, 1)
+	go func() {
+		c.AwaitCommand(time.Now().Add(patience))
+		line, _ := c.R.ReadString('\n')
+		read <- line
+	}()
+	waitUntil(t, "the idle connection to give its reader back", func() bool { return readersHeld.Load() == held-1 })
+	client.Write([]byte("NOOP\r\n"))
+	if line := <-read; line != "NOOP\r\n" {
+		t.Errorf("after the idle wait read %q", line)
+	}
+	if n := readersHeld.Load(); n != held {
+		t.Errorf("%d readers held after the idle wait, want %d", n, held)
+	}
+}
+
+func TestWriter(t *testing.T) {
+	var out strings.Builder
+	w := &Writer{size: 8}
+	w.Reset(&out)
+	w.WriteString("abc")
+	if out.Len() != 0 || w.Buffered() != 3 {
+		t.Fatalf("sent %q, buffered %d", out.String(), w.Buffered())
+	}
+	w.WriteString("defghij") // fills the buffer: the first 8 go
+	if out.String() != "abcdefgh" || w.Buffered() != 2 {
+		t.Fatalf("sent %q, buffered %d", out.String(), w.Buffered())
+	}
+	w.Flush()
+	w.Write([]byte("0123456789")) // larger than the buffer, nothing buffered: straight through
+	if out.String() != "abcdefghij0123456789" || w.buf != nil {
+		t.Fatalf("sent %q, buffer held %v", out.String(), w.buf != nil)
+	}
+	w.Write([]byte("x"))
+	w.Reset(io.Discard) // a broken transfer: what is buffered is dropped
+	w.Flush()
+	if out.String() != "abcdefghij0123456789" || w.buf != nil {
+		t.Fatalf("sent %q after Reset", out.String())
+	}
+	broken := &Writer{size: 8}
+	broken.Reset(failingWriter{})
+	broken.WriteString("abc")
+	if err := broken.Flush(); err == nil {
+		t.Fatal("Flush to a failing writer succeeded")
+	}
+	if _, err := broken.WriteString("more"); err == nil {
+		t.Error("a write after a failed flush succeeded")
+	}
+}
+
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, io.ErrClosedPipe }

@@ -66,6 +66,11 @@ func (ss *sinkSession) Data(r io.Reader) error {
 	if !bytes.Contains(b, []byte("Message-ID: <bench-")) || !bytes.HasSuffix(b, []byte("\r\n")) {
 		return errors.New("bad message")
 	}
+	// The message is written past go-smtp's writer: its end must be the
+	// last body line, not an empty line added by the terminator.
+	if bytes.Contains(b, []byte("0123456789")) && !bytes.HasSuffix(b, []byte("012345\r\n")) {
+		return errors.New("message end changed")
+	}
 	ss.s.messages.Add(1)
 	return nil
 }
@@ -232,6 +237,18 @@ func TestPace(t *testing.T) {
 		}
 		if last := start.Add(time.Duration(tt.limit-1) * interval); time.Now().Before(last) {
 			t.Errorf("rate %g: the pacer returned before the last message was due", tt.rate)
+		}
+	}
+}
+
+func TestDotStuff(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"a\r\nb\r\n", "a\r\nb\r\n"},
+		{".a\r\n", "..a\r\n"},
+		{"a\r\n.\r\n..b\r\nc.d\r\n", "a\r\n..\r\n...b\r\nc.d\r\n"},
+	} {
+		if got := string(dotStuff([]byte(tc.in))); got != tc.want {
+			t.Errorf("dotStuff(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
 }

@@ -31,7 +31,7 @@ func (e errSource) Unwrap() error { return e.err }
 // otherwise the header, the empty line that ends it and the first
 // bodyLines lines of the body (TOP, RFC 1939 §7). Memory is one pooled
 // buffer, whatever the size of the message or of its lines.
-func writeMessage(w *bufio.Writer, src io.Reader, bodyLines int) error {
+func writeMessage(w io.Writer, src io.Reader, bodyLines int) error {
 	br := messageReaders.Get().(*bufio.Reader)
 	br.Reset(src)
 	defer func() {

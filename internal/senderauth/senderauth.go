@@ -10,6 +10,8 @@
 package senderauth
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -19,6 +21,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"blitiri.com.ar/go/spf"
 	"github.com/emersion/go-msgauth/authres"
@@ -98,7 +101,7 @@ func (c *Checker) Check(ctx context.Context, in Input) *Result {
 	spfRes, spfDomain := c.checkSPF(ctx, in)
 	r.SPF = string(spfRes)
 
-	dkimPass := c.checkDKIM(ctx, in.open(), r)
+	dkimPass := c.checkDKIM(ctx, in, r)
 
 	r.FromDomain = fromDomain(in.open())
 	r.DMARC = "none"
@@ -162,8 +165,13 @@ func validDomain(d string) string {
 
 // checkDKIM verifies every signature and returns the domains of the ones
 // that pass.
-func (c *Checker) checkDKIM(ctx context.Context, msg io.Reader, r *Result) []string {
-	verifications, err := dkim.VerifyWithOptions(msg, &dkim.VerifyOptions{
+func (c *Checker) checkDKIM(ctx context.Context, in Input, r *Result) []string {
+	if !mayBeSigned(in.open()) {
+		// go-msgauth reads the whole body even when no signature needs
+		// its hash: a 1 MiB message would be read back for nothing.
+		return nil
+	}
+	verifications, err := dkim.VerifyWithOptions(in.open(), &dkim.VerifyOptions{
 		LookupTXT:        func(name string) ([]string, error) { return c.dns().LookupTXT(ctx, name) },
 		MaxVerifications: 8,
 	})
@@ -223,6 +231,41 @@ func alignedDomains(authenticated, from string, mode dmarc.AlignmentMode) bool {
 		return authenticated == from
 	}
 	return orgDomain(authenticated) == orgDomain(from)
+}
+
+// mayBeSigned reports whether the header section of msg may hold a
+// DKIM-Signature field (RFC 6376 section 3.5): false only when the
+// section ends, within maxHeaderRead, without any line starting (after
+// any white space) with the field's name. A field is never missed: anything unusual says true and
+// leaves the verdict to the verifier.
+func mayBeSigned(msg io.Reader) bool {
+	br := bufio.NewReader(io.LimitReader(msg, maxHeaderRead))
+	const dkimField = "dkim-signature"
+	for {
+		line, err := br.ReadSlice('\n')
+		// go-msgauth trims a field name (strings.TrimSpace) and takes a
+		// first line that starts with white space as a field of its own:
+		// white space before the name is no proof of anything.
+		name := bytes.TrimLeftFunc(line, unicode.IsSpace)
+		if len(name) >= len(dkimField) && strings.EqualFold(string(name[:len(dkimField)]), dkimField) {
+			return true
+		}
+		if err == bufio.ErrBufferFull {
+			if len(name) < len(dkimField) {
+				return true // a name may begin past the buffer
+			}
+			// A line longer than the buffer: skip the rest of it.
+			for err == bufio.ErrBufferFull {
+				_, err = br.ReadSlice('\n')
+			}
+		}
+		if err != nil {
+			return true // no end of the header section seen
+		}
+		if string(line) == "\r\n" || string(line) == "\n" {
+			return false
+		}
+	}
 }
 
 // maxHeaderRead bounds the header section read for From: (the submission

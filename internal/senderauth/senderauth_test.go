@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"net"
 	"net/netip"
 	"strings"
@@ -123,6 +124,76 @@ func FuzzCheck(f *testing.F) {
 		r := c.Check(context.Background(), Input{ClientIP: netip.MustParseAddr("192.0.2.1"), Helo: "h", MailFrom: mailFrom, Message: bytes.NewReader(msg), Size: int64(len(msg))})
 		if strings.ContainsAny(strings.TrimSuffix(r.Header, "\r\n"), "\r\n\x00") {
 			t.Fatalf("header can be broken by input: %q", r.Header)
+		}
+	})
+}
+
+// TestMayBeSigned: the body of a message whose header has no
+// DKIM-Signature is not read for DKIM; anything that may be a signature
+// goes to the verifier.
+func TestMayBeSigned(t *testing.T) {
+	for _, tc := range []struct {
+		msg  string
+		want bool
+	}{
+		{"From: a@contoso.com\r\nSubject: x\r\n\r\nDKIM-Signature: in the body\r\n", false},
+		{"From: a@contoso.com\r\nDKIM-Signature: v=1\r\n\r\nbody\r\n", true},
+		{"dkim-signature:v=1\r\n\r\n", true},
+		{"From: a@contoso.com\r\nX: " + strings.Repeat("y", 10000) + "\r\nDkim-Signature: v=1\r\n\r\n", true},
+		{"From: a@contoso.com\r\nX: " + strings.Repeat("y", 10000) + "\r\n\r\n", false},
+		{"From: a@contoso.com\r\nSubject: no end of header", true},
+		{"From: a@contoso.com\n\nbare LF\n", false},
+		{" DKIM-Signature: v=1\r\n\r\n", true},
+		{strings.Repeat(" ", 5000) + "DKIM-Signature: v=1\r\n\r\n", true},
+	} {
+		if got := mayBeSigned(strings.NewReader(tc.msg)); got != tc.want {
+			t.Errorf("mayBeSigned(%.60q) = %v, want %v", tc.msg, got, tc.want)
+		}
+	}
+	head := "From: a@fabrikam.example\r\nSubject: x\r\n\r\n"
+	msg := &readsAt{b: []byte(head + strings.Repeat("0123456789\r\n", 100000))}
+	c := &Checker{}
+	var r Result
+	if pass := c.checkDKIM(context.Background(), Input{Message: msg, Size: int64(len(msg.b))}, &r); pass != nil || r.DKIM != nil {
+		t.Errorf("unsigned message: pass %v, DKIM %v", pass, r.DKIM)
+	}
+	if msg.max > 64<<10 {
+		t.Errorf("DKIM read %d bytes of an unsigned message with a %d-byte header", msg.max, len(head))
+	}
+}
+
+// readsAt is a message that records how far it was read.
+type readsAt struct {
+	b   []byte
+	max int64
+}
+
+func (r *readsAt) ReadAt(p []byte, off int64) (int, error) {
+	n, err := bytes.NewReader(r.b).ReadAt(p, off)
+	r.max = max(r.max, off+int64(n))
+	return n, err
+}
+
+// FuzzMayBeSigned: whenever mayBeSigned says a message cannot be signed,
+// the verifier finds no signature in it either.
+func FuzzMayBeSigned(f *testing.F) {
+	for _, s := range []string{
+		"From: a@contoso.com\r\n\r\nbody\r\n",
+		"DKIM-Signature: v=1; d=contoso.com\r\n\r\n",
+		"X: a\r\n DKIM-Signature: folded\r\n\r\n",
+		"X: a\n\r\nDKIM-Signature: after a bare LF\r\n\r\n",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, msg string) {
+		if mayBeSigned(strings.NewReader(msg)) {
+			return
+		}
+		v, err := dkim.VerifyWithOptions(strings.NewReader(msg), &dkim.VerifyOptions{
+			LookupTXT: func(string) ([]string, error) { return nil, &net.DNSError{Err: "no lookups here", IsNotFound: true} },
+		})
+		if len(v) > 0 || errors.Is(err, dkim.ErrTooManySignatures) {
+			t.Fatalf("%q: skipped, but the verifier finds %d signatures (%v)", msg, len(v), err)
 		}
 	})
 }

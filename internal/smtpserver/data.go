@@ -71,8 +71,25 @@ func (d *dataReader) Read(p []byte) (int, error) {
 			d.err = io.EOF
 			break
 		}
-		// Fast path: inside a line, copy up to the next CR or LF straight
-		// from the buffer.
+		// Fast path: whole lines that end in CRLF and do not start with a
+		// dot, and the start of a line up to its first CR or LF, are copied
+		// in one piece straight from the connection's buffer. Anything
+		// else (a dot at the start of a line, a bare CR or LF, a line over
+		// the limit, the terminator) goes through step, byte by byte.
+		if (d.state == stateData || d.state == stateBeginLine) && d.r.Buffered() > 0 {
+			buf, _ := d.r.Peek(min(d.r.Buffered(), len(p)-n))
+			if run, state, lineLen := d.scanRun(buf); run > 0 {
+				if !d.count(int64(run)) {
+					break
+				}
+				copy(p[n:], buf[:run])
+				d.r.Discard(run)
+				n += run
+				d.state, d.lineLen = state, lineLen
+				continue
+			}
+		}
+		// Inside a line, copy up to the next CR or LF.
 		if d.state == stateData && d.r.Buffered() > 0 {
 			buf, _ := d.r.Peek(min(d.r.Buffered(), len(p)-n))
 			i := bytes.IndexAny(buf, "\r\n")
@@ -175,4 +192,54 @@ func (d *dataReader) step(c byte) []byte {
 		return nil
 	}
 	return append(d.buf, c)
+}
+
+// scanRun measures the longest prefix of buf that needs no decision of
+// step: lines ended by CRLF, within maxLine and not starting with a dot,
+// then the start of a line up to its first CR or LF. It returns that
+// prefix's length and the state and line length after it; 0 leaves
+// everything to step. Line ends are found with bytes.IndexByte
+// (vectorised), so a message of ordinary lines costs two scans per line
+// instead of a state change per byte.
+func (d *dataReader) scanRun(buf []byte) (run, state, lineLen int) {
+	state, lineLen = d.state, d.lineLen
+	for run < len(buf) {
+		if state == stateBeginLine {
+			if buf[run] == '.' {
+				return // dot-stuffing or the terminator: step decides
+			}
+			// Any other first byte is judged as inside a line.
+			state = stateData
+		}
+		rest := buf[run:]
+		lf := bytes.IndexByte(rest, '\n')
+		if lf < 0 {
+			// No line end in the buffer: take the line up to a CR.
+			k := bytes.IndexByte(rest, '\r')
+			if k < 0 {
+				k = len(rest)
+			}
+			if lineLen+k > d.maxLine {
+				return
+			}
+			return run + k, state, lineLen + k
+		}
+		if cr := bytes.IndexByte(rest[:lf], '\r'); cr != lf-1 || lf == 0 {
+			// A bare CR or a bare LF: take the line up to it.
+			k := lf
+			if cr >= 0 {
+				k = cr
+			}
+			if lineLen+k > d.maxLine {
+				return
+			}
+			return run + k, state, lineLen + k
+		}
+		if lineLen+lf-1 > d.maxLine {
+			return
+		}
+		run += lf + 1
+		state, lineLen = stateBeginLine, 0
+	}
+	return
 }

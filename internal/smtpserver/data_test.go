@@ -154,3 +154,70 @@ func FuzzDataReader(f *testing.F) {
 		}
 	})
 }
+
+// stepReference reads DATA one byte at a time through step alone, the
+// state machine that the reader's fast paths must agree with.
+func stepReference(in string, max int64, maxLine int) (string, error) {
+	d := &dataReader{max: max, maxLine: maxLine, buf: make([]byte, 0, 2)}
+	var out []byte
+	for i := 0; i < len(in); i++ {
+		o := d.step(in[i])
+		if d.err != nil {
+			return string(out), d.err
+		}
+		if !d.count(int64(len(o))) {
+			return string(out), d.err
+		}
+		out = append(out, o...)
+		if d.state == stateEOF {
+			return string(out), nil
+		}
+	}
+	return string(out), io.ErrUnexpectedEOF
+}
+
+// FuzzDataReaderFastPath: on any input (bare CR and LF, dots, NUL, long
+// lines), with any buffer and read size, the reader yields what step alone
+// yields, and fails where step fails; the terminator leaves the rest
+// unread.
+func FuzzDataReaderFastPath(f *testing.F) {
+	for _, s := range []string{
+		"a\r\n.\r\n", ".\rX\r\n.\r\n", "..\r\n.\r\n", "a\n.\n", "\r\n.\r", "ab\rc\r\n\n.\r\n",
+		strings.Repeat("0123456789\r\n", 30) + ".\r\nQUIT\r\n", strings.Repeat("x", 50) + "\r\n.\r\n",
+	} {
+		f.Add(s, uint16(16), uint8(7), uint16(1000), uint8(40))
+	}
+	f.Fuzz(func(t *testing.T, in string, bufSize uint16, readSize uint8, max uint16, maxLine uint8) {
+		bufSize = 16 + bufSize%4096
+		want, wantErr := stepReference(in, int64(max), int(maxLine))
+		br := bufio.NewReaderSize(strings.NewReader(in), int(bufSize))
+		d := newDataReader(br, int64(max), int(maxLine))
+		var out bytes.Buffer
+		buf := make([]byte, 1+int(readSize))
+		var err error
+		for {
+			var n int
+			n, err = d.Read(buf)
+			out.Write(buf[:n])
+			if err != nil {
+				break
+			}
+		}
+		if wantErr == nil {
+			if err != io.EOF || out.String() != want {
+				t.Fatalf("input %q: read %q, %v; step alone %q", in, out.String(), err, want)
+			}
+			rest, _ := io.ReadAll(br)
+			if consumed := len(in) - len(rest); !strings.HasSuffix(in[:consumed], "\r\n.\r\n") && in[:consumed] != ".\r\n" {
+				t.Fatalf("input %q: stopped after %q", in, in[:consumed])
+			}
+			return
+		}
+		if err == io.EOF {
+			t.Fatalf("input %q: read %q to the end; step alone fails with %v", in, out.String(), wantErr)
+		}
+		if wantErr == io.ErrUnexpectedEOF && err != io.ErrUnexpectedEOF {
+			t.Fatalf("input %q: %v, step alone %v", in, err, wantErr)
+		}
+	})
+}

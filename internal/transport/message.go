@@ -2,6 +2,7 @@ package transport
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 	"mime"
@@ -9,6 +10,7 @@ import (
 	"net/textproto"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/emersion/go-smtp"
 
@@ -129,13 +131,9 @@ func ReadMessage(r io.Reader, limit int64, spoolDir string) (*Message, *reply.Re
 		rep = w.verdict()
 	}
 	m := &Message{size: w.n, mem: w.mem, file: w.file}
-	if rep == nil && m.file != nil {
-		// Durability of the bytes themselves is the store's business (it
-		// fsyncs what it commits); here they only need to be complete.
-		if err := w.buf.Flush(); err != nil {
-			rep = reply.StorageUnavailable
-		}
-	}
+	// Each chunk was written to the spool file as it came: nothing is
+	// buffered. Durability of the bytes is the store's business (it fsyncs
+	// what it commits); here they only need to be complete.
 	if rep == nil {
 		rep = m.parseHeader(w.headerEnd)
 	}
@@ -146,7 +144,7 @@ func ReadMessage(r io.Reader, limit int64, spoolDir string) (*Message, *reply.Re
 	return m, nil
 }
 
-// spooler receives the message and checks it byte by byte: line endings,
+// spooler receives the message and checks it as it arrives: line endings,
 // NUL, the end of the header section, the size.
 type spooler struct {
 	dir   string
@@ -154,7 +152,6 @@ type spooler struct {
 	n     int64
 	mem   []byte
 	file  *os.File
-	buf   *bufio.Writer
 
 	cr        bool  // the previous byte was a CR
 	lineStart int64 // offset of the current line
@@ -163,8 +160,19 @@ type spooler struct {
 	failed    bool // a refusal is certain: stop storing, keep checking for NUL
 }
 
+// chunkSize is how much of a message is read, checked and written to the
+// spool file at a time: one write system call per 64 KiB, straight from the
+// buffer the DATA reader filled (no second buffer, no second copy).
+const chunkSize = 64 << 10
+
+// chunks holds the read buffers of messages in flight: a connection holds
+// one only while it receives a message.
+var chunks = sync.Pool{New: func() any { return new([chunkSize]byte) }}
+
 func (w *spooler) readFrom(r io.Reader) *reply.Reply {
-	buf := make([]byte, 32<<10)
+	chunk := chunks.Get().(*[chunkSize]byte)
+	defer chunks.Put(chunk)
+	buf := chunk[:]
 	for {
 		n, err := r.Read(buf)
 		if n > 0 {
@@ -192,34 +200,64 @@ func (w *spooler) readFrom(r io.Reader) *reply.Reply {
 	}
 }
 
-func (w *spooler) write(p []byte) *reply.Reply {
-	base := w.n
-	for i, c := range p {
-		switch c {
-		case 0:
-			w.nul = true
-		case '\r':
-			if w.cr {
-				w.bare = true
-			}
-			w.cr = true
-			continue
-		case '\n':
-			if !w.cr {
-				w.bare = true
-			} else if pos := base + int64(i); w.headerEnd < 0 && pos-w.lineStart == 1 {
-				// An empty line ends the header section (RFC 5322 section 2.1).
-				w.headerEnd = max(w.lineStart-2, 0)
-			}
-			w.cr = false
-			w.lineStart = base + int64(i) + 1
-			continue
-		}
-		if w.cr {
-			w.bare = true
-		}
-		w.cr = false
+// scan checks p, the message's bytes from offset w.n: NUL anywhere, CR and
+// LF only as CRLF (RFC 5321 section 2.3.8), and where the first empty line
+// ends the header section (RFC 5322 section 2.1). It looks at line ends
+// only, found with bytes.IndexByte (vectorised), rather than at each byte.
+func (w *spooler) scan(p []byte) {
+	if !w.nul && bytes.IndexByte(p, 0) >= 0 {
+		w.nul = true
 	}
+	if w.bare {
+		return // refused already; only a NUL, which takes precedence, matters
+	}
+	base := w.n
+	for i := 0; i < len(p); {
+		if w.cr {
+			// The last byte was a CR: only LF may follow.
+			if p[i] != '\n' {
+				w.bare = true
+				return
+			}
+			w.endLine(base + int64(i))
+			i++
+			continue
+		}
+		rest := p[i:]
+		lf := bytes.IndexByte(rest, '\n')
+		if lf < 0 {
+			// No line end in the rest: a CR may only be its last byte,
+			// whose LF comes with the next chunk.
+			switch cr := bytes.IndexByte(rest, '\r'); {
+			case cr == len(rest)-1:
+				w.cr = true
+			case cr >= 0:
+				w.bare = true
+			}
+			return
+		}
+		// The line ends at lf: its only CR must be the byte before.
+		if lf == 0 || bytes.IndexByte(rest[:lf], '\r') != lf-1 {
+			w.bare = true
+			return
+		}
+		w.endLine(base + int64(i+lf))
+		i += lf + 1
+	}
+}
+
+// endLine records a CRLF whose LF is at offset pos.
+func (w *spooler) endLine(pos int64) {
+	if w.headerEnd < 0 && pos-w.lineStart == 1 {
+		// An empty line ends the header section (RFC 5322 section 2.1).
+		w.headerEnd = max(w.lineStart-2, 0)
+	}
+	w.cr = false
+	w.lineStart = pos + 1
+}
+
+func (w *spooler) write(p []byte) *reply.Reply {
+	w.scan(p)
 	w.n += int64(len(p))
 	if w.nul || w.bare {
 		// Refused whatever follows: nothing more needs storing.
@@ -236,13 +274,13 @@ func (w *spooler) write(p []byte) *reply.Reply {
 		if err != nil {
 			return reply.StorageUnavailable
 		}
-		w.file, w.buf = f, bufio.NewWriterSize(f, 64<<10)
-		if _, err := w.buf.Write(w.mem); err != nil {
+		w.file = f
+		if _, err := f.Write(w.mem); err != nil {
 			return reply.StorageUnavailable
 		}
 		w.mem = nil
 	}
-	if _, err := w.buf.Write(p); err != nil {
+	if _, err := w.file.Write(p); err != nil {
 		return reply.StorageUnavailable
 	}
 	return nil
