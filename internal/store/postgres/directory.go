@@ -10,6 +10,7 @@ import (
 
 	"postern.dev/postern/internal/directory"
 	"postern.dev/postern/internal/store"
+	"postern.dev/postern/internal/store/sqlrow"
 )
 
 // LoadDirectory reads every directory object in one read transaction, so the
@@ -25,8 +26,8 @@ func (s *Store) LoadDirectory(ctx context.Context) (directory.Contents, error) {
 		return c, internal(err)
 	}
 
-	err = each(ctx, tx, selectOrganization+" ORDER BY id", func(rows *sql.Rows) error {
-		o, err := scanOrganization(rows)
+	err = each(ctx, tx, sqlrow.SelectOrganization+" ORDER BY id", func(rows *sql.Rows) error {
+		o, err := sqlrow.ScanOrganization(rows)
 		if err != nil {
 			return err
 		}
@@ -64,8 +65,8 @@ func (s *Store) LoadDirectory(ctx context.Context) (directory.Contents, error) {
 	if err != nil {
 		return c, err
 	}
-	err = each(ctx, tx, selectMailbox+" ORDER BY id", func(rows *sql.Rows) error {
-		m, err := scanMailbox(rows)
+	err = each(ctx, tx, sqlrow.SelectMailbox+" ORDER BY id", func(rows *sql.Rows) error {
+		m, err := sqlrow.ScanMailbox(rows)
 		if err != nil {
 			return err
 		}
@@ -75,8 +76,8 @@ func (s *Store) LoadDirectory(ctx context.Context) (directory.Contents, error) {
 	if err != nil {
 		return c, err
 	}
-	err = each(ctx, tx, selectRecipientPermission+" ORDER BY id", func(rows *sql.Rows) error {
-		p, err := scanRecipientPermission(rows)
+	err = each(ctx, tx, sqlrow.SelectRecipientPermission+" ORDER BY id", func(rows *sql.Rows) error {
+		p, err := sqlrow.ScanRecipientPermission(rows)
 		if err != nil {
 			return err
 		}
@@ -340,67 +341,4 @@ func (s *Store) DeletePolicy(ctx context.Context, id int64) error {
 // DeletePermission removes a Send As grant.
 func (s *Store) DeletePermission(ctx context.Context, id int64) error {
 	return s.deleteByID(ctx, "recipient_permissions", id)
-}
-
-// selectOrganization and scanOrganization read organizations rows; LoadDirectory
-// and LoadDirectoryObjects share them.
-const selectOrganization = `SELECT id, name, guid, smtp_client_authentication_disabled, security_defaults_enabled,
-		default_authentication_policy, reject_direct_send, smtp_basic_auth_disabled, max_recipient_envelope_limit,
-		cas_plan_imap_enabled, cas_plan_pop_enabled, allow_legacy_tls_clients, when_created FROM organizations`
-
-func scanOrganization(rows *sql.Rows) (*directory.Organization, error) {
-	o := &directory.Organization{}
-	var created int64
-	if err := rows.Scan(&o.ID, &o.Name, &o.GUID, &o.SmtpClientAuthenticationDisabled, &o.SecurityDefaultsEnabled,
-		&o.DefaultAuthenticationPolicy, &o.RejectDirectSend, &o.SmtpBasicAuthDisabled, &o.MaxRecipientEnvelopeLimit,
-		&o.CASMailboxPlanImapEnabled, &o.CASMailboxPlanPopEnabled, &o.AllowLegacyTLSClients, &created); err != nil {
-		return nil, err
-	}
-	o.WhenCreated = fromNanos(created)
-	return o, nil
-}
-
-// selectMailbox and scanMailbox read mailboxes rows; LoadDirectory
-// and LoadDirectoryObjects share them.
-const selectMailbox = `SELECT id, org_id, guid, name, display_name, alias, primary_smtp_address, user_principal_name,
-		email_addresses, type, password_hash, smtp_client_authentication_disabled, authentication_policy,
-		recipient_limits, max_send_size, max_receive_size, grant_send_on_behalf_to, imap_enabled, pop_enabled,
-		issue_warning_quota, prohibit_send_quota, prohibit_send_receive_quota, when_created, sts_refresh_tokens_valid_from
-		FROM mailboxes`
-
-func scanMailbox(rows *sql.Rows) (*directory.Mailbox, error) {
-	m := &directory.Mailbox{}
-	var addrs, onBehalf string
-	var disabled sql.NullBool
-	var created, tokensValidFrom int64
-	if err := rows.Scan(&m.ID, &m.OrgID, &m.GUID, &m.Name, &m.DisplayName, &m.Alias, &m.PrimarySmtpAddress,
-		&m.UserPrincipalName, &addrs, &m.Type, &m.PasswordHash, &disabled, &m.AuthenticationPolicy,
-		&m.RecipientLimits, &m.MaxSendSize, &m.MaxReceiveSize, &onBehalf, &m.ImapEnabled, &m.PopEnabled,
-		&m.IssueWarningQuota, &m.ProhibitSendQuota, &m.ProhibitSendReceiveQuota, &created, &tokensValidFrom); err != nil {
-		return nil, err
-	}
-	m.TokensValidFrom = fromNanos(tokensValidFrom)
-	if disabled.Valid {
-		m.SmtpClientAuthenticationDisabled = &disabled.Bool
-	}
-	if err := json.Unmarshal([]byte(addrs), &m.EmailAddresses); err != nil {
-		return nil, fmt.Errorf("mailbox %d email_addresses: %w", m.ID, err)
-	}
-	if err := json.Unmarshal([]byte(onBehalf), &m.GrantSendOnBehalfTo); err != nil {
-		return nil, fmt.Errorf("mailbox %d grant_send_on_behalf_to: %w", m.ID, err)
-	}
-	m.WhenCreated = fromNanos(created)
-	return m, nil
-}
-
-// selectRecipientPermission and scanRecipientPermission read recipient_permissions rows; LoadDirectory
-// and LoadDirectoryObjects share them.
-const selectRecipientPermission = `SELECT id, org_id, identity, trustee FROM recipient_permissions`
-
-func scanRecipientPermission(rows *sql.Rows) (*directory.RecipientPermission, error) {
-	p := &directory.RecipientPermission{}
-	if err := rows.Scan(&p.ID, &p.OrgID, &p.Identity, &p.Trustee); err != nil {
-		return nil, err
-	}
-	return p, nil
 }

@@ -8,6 +8,7 @@ import (
 
 	"postern.dev/postern/internal/directory"
 	"postern.dev/postern/internal/store"
+	"postern.dev/postern/internal/store/sqlrow"
 )
 
 // loadFilters reads the outbound spam and connection filter policies and
@@ -43,8 +44,8 @@ func loadFilters(ctx context.Context, tx querier, c *directory.Contents) error {
 	if err != nil {
 		return err
 	}
-	return each(ctx, tx, selectRestrictedSender+" ORDER BY id", func(rows *sql.Rows) error {
-		r, err := scanRestrictedSender(rows)
+	return each(ctx, tx, sqlrow.SelectRestrictedSender+" ORDER BY id", func(rows *sql.Rows) error {
+		r, err := sqlrow.ScanRestrictedSender(rows)
 		if err != nil {
 			return err
 		}
@@ -117,19 +118,4 @@ func (s *Store) SaveRestrictedSender(ctx context.Context, r *directory.Restricte
 		}
 		return err
 	})
-}
-
-// selectRestrictedSender and scanRestrictedSender read restricted_senders rows; LoadDirectory
-// and LoadDirectoryObjects share them.
-const selectRestrictedSender = `SELECT id, org_id, mailbox_id, sender_address, reason, action, created_at, expires_at, released_at
-		FROM restricted_senders`
-
-func scanRestrictedSender(rows *sql.Rows) (*directory.RestrictedSender, error) {
-	r := &directory.RestrictedSender{}
-	var createdAt, expires, released int64
-	if err := rows.Scan(&r.ID, &r.OrgID, &r.MailboxID, &r.SenderAddress, &r.Reason, &r.Action, &createdAt, &expires, &released); err != nil {
-		return nil, err
-	}
-	r.CreatedAt, r.ExpiresAt, r.ReleasedAt = fromNanos(createdAt), fromNanos(expires), fromNanos(released)
-	return r, nil
 }

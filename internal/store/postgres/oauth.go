@@ -9,6 +9,7 @@ import (
 
 	"postern.dev/postern/internal/directory"
 	"postern.dev/postern/internal/store"
+	"postern.dev/postern/internal/store/sqlrow"
 )
 
 // loadOAuth reads auth servers, service principals, mailbox permissions and
@@ -47,8 +48,8 @@ func loadOAuth(ctx context.Context, tx *sql.Tx, c *directory.Contents) error {
 	if err != nil {
 		return err
 	}
-	err = each(ctx, tx, selectMailboxPermission+" ORDER BY id", func(rows *sql.Rows) error {
-		p, err := scanMailboxPermission(rows)
+	err = each(ctx, tx, sqlrow.SelectMailboxPermission+" ORDER BY id", func(rows *sql.Rows) error {
+		p, err := sqlrow.ScanMailboxPermission(rows)
 		if err != nil {
 			return err
 		}
@@ -191,17 +192,4 @@ func (s *Store) SmtpAuthClients(ctx context.Context, since time.Time) ([]store.S
 		return nil
 	}, nanos(since))
 	return out, err
-}
-
-// selectMailboxPermission and scanMailboxPermission read mailbox_permissions rows; LoadDirectory
-// and LoadDirectoryObjects share them.
-const selectMailboxPermission = `SELECT id, org_id, identity, COALESCE(trustee_principal, 0), COALESCE(trustee_mailbox, 0)
-		FROM mailbox_permissions`
-
-func scanMailboxPermission(rows *sql.Rows) (*directory.MailboxPermission, error) {
-	p := &directory.MailboxPermission{}
-	if err := rows.Scan(&p.ID, &p.OrgID, &p.Identity, &p.TrusteePrincipal, &p.TrusteeMailbox); err != nil {
-		return nil, err
-	}
-	return p, nil
 }

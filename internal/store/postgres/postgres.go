@@ -44,6 +44,7 @@ import (
 
 	"postern.dev/postern/internal/mailnotify"
 	"postern.dev/postern/internal/store"
+	"postern.dev/postern/internal/store/sqlrow"
 )
 
 //go:embed migrations/*.sql
@@ -207,19 +208,10 @@ func (s *Store) Close() error {
 	return err
 }
 
-func nanos(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixNano()
-}
+// nanos and fromNanos convert times as the stores keep them (sqlrow).
+func nanos(t time.Time) int64 { return sqlrow.Nanos(t) }
 
-func fromNanos(n int64) time.Time {
-	if n == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, n).UTC()
-}
+func fromNanos(n int64) time.Time { return sqlrow.FromNanos(n) }
 
 // PostgreSQL error codes (appendix A of its manual).
 const (

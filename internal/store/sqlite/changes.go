@@ -8,6 +8,7 @@ import (
 
 	"postern.dev/postern/internal/directory"
 	"postern.dev/postern/internal/store"
+	"postern.dev/postern/internal/store/sqlrow"
 )
 
 // positionQuery reads the directory change log's position: the last seq
@@ -109,8 +110,8 @@ func loadDirectoryObjects(ctx context.Context, tx *sql.Tx, keys []directory.Key)
 	}
 	where := func(table string) string { return " WHERE id IN (" + strings.Join(ids[table], ", ") + ")" }
 	if len(ids[directory.TableOrganizations]) > 0 {
-		if err := each(ctx, tx, selectOrganization+where(directory.TableOrganizations), func(rows *sql.Rows) error {
-			o, err := scanOrganization(rows)
+		if err := each(ctx, tx, sqlrow.SelectOrganization+where(directory.TableOrganizations), func(rows *sql.Rows) error {
+			o, err := sqlrow.ScanOrganization(rows)
 			if err == nil {
 				d.Organizations[o.ID] = o
 			}
@@ -120,8 +121,8 @@ func loadDirectoryObjects(ctx context.Context, tx *sql.Tx, keys []directory.Key)
 		}
 	}
 	if len(ids[directory.TableMailboxes]) > 0 {
-		if err := each(ctx, tx, selectMailbox+where(directory.TableMailboxes), func(rows *sql.Rows) error {
-			m, err := scanMailbox(rows)
+		if err := each(ctx, tx, sqlrow.SelectMailbox+where(directory.TableMailboxes), func(rows *sql.Rows) error {
+			m, err := sqlrow.ScanMailbox(rows)
 			if err == nil {
 				d.Mailboxes[m.ID] = m
 			}
@@ -131,8 +132,8 @@ func loadDirectoryObjects(ctx context.Context, tx *sql.Tx, keys []directory.Key)
 		}
 	}
 	if len(ids[directory.TablePermissions]) > 0 {
-		if err := each(ctx, tx, selectRecipientPermission+where(directory.TablePermissions), func(rows *sql.Rows) error {
-			p, err := scanRecipientPermission(rows)
+		if err := each(ctx, tx, sqlrow.SelectRecipientPermission+where(directory.TablePermissions), func(rows *sql.Rows) error {
+			p, err := sqlrow.ScanRecipientPermission(rows)
 			if err == nil {
 				d.Permissions[p.ID] = p
 			}
@@ -142,8 +143,8 @@ func loadDirectoryObjects(ctx context.Context, tx *sql.Tx, keys []directory.Key)
 		}
 	}
 	if len(ids[directory.TableMailboxPerms]) > 0 {
-		if err := each(ctx, tx, selectMailboxPermission+where(directory.TableMailboxPerms), func(rows *sql.Rows) error {
-			p, err := scanMailboxPermission(rows)
+		if err := each(ctx, tx, sqlrow.SelectMailboxPermission+where(directory.TableMailboxPerms), func(rows *sql.Rows) error {
+			p, err := sqlrow.ScanMailboxPermission(rows)
 			if err == nil {
 				d.MailboxPerms[p.ID] = p
 			}
@@ -153,8 +154,8 @@ func loadDirectoryObjects(ctx context.Context, tx *sql.Tx, keys []directory.Key)
 		}
 	}
 	if len(ids[directory.TableRestrictedSenders]) > 0 {
-		if err := each(ctx, tx, selectRestrictedSender+where(directory.TableRestrictedSenders), func(rows *sql.Rows) error {
-			r, err := scanRestrictedSender(rows)
+		if err := each(ctx, tx, sqlrow.SelectRestrictedSender+where(directory.TableRestrictedSenders), func(rows *sql.Rows) error {
+			r, err := sqlrow.ScanRestrictedSender(rows)
 			if err == nil {
 				d.RestrictedSenders[r.ID] = r
 			}

@@ -31,6 +31,7 @@ import (
 
 	"postern.dev/postern/internal/mailnotify"
 	"postern.dev/postern/internal/store"
+	"postern.dev/postern/internal/store/sqlrow"
 )
 
 //go:embed migrations/*.sql
@@ -173,19 +174,10 @@ func (s *Store) Close() error {
 	return err
 }
 
-func nanos(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixNano()
-}
+// nanos and fromNanos convert times as the stores keep them (sqlrow).
+func nanos(t time.Time) int64 { return sqlrow.Nanos(t) }
 
-func fromNanos(n int64) time.Time {
-	if n == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, n).UTC()
-}
+func fromNanos(n int64) time.Time { return sqlrow.FromNanos(n) }
 
 // isConstraint reports whether err is a UNIQUE constraint failure.
 func isConstraint(err error) bool {
