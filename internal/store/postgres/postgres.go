@@ -52,6 +52,10 @@ var migrations embed.FS
 
 // Store is the PostgreSQL store. It implements store.Store.
 type Store struct {
+	// Ephemeral is the front ends' short-lived state (store.Ephemeral),
+	// in the SQL both stores share.
+	sqlrow.Ephemeral
+
 	pool *pgxpool.Pool
 	// w and r are the same database/sql handle over the pool: the names
 	// keep the queries side by side with the SQLite store's, which has a
@@ -109,6 +113,7 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	}
 	s := &Store{pool: pool, w: db, r: db, commits: make(chan *pendingCommit, maxBatch), closing: make(chan struct{}),
 		hub: mailnotify.New()}
+	s.Ephemeral = sqlrow.Ephemeral{Dollar: true, InTx: s.inTx, DB: db, Internal: internal}
 	s.done.Add(1)
 	go s.commitLoop()
 	return s, nil

@@ -42,6 +42,10 @@ const FileName = "postern.db"
 
 // Store is the SQLite store. It implements store.Store.
 type Store struct {
+	// Ephemeral is the front ends' short-lived state (store.Ephemeral),
+	// in the SQL both stores share.
+	sqlrow.Ephemeral
+
 	w, r *sql.DB
 	dir  string // the data directory
 
@@ -111,6 +115,7 @@ func Open(dir string) (*Store, error) {
 	}
 	s := &Store{w: w, r: r, dir: dir, bodyStmt: bodyStmt, writes: writes, commits: make(chan *pendingCommit, maxBatch), closing: make(chan struct{}),
 		hub: mailnotify.New()}
+	s.Ephemeral = sqlrow.Ephemeral{InTx: s.inTx, DB: r, Internal: internal}
 	if err := os.MkdirAll(filepath.Join(dir, BodiesDir), 0o700); err != nil {
 		w.Close()
 		r.Close()

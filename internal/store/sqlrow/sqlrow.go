@@ -1,9 +1,10 @@
-// Package sqlrow reads the directory's rows the same way in both SQL
-// stores (store/sqlite and store/postgres): the SELECT lists and Scan
-// functions of the tables that LoadDirectory and LoadDirectoryObjects read,
-// in SQL that SQLite and PostgreSQL both accept (no placeholders: the
-// callers append their own WHERE). Times are Unix nanoseconds in both
-// stores, 0 for none.
+// Package sqlrow is the SQL the two SQL stores (store/sqlite and
+// store/postgres) share word for word: the SELECT lists and Scan functions
+// of the directory tables that LoadDirectory and LoadDirectoryObjects read
+// (no placeholders: the callers append their own WHERE), the statements
+// of store.Ephemeral (with ? placeholders, numbered for PostgreSQL), and
+// the stores' time encoding: Unix nanoseconds, 0 for none. Each store
+// keeps its own transactions and error mapping.
 package sqlrow
 
 import (

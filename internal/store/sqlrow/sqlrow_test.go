@@ -15,3 +15,14 @@ func TestNanos(t *testing.T) {
 		t.Error("the zero time is not 0")
 	}
 }
+
+func TestPlaceholders(t *testing.T) {
+	q := "DELETE FROM ephemeral WHERE kind = ? AND key IN (SELECT key FROM ephemeral WHERE kind = ? LIMIT ?)"
+	if got := (Ephemeral{}).q(q); got != q {
+		t.Errorf("SQLite: %q", got)
+	}
+	want := "DELETE FROM ephemeral WHERE kind = $1 AND key IN (SELECT key FROM ephemeral WHERE kind = $2 LIMIT $3)"
+	if got := (Ephemeral{Dollar: true}).q(q); got != want {
+		t.Errorf("PostgreSQL: %q", got)
+	}
+}
