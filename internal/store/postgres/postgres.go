@@ -53,8 +53,10 @@ var migrations embed.FS
 // Store is the PostgreSQL store. It implements store.Store.
 type Store struct {
 	// Ephemeral is the front ends' short-lived state (store.Ephemeral),
-	// in the SQL both stores share.
+	// and Changes the directory change log's reads, in the SQL both
+	// stores share.
 	sqlrow.Ephemeral
+	sqlrow.Changes
 
 	pool *pgxpool.Pool
 	// w and r are the same database/sql handle over the pool: the names
@@ -114,6 +116,8 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	s := &Store{pool: pool, w: db, r: db, commits: make(chan *pendingCommit, maxBatch), closing: make(chan struct{}),
 		hub: mailnotify.New()}
 	s.Ephemeral = sqlrow.Ephemeral{Dollar: true, InTx: s.inTx, DB: db, Internal: internal}
+	s.Changes = sqlrow.Changes{Dollar: true, PositionQuery: positionQuery, Internal: internal,
+		ReadTx: func(ctx context.Context) (*sql.Tx, error) { return s.r.BeginTx(ctx, snapshot) }}
 	s.done.Add(1)
 	go s.commitLoop()
 	return s, nil

@@ -43,8 +43,10 @@ const FileName = "postern.db"
 // Store is the SQLite store. It implements store.Store.
 type Store struct {
 	// Ephemeral is the front ends' short-lived state (store.Ephemeral),
-	// in the SQL both stores share.
+	// and Changes the directory change log's reads, in the SQL both
+	// stores share.
 	sqlrow.Ephemeral
+	sqlrow.Changes
 
 	w, r *sql.DB
 	dir  string // the data directory
@@ -116,6 +118,8 @@ func Open(dir string) (*Store, error) {
 	s := &Store{w: w, r: r, dir: dir, bodyStmt: bodyStmt, writes: writes, commits: make(chan *pendingCommit, maxBatch), closing: make(chan struct{}),
 		hub: mailnotify.New()}
 	s.Ephemeral = sqlrow.Ephemeral{InTx: s.inTx, DB: r, Internal: internal}
+	s.Changes = sqlrow.Changes{Dollar: false, PositionQuery: positionQuery, Internal: internal,
+		ReadTx: func(ctx context.Context) (*sql.Tx, error) { return s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true}) }}
 	if err := os.MkdirAll(filepath.Join(dir, BodiesDir), 0o700); err != nil {
 		w.Close()
 		r.Close()

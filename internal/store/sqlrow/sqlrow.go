@@ -1,10 +1,11 @@
 // Package sqlrow is the SQL the two SQL stores (store/sqlite and
 // store/postgres) share word for word: the SELECT lists and Scan functions
 // of the directory tables that LoadDirectory and LoadDirectoryObjects read
-// (no placeholders: the callers append their own WHERE), the statements
-// of store.Ephemeral (with ? placeholders, numbered for PostgreSQL), and
-// the stores' time encoding: Unix nanoseconds, 0 for none. Each store
-// keeps its own transactions and error mapping.
+// (no placeholders: the callers append their own WHERE), the reads of the
+// directory change log (Changes) and store.Ephemeral (with ? placeholders,
+// numbered for PostgreSQL), and the stores' time encoding: Unix
+// nanoseconds, 0 for none. Each store keeps its own transactions and
+// error mapping, which it hands to the types it embeds.
 package sqlrow
 
 import (
