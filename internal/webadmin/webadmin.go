@@ -34,9 +34,10 @@
 // and is read again at every request. The server administrator signs in
 // with a one-time link `postern admin-link` prints (through the admin
 // socket, which only the data directory's owner can open) and may switch
-// between organizations. Sessions live in memory: an HttpOnly, Secure,
-// SameSite=Strict cookie, an idle and an absolute timeout, a CSRF token
-// checked on every POST.
+// between organizations. Sessions are kept in the store (store.Ephemeral,
+// so that any node serves any browser) under the digest of an HttpOnly,
+// Secure, SameSite=Strict cookie, with an idle and an absolute timeout and
+// a CSRF token checked on every POST.
 package webadmin
 
 import (
@@ -114,7 +115,7 @@ const (
 	signinCookie  = "__Host-postern-signin"
 )
 
-// maxSessions bounds the sessions held in memory.
+// maxSessions bounds the sessions kept in the store.
 const maxSessions = 10000
 
 // maxForm bounds a form post: the largest form is a connector's IP ranges.
