@@ -114,16 +114,3 @@ func (s *Server) watchDirectory(w store.DirectoryWatcher) {
 		}
 	}()
 }
-
-// relayMailboxChanges runs the store's relay of mailbox changes between
-// nodes (store.MailboxChangeRelay) until the server stops, so that an
-// IMAP IDLE session on this node hears of a message another node filed.
-func (s *Server) relayMailboxChanges(r store.MailboxChangeRelay) {
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() { <-s.stop; cancel() }()
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		r.RelayMailboxChanges(ctx)
-	}()
-}

@@ -429,46 +429,45 @@ func (s *Server) start(ctx context.Context) error {
 	s.setMetricSources(tlsCfg, authn.Gate)
 	if s.acme != nil {
 		s.warnACMEReachability()
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			ctx, cancel := context.WithCancel(context.Background())
-			go func() { <-s.stop; cancel() }()
-			s.acme.Run(ctx)
-		}()
+		s.runUntilStop(s.acme.Run)
 	}
 	if w, ok := s.store.(store.DirectoryWatcher); ok {
 		s.watchDirectory(w)
 	}
 	if r, ok := s.store.(store.MailboxChangeRelay); ok {
-		s.relayMailboxChanges(r)
+		// IMAP IDLE sessions on this node hear of other nodes' deliveries.
+		s.runUntilStop(r.RelayMailboxChanges)
 	}
-	s.wg.Add(4)
+	s.wg.Add(1)
 	go s.background()
-	go func() {
-		defer s.wg.Done()
-		ctx, cancel := context.WithCancel(context.Background())
-		go func() { <-s.stop; cancel() }()
-		authn.SignIns.Run(ctx, time.Minute)
-	}()
-	go func() {
-		defer s.wg.Done()
-		ctx, cancel := context.WithCancel(context.Background())
-		go func() { <-s.stop; cancel() }()
-		s.connLog.Run(ctx)
-	}()
-	go func() {
-		defer s.wg.Done()
-		ctx, cancel := context.WithCancel(context.Background())
-		go func() { <-s.stop; cancel() }()
-		s.queue.Run(ctx)
-	}()
+	s.runUntilStop(func(ctx context.Context) { authn.SignIns.Run(ctx, time.Minute) })
+	s.runUntilStop(s.connLog.Run)
+	s.runUntilStop(s.queue.Run)
 	if s.leasedSlots != nil {
 		s.wg.Add(1)
 		go s.renewSlots()
 	}
 	s.ready.Store(true)
 	return nil
+}
+
+// runUntilStop runs fn in a goroutine of the server's with a context that
+// ends when the server stops; Close waits for it to return.
+func (s *Server) runUntilStop(fn func(ctx context.Context)) {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer cancel()
+		go func() {
+			select {
+			case <-s.stop:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		fn(ctx)
+	}()
 }
 
 // sharedLimits is what a store several nodes share provides so that the
