@@ -46,20 +46,29 @@ func (w *Writer) release() {
 // Write buffers p, sending the buffer whenever it fills; a p larger than
 // the buffer with nothing buffered is sent as it is.
 func (w *Writer) Write(p []byte) (int, error) {
+	if w.err == nil && w.buf == nil && len(p) >= w.size {
+		m, err := w.dst.Write(p)
+		if err == nil && m < len(p) {
+			err = io.ErrShortWrite
+		}
+		w.err = err
+		return m, err
+	}
+	return buffer(w, p)
+}
+
+// WriteString is Write for a string.
+func (w *Writer) WriteString(s string) (int, error) { return buffer(w, s) }
+
+// buffer appends p to w's buffer, taking one from the pool first and
+// sending it each time it fills.
+func buffer[S string | []byte](w *Writer, p S) (int, error) {
 	n := 0
 	for len(p) > 0 {
 		if w.err != nil {
 			return n, w.err
 		}
 		if w.buf == nil {
-			if len(p) >= w.size {
-				m, err := w.dst.Write(p)
-				if err == nil && m < len(p) {
-					err = io.ErrShortWrite
-				}
-				w.err = err
-				return n + m, err
-			}
 			w.take()
 		}
 		k := min(len(p), w.size-len(*w.buf))
@@ -67,27 +76,6 @@ func (w *Writer) Write(p []byte) (int, error) {
 		n += k
 		p = p[k:]
 		if len(p) > 0 {
-			w.send()
-		}
-	}
-	return n, nil
-}
-
-// WriteString is Write for a string.
-func (w *Writer) WriteString(s string) (int, error) {
-	n := 0
-	for len(s) > 0 {
-		if w.err != nil {
-			return n, w.err
-		}
-		if w.buf == nil {
-			w.take()
-		}
-		k := min(len(s), w.size-len(*w.buf))
-		*w.buf = append(*w.buf, s[:k]...)
-		n += k
-		s = s[k:]
-		if len(s) > 0 {
 			w.send()
 		}
 	}
