@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -216,5 +217,38 @@ func testIncrementalMatchesRebuild(t *testing.T, h *harness) {
 	}
 	if incremental < 40 || full == 0 {
 		t.Errorf("%d changes applied row by row, %d by a full read: the sequence must exercise both", incremental, full)
+	}
+}
+
+// CheckPrunedChanges checks a store's directory change log after 11,000
+// changes were logged past position start (each store writes them its own
+// way): the log keeps the last 10,000 (pruned through start+1,000), a
+// reader whose position the pruning passed is told to read everything
+// (All), one within the kept window is not, and one that would read more
+// than store.MaxDirectoryChanges is told to read everything too. db is
+// the store's database, for the log's own tables.
+func CheckPrunedChanges(t *testing.T, s store.Store, db *sql.DB, start int64) {
+	t.Helper()
+	ctx := context.Background()
+	var through, kept int64
+	must(t, db.QueryRowContext(ctx, "SELECT through FROM directory_changes_pruned").Scan(&through))
+	must(t, db.QueryRowContext(ctx, "SELECT count(*) FROM directory_changes").Scan(&kept))
+	if through != start+1000 || kept != 10000 {
+		t.Errorf("pruned through %d keeping %d changes, want through %d keeping 10000", through, kept, start+1000)
+	}
+	old, err := s.DirectoryChanges(ctx, start)
+	must(t, err)
+	if !old.All {
+		t.Errorf("a position pruned past: %d keys, not All", len(old.Keys))
+	}
+	recent, err := s.DirectoryChanges(ctx, start+10990)
+	must(t, err)
+	if recent.All || len(recent.Keys) != 10 || recent.Position != start+11000 {
+		t.Errorf("the last 10 changes: All=%v, %d keys, position %d", recent.All, len(recent.Keys), recent.Position)
+	}
+	many, err := s.DirectoryChanges(ctx, start+9000)
+	must(t, err)
+	if !many.All {
+		t.Errorf("2,000 changes (more than MaxDirectoryChanges): %d keys, not All", len(many.Keys))
 	}
 }
