@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/mail"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"postern.dev/postern/internal/directory"
+	"postern.dev/postern/internal/limits"
 )
 
 // OIDC is the OpenID Connect identity provider an organization's admins
@@ -49,6 +51,26 @@ const oidcCookie = "__Host-postern-oidc"
 
 // flowTTL is how long a started sign-in may take at the provider.
 const flowTTL = 10 * time.Minute
+
+// maxFlowStartsPerMinute bounds the sign-ins one client address (IPv6 per
+// /64) may start a minute. Starting one writes to the store before anyone
+// has signed in (a transaction, on SQLite an fsync on the writer that
+// files mail), so an anonymous client must not be able to start them as
+// fast as it can send requests.
+const maxFlowStartsPerMinute = 20
+
+// admitFlowStart counts a sign-in started from ip against
+// maxFlowStartsPerMinute, and reports whether it may go on.
+func (h *Handler) admitFlowStart(ip netip.Addr, now time.Time) bool {
+	ok, _ := h.flowStarts.Reserve(limits.Source(ip), limits.Count{External: 1}, now,
+		func(u limits.Usage) bool { return u.Window.Total() < maxFlowStartsPerMinute })
+	// The addresses whose minute has passed are forgotten now and then,
+	// so that the counts stay as small as the recent sources.
+	if h.flowStartCalls.Add(1)%256 == 0 {
+		h.flowStarts.Sweep(now)
+	}
+	return ok
+}
 
 // maxFlows bounds the sign-ins in progress.
 const maxFlows = 1024
@@ -132,6 +154,10 @@ func (h *Handler) oidcStart(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		h.log().Warn("admin center: OIDC discovery failed", "issuer", o.Issuer, "err", err)
 		h.renderSignin(w, r, http.StatusBadGateway, signinData{Error: "The identity provider cannot be reached. Try again in a minute, or sign in with your password."})
+		return
+	}
+	if !h.admitFlowStart(clientIP(r), h.now()) {
+		h.renderSignin(w, r, http.StatusTooManyRequests, signinData{Error: "Too many sign-ins were started from your address. Wait a minute and try again."})
 		return
 	}
 	f := flow{State: randomToken(), Nonce: randomToken(), Verifier: oauth2.GenerateVerifier(), Return: safeReturn(r.URL.Query().Get("return"))}

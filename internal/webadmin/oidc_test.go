@@ -307,3 +307,29 @@ func TestCertWarning(t *testing.T) {
 		})
 	}
 }
+
+// TestOIDCStartsCapped: starting a sign-in writes to the store before
+// anyone has signed in, so one address may start maxFlowStartsPerMinute a
+// minute; the next is refused with 429 and nothing written, and a minute
+// later it may start again.
+func TestOIDCStartsCapped(t *testing.T) {
+	f, _ := oidcFixture(t, "")
+	b := f.browser()
+	for i := range maxFlowStartsPerMinute {
+		if status, _, _ := b.get("/signin/oidc"); status != http.StatusSeeOther {
+			t.Fatalf("start %d: %d, want a redirect to the provider", i+1, status)
+		}
+	}
+	before := b.cookie(oidcCookie)
+	status, body, _ := b.get("/signin/oidc")
+	if status != http.StatusTooManyRequests || !strings.Contains(body, "Wait a minute") {
+		t.Fatalf("start %d: %d, want 429:\n%s", maxFlowStartsPerMinute+1, status, body)
+	}
+	if after := b.cookie(oidcCookie); after != before {
+		t.Errorf("a refused start set a new flow cookie")
+	}
+	f.advance(time.Minute)
+	if status, _, _ := b.get("/signin/oidc"); status != http.StatusSeeOther {
+		t.Errorf("a minute later: %d, want a redirect to the provider", status)
+	}
+}

@@ -55,11 +55,13 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"postern.dev/postern/internal/admin"
 	"postern.dev/postern/internal/cmdlet"
 	"postern.dev/postern/internal/directory"
+	"postern.dev/postern/internal/limits"
 	"postern.dev/postern/internal/signin"
 )
 
@@ -98,13 +100,17 @@ type Handler struct {
 	// IdleTimeout and AbsoluteTimeout end sessions (defaults 1 h, 12 h).
 	IdleTimeout, AbsoluteTimeout time.Duration
 
-	once       sync.Once
-	mux        *http.ServeMux
-	sessions   *sessionStore
-	links      linkStore
-	pages      map[string]*template.Template
-	regMu      sync.Mutex
-	registries map[string]*cmdlet.Registry
+	once     sync.Once
+	mux      *http.ServeMux
+	sessions *sessionStore
+	links    linkStore
+	// flowStarts counts the OIDC sign-ins each client address started in
+	// the last minute (admitFlowStart).
+	flowStarts     *limits.Window[netip.Prefix]
+	flowStartCalls atomic.Int64
+	pages          map[string]*template.Template
+	regMu          sync.Mutex
+	registries     map[string]*cmdlet.Registry
 }
 
 // Cookie names. The __Host- prefix makes browsers refuse the cookie
@@ -131,6 +137,7 @@ func (h *Handler) init() {
 		}
 		h.sessions = newSessionStore(h.Admin.Store, h.IdleTimeout, h.AbsoluteTimeout, maxSessions)
 		h.links = linkStore{st: h.Admin.Store, ttl: 10 * time.Minute}
+		h.flowStarts = limits.NewWindow[netip.Prefix](time.Minute, 6, time.Minute)
 		h.pages = parseTemplates()
 		h.registries = map[string]*cmdlet.Registry{}
 		h.routes()
