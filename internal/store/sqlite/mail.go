@@ -79,9 +79,18 @@ func (s *Store) commitLoop() {
 				break fill
 			}
 		}
+		s.ckpt.beforeGroup(s.w)
 		start := time.Now()
 		s.commitBatch(batch)
 		metrics.CommitSeconds.Observe(time.Since(start).Seconds())
+		var bytes int64
+		for _, p := range batch {
+			bytes += 1024 // the rows and their index entries, roughly
+			if p.file == "" {
+				bytes += p.size
+			}
+		}
+		s.ckpt.committedGroup(bytes)
 		metrics.CommitBatch.Observe(float64(len(batch)))
 	}
 }

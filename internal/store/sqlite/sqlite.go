@@ -64,6 +64,10 @@ type Store struct {
 	once    sync.Once
 
 	sizes sizeCache
+
+	// ckpt copies the WAL into the database file beside the committer
+	// (checkpoint.go).
+	ckpt *checkpointer
 }
 
 var _ store.Server = (*Store)(nil)
@@ -86,7 +90,8 @@ func Open(dir string) (*Store, error) {
 	// auto_vacuum must be chosen before the first table is created: a new
 	// database gives the space of deleted rows back to the file system
 	// (ReclaimSpace); on an existing one the pragma changes nothing.
-	w, err := sql.Open("sqlite", dsn("auto_vacuum(2)", "journal_mode(WAL)", "synchronous(FULL)")+"&_txlock=immediate")
+	w, err := sql.Open("sqlite", dsn("auto_vacuum(2)", "journal_mode(WAL)", "synchronous(FULL)",
+		fmt.Sprintf("wal_autocheckpoint(%d)", walBackstopPages))+"&_txlock=immediate")
 	if err != nil {
 		return nil, err
 	}
@@ -115,18 +120,29 @@ func Open(dir string) (*Store, error) {
 		r.Close()
 		return nil, err
 	}
-	s := &Store{w: w, r: r, dir: dir, bodyStmt: bodyStmt, writes: writes, commits: make(chan *pendingCommit, maxBatch), closing: make(chan struct{}),
-		hub: mailnotify.New()}
-	s.Ephemeral = sqlrow.Ephemeral{InTx: s.inTx, DB: r, Internal: internal}
-	s.Changes = sqlrow.Changes{Dollar: false, PositionQuery: positionQuery, Internal: internal,
-		ReadTx: func(ctx context.Context) (*sql.Tx, error) { return s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true}) }}
-	if err := os.MkdirAll(filepath.Join(dir, BodiesDir), 0o700); err != nil {
+	ckptDB, err := sql.Open("sqlite", dsn())
+	if err != nil {
+		closeStatements(writes)
+		bodyStmt.Close()
 		w.Close()
 		r.Close()
 		return nil, err
 	}
-	s.done.Add(1)
+	s := &Store{w: w, r: r, dir: dir, bodyStmt: bodyStmt, writes: writes, commits: make(chan *pendingCommit, maxBatch), closing: make(chan struct{}),
+		hub: mailnotify.New(), ckpt: newCheckpointer(ckptDB)}
+	s.Ephemeral = sqlrow.Ephemeral{InTx: s.inTx, DB: r, Internal: internal}
+	s.Changes = sqlrow.Changes{Dollar: false, PositionQuery: positionQuery, Internal: internal,
+		ReadTx: func(ctx context.Context) (*sql.Tx, error) { return s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true}) }}
+	if err := os.MkdirAll(filepath.Join(dir, BodiesDir), 0o700); err != nil {
+		s.closeDBs()
+		return nil, err
+	}
+	s.done.Add(2)
 	go s.commitLoop()
+	go func() {
+		defer s.done.Done()
+		s.ckpt.run(s.closing)
+	}()
 	return s, nil
 }
 
@@ -174,9 +190,15 @@ func migrate(db *sql.DB) error {
 func (s *Store) Close() error {
 	s.once.Do(func() { close(s.closing) })
 	s.done.Wait()
+	return s.closeDBs()
+}
+
+// closeDBs closes the statements and connections: the writer last, so
+// that as the last connection it checkpoints the WAL and removes it.
+func (s *Store) closeDBs() error {
 	s.bodyStmt.Close()
 	closeStatements(s.writes)
-	err := s.r.Close()
+	err := errors.Join(s.r.Close(), s.ckpt.db.Close())
 	if werr := s.w.Close(); err == nil {
 		err = werr
 	}
