@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/mail"
 	"net/netip"
+	"net/textproto"
 	"strings"
 	"sync"
 	"time"
@@ -68,6 +69,10 @@ type Input struct {
 	// so a spooled message is never loaded into memory.
 	Message io.ReaderAt
 	Size    int64
+	// Header, when set, is the message's header section already parsed
+	// (transport.Message.Header), so that the From: field is not parsed
+	// again from the message's bytes.
+	Header textproto.MIMEHeader
 }
 
 func (in Input) open() io.Reader { return io.NewSectionReader(in.Message, 0, in.Size) }
@@ -103,7 +108,11 @@ func (c *Checker) Check(ctx context.Context, in Input) *Result {
 
 	dkimPass := c.checkDKIM(ctx, in, r)
 
-	r.FromDomain = fromDomain(in.open())
+	if in.Header != nil {
+		r.FromDomain = domainOf(in.Header.Get("From"))
+	} else {
+		r.FromDomain = fromDomain(in.open())
+	}
 	r.DMARC = "none"
 	if r.FromDomain == "" {
 		// RFC 7489 section 6.6.1: without exactly one From domain DMARC
@@ -239,7 +248,12 @@ func alignedDomains(authenticated, from string, mode dmarc.AlignmentMode) bool {
 // any white space) with the field's name. A field is never missed: anything unusual says true and
 // leaves the verdict to the verifier.
 func mayBeSigned(msg io.Reader) bool {
-	br := bufio.NewReader(io.LimitReader(msg, maxHeaderRead))
+	br := headerReaders.Get().(*bufio.Reader)
+	br.Reset(io.LimitReader(msg, maxHeaderRead))
+	defer func() {
+		br.Reset(nil)
+		headerReaders.Put(br)
+	}()
 	const dkimField = "dkim-signature"
 	for {
 		line, err := br.ReadSlice('\n')
@@ -268,6 +282,10 @@ func mayBeSigned(msg io.Reader) bool {
 	}
 }
 
+// headerReaders are mayBeSigned's buffers, one per message in flight
+// rather than one allocated per message.
+var headerReaders = sync.Pool{New: func() any { return bufio.NewReader(nil) }}
+
 // maxHeaderRead bounds the header section read for From: (the submission
 // path accepts at most 1 MiB).
 const maxHeaderRead = 2 << 20
@@ -279,7 +297,12 @@ func fromDomain(msg io.Reader) string {
 	if err != nil {
 		return ""
 	}
-	list, err := mail.ParseAddressList(m.Header.Get("From"))
+	return domainOf(m.Header.Get("From"))
+}
+
+// domainOf returns the domain of the single address of a From: field.
+func domainOf(field string) string {
+	list, err := mail.ParseAddressList(field)
 	if err != nil || len(list) != 1 {
 		return ""
 	}

@@ -1,6 +1,7 @@
 package senderauth
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/ed25519"
@@ -9,6 +10,8 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"net/textproto"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -77,7 +80,18 @@ func TestCheck(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := c.Check(context.Background(), Input{ClientIP: tt.ip, Helo: "client.example", MailFrom: tt.mailFrom, Message: bytes.NewReader(tt.msg), Size: int64(len(tt.msg))})
+			in := Input{ClientIP: tt.ip, Helo: "client.example", MailFrom: tt.mailFrom, Message: bytes.NewReader(tt.msg), Size: int64(len(tt.msg))}
+			r := c.Check(context.Background(), in)
+			// The header the SMTP path has already parsed gives the same
+			// verdict as reading it from the message.
+			h, err := textproto.NewReader(bufio.NewReader(bytes.NewReader(tt.msg))).ReadMIMEHeader()
+			if err != nil {
+				t.Fatal(err)
+			}
+			in.Header = h
+			if r2 := c.Check(context.Background(), in); !reflect.DeepEqual(r, r2) {
+				t.Fatalf("with the parsed header: %+v, without: %+v", r2, r)
+			}
 			dkimGot := strings.Join(r.DKIM, ",")
 			if r.SPF != tt.spf || dkimGot != tt.dkim || r.DMARC != tt.dmarc || r.Junk != tt.junk {
 				t.Fatalf("spf=%s dkim=%s dmarc=%s junk=%v, want spf=%s dkim=%s dmarc=%s junk=%v\n%s",

@@ -621,7 +621,8 @@ func (s *session) checkSender(in *transport.Submission) {
 		if !s.from.IsZero() {
 			from = s.from.String()
 		}
-		s.senderAuth = c.Check(context.Background(), senderauth.Input{ClientIP: s.ip, Helo: s.conn.Hostname(), MailFrom: from, Message: in.Message, Size: in.Message.Size()})
+		s.senderAuth = c.Check(context.Background(), senderauth.Input{ClientIP: s.ip, Helo: s.conn.Hostname(), MailFrom: from, Message: in.Message, Size: in.Message.Size(),
+			Header: in.Message.Header})
 	}
 	in.AuthenticationResults, in.Junk = s.senderAuth.Header, s.senderAuth.Junk
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/emersion/go-smtp"
 
@@ -45,7 +46,18 @@ type Message struct {
 	size int64
 	mem  []byte   // the whole message, when it stayed under SpoolThreshold
 	file *os.File // the spool file otherwise
+
+	// buf is mem with headRoom bytes in front of it, free for the header
+	// fields Postern adds (WithHead); headTaken says they are in use.
+	buf       []byte
+	headTaken atomic.Bool
 }
+
+// headRoom is the room left in front of a message held in memory for the
+// header fields Postern adds in front of it (Received, Authentication-
+// Results: a few hundred bytes), so that the message committed needs no
+// second copy of the whole.
+const headRoom = 1 << 10
 
 // NewMessage wraps a message already in memory (tests, generated mail).
 func NewMessage(raw []byte) (*Message, *reply.Reply) {
@@ -87,6 +99,21 @@ func (m *Message) Reader() io.Reader { return io.NewSectionReader(m, 0, m.size) 
 // InMemory returns the message when it was small enough to stay in
 // memory, and ok false when it was spooled to a file.
 func (m *Message) InMemory() (raw []byte, ok bool) { return m.mem, m.file == nil }
+
+// WithHead returns head followed by the message held in memory. The first
+// call puts head in the room left in front of the message when it fits,
+// without copying the message; any other call (the same message committed
+// for a second organization) returns a copy. The message's own bytes are
+// never written, so readers of the message are not disturbed.
+func (m *Message) WithHead(head []byte) []byte {
+	start := len(m.buf) - len(m.mem) - len(head)
+	if m.buf != nil && start >= 0 && m.headTaken.CompareAndSwap(false, true) {
+		copy(m.buf[start:], head)
+		return m.buf[start:]
+	}
+	out := make([]byte, 0, len(head)+len(m.mem))
+	return append(append(out, head...), m.mem...)
+}
 
 // SpoolFile is the path of the spool file, "" for a message in memory.
 func (m *Message) SpoolFile() string {
@@ -130,7 +157,13 @@ func ReadMessage(r io.Reader, limit int64, spoolDir string) (*Message, *reply.Re
 	if rep == nil {
 		rep = w.verdict()
 	}
-	m := &Message{size: w.n, mem: w.mem, file: w.file}
+	m := &Message{size: w.n, file: w.file}
+	if w.mem != nil {
+		// Full slice expressions: an append to either must not write past
+		// the message into the other's spare capacity.
+		m.buf = w.mem[:len(w.mem):len(w.mem)]
+		m.mem = m.buf[headRoom:]
+	}
 	// Each chunk was written to the spool file as it came: nothing is
 	// buffered. Durability of the bytes is the store's business (it fsyncs
 	// what it commits); here they only need to be complete.
@@ -150,7 +183,7 @@ type spooler struct {
 	dir   string
 	limit int64
 	n     int64
-	mem   []byte
+	mem   []byte // headRoom free bytes, then the message (Message.WithHead)
 	file  *os.File
 
 	cr        bool  // the previous byte was a CR
@@ -265,7 +298,10 @@ func (w *spooler) write(p []byte) *reply.Reply {
 		w.mem = nil
 		return nil
 	}
-	if w.file == nil && len(w.mem)+len(p) <= memLimit {
+	if w.file == nil && w.n <= int64(memLimit) {
+		if w.mem == nil {
+			w.mem = make([]byte, headRoom, headRoom+len(p))
+		}
 		w.mem = append(w.mem, p...)
 		return nil
 	}
@@ -275,8 +311,10 @@ func (w *spooler) write(p []byte) *reply.Reply {
 			return reply.StorageUnavailable
 		}
 		w.file = f
-		if _, err := f.Write(w.mem); err != nil {
-			return reply.StorageUnavailable
+		if len(w.mem) > headRoom {
+			if _, err := f.Write(w.mem[headRoom:]); err != nil {
+				return reply.StorageUnavailable
+			}
 		}
 		w.mem = nil
 	}
@@ -297,6 +335,10 @@ func (w *spooler) verdict() *reply.Reply {
 	return nil
 }
 
+// headerReaders are the buffers header sections are parsed through: one
+// per message in flight rather than one allocated per message.
+var headerReaders = sync.Pool{New: func() any { return bufio.NewReader(nil) }}
+
 func (m *Message) parseHeader(end int64) *reply.Reply {
 	if end < 0 {
 		end = m.size // header only, no body
@@ -304,7 +346,11 @@ func (m *Message) parseHeader(end int64) *reply.Reply {
 	if end > maxHeaderBytes {
 		return reply.HeaderTooLarge
 	}
-	h, err := textproto.NewReader(bufio.NewReader(io.MultiReader(io.NewSectionReader(m, 0, end), strings.NewReader("\r\n\r\n")))).ReadMIMEHeader()
+	br := headerReaders.Get().(*bufio.Reader)
+	br.Reset(io.MultiReader(io.NewSectionReader(m, 0, end), strings.NewReader("\r\n\r\n")))
+	h, err := textproto.NewReader(br).ReadMIMEHeader() // copies what it keeps
+	br.Reset(nil)
+	headerReaders.Put(br)
 	if err != nil && end > 0 {
 		return reply.NoFromHeader
 	}

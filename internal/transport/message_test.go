@@ -269,3 +269,49 @@ func FuzzReadMessageSpooled(f *testing.F) {
 		m.Subject()
 	})
 }
+
+// TestWithHead: the first head goes in the room in front of the message,
+// sharing its bytes; a second head (another organization's commit) or one
+// too large for the room gets a copy; the message itself never changes.
+func TestWithHead(t *testing.T) {
+	raw := "From: a@b.example\r\n\r\nbody\r\n"
+	m, rep := NewMessage([]byte(raw))
+	if rep != nil {
+		t.Fatal(rep)
+	}
+	mem, ok := m.InMemory()
+	if !ok {
+		t.Fatal("a small message should stay in memory")
+	}
+	check := func(name string, got []byte, head string, shared bool) {
+		t.Helper()
+		if string(got) != head+raw {
+			t.Fatalf("%s: got %q, want %q", name, got, head+raw)
+		}
+		if s := &got[len(head)] == &mem[0]; s != shared {
+			t.Fatalf("%s: shares the message's bytes = %v, want %v", name, s, shared)
+		}
+		if string(mem) != raw {
+			t.Fatalf("%s: the message changed to %q", name, mem)
+		}
+		if got = append(got, "more"...); string(mem) != raw {
+			t.Fatalf("%s: appending to the result changed the message", name)
+		}
+	}
+	check("too large", m.WithHead(bytes.Repeat([]byte{'x'}, headRoom+1)), strings.Repeat("x", headRoom+1), false)
+	first := m.WithHead([]byte("Received: one\r\n"))
+	check("first", first, "Received: one\r\n", true)
+	second := m.WithHead([]byte("Received: two\r\n"))
+	check("second", second, "Received: two\r\n", false)
+	if string(first) != "Received: one\r\n"+raw {
+		t.Fatalf("the second head overwrote the first: %q", first)
+	}
+
+	empty, rep := NewMessage(nil)
+	if rep != nil {
+		t.Fatal(rep)
+	}
+	if got := empty.WithHead([]byte("Received: x\r\n")); string(got) != "Received: x\r\n" {
+		t.Fatalf("empty message: got %q", got)
+	}
+}

@@ -178,8 +178,8 @@ func (s *Submitter) Submit(ctx context.Context, in *Submission) *reply.Reply {
 	// small message is committed as one piece, a spooled one as the added
 	// headers followed by the spool file, which the store links (or copies)
 	// into its own body file. Nothing here holds the message in memory.
-	if raw, ok := in.Message.InMemory(); ok {
-		sub.Body = append(head, raw...)
+	if _, ok := in.Message.InMemory(); ok {
+		sub.Body = in.Message.WithHead(head)
 	} else {
 		sub.BodyFile = in.Message.SpoolFile()
 	}
