@@ -25,9 +25,10 @@ import (
 // the WAL to its start (instead of growing the file) only when a write
 // transaction begins with every frame of the WAL already copied, and the
 // committer appends while the checkpointer copies. So the checkpointer
-// makes two passes (the second copies what was committed during the
-// first), and then the committer, between two groups, copies the little
-// committed during the second pass, and the next group starts the WAL over.
+// makes passes (each copies what was committed during the one before)
+// until one finds little new, and then the committer, between two groups,
+// copies the little committed during the last pass, and the next group
+// starts the WAL over.
 //
 // The writer keeps SQLite's automatic checkpoint as a backstop, at a larger
 // size (walBackstopPages): should the checkpointer fall behind, the writer
@@ -96,10 +97,15 @@ func (c *checkpointer) run(closing <-chan struct{}) {
 	}
 }
 
-// committedGroup is called by the committer after each group with the
-// bytes it committed; it starts a checkpoint once enough have been.
-func (c *checkpointer) committedGroup(bytes int64) {
-	c.committed += bytes
+// committedGroup is called by the committer after each group; it starts a
+// checkpoint once enough has been committed since the last one.
+func (c *checkpointer) committedGroup(batch []*pendingCommit) {
+	for _, p := range batch {
+		c.committed += 1024 // the rows and their index entries, roughly
+		if p.file == "" {
+			c.committed += p.size // a body file is not in the WAL
+		}
+	}
 	if c.committed < checkpointBytes || !c.state.CompareAndSwap(ckptIdle, ckptCopying) {
 		return
 	}

@@ -83,14 +83,7 @@ func (s *Store) commitLoop() {
 		start := time.Now()
 		s.commitBatch(batch)
 		metrics.CommitSeconds.Observe(time.Since(start).Seconds())
-		var bytes int64
-		for _, p := range batch {
-			bytes += 1024 // the rows and their index entries, roughly
-			if p.file == "" {
-				bytes += p.size
-			}
-		}
-		s.ckpt.committedGroup(bytes)
+		s.ckpt.committedGroup(batch)
 		metrics.CommitBatch.Observe(float64(len(batch)))
 	}
 }
