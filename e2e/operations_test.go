@@ -24,7 +24,7 @@ import (
 	"postern.dev/postern/internal/testsmtp"
 )
 
-// bodyFiles returns the name and SHA-256 of every body file in a data
+// bodyFiles returns the name and SHA-256 of every large body's file in a data
 // directory.
 func bodyFiles(t *testing.T, data string) map[string]string {
 	t.Helper()
@@ -34,6 +34,9 @@ func bodyFiles(t *testing.T, data string) map[string]string {
 	}
 	out := map[string]string{}
 	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".seg") {
+			continue // the segments of small bodies, which keep changing
+		}
 		b, err := os.ReadFile(filepath.Join(data, "bodies", e.Name()))
 		if err != nil {
 			continue // released meanwhile

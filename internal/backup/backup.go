@@ -6,7 +6,11 @@
 // connection: it reads one snapshot under SQLite's own locking (in WAL
 // mode a reader never blocks the server's writer), and this process never
 // writes to the database or takes the data directory's flock, so it never
-// writes behind a running server's back. Large message bodies are files in
+// writes behind a running server's back. Bodies in segment files (small
+// messages, DATA/bodies/*.seg) are copied into the snapshot's
+// message_bodies, each checked against the CRC its row keeps: one released
+// (and punched out) after the snapshot was taken fails the check, and the
+// snapshot is taken again. Large message bodies are files in
 // DATA/bodies (README "Durability"): a file is made durable before the
 // transaction that names it commits, and removed only after the
 // transaction that forgets it commits, and files are never changed once
@@ -213,10 +217,27 @@ func snapshot(ctx context.Context, data, dst, bodies string) ([]string, error) {
 	defer db.Close()
 	db.SetMaxOpenConns(1)
 	have := map[string]bool{}
+	var lastChanged int64
 	for attempt := 0; attempt < maxSnapshots; attempt++ {
 		os.Remove(dst)
 		if _, err := db.ExecContext(ctx, "VACUUM INTO ?", dst); err != nil {
 			return nil, fmt.Errorf("copying the database: %w", err)
+		}
+		changed, err := inlineSegmentBodies(ctx, dst, filepath.Join(data, sqlite.BodiesDir))
+		if err != nil {
+			return nil, err
+		}
+		if changed != 0 {
+			// Released after the snapshot: another no longer names it.
+			// The same body twice is damage, not a release: the last
+			// message a crash interrupted, which the server removes when
+			// it starts.
+			if changed == lastChanged {
+				return nil, fmt.Errorf("message %d: its body in DATA/%s does not match its checksum; start the server once (it removes a message whose commit a crash interrupted), then back up again",
+					changed, sqlite.BodiesDir)
+			}
+			lastChanged = changed
+			continue
 		}
 		names, err := bodyNames(ctx, dst)
 		if err != nil {
@@ -251,6 +272,63 @@ func snapshot(ctx context.Context, data, dst, bodies string) ([]string, error) {
 		}
 	}
 	return nil, fmt.Errorf("message bodies kept changing during %d snapshots; try again", maxSnapshots)
+}
+
+// inlineSegmentBodies copies the bodies the snapshot at dbPath has in
+// segment files (DATA/bodies/*.seg, which keep changing as bodies are
+// released) into its message_bodies table, so that the backup holds each
+// body once and no segment file. It returns the first message whose body
+// no longer matches its checksum (released, and punched out, after the
+// snapshot was taken), or 0.
+func inlineSegmentBodies(ctx context.Context, dbPath, bodies string) (changed int64, err error) {
+	db, err := sql.Open("sqlite", "file:"+dbPath)
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback()
+	type place struct{ id, seq, off, size, crc int64 }
+	var places []place
+	rows, err := tx.QueryContext(ctx, "SELECT id, body_seg, body_off, size, body_crc FROM messages WHERE body_seg IS NOT NULL")
+	if err != nil {
+		return 0, err
+	}
+	for rows.Next() {
+		var p place
+		if err := rows.Scan(&p.id, &p.seq, &p.off, &p.size, &p.crc); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		places = append(places, p)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	for _, p := range places {
+		body, err := sqlite.ReadSegmentBody(bodies, p.seq, p.off, p.size, uint32(p.crc))
+		if errors.Is(err, sqlite.ErrBodyChanged) || errors.Is(err, fs.ErrNotExist) || errors.Is(err, io.EOF) {
+			return p.id, nil
+		}
+		if err != nil {
+			return 0, err
+		}
+		if _, err := tx.ExecContext(ctx, "INSERT INTO message_bodies (message, data) VALUES (?, ?)", p.id, body); err != nil {
+			return 0, err
+		}
+	}
+	if _, err := tx.ExecContext(ctx, "UPDATE messages SET body_seg = NULL, body_off = 0, body_crc = 0 WHERE body_seg IS NOT NULL"); err != nil {
+		return 0, err
+	}
+	if _, err := tx.ExecContext(ctx, "DELETE FROM body_segments"); err != nil {
+		return 0, err
+	}
+	return 0, tx.Commit()
 }
 
 // bodyNames lists the body files a database names.

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"postern.dev/postern/internal/store/sqlite"
 )
 
 // notCopied are the tables CopyFromSQLite leaves alone: PostgreSQL's own
@@ -71,7 +73,7 @@ func (s *Store) CopyFromSQLite(ctx context.Context, src *sql.DB, bodiesDir strin
 		}
 		var extra []string
 		if t == "messages" {
-			extra = []string{"body", "body_file", "body_released"}
+			extra = []string{"body", "body_file", "body_released", "body_seg", "body_off", "size", "body_crc"}
 		}
 		rows, err := readRows(ctx, src, t, append(cols, extra...))
 		if err != nil {
@@ -93,6 +95,19 @@ func (s *Store) CopyFromSQLite(ctx context.Context, src *sql.DB, bodiesDir strin
 				if b := asBytes(body); len(b) > 0 && !released {
 					legacy = append(legacy, legacyBody{r[0], b})
 				}
+				if seq, ok := r[n+3].(int64); ok && !released {
+					// A body in a segment file (SQLite's migration 024)
+					// becomes a row of message_bodies, as a small one is
+					// here.
+					off, _ := r[n+4].(int64)
+					size, _ := r[n+5].(int64)
+					crc, _ := r[n+6].(int64)
+					b, err := sqlite.ReadSegmentBody(bodiesDir, seq, off, size, uint32(crc))
+					if err != nil {
+						return nil, fmt.Errorf("message %v: %w", r[0], err)
+					}
+					legacy = append(legacy, legacyBody{r[0], b})
+				}
 				rows[i] = append(r[:n], blob)
 			}
 		}
@@ -112,9 +127,11 @@ func (s *Store) CopyFromSQLite(ctx context.Context, src *sql.DB, bodiesDir strin
 			// Messages from before SQLite's migration 009 keep their
 			// whole body in messages.body and have no row here.
 			for _, l := range legacy {
-				if _, err := tx.Exec(ctx, "INSERT INTO message_bodies (message, data) VALUES ($1, $2) ON CONFLICT (message) DO NOTHING", l.message, l.body); err != nil {
+				tag, err := tx.Exec(ctx, "INSERT INTO message_bodies (message, data) VALUES ($1, $2) ON CONFLICT (message) DO NOTHING", l.message, l.body)
+				if err != nil {
 					return nil, fmt.Errorf("message %v body: %w", l.message, internal(err))
 				}
+				counts[t] += tag.RowsAffected()
 			}
 		}
 		// The copied rows keep their IDs: the identity continues after
@@ -392,7 +409,14 @@ func (s *Store) TableCounts(ctx context.Context, src *sql.DB) (map[string]int64,
 	counts := map[string]int64{}
 	for _, t := range tables {
 		var n int64
-		if src != nil {
+		if src != nil && t == "message_bodies" {
+			// Bodies the SQLite store keeps outside message_bodies (in
+			// messages.body from before its migration 009, in segment
+			// files since 024) are rows of it here.
+			err = src.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM message_bodies) + (SELECT COUNT(*) FROM messages m
+				WHERE body_released = 0 AND (body_seg IS NOT NULL
+					OR (length(body) > 0 AND NOT EXISTS (SELECT 1 FROM message_bodies b WHERE b.message = m.id))))`).Scan(&n)
+		} else if src != nil {
 			err = src.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+t).Scan(&n)
 			if err != nil && strings.Contains(err.Error(), "no such table") {
 				continue

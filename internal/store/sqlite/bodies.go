@@ -118,11 +118,18 @@ func (s *Store) removeBodies(names []string) {
 // process on the same data directory would be taken for an orphan, so the
 // offline cmdlets (which commit no messages, but may run beside a server
 // that is starting) never call it.
+//
+// It also checks the newest segment bodies and removes the segments no
+// body is in any more (sweepSegments), and counts those with the files.
 func (s *Store) SweepBodies(ctx context.Context) (int, error) {
+	_, segments, err := s.sweepSegments(ctx)
+	if err != nil {
+		return 0, err
+	}
 	dir := filepath.Join(s.dir, BodiesDir)
 	entries, err := os.ReadDir(dir)
 	if err != nil || len(entries) == 0 {
-		return 0, err
+		return segments, err
 	}
 	known := map[string]bool{}
 	err = each(ctx, s.w, "SELECT body_file FROM messages WHERE body_file IS NOT NULL", func(rows *sql.Rows) error {
@@ -136,9 +143,9 @@ func (s *Store) SweepBodies(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	removed := 0
+	removed := segments
 	for _, e := range entries {
-		if known[e.Name()] || strings.HasPrefix(e.Name(), ".") {
+		if _, segment := parseSegmentName(e.Name()); segment || known[e.Name()] || strings.HasPrefix(e.Name(), ".") {
 			continue
 		}
 		if err := os.Remove(filepath.Join(dir, e.Name())); err == nil {
@@ -151,21 +158,27 @@ func (s *Store) SweepBodies(ctx context.Context) (int, error) {
 // messageBodyQuery is prepared once (Store.bodyStmt): an IMAP FETCH of
 // 10,000 headers runs it 10,000 times, and parsing it each time was most
 // of the cost.
-const messageBodyQuery = `SELECT COALESCE(b.data, m.body), m.body_file, m.body_released
+const messageBodyQuery = `SELECT COALESCE(b.data, m.body), m.body_file, m.body_released, m.body_seg, m.body_off, m.size
 	FROM messages m LEFT JOIN message_bodies b ON b.message = m.id WHERE m.id = ?`
 
-// MessageBody opens a message: its row in message_bodies (or, from before
-// migration 009, its body column), then its body file if it has one.
+// MessageBody opens a message: its place in a segment, or its row in
+// message_bodies (or, from before migration 009, its body column) followed
+// by its body file if it has one.
 func (s *Store) MessageBody(ctx context.Context, message int64) (io.ReadCloser, error) {
 	var head []byte
 	var file sql.NullString
 	var released bool
-	err := s.bodyStmt.QueryRowContext(ctx, message).Scan(&head, &file, &released)
+	var seg sql.NullInt64
+	var off, size int64
+	err := s.bodyStmt.QueryRowContext(ctx, message).Scan(&head, &file, &released, &seg, &off, &size)
 	if err == sql.ErrNoRows || released {
 		return nil, store.ErrNotFound
 	}
 	if err != nil {
 		return nil, err
+	}
+	if seg.Valid {
+		return s.segmentBody(seg.Int64, off, size)
 	}
 	if !file.Valid {
 		return io.NopCloser(bytes.NewReader(head)), nil
@@ -188,10 +201,10 @@ type bodyReader struct {
 func (b *bodyReader) Close() error { return b.f.Close() }
 
 // releaseBodies gives back the bodies of those messages that nothing refers
-// to any more (no folder item, no queue item), inside tx; it returns the
-// body files to remove once tx has committed.
-func releaseBodies(ctx context.Context, tx execer, ids []int64) ([]string, error) {
-	var files []string
+// to any more (no folder item, no queue item), inside tx; it returns what
+// to remove once tx has committed (removeReleased).
+func releaseBodies(ctx context.Context, tx execer, ids []int64) (released, error) {
+	var r released
 	seen := map[int64]bool{}
 	for _, id := range ids {
 		if id == 0 || seen[id] {
@@ -199,31 +212,43 @@ func releaseBodies(ctx context.Context, tx execer, ids []int64) ([]string, error
 		}
 		seen[id] = true
 		var file sql.NullString
-		err := tx.QueryRowContext(ctx, unreferencedBodySQL, id).Scan(&file)
+		var seg sql.NullInt64
+		var off, size int64
+		err := tx.QueryRowContext(ctx, unreferencedBodySQL, id).Scan(&file, &seg, &off, &size)
 		if err == sql.ErrNoRows {
 			continue
 		}
 		if err != nil {
-			return nil, err
+			return released{}, err
 		}
 		if _, err := tx.ExecContext(ctx, deleteBodySQL, id); err != nil {
-			return nil, err
+			return released{}, err
 		}
 		if _, err := tx.ExecContext(ctx, releaseBodySQL, id); err != nil {
-			return nil, err
+			return released{}, err
 		}
 		if file.Valid {
-			files = append(files, file.String)
+			r.files = append(r.files, file.String)
+		}
+		if seg.Valid {
+			var live int64
+			if err := tx.QueryRowContext(ctx, releaseSegmentBodySQL, seg.Int64).Scan(&live); err != nil && err != sql.ErrNoRows {
+				return released{}, err
+			}
+			r.ranges = append(r.ranges, segmentRange{seg.Int64, off, size})
+			if live <= 0 {
+				r.emptied = append(r.emptied, seg.Int64)
+			}
 		}
 	}
-	return files, nil
+	return r, nil
 }
 
 // DeleteMailbox removes a mailbox with its addresses, permissions, folders,
 // items and pending local deliveries (foreign keys cascade), and the
 // bodies of the messages nothing else refers to any more (Remove-Mailbox).
 func (s *Store) DeleteMailbox(ctx context.Context, id int64) error {
-	var files []string
+	var rel released
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var ids []int64
 		err := each(ctx, tx, `SELECT i.message FROM folder_items i JOIN folders f ON f.id = i.folder_id WHERE f.mailbox_id = ?
@@ -245,11 +270,11 @@ func (s *Store) DeleteMailbox(ctx context.Context, id int64) error {
 		if n, _ := res.RowsAffected(); n == 0 {
 			return store.ErrNotFound
 		}
-		files, err = releaseBodies(ctx, tx, ids)
+		rel, err = releaseBodies(ctx, tx, ids)
 		return err
 	})
 	if err == nil {
-		s.removeBodies(files)
+		s.removeReleased(rel)
 	}
 	return err
 }

@@ -26,13 +26,16 @@ func readBody(t *testing.T, s *Store, id int64) []byte {
 	return b
 }
 
+// bodyFiles lists the body files (not the segments) in dir.
 func bodyFiles(t *testing.T, dir string) []string {
 	t.Helper()
 	entries, err := os.ReadDir(filepath.Join(dir, BodiesDir))
 	must(t, err)
 	var out []string
 	for _, e := range entries {
-		out = append(out, e.Name())
+		if _, segment := parseSegmentName(e.Name()); !segment {
+			out = append(out, e.Name())
+		}
 	}
 	return out
 }
@@ -97,7 +100,7 @@ func TestPruneTraceBatches(t *testing.T) {
 			if i == relayed {
 				sub.Remote, sub.Local = nil, []store.LocalDelivery{{Mailbox: sean.ID, Folder: store.Inbox, Recipient: "sean@contoso.com"}}
 			}
-			if err := insertSubmission(ctx, tx, nil, sub, "", 3); err != nil {
+			if err := insertSubmission(ctx, tx, nil, sub, bodyPlace{size: 3}); err != nil {
 				return err
 			}
 		}

@@ -34,9 +34,11 @@ import (
 // size (walBackstopPages): should the checkpointer fall behind, the writer
 // checkpoints itself as before, and the WAL stays bounded.
 const (
-	// checkpointBytes is how much committed mail starts a checkpoint: about
-	// what SQLite's default automatic checkpoint (1,000 pages of WAL) holds,
-	// since a message takes more pages than its size (its index entries).
+	// checkpointBytes is how much the committer reckons it added to the
+	// WAL (committedGroup) before it starts a checkpoint: about half of
+	// what SQLite's default automatic checkpoint (1,000 pages) waits for,
+	// since the reckoning is low (a message's index entries land on pages
+	// of their own).
 	checkpointBytes = 2 << 20
 	// catchUpFrames is how little must have been appended to the WAL during
 	// a pass for the committer to copy the rest; maxCheckpointPasses bounds
@@ -45,6 +47,9 @@ const (
 	maxCheckpointPasses = 4
 	// walBackstopPages is the writer's own automatic checkpoint.
 	walBackstopPages = 8000
+	// groupPages is how many pages a commit group writes besides its
+	// messages' own, about: one per table and index it appends to.
+	groupPages = 16
 )
 
 // checkpointer states: the committer moves idle → copying and done → idle,
@@ -100,10 +105,14 @@ func (c *checkpointer) run(closing <-chan struct{}) {
 // committedGroup is called by the committer after each group; it starts a
 // checkpoint once enough has been committed since the last one.
 func (c *checkpointer) committedGroup(batch []*pendingCommit) {
+	// What the group added to the WAL, roughly: the pages every group
+	// rewrites (the last page of each table and index it adds to), and
+	// each message's rows and index entries.
+	c.committed += groupPages * 4096
 	for _, p := range batch {
-		c.committed += 1024 // the rows and their index entries, roughly
-		if p.file == "" {
-			c.committed += p.size // a body file is not in the WAL
+		c.committed += 1024
+		if p.body.file == "" && p.body.seq == 0 {
+			c.committed += p.body.size // a body file or segment is not in the WAL
 		}
 	}
 	if c.committed < checkpointBytes || !c.state.CompareAndSwap(ckptIdle, ckptCopying) {

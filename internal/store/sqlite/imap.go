@@ -692,7 +692,7 @@ func removeItems(ctx context.Context, tx *sql.Tx, folder int64, items []store.Ma
 // with its Deliver event: the message was delivered, then deleted).
 func (s *Store) ExpungeMail(ctx context.Context, mailbox, folder int64, uids []store.UIDRange) (store.ExpungeResult, error) {
 	var ex store.ExpungeResult
-	var files []string
+	var rel released
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		f, err := folderState(ctx, tx, mailbox, folder)
 		if err != nil {
@@ -713,13 +713,13 @@ func (s *Store) ExpungeMail(ctx context.Context, mailbox, folder int64, uids []s
 		if ex, messages, err = removeItems(ctx, tx, folder, items); err != nil {
 			return err
 		}
-		files, err = releaseBodies(ctx, tx, messages)
+		rel, err = releaseBodies(ctx, tx, messages)
 		return err
 	})
 	if err != nil {
 		return store.ExpungeResult{}, err
 	}
-	s.removeBodies(files)
+	s.removeReleased(rel)
 	if len(ex.UIDs) > 0 {
 		s.changed(mailbox)
 	}
@@ -861,7 +861,7 @@ func (s *Store) RenameMailFolder(ctx context.Context, mailbox int64, name, newNa
 // DeleteMailFolder deletes a user folder without subfolders, with its
 // items, and releases the bodies nothing else refers to.
 func (s *Store) DeleteMailFolder(ctx context.Context, mailbox int64, name string) error {
-	var files []string
+	var rel released
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		f, err := folderByName(ctx, tx, mailbox, name)
 		if err != nil {
@@ -898,13 +898,13 @@ func (s *Store) DeleteMailFolder(ctx context.Context, mailbox int64, name string
 		if _, err := tx.ExecContext(ctx, `DELETE FROM folders WHERE id = ?`, f.ID); err != nil {
 			return err
 		}
-		files, err = releaseBodies(ctx, tx, messages)
+		rel, err = releaseBodies(ctx, tx, messages)
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	s.removeBodies(files)
+	s.removeReleased(rel)
 	s.changed(mailbox)
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"postern.dev/postern/internal/metrics"
@@ -16,36 +17,64 @@ var errClosed = errors.New("store is closed")
 
 type pendingCommit struct {
 	sub  *store.Submission
-	file string // its body file (in the bodies directory), "" for none
-	size int64
+	body bodyPlace
+	seg  *segment // the segment body is in, referenced until the commit ends
 	done chan error
 }
 
+// bodyPlace says where a message's body goes besides its row: a body file
+// (a spooled upload), a place in a segment (seq > 0), or neither (the
+// body is a row of message_bodies). size is the whole message's size.
+type bodyPlace struct {
+	file     string
+	size     int64
+	seq, off int64
+	crc      uint32
+}
+
 // Commit hands the submission to the group committer and waits until the
-// transaction that holds it is durable. A spooled body is made durable
-// under its own name first, here, in the submitter's goroutine, so that
-// concurrent large uploads fsync in parallel rather than one after the
-// other in the committer.
+// transaction that holds it is durable. Its body is written first, here,
+// in the submitter's goroutine, so that concurrent submissions write their
+// bodies in parallel rather than one after the other in the committer: a
+// spooled body is made durable under its own name, one held in memory is
+// appended to the current segment (segments.go).
 func (s *Store) Commit(ctx context.Context, sub *store.Submission) error {
-	p := &pendingCommit{sub: sub, size: int64(len(sub.Body)), done: make(chan error, 1)}
-	if sub.BodyFile != "" {
+	p := &pendingCommit{sub: sub, body: bodyPlace{size: int64(len(sub.Body))}, done: make(chan error, 1)}
+	switch {
+	case sub.BodyFile != "":
 		var err error
-		if p.file, p.size, err = s.prepareBody(sub); err != nil {
+		if p.body.file, p.body.size, err = s.prepareBody(sub); err != nil {
 			return fmt.Errorf("body file: %w", err)
 		}
+	case len(sub.Body) > 0:
+		seg, off, err := s.segs.append(sub.Body)
+		if err != nil {
+			return fmt.Errorf("body: %w", err)
+		}
+		p.seg, p.body.seq, p.body.off, p.body.crc = seg, seg.seq, off, bodyCRC(sub.Body)
 	}
 	select {
 	case s.commits <- p:
 	case <-s.closing:
-		s.removeBodies(nonEmpty(p.file))
+		p.abandon(s)
 		return errClosed
 	case <-ctx.Done():
-		s.removeBodies(nonEmpty(p.file))
+		p.abandon(s)
 		return ctx.Err()
 	}
 	// Once taken, the commit is seen through even if ctx ends: the client
 	// may already be gone, but a half-known outcome must not be reported.
 	return <-p.done
+}
+
+// abandon gives back what a commit that never reached the committer took:
+// its body file, its segment reference (the bytes it wrote stay, unnamed,
+// until the segment is removed).
+func (p *pendingCommit) abandon(s *Store) {
+	s.removeBodies(nonEmpty(p.body.file))
+	if p.seg != nil {
+		s.segs.release(p.seg)
+	}
 }
 
 func nonEmpty(s string) []string {
@@ -93,6 +122,7 @@ func (s *Store) drain() {
 	for {
 		select {
 		case p := <-s.commits:
+			p.abandon(s)
 			p.done <- errClosed
 		default:
 			return
@@ -100,67 +130,171 @@ func (s *Store) drain() {
 	}
 }
 
+// commitBatch commits a group: the new names in the bodies directory made
+// durable first, then the group's transaction and the sync of the segments
+// its bodies are in, at the same time; each commit is reported once both
+// have returned (segments.go says why a crash in between loses nothing
+// reported).
 func (s *Store) commitBatch(batch []*pendingCommit) {
-	ctx := context.Background()
-	var err error
+	errs := make([]error, len(batch)) // each one's rows
+	err := s.nameBodies(batch)
+	var segs <-chan error
+	if err == nil {
+		segs = syncSegments(batch)
+		err = s.insertBatch(batch, errs)
+	}
+	for i := range errs {
+		if errs[i] == nil {
+			errs[i] = err
+		}
+	}
+	var segErr error
+	if segs != nil {
+		segErr = <-segs
+	}
+	var touched []int64
+	for i, p := range batch {
+		if errs[i] != nil {
+			continue
+		}
+		filed := filedMailboxes(p.sub)
+		// The sizes cached for the SMTP path's quota checks grow by what
+		// was filed, rather than being read again at the next RCPT: a
+		// commit costs no extra read per message.
+		s.sizes.grow(p.body.size, filed...)
+		touched = append(touched, filed...)
+	}
+	if len(touched) > 0 {
+		s.hub.Notify(touched...)
+	}
+	for i, p := range batch {
+		if errs[i] != nil {
+			p.sub.ID = 0
+			s.removeBodies(nonEmpty(p.body.file))
+		}
+		if p.seg != nil {
+			s.segs.release(p.seg)
+		}
+		if errs[i] == nil && p.seg != nil && segErr != nil {
+			// The rows are in, but the body may not be durable: the
+			// sender is told to try again (a duplicate is better than a
+			// loss).
+			errs[i] = segErr
+		}
+		p.done <- errs[i]
+	}
+}
+
+// nameBodies makes the batch's new names in the bodies directory durable
+// (body files, and a segment started since the last group): one directory
+// fsync, before any row refers to one.
+func (s *Store) nameBodies(batch []*pendingCommit) error {
+	need := false
 	for _, p := range batch {
-		if p.file != "" {
-			// One directory fsync makes every new body file name of the
-			// batch durable, before any row refers to one.
-			err = s.syncBodiesDir()
+		if p.body.file != "" || (p.seg != nil && !p.seg.named.Load()) {
+			need = true
 			break
 		}
 	}
-	if err == nil {
-		err = s.inTx(ctx, func(sqlTx *sql.Tx) error {
+	if !need {
+		return nil
+	}
+	if err := s.syncBodiesDir(); err != nil {
+		return err
+	}
+	for _, p := range batch {
+		if p.seg != nil {
+			p.seg.named.Store(true)
+		}
+	}
+	return nil
+}
+
+// syncSegments syncs each segment the batch's bodies are in, each in a
+// goroutine of its own, and reports the first failure (or nil) once all
+// have returned.
+func syncSegments(batch []*pendingCommit) <-chan error {
+	out := make(chan error, 1)
+	var segs []*segment
+	for _, p := range batch {
+		if p.seg != nil && !slices.Contains(segs, p.seg) {
+			segs = append(segs, p.seg)
+		}
+	}
+	if len(segs) == 0 {
+		out <- nil
+		return out
+	}
+	results := make(chan error, len(segs))
+	for _, seg := range segs {
+		go func() { results <- seg.syncData() }()
+	}
+	go func() {
+		var first error
+		for range segs {
+			if err := <-results; err != nil && first == nil {
+				first = err
+			}
+		}
+		out <- first
+	}()
+	return out
+}
+
+// insertBatch writes the batch's rows in one transaction; should that fail,
+// it writes each alone, so that one bad submission does not fail its
+// neighbours, and reports each one's failure in errs.
+func (s *Store) insertBatch(batch []*pendingCommit, errs []error) error {
+	ctx := context.Background()
+	insert := func(batch []*pendingCommit) error {
+		err := s.inTx(ctx, func(sqlTx *sql.Tx) error {
 			tx := s.prepared(sqlTx)
 			uids, err := reserveUIDs(ctx, tx, batch)
 			if err != nil {
 				return err
 			}
+			live := map[int64]int{}
 			for _, p := range batch {
-				if err := insertSubmission(ctx, tx, uids, p.sub, p.file, p.size); err != nil {
+				if err := insertSubmission(ctx, tx, uids, p.sub, p.body); err != nil {
+					return err
+				}
+				if p.body.seq != 0 {
+					live[p.body.seq]++
+				}
+			}
+			for seq, n := range live {
+				if _, err := tx.ExecContext(ctx, countSegmentBodiesSQL, seq, n); err != nil {
 					return err
 				}
 			}
 			return nil
 		})
-	}
-	if err != nil && len(batch) > 1 {
-		// One bad submission must not fail its neighbours: retry each alone.
-		for _, p := range batch {
-			s.commitBatch([]*pendingCommit{p})
-		}
-		return
-	}
-	if err == nil {
-		var touched []int64
-		for _, p := range batch {
-			filed := filedMailboxes(p.sub)
-			// The sizes cached for the SMTP path's quota checks grow by
-			// what was filed, rather than being read again at the next
-			// RCPT: a commit costs no extra read per message.
-			s.sizes.grow(p.size, filed...)
-			touched = append(touched, filed...)
-		}
-		s.hub.Notify(touched...)
-	}
-	for _, p := range batch {
 		if err != nil {
-			p.sub.ID = 0
-			s.removeBodies(nonEmpty(p.file))
+			for _, p := range batch {
+				p.sub.ID = 0
+			}
 		}
-		p.done <- err
+		return err
 	}
+	err := insert(batch)
+	if err == nil || len(batch) == 1 {
+		return err
+	}
+	for i, p := range batch {
+		errs[i] = insert([]*pendingCommit{p})
+	}
+	return nil
 }
 
-// insertSubmission writes a message row with its items; file names its
-// body file ("" when the body column holds all of it), size is its whole
-// size.
-func insertSubmission(ctx context.Context, tx execer, uids uidBlocks, sub *store.Submission, file string, size int64) error {
-	var bodyFile any
-	if file != "" {
-		bodyFile = file
+// insertSubmission writes a message row with its items; body says where
+// the body is besides (bodyPlace).
+func insertSubmission(ctx context.Context, tx execer, uids uidBlocks, sub *store.Submission, body bodyPlace) error {
+	var bodyFile, seg any
+	if body.file != "" {
+		bodyFile = body.file
+	}
+	if body.seq != 0 {
+		seg = body.seq
 	}
 	var auth any
 	if sub.AuthMailbox != 0 {
@@ -168,15 +302,18 @@ func insertSubmission(ctx context.Context, tx execer, uids uidBlocks, sub *store
 	}
 	res, err := tx.ExecContext(ctx, insertMessageSQL,
 		sub.OrgID, sub.MessageID, sub.Subject, nanos(sub.ReceivedAt), sub.EnvelopeFrom, auth, sub.ClientIP,
-		sub.Recipients, size, []byte{}, bodyFile, sub.InboundConnector, sub.AuthProtocol, sub.TLSVersion, sub.SessionID, sub.ExternalRecipients)
+		sub.Recipients, body.size, []byte{}, bodyFile, sub.InboundConnector, sub.AuthProtocol, sub.TLSVersion, sub.SessionID, sub.ExternalRecipients,
+		seg, body.off, body.crc)
 	if err != nil {
 		return err
 	}
 	if sub.ID, err = res.LastInsertId(); err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, insertBodySQL, sub.ID, nonNilBytes(sub.Body)); err != nil {
-		return err
+	if body.seq == 0 {
+		if _, err := tx.ExecContext(ctx, insertBodySQL, sub.ID, nonNilBytes(sub.Body)); err != nil {
+			return err
+		}
 	}
 	now := nanos(sub.ReceivedAt)
 	if err := insertEvent(ctx, tx, sub.ID, sub.ReceivedAt, store.EventReceive, "", receiveDetail(sub), ""); err != nil {
@@ -189,7 +326,7 @@ func insertSubmission(ctx context.Context, tx execer, uids uidBlocks, sub *store
 	}
 	if sub.SentItems != 0 {
 		// The sender has read what it sent: Exchange files the copy read.
-		if err := uids.file(ctx, tx, sub.SentItems, store.SentItems, sub.ID, now, flagSeen); err != nil {
+		if err := uids.file(ctx, tx, sub.SentItems, store.SentItems, sub.ID, now, flagSeen, body.size); err != nil {
 			return err
 		}
 	}
@@ -200,7 +337,7 @@ func insertSubmission(ctx context.Context, tx execer, uids uidBlocks, sub *store
 			}
 			continue
 		}
-		if err := uids.file(ctx, tx, d.Mailbox, d.Folder, sub.ID, now, 0); err != nil {
+		if err := uids.file(ctx, tx, d.Mailbox, d.Folder, sub.ID, now, 0, body.size); err != nil {
 			return err
 		}
 		if err := insertEvent(ctx, tx, sub.ID, sub.ReceivedAt, store.EventDeliver, d.Recipient, "Folder "+d.Folder, ""); err != nil {
@@ -298,29 +435,29 @@ func reserveUIDs(ctx context.Context, tx execer, batch []*pendingCommit) (uidBlo
 	return blocks, nil
 }
 
-// file puts message into a folder with its reserved UID and MODSEQ, or
-// with fresh ones when none is reserved there.
-func (u uidBlocks) file(ctx context.Context, tx execer, mailbox int64, folder string, message, at int64, sysflags int) error {
+// file puts message (size bytes) into a folder with its reserved UID and
+// MODSEQ, or with fresh ones when none is reserved there.
+func (u uidBlocks) file(ctx context.Context, tx execer, mailbox int64, folder string, message, at int64, sysflags int, size int64) error {
 	b := u[folderKey{mailbox, folder}]
 	if b == nil || b.left == 0 {
-		return fileItemFlags(ctx, tx, mailbox, folder, message, at, sysflags)
+		return fileItemFlags(ctx, tx, mailbox, folder, message, at, sysflags, size)
 	}
 	uid, modseq := b.uid, b.modseq
 	b.uid, b.modseq, b.left = b.uid+1, b.modseq+1, b.left-1
-	_, err := tx.ExecContext(ctx, insertFolderItemSQL, b.folderID, message, at, uid, sysflags, modseq, message)
+	_, err := tx.ExecContext(ctx, insertFolderItemSQL, b.folderID, message, at, uid, sysflags, modseq, size, message)
 	return err
 }
 
 // fileItem puts message into a mailbox folder, unread.
 func fileItem(ctx context.Context, tx execer, mailbox int64, folder string, message, at int64) error {
-	return fileItemFlags(ctx, tx, mailbox, folder, message, at, 0)
+	return fileItemFlags(ctx, tx, mailbox, folder, message, at, 0, nil)
 }
 
 // fileItemFlags puts message into a mailbox folder with system flags
 // (sysflag bits), giving it the folder's next UID and a new MODSEQ in the
 // same transaction, so that UIDs are strictly ascending in commit order
-// (RFC 9051 section 2.3.1.1).
-func fileItemFlags(ctx context.Context, tx execer, mailbox int64, folder string, message, at int64, sysflags int) error {
+// (RFC 9051 section 2.3.1.1). size is the message's, or nil to look it up.
+func fileItemFlags(ctx context.Context, tx execer, mailbox int64, folder string, message, at int64, sysflags int, size any) error {
 	var folderID, uid, modseq int64
 	err := tx.QueryRowContext(ctx, nextUIDSQL, mailbox, folder).Scan(&folderID, &uid, &modseq)
 	if err == sql.ErrNoRows {
@@ -329,7 +466,7 @@ func fileItemFlags(ctx context.Context, tx execer, mailbox int64, folder string,
 	if err != nil {
 		return err
 	}
-	_, err = tx.ExecContext(ctx, insertFolderItemSQL, folderID, message, at, uid, sysflags, modseq, message)
+	_, err = tx.ExecContext(ctx, insertFolderItemSQL, folderID, message, at, uid, sysflags, modseq, size, message)
 	return err
 }
 

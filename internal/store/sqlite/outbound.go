@@ -154,7 +154,7 @@ func (s *Store) ReleaseLeases(ctx context.Context, node string) error {
 // the bodies of messages that thereby lose their last queue item (and have
 // no folder item) are released in it, and their files removed after it.
 func (s *Store) RecordOutcomes(ctx context.Context, outcomes []store.Outcome, notices []*store.Submission) error {
-	var files []string
+	var rel released
 	err := s.inTx(ctx, func(sqlTx *sql.Tx) error {
 		tx := s.prepared(sqlTx)
 		var done []int64
@@ -181,12 +181,12 @@ func (s *Store) RecordOutcomes(ctx context.Context, outcomes []store.Outcome, no
 			if n.BodyFile != "" {
 				return errors.New("notices are committed from memory")
 			}
-			if err := insertSubmission(ctx, tx, nil, n, "", int64(len(n.Body))); err != nil {
+			if err := insertSubmission(ctx, tx, nil, n, bodyPlace{size: int64(len(n.Body))}); err != nil {
 				return err
 			}
 		}
 		var err error
-		files, err = releaseBodies(ctx, tx, done)
+		rel, err = releaseBodies(ctx, tx, done)
 		return err
 	})
 	if err != nil {
@@ -195,7 +195,7 @@ func (s *Store) RecordOutcomes(ctx context.Context, outcomes []store.Outcome, no
 		}
 		return err
 	}
-	s.removeBodies(files)
+	s.removeReleased(rel)
 	var touched []int64
 	for _, n := range notices {
 		touched = append(touched, filedMailboxes(n)...)

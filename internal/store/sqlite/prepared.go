@@ -12,8 +12,11 @@ import (
 // profile of inbound mail (BENCHMARKS.md).
 const (
 	insertMessageSQL = `INSERT INTO messages (org_id, message_id, subject, received_at, envelope_from,
-		auth_mailbox, client_ip, recipients, size, body, body_file, inbound_connector, auth_protocol, tls_version, session_id, external_recipients)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+		auth_mailbox, client_ip, recipients, size, body, body_file, inbound_connector, auth_protocol, tls_version, session_id, external_recipients,
+		body_seg, body_off, body_crc)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	countSegmentBodiesSQL = `INSERT INTO body_segments (seq, live) VALUES (?, ?)
+		ON CONFLICT (seq) DO UPDATE SET live = live + excluded.live`
 	insertBodySQL  = "INSERT INTO message_bodies (message, data) VALUES (?, ?)"
 	insertEventSQL = `INSERT INTO trace_events (message, at, event, recipient, detail, remote_host)
 		VALUES (?, ?, ?, ?, ?, ?)`
@@ -21,8 +24,10 @@ const (
 		WHERE mailbox_id = ? AND name = ? RETURNING id, uid_next - 1, highest_modseq`
 	reserveUIDsSQL = `UPDATE folders SET uid_next = uid_next + ?, highest_modseq = highest_modseq + ?
 		WHERE mailbox_id = ? AND name = ? RETURNING id, uid_next, highest_modseq`
+	// The item's size is the message's, given when known (the committer
+	// knows it; a paced delivery looks it up).
 	insertFolderItemSQL = `INSERT INTO folder_items (folder_id, message, received_at, uid, sysflags, modseq, size)
-		VALUES (?, ?, ?, ?, ?, ?, (SELECT size FROM messages WHERE id = ?))`
+		VALUES (?, ?, ?, ?, ?, ?, COALESCE(?, (SELECT size FROM messages WHERE id = ?)))`
 	queueLocalSQL = `INSERT INTO queue (message, recipient, mailbox_id, folder, not_before)
 		VALUES (?, ?, ?, ?, ?)`
 	queueRemoteSQL = `INSERT INTO queue (message, recipient, folder, not_before)
@@ -40,16 +45,17 @@ const (
 	// The claimed IDs travel as one JSON array, so that the statement is
 	// the same whatever their number, and prepared once.
 	leaseClaimedSQL     = `UPDATE queue SET leased_until = ?, leased_by = ? WHERE id IN (SELECT value FROM json_each(?))`
-	unreferencedBodySQL = `SELECT body_file FROM messages m WHERE id = ? AND body_released = 0
+	unreferencedBodySQL = `SELECT body_file, body_seg, body_off, size FROM messages m WHERE id = ? AND body_released = 0
 			AND NOT EXISTS (SELECT 1 FROM folder_items i WHERE i.message = m.id)
 			AND NOT EXISTS (SELECT 1 FROM queue q WHERE q.message = m.id)`
-	deleteBodySQL  = "DELETE FROM message_bodies WHERE message = ?"
-	releaseBodySQL = `UPDATE messages SET body = x'', body_file = NULL, body_released = 1 WHERE id = ?`
+	deleteBodySQL         = "DELETE FROM message_bodies WHERE message = ?"
+	releaseBodySQL        = `UPDATE messages SET body = x'', body_file = NULL, body_seg = NULL, body_released = 1 WHERE id = ?`
+	releaseSegmentBodySQL = `UPDATE body_segments SET live = live - 1 WHERE seq = ? RETURNING live`
 )
 
-var hotWrites = []string{insertMessageSQL, insertBodySQL, insertEventSQL, nextUIDSQL, reserveUIDsSQL, insertFolderItemSQL,
+var hotWrites = []string{insertMessageSQL, countSegmentBodiesSQL, insertBodySQL, insertEventSQL, nextUIDSQL, reserveUIDsSQL, insertFolderItemSQL,
 	queueLocalSQL, queueRemoteSQL, deleteQueueItemSQL, claimDueSQL, leaseClaimedSQL, unreferencedBodySQL,
-	deleteBodySQL, releaseBodySQL}
+	deleteBodySQL, releaseBodySQL, releaseSegmentBodySQL}
 
 // prepareWrites prepares hotWrites on db (the writer: one connection, so
 // they are prepared on it before any transaction holds it).

@@ -68,6 +68,9 @@ type Store struct {
 	// ckpt copies the WAL into the database file beside the committer
 	// (checkpoint.go).
 	ckpt *checkpointer
+	// segs takes the bodies of messages committed from memory
+	// (segments.go).
+	segs *segmentLog
 }
 
 var _ store.Server = (*Store)(nil)
@@ -137,6 +140,15 @@ func Open(dir string) (*Store, error) {
 		s.closeDBs()
 		return nil, err
 	}
+	var lastSeg int64
+	if err := w.QueryRow("SELECT COALESCE(MAX(seq), 0) FROM body_segments").Scan(&lastSeg); err != nil {
+		s.closeDBs()
+		return nil, err
+	}
+	if s.segs, err = newSegmentLog(filepath.Join(dir, BodiesDir), lastSeg); err != nil {
+		s.closeDBs()
+		return nil, err
+	}
 	s.done.Add(2)
 	go s.commitLoop()
 	go func() {
@@ -190,6 +202,7 @@ func migrate(db *sql.DB) error {
 func (s *Store) Close() error {
 	s.once.Do(func() { close(s.closing) })
 	s.done.Wait()
+	s.segs.close()
 	return s.closeDBs()
 }
 

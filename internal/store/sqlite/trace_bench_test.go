@@ -41,7 +41,7 @@ func BenchmarkMessageTrace(b *testing.B) {
 				} else {
 					sub.Remote = []store.RemoteDelivery{{Recipient: fmt.Sprintf("user%d@fabrikam.com", done%1000)}}
 				}
-				if err := insertSubmission(ctx, tx, nil, sub, "", int64(len(sub.Body))); err != nil {
+				if err := insertSubmission(ctx, tx, nil, sub, bodyPlace{size: int64(len(sub.Body))}); err != nil {
 					return err
 				}
 			}
