@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -170,4 +171,28 @@ func TestTornBodyRemovedAtStart(t *testing.T) {
 			t.Errorf("Inbox after the sweep: %+v", f)
 		}
 	}
+}
+
+// FuzzSegmentName: a name parses as a segment only to a positive number
+// whose own segment name parses back to it, and a body file's name (hex,
+// newBodyName) never parses: the sweeps never take one for the other.
+func FuzzSegmentName(f *testing.F) {
+	for _, s := range []string{"0000000001.seg", "0123456789abcdef0123456789abcdef", ".seg", "-1.seg", "99999999999999999999.seg", "1.seg", "0000000000.seg"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		seq, ok := parseSegmentName(name)
+		if _, err := hex.DecodeString(name); err == nil && ok {
+			t.Fatalf("the body file name %q parsed as segment %d", name, seq)
+		}
+		if !ok {
+			return
+		}
+		if seq <= 0 {
+			t.Fatalf("%q parsed to %d", name, seq)
+		}
+		if again, ok := parseSegmentName(segmentName(seq)); !ok || again != seq {
+			t.Fatalf("%q: %d does not round-trip (%d, %v)", name, seq, again, ok)
+		}
+	})
 }
