@@ -452,6 +452,41 @@ m.logout()
 	return strings.TrimSpace(string(out))
 }
 
+// imapBodiesWithout reads every message of a mailbox's Inbox over IMAPS
+// (python3's imaplib, signed in as the mailbox) and returns the sequence
+// numbers of those whose whole text does not end with suffix, or "".
+func (in *instance) imapBodiesWithout(t *testing.T, mailbox, password, suffix string) string {
+	t.Helper()
+	py := requireTool(t, "python3")
+	script := `import imaplib, ssl, sys
+host, port, ca, user, pw, suffix = sys.argv[1:7]
+ctx = ssl.create_default_context(cafile=ca)
+ctx.check_hostname = False  # the certificate names mail.contoso.com, not 127.0.0.1
+m = imaplib.IMAP4_SSL(host, int(port), ssl_context=ctx)
+m.login(user, pw)
+typ, data = m.select("INBOX", readonly=True)
+n = int(data[0])
+bad = []
+for i in range(1, n + 1):
+    typ, data = m.fetch(str(i), "(BODY.PEEK[])")
+    if typ != "OK" or not data[0][1].endswith(suffix.encode()):
+        bad.append(str(i))
+m.logout()
+print(" ".join(bad) if bad else "")
+print("read", n, file=sys.stderr)
+`
+	host, port := hostPort(t, in.addrs["imaps"])
+	cmd := exec.Command(py, "-c", script, host, port, in.caFile(), mailbox, password, suffix)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("python3 imaplib: %v\n%s%s", err, out, stderr.String())
+	}
+	t.Logf("imaplib: %s", strings.TrimSpace(stderr.String()))
+	return strings.TrimSpace(string(out))
+}
+
 // procStatus reads a field such as VmRSS or VmHWM (in KiB) of the server
 // process from /proc; safe to call from any goroutine.
 func (in *instance) procStatus(field string) (int64, error) {
