@@ -122,6 +122,9 @@ func TestRelayMailboxChanges(t *testing.T) {
 	// Both listeners are up when each has woken its watchers once (the
 	// first connection counts as a reconnection).
 	wait(t, "b's first LISTEN", w7.C)
+	// NotifyAll signals the watchers one after another under the hub's
+	// lock: once the lock is free again, w8 has had its signal too.
+	b.hub.Watchers()
 	drain(w8.C)
 	waitListening(t, a, 2)
 
