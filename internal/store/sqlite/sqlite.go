@@ -10,6 +10,11 @@
 // single connection avoids lock-upgrade deadlocks), reads through a pool.
 // Message commits are batched by a group committer: all submissions that are
 // waiting when the writer becomes free share one transaction and one fsync.
+// The bodies of the messages it commits stay out of the database's pages:
+// a large one is a file of its own (bodies.go), a small one a place in an
+// append-only segment file (segments.go), written by its session before it
+// joins a group. (An IMAP APPEND or a delivery notice keeps a small body in
+// message_bodies.)
 package sqlite
 
 import (
