@@ -312,7 +312,7 @@ func inlineSegmentBodies(ctx context.Context, dbPath, bodies string) (changed in
 	}
 	for _, p := range places {
 		body, err := sqlite.ReadSegmentBody(bodies, p.seq, p.off, p.size, uint32(p.crc))
-		if errors.Is(err, sqlite.ErrBodyChanged) || errors.Is(err, fs.ErrNotExist) || errors.Is(err, io.EOF) {
+		if errors.Is(err, sqlite.ErrBodyChanged) {
 			return p.id, nil
 		}
 		if err != nil {

@@ -158,7 +158,7 @@ func (s *Store) SweepBodies(ctx context.Context) (int, error) {
 // messageBodyQuery is prepared once (Store.bodyStmt): an IMAP FETCH of
 // 10,000 headers runs it 10,000 times, and parsing it each time was most
 // of the cost.
-const messageBodyQuery = `SELECT COALESCE(b.data, m.body), m.body_file, m.body_released, m.body_seg, m.body_off, m.size
+const messageBodyQuery = `SELECT COALESCE(b.data, m.body), m.body_file, m.body_released, m.body_seg, m.body_off, m.size, m.body_crc
 	FROM messages m LEFT JOIN message_bodies b ON b.message = m.id WHERE m.id = ?`
 
 // MessageBody opens a message: its place in a segment, or its row in
@@ -170,7 +170,8 @@ func (s *Store) MessageBody(ctx context.Context, message int64) (io.ReadCloser, 
 	var released bool
 	var seg sql.NullInt64
 	var off, size int64
-	err := s.bodyStmt.QueryRowContext(ctx, message).Scan(&head, &file, &released, &seg, &off, &size)
+	var crc uint32
+	err := s.bodyStmt.QueryRowContext(ctx, message).Scan(&head, &file, &released, &seg, &off, &size, &crc)
 	if err == sql.ErrNoRows || released {
 		return nil, store.ErrNotFound
 	}
@@ -178,7 +179,18 @@ func (s *Store) MessageBody(ctx context.Context, message int64) (io.ReadCloser, 
 		return nil, err
 	}
 	if seg.Valid {
-		return s.segmentBody(seg.Int64, off, size)
+		// A small body is read whole and checked: one released after its
+		// row was read is punched out, and must read as gone, not as
+		// zeros (a removed body file stays readable through an open
+		// descriptor; a punched range does not).
+		b, err := ReadSegmentBody(filepath.Join(s.dir, BodiesDir), seg.Int64, off, size, crc)
+		if errors.Is(err, ErrBodyChanged) {
+			return nil, store.ErrNotFound
+		}
+		if err != nil {
+			return nil, err
+		}
+		return io.NopCloser(bytes.NewReader(b)), nil
 	}
 	if !file.Valid {
 		return io.NopCloser(bytes.NewReader(head)), nil

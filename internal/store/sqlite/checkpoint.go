@@ -65,8 +65,8 @@ type checkpointer struct {
 	db    *sql.DB // its own connection
 	state atomic.Int32
 	start chan struct{}
-	// committed counts the bytes committed since the last checkpoint
-	// started; only the committer touches it.
+	// committed is what the committer reckons it added to the WAL since
+	// the last checkpoint started (committedGroup); only it touches this.
 	committed int64
 }
 

@@ -225,18 +225,6 @@ type released struct {
 	emptied []int64
 }
 
-// segmentBody opens the body at off, size bytes long, in segment seq.
-func (s *Store) segmentBody(seq, off, size int64) (io.ReadCloser, error) {
-	f, err := os.Open(filepath.Join(s.dir, BodiesDir, segmentName(seq)))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("body segment %s: %w", segmentName(seq), err)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return &bodyReader{Reader: io.NewSectionReader(f, off, size), f: f}, nil
-}
-
 // removeReleased removes what a committed transaction released: body
 // files, the blocks of segment bodies (a hole punched over each), and the
 // segments nothing refers to any more.
@@ -248,20 +236,7 @@ func (s *Store) removeReleased(r released) {
 			slog.Debug("punching a hole in a body segment", "segment", segmentName(g.seq), "err", err)
 		}
 	}
-	if len(r.emptied) > 0 || len(s.segs.pendingEmptied()) > 0 {
-		s.removeEmptied(r.emptied)
-	}
-}
-
-// pendingEmptied lists the emptied segments not yet removed.
-func (l *segmentLog) pendingEmptied() []int64 {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	out := make([]int64, 0, len(l.emptied))
-	for seq := range l.emptied {
-		out = append(out, seq)
-	}
-	return out
+	s.removeEmptied(r.emptied)
 }
 
 // removeEmptied removes the segments among seqs (and those left from
@@ -375,7 +350,8 @@ func (s *Store) removeTornBodies(ctx context.Context) (int, error) {
 	}
 	var newest []candidate
 	err := each(ctx, s.w, `SELECT id, body_seg, body_off, size, body_crc, message_id FROM
-		(SELECT * FROM messages ORDER BY id DESC LIMIT ?) WHERE body_seg IS NOT NULL`, func(rows *sql.Rows) error {
+		(SELECT id, body_seg, body_off, size, body_crc, message_id FROM messages ORDER BY id DESC LIMIT ?)
+		WHERE body_seg IS NOT NULL`, func(rows *sql.Rows) error {
 		var c candidate
 		if err := rows.Scan(&c.id, &c.seq, &c.off, &c.size, &c.crc, &c.messageID); err != nil {
 			return err
@@ -387,34 +363,12 @@ func (s *Store) removeTornBodies(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	var torn []candidate
-	buf := make([]byte, 0, 64<<10)
-	files := map[int64]*os.File{}
-	defer func() {
-		for _, f := range files {
-			f.Close()
-		}
-	}()
 	for _, c := range newest {
-		f := files[c.seq]
-		if f == nil {
-			f, err = os.Open(filepath.Join(s.dir, BodiesDir, segmentName(c.seq)))
-			if err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return 0, err
-			}
-			files[c.seq] = f
-		}
-		ok := false
-		if f != nil {
-			if int64(cap(buf)) < c.size {
-				buf = make([]byte, c.size)
-			}
-			buf = buf[:c.size]
-			if _, err := f.ReadAt(buf, c.off); err == nil {
-				ok = bodyCRC(buf) == c.crc
-			}
-		}
-		if !ok {
+		_, err := ReadSegmentBody(filepath.Join(s.dir, BodiesDir), c.seq, c.off, c.size, c.crc)
+		if errors.Is(err, ErrBodyChanged) {
 			torn = append(torn, c)
+		} else if err != nil {
+			return 0, err
 		}
 	}
 	if len(torn) == 0 {
@@ -446,17 +400,23 @@ func (s *Store) removeTornBodies(ctx context.Context) (int, error) {
 }
 
 // ReadSegmentBody reads a body from segment seq of the bodies directory dir
-// and checks it against its CRC: for the tools that read a store's files
-// beside a running server (backup, the copy to PostgreSQL), where a body
-// released since they read its row has been punched out.
+// and checks it against its CRC. Whatever is not the body the row
+// describes (a segment removed, a range punched out or never written, the
+// bytes changed) is ErrBodyChanged: the body was released after its row
+// was read, or a crash interrupted its commit.
 func ReadSegmentBody(dir string, seq, off, size int64, crc uint32) ([]byte, error) {
 	f, err := os.Open(filepath.Join(dir, segmentName(seq)))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("body segment %s: %w", segmentName(seq), ErrBodyChanged)
+	}
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
 	b := make([]byte, size)
-	if _, err := f.ReadAt(b, off); err != nil {
+	if _, err := f.ReadAt(b, off); errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("body segment %s at %d: short: %w", segmentName(seq), off, ErrBodyChanged)
+	} else if err != nil {
 		return nil, fmt.Errorf("body segment %s: %w", segmentName(seq), err)
 	}
 	if bodyCRC(b) != crc {
@@ -465,6 +425,6 @@ func ReadSegmentBody(dir string, seq, off, size int64, crc uint32) ([]byte, erro
 	return b, nil
 }
 
-// ErrBodyChanged is ReadSegmentBody's failure when the bytes read are not
-// the body the row describes (released meanwhile, or damaged).
+// ErrBodyChanged is ReadSegmentBody's failure when the bytes are not the
+// body the row describes.
 var ErrBodyChanged = errors.New("the body does not match its checksum")

@@ -173,6 +173,29 @@ func TestTornBodyRemovedAtStart(t *testing.T) {
 	}
 }
 
+// TestPunchedBodyReadsAsGone: a body released (punched out) between the
+// read of its row and the read of its bytes reads as gone, never as zeros.
+func TestPunchedBodyReadsAsGone(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir)
+	must(t, err)
+	defer s.Close()
+	org, sean, _ := seed(t, s)
+	ids, bodies := commitBodies(t, s, org.ID, sean.ID, 2, 2000)
+	var seq, off int64
+	must(t, s.r.QueryRow("SELECT body_seg, body_off FROM messages WHERE id = ?", ids[0]).Scan(&seq, &off))
+	must(t, punchHole(filepath.Join(dir, BodiesDir, segmentName(seq)), off, 2000))
+	if rc, err := s.MessageBody(context.Background(), ids[0]); !errors.Is(err, store.ErrNotFound) {
+		if err == nil {
+			rc.Close()
+		}
+		t.Errorf("a punched-out body: %v, want ErrNotFound", err)
+	}
+	if !bytes.Equal(readBody(t, s, ids[1]), bodies[1]) {
+		t.Error("its neighbour changed")
+	}
+}
+
 // FuzzSegmentName: a name parses as a segment only to a positive number
 // whose own segment name parses back to it, and a body file's name (hex,
 // newBodyName) never parses: the sweeps never take one for the other.
