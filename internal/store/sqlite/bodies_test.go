@@ -94,17 +94,18 @@ func TestPruneTraceBatches(t *testing.T) {
 	relayed := 2*pruneBatch + 10
 	// Written in one transaction: the commit path is not what is tested.
 	must(t, s.inTx(ctx, func(tx *sql.Tx) error {
+		rows := newGroupRows()
 		for i := range relayed + 1 {
 			sub := &store.Submission{OrgID: org.ID, MessageID: fmt.Sprintf("m%d@test", i), ReceivedAt: old, Body: []byte("x\r\n"),
 				Recipients: 1, Remote: []store.RemoteDelivery{{Recipient: "r@fabrikam.example"}}}
 			if i == relayed {
 				sub.Remote, sub.Local = nil, []store.LocalDelivery{{Mailbox: sean.ID, Folder: store.Inbox, Recipient: "sean@contoso.com"}}
 			}
-			if err := insertSubmission(ctx, tx, nil, sub, bodyPlace{size: 3}); err != nil {
+			if err := insertSubmission(ctx, tx, nil, rows, sub, bodyPlace{size: 3}); err != nil {
 				return err
 			}
 		}
-		return nil
+		return rows.flush(ctx, tx)
 	}))
 	for {
 		out, err := s.ClaimOutbound(ctx, time.Now(), time.Minute, "n", 500)

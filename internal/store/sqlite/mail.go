@@ -254,8 +254,9 @@ func (s *Store) insertBatch(batch []*pendingCommit, errs []error) error {
 				return err
 			}
 			live := map[int64]int{}
+			rows := newGroupRows()
 			for _, p := range batch {
-				if err := insertSubmission(ctx, tx, uids, p.sub, p.body); err != nil {
+				if err := insertSubmission(ctx, tx, uids, rows, p.sub, p.body); err != nil {
 					return err
 				}
 				if p.body.seq != 0 {
@@ -267,7 +268,7 @@ func (s *Store) insertBatch(batch []*pendingCommit, errs []error) error {
 					return err
 				}
 			}
-			return nil
+			return rows.flush(ctx, tx)
 		})
 		if err != nil {
 			for _, p := range batch {
@@ -286,9 +287,11 @@ func (s *Store) insertBatch(batch []*pendingCommit, errs []error) error {
 	return nil
 }
 
-// insertSubmission writes a message row with its items; body says where
-// the body is besides (bodyPlace).
-func insertSubmission(ctx context.Context, tx execer, uids uidBlocks, sub *store.Submission, body bodyPlace) error {
+// insertSubmission gives a message its ID and adds its rows to rows (the
+// message, its trace events, its folder items and queue entries), which
+// the caller flushes before its transaction commits; body says where the
+// body is besides (bodyPlace).
+func insertSubmission(ctx context.Context, tx execer, uids uidBlocks, rows *groupRows, sub *store.Submission, body bodyPlace) error {
 	var bodyFile, seg any
 	if body.file != "" {
 		bodyFile = body.file
@@ -300,54 +303,40 @@ func insertSubmission(ctx context.Context, tx execer, uids uidBlocks, sub *store
 	if sub.AuthMailbox != 0 {
 		auth = sub.AuthMailbox
 	}
-	res, err := tx.ExecContext(ctx, insertMessageSQL,
+	var err error
+	if sub.ID, err = rows.messageID(ctx, tx); err != nil {
+		return err
+	}
+	rows.messages.args = append(rows.messages.args, sub.ID,
 		sub.OrgID, sub.MessageID, sub.Subject, nanos(sub.ReceivedAt), sub.EnvelopeFrom, auth, sub.ClientIP,
 		sub.Recipients, body.size, []byte{}, bodyFile, sub.InboundConnector, sub.AuthProtocol, sub.TLSVersion, sub.SessionID, sub.ExternalRecipients,
 		seg, body.off, body.crc)
-	if err != nil {
-		return err
-	}
-	if sub.ID, err = res.LastInsertId(); err != nil {
-		return err
-	}
 	if body.seq == 0 {
-		if _, err := tx.ExecContext(ctx, insertBodySQL, sub.ID, nonNilBytes(sub.Body)); err != nil {
-			return err
-		}
+		rows.bodies.args = append(rows.bodies.args, sub.ID, nonNilBytes(sub.Body))
 	}
 	now := nanos(sub.ReceivedAt)
-	if err := insertEvent(ctx, tx, sub.ID, sub.ReceivedAt, store.EventReceive, "", receiveDetail(sub), ""); err != nil {
-		return err
-	}
+	rows.event(sub.ID, sub.ReceivedAt, store.EventReceive, "", receiveDetail(sub), "")
 	for _, e := range sub.Events {
-		if err := insertEvent(ctx, tx, sub.ID, sub.ReceivedAt, e.Event, e.Recipient, e.Detail, e.RemoteHost); err != nil {
-			return err
-		}
+		rows.event(sub.ID, sub.ReceivedAt, e.Event, e.Recipient, e.Detail, e.RemoteHost)
 	}
 	if sub.SentItems != 0 {
 		// The sender has read what it sent: Exchange files the copy read.
-		if err := uids.file(ctx, tx, sub.SentItems, store.SentItems, sub.ID, now, flagSeen, body.size); err != nil {
+		if err := uids.file(ctx, tx, rows, sub.SentItems, store.SentItems, sub.ID, now, flagSeen, body.size); err != nil {
 			return err
 		}
 	}
 	for _, d := range sub.Local {
 		if d.NotBefore.After(sub.ReceivedAt) {
-			if _, err := tx.ExecContext(ctx, queueLocalSQL, sub.ID, d.Recipient, d.Mailbox, d.Folder, nanos(d.NotBefore)); err != nil {
-				return err
-			}
+			rows.queue.args = append(rows.queue.args, sub.ID, d.Recipient, d.Mailbox, d.Folder, nanos(d.NotBefore))
 			continue
 		}
-		if err := uids.file(ctx, tx, d.Mailbox, d.Folder, sub.ID, now, 0, body.size); err != nil {
+		if err := uids.file(ctx, tx, rows, d.Mailbox, d.Folder, sub.ID, now, 0, body.size); err != nil {
 			return err
 		}
-		if err := insertEvent(ctx, tx, sub.ID, sub.ReceivedAt, store.EventDeliver, d.Recipient, "Folder "+d.Folder, ""); err != nil {
-			return err
-		}
+		rows.event(sub.ID, sub.ReceivedAt, store.EventDeliver, d.Recipient, "Folder "+d.Folder, "")
 	}
 	for _, d := range sub.Remote {
-		if _, err := tx.ExecContext(ctx, queueRemoteSQL, sub.ID, d.Recipient, max(nanos(d.NotBefore), now)); err != nil {
-			return err
-		}
+		rows.queue.args = append(rows.queue.args, sub.ID, d.Recipient, nil, "", max(nanos(d.NotBefore), now))
 	}
 	return nil
 }
@@ -435,17 +424,21 @@ func reserveUIDs(ctx context.Context, tx execer, batch []*pendingCommit) (uidBlo
 	return blocks, nil
 }
 
-// file puts message (size bytes) into a folder with its reserved UID and
-// MODSEQ, or with fresh ones when none is reserved there.
-func (u uidBlocks) file(ctx context.Context, tx execer, mailbox int64, folder string, message, at int64, sysflags int, size int64) error {
+// file adds message (size bytes) to rows as an item of a folder, with the
+// UID and MODSEQ reserved there, or with fresh ones when none is reserved.
+func (u uidBlocks) file(ctx context.Context, tx execer, rows *groupRows, mailbox int64, folder string, message, at int64, sysflags int, size int64) error {
 	b := u[folderKey{mailbox, folder}]
 	if b == nil || b.left == 0 {
-		return fileItemFlags(ctx, tx, mailbox, folder, message, at, sysflags, size)
+		folderID, uid, modseq, err := nextUID(ctx, tx, mailbox, folder)
+		if err != nil {
+			return err
+		}
+		rows.item(folderID, message, at, uid, sysflags, modseq, size)
+		return nil
 	}
-	uid, modseq := b.uid, b.modseq
+	rows.item(b.folderID, message, at, b.uid, sysflags, b.modseq, size)
 	b.uid, b.modseq, b.left = b.uid+1, b.modseq+1, b.left-1
-	_, err := tx.ExecContext(ctx, insertFolderItemSQL, b.folderID, message, at, uid, sysflags, modseq, size, message)
-	return err
+	return nil
 }
 
 // fileItem puts message into a mailbox folder, unread.
@@ -458,16 +451,21 @@ func fileItem(ctx context.Context, tx execer, mailbox int64, folder string, mess
 // same transaction, so that UIDs are strictly ascending in commit order
 // (RFC 9051 section 2.3.1.1). size is the message's, or nil to look it up.
 func fileItemFlags(ctx context.Context, tx execer, mailbox int64, folder string, message, at int64, sysflags int, size any) error {
-	var folderID, uid, modseq int64
-	err := tx.QueryRowContext(ctx, nextUIDSQL, mailbox, folder).Scan(&folderID, &uid, &modseq)
-	if err == sql.ErrNoRows {
-		return errors.New("folder " + folder + " of mailbox not found")
-	}
+	folderID, uid, modseq, err := nextUID(ctx, tx, mailbox, folder)
 	if err != nil {
 		return err
 	}
 	_, err = tx.ExecContext(ctx, insertFolderItemSQL, folderID, message, at, uid, sysflags, modseq, size, message)
 	return err
+}
+
+// nextUID takes a folder's next UID and a new MODSEQ.
+func nextUID(ctx context.Context, tx execer, mailbox int64, folder string) (folderID, uid, modseq int64, err error) {
+	err = tx.QueryRowContext(ctx, nextUIDSQL, mailbox, folder).Scan(&folderID, &uid, &modseq)
+	if err == sql.ErrNoRows {
+		err = errors.New("folder " + folder + " of mailbox not found")
+	}
+	return folderID, uid, modseq, err
 }
 
 // DeliverDue files paced local deliveries whose time has come. A delivery

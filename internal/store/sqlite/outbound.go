@@ -158,6 +158,7 @@ func (s *Store) RecordOutcomes(ctx context.Context, outcomes []store.Outcome, no
 	err := s.inTx(ctx, func(sqlTx *sql.Tx) error {
 		tx := s.prepared(sqlTx)
 		var done []int64
+		rows := newGroupRows()
 		for _, o := range outcomes {
 			if o.QueueID != 0 {
 				var err error
@@ -173,17 +174,18 @@ func (s *Store) RecordOutcomes(ctx context.Context, outcomes []store.Outcome, no
 					return err
 				}
 			}
-			if err := insertEvent(ctx, tx, o.Message, o.At, o.Event, o.Recipient, o.Detail, o.RemoteHost); err != nil {
-				return err
-			}
+			rows.event(o.Message, o.At, o.Event, o.Recipient, o.Detail, o.RemoteHost)
 		}
 		for _, n := range notices {
 			if n.BodyFile != "" {
 				return errors.New("notices are committed from memory")
 			}
-			if err := insertSubmission(ctx, tx, nil, n, bodyPlace{size: int64(len(n.Body))}); err != nil {
+			if err := insertSubmission(ctx, tx, nil, rows, n, bodyPlace{size: int64(len(n.Body))}); err != nil {
 				return err
 			}
+		}
+		if err := rows.flush(ctx, tx); err != nil {
+			return err
 		}
 		var err error
 		rel, err = releaseBodies(ctx, tx, done)

@@ -11,13 +11,8 @@ import (
 // which was a third of the group committer's time per message in the
 // profile of inbound mail (BENCHMARKS.md).
 const (
-	insertMessageSQL = `INSERT INTO messages (org_id, message_id, subject, received_at, envelope_from,
-		auth_mailbox, client_ip, recipients, size, body, body_file, inbound_connector, auth_protocol, tls_version, session_id, external_recipients,
-		body_seg, body_off, body_crc)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	countSegmentBodiesSQL = `INSERT INTO body_segments (seq, live) VALUES (?, ?)
 		ON CONFLICT (seq) DO UPDATE SET live = live + excluded.live`
-	insertBodySQL  = "INSERT INTO message_bodies (message, data) VALUES (?, ?)"
 	insertEventSQL = `INSERT INTO trace_events (message, at, event, recipient, detail, remote_host)
 		VALUES (?, ?, ?, ?, ?, ?)`
 	nextUIDSQL = `UPDATE folders SET uid_next = uid_next + 1, highest_modseq = highest_modseq + 1
@@ -28,10 +23,6 @@ const (
 	// knows it; a paced delivery looks it up).
 	insertFolderItemSQL = `INSERT INTO folder_items (folder_id, message, received_at, uid, sysflags, modseq, size)
 		VALUES (?, ?, ?, ?, ?, ?, COALESCE(?, (SELECT size FROM messages WHERE id = ?)))`
-	queueLocalSQL = `INSERT INTO queue (message, recipient, mailbox_id, folder, not_before)
-		VALUES (?, ?, ?, ?, ?)`
-	queueRemoteSQL = `INSERT INTO queue (message, recipient, folder, not_before)
-		VALUES (?, ?, '', ?)`
 	deleteQueueItemSQL = "DELETE FROM queue WHERE id = ?"
 
 	// Outbound delivery: a runner's claim of due items, and the release
@@ -53,9 +44,19 @@ const (
 	releaseSegmentBodySQL = `UPDATE body_segments SET live = live - 1 WHERE seq = ? RETURNING live`
 )
 
-var hotWrites = []string{insertMessageSQL, countSegmentBodiesSQL, insertBodySQL, insertEventSQL, nextUIDSQL, reserveUIDsSQL, insertFolderItemSQL,
-	queueLocalSQL, queueRemoteSQL, deleteQueueItemSQL, claimDueSQL, leaseClaimedSQL, unreferencedBodySQL,
+var hotWrites = []string{countSegmentBodiesSQL, insertEventSQL, nextUIDSQL, reserveUIDsSQL, insertFolderItemSQL,
+	deleteQueueItemSQL, claimDueSQL, leaseClaimedSQL, unreferencedBodySQL,
 	deleteBodySQL, releaseBodySQL, releaseSegmentBodySQL}
+
+// lastMessageIDSQL is where a group's message IDs start (groupRows).
+const lastMessageIDSQL = "SELECT COALESCE(MAX(id), 0) FROM messages"
+
+func init() {
+	hotWrites = append(hotWrites, lastMessageIDSQL)
+	for _, stmts := range groupInserts {
+		hotWrites = append(hotWrites, stmts...)
+	}
+}
 
 // prepareWrites prepares hotWrites on db (the writer: one connection, so
 // they are prepared on it before any transaction holds it).

@@ -32,6 +32,7 @@ func BenchmarkMessageTrace(b *testing.B) {
 	step := 90 * 24 * time.Hour / time.Duration(n)
 	for done := 0; done < n; {
 		err := s.inTx(ctx, func(tx *sql.Tx) error {
+			rows := newGroupRows()
 			for i := 0; i < 10000 && done < n; i, done = i+1, done+1 {
 				sub := &store.Submission{OrgID: org.ID, MessageID: fmt.Sprintf("m%d@contoso.com", done), Subject: "scan " + strconv.Itoa(done),
 					ReceivedAt: start.Add(time.Duration(done) * step), EnvelopeFrom: fmt.Sprintf("device%d@contoso.com", done%500),
@@ -41,11 +42,11 @@ func BenchmarkMessageTrace(b *testing.B) {
 				} else {
 					sub.Remote = []store.RemoteDelivery{{Recipient: fmt.Sprintf("user%d@fabrikam.com", done%1000)}}
 				}
-				if err := insertSubmission(ctx, tx, nil, sub, bodyPlace{size: int64(len(sub.Body))}); err != nil {
+				if err := insertSubmission(ctx, tx, nil, rows, sub, bodyPlace{size: int64(len(sub.Body))}); err != nil {
 					return err
 				}
 			}
-			return nil
+			return rows.flush(ctx, tx)
 		})
 		if err != nil {
 			b.Fatal(err)
