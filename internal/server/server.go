@@ -370,6 +370,11 @@ func (s *Server) start(ctx context.Context) error {
 	release.Busy = func() bool { running, waiting := authn.Gate.Load(); return running+waiting > 0 }
 	authn.Gate.OnDrained(release.Soon)
 	s.applyMemoryLimit(s.cfg.MemoryLimit)
+	// A small live heap may grow to 64 MiB between collections, instead
+	// of collecting every few MiB (package memlimit, TuneGC).
+	if memlimit.TuneGC() {
+		s.log.Debug("collector paced for a small heap", "heap_floor_bytes", memlimit.HeapFloor)
+	}
 	s.Admin.SignIns = authn.SignIns
 	s.connLog = connlog.New(s.store, s.log)
 	// Before any message is accepted: uploads a crash interrupted, and body
