@@ -1,6 +1,7 @@
-// Package memlimit sets the Go runtime's soft memory limit and gives memory
+// Package memlimit sets the Go runtime's soft memory limit, gives memory
 // back to the operating system after bursts of large, short-lived
-// allocations (argon2id password verifications: 19 MiB each).
+// allocations (argon2id password verifications: 19 MiB each), and paces
+// the collector for a small live heap (TuneGC, gctuner.go).
 //
 // Why both: the Go collector paces itself by the heap of the last
 // collection. During a burst of first sign-ins that heap is full of
