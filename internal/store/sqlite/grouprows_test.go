@@ -67,31 +67,31 @@ func TestGroupRows(t *testing.T) {
 		if mid != sub.MessageID || items != 2 || queued != 1 {
 			t.Errorf("message %d: Message-ID %q, %d items, %d queued; want %q, 2 (Sent Items, Inbox), 1", sub.ID, mid, items, queued, sub.MessageID)
 		}
-		var events []string
-		rows, err := s.r.Query("SELECT event FROM trace_events WHERE message = ? ORDER BY id", sub.ID)
-		must(t, err)
-		for rows.Next() {
-			var e string
-			must(t, rows.Scan(&e))
-			events = append(events, e)
-		}
-		rows.Close()
+		events := column[string](t, s, "SELECT event FROM trace_events WHERE message = ? ORDER BY id", sub.ID)
 		if want := []string{store.EventReceive, store.EventDeliver}; !slices.Equal(events, want) {
 			t.Errorf("message %d: events %v, want %v", sub.ID, events, want)
 		}
 	}
 	// Each folder's UIDs ascend in the order the messages were added.
-	var uids []int64
-	rows, err := s.r.Query(`SELECT i.uid FROM folder_items i JOIN folders f ON f.id = i.folder_id
+	uids := column[int64](t, s, `SELECT i.uid FROM folder_items i JOIN folders f ON f.id = i.folder_id
 		WHERE f.mailbox_id = ? AND f.name = ? ORDER BY i.message`, sean.ID, store.Inbox)
-	must(t, err)
-	for rows.Next() {
-		var uid int64
-		must(t, rows.Scan(&uid))
-		uids = append(uids, uid)
-	}
-	rows.Close()
 	if len(uids) != 48 || !slices.IsSorted(uids) || uids[0] != 1 || uids[47] != 48 {
 		t.Errorf("Inbox UIDs by message %v, want 1..48", uids)
 	}
+}
+
+// column reads a query's one column.
+func column[T any](t *testing.T, s *Store, query string, args ...any) []T {
+	t.Helper()
+	rows, err := s.r.Query(query, args...)
+	must(t, err)
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		var v T
+		must(t, rows.Scan(&v))
+		out = append(out, v)
+	}
+	must(t, rows.Err())
+	return out
 }
