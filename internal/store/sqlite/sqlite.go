@@ -98,7 +98,12 @@ func Open(dir string) (*Store, error) {
 	// auto_vacuum must be chosen before the first table is created: a new
 	// database gives the space of deleted rows back to the file system
 	// (ReclaimSpace); on an existing one the pragma changes nothing.
-	w, err := sql.Open("sqlite", dsn("auto_vacuum(2)", "journal_mode(WAL)", "synchronous(FULL)",
+	// temp_store=MEMORY keeps the writer's statement journals in memory: a
+	// multi-row INSERT (groupRows) saves the pages it changes there, so
+	// that it can be undone alone, and past 64 KiB SQLite spilled them to a
+	// temporary file, with its own open, writes and close (BENCHMARKS.md,
+	// "Fourth run"). The writer runs no large sort or temporary table.
+	w, err := sql.Open("sqlite", dsn("auto_vacuum(2)", "journal_mode(WAL)", "synchronous(FULL)", "temp_store(2)",
 		fmt.Sprintf("wal_autocheckpoint(%d)", walBackstopPages))+"&_txlock=immediate")
 	if err != nil {
 		return nil, err

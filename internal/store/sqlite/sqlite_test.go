@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -60,6 +61,39 @@ func BenchmarkCommitParallel(b *testing.B) {
 		for pb.Next() {
 			err := s.Commit(ctx, &store.Submission{OrgID: org.ID, MessageID: "x", ReceivedAt: time.Now(), Body: body,
 				AuthMailbox: mb.ID, SentItems: mb.ID, Recipients: 1, Remote: []store.RemoteDelivery{{Recipient: "r@x.example"}}})
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkCommitSubmission commits as submission does: 25 submitters at
+// once, each signed in as one of 50 mailboxes, each message filed into its
+// sender's Sent Items and one shared Inbox (a commit group files into
+// many folders, unlike BenchmarkCommitParallel's one).
+func BenchmarkCommitSubmission(b *testing.B) {
+	s, org := benchStore(b)
+	ctx := context.Background()
+	var mbs []*directory.Mailbox
+	for i := range 50 {
+		addr := fmt.Sprintf("m%d@o.example", i)
+		mb := &directory.Mailbox{OrgID: org.ID, Name: fmt.Sprintf("m%d", i), PrimarySmtpAddress: addr, UserPrincipalName: addr, Type: directory.UserMailbox}
+		if err := s.SaveMailbox(ctx, mb); err != nil {
+			b.Fatal(err)
+		}
+		mbs = append(mbs, mb)
+	}
+	body := make([]byte, 10240)
+	var next atomic.Int64
+	b.SetParallelism(25)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		mb := mbs[next.Add(1)%int64(len(mbs))]
+		for pb.Next() {
+			err := s.Commit(ctx, &store.Submission{OrgID: org.ID, MessageID: "x", ReceivedAt: time.Now(), Body: body,
+				AuthMailbox: mb.ID, SentItems: mb.ID, Recipients: 1,
+				Local: []store.LocalDelivery{{Mailbox: mbs[0].ID, Folder: store.Inbox, Recipient: mbs[0].PrimarySmtpAddress}}})
 			if err != nil {
 				b.Fatal(err)
 			}
