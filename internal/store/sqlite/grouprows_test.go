@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -94,4 +95,26 @@ func column[T any](t *testing.T, s *Store, query string, args ...any) []T {
 	}
 	must(t, rows.Err())
 	return out
+}
+
+// TestReserveFoldersPlan: a group's UIDs in several folders are reserved by
+// scanning its short list and finding each folder by its unique index, not
+// by scanning every folder (an installation has several per mailbox).
+func TestReserveFoldersPlan(t *testing.T) {
+	s, err := Open(t.TempDir())
+	must(t, err)
+	defer s.Close()
+	var plan []string
+	rows, err := s.r.Query("EXPLAIN QUERY PLAN "+reserveFoldersUIDsSQL, `[[1, "Inbox", 2]]`)
+	must(t, err)
+	defer rows.Close()
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		must(t, rows.Scan(&id, &parent, &unused, &detail))
+		plan = append(plan, detail)
+	}
+	if !slices.ContainsFunc(plan, func(d string) bool { return strings.HasPrefix(d, "SEARCH folders USING INDEX") }) {
+		t.Errorf("plan %q: folders are not searched by their index", plan)
+	}
 }
