@@ -413,7 +413,10 @@ func reserveUIDs(ctx context.Context, tx execer, batch []*pendingCommit) (uidBlo
 		n := counts[k]
 		blocks[k] = &uidBlock{folderID: folderID, uid: uidNext - int64(n), modseq: modseq - int64(n) + 1, left: n}
 	}
-	if len(order) == 1 {
+	switch len(order) {
+	case 0:
+		return blocks, nil
+	case 1:
 		k := order[0]
 		var folderID, uidNext, modseq int64
 		err := tx.QueryRowContext(ctx, reserveUIDsSQL, counts[k], counts[k], k.mailbox, k.name).Scan(&folderID, &uidNext, &modseq)
