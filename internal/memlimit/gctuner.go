@@ -19,8 +19,8 @@ import (
 // on, cost about a tenth of the server's CPU per message (BENCHMARKS.md,
 // "Fourth run"). TuneGC therefore lets the heap grow to HeapFloor before a
 // collection while what is live is far below it, by raising GOGC after
-// each collection (at most to MaxGCPercent), and lowers it back to 100 as
-// the live heap nears the floor: a large heap, the one of an argon2id
+// each collection (at most to MaxGCPercent), and lowers it back to 100
+// once the live heap is half the floor: a large heap, the one of an argon2id
 // burst above all, is paced as by default, and the soft memory limit
 // (Apply) holds in every case.
 const (

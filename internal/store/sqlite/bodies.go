@@ -131,15 +131,7 @@ func (s *Store) SweepBodies(ctx context.Context) (int, error) {
 	if err != nil || len(entries) == 0 {
 		return segments, err
 	}
-	known := map[string]bool{}
-	err = each(ctx, s.w, "SELECT body_file FROM messages WHERE body_file IS NOT NULL", func(rows *sql.Rows) error {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			return err
-		}
-		known[n] = true
-		return nil
-	})
+	known, err := columnSet[string](ctx, s.w, "SELECT body_file FROM messages WHERE body_file IS NOT NULL")
 	if err != nil {
 		return 0, err
 	}

@@ -135,6 +135,20 @@ func each(ctx context.Context, q querier, query string, fn func(*sql.Rows) error
 	return internal(rows.Err())
 }
 
+// columnSet runs a query of one column and returns its values as a set.
+func columnSet[T comparable](ctx context.Context, q querier, query string, args ...any) (map[T]bool, error) {
+	set := map[T]bool{}
+	err := each(ctx, q, query, func(rows *sql.Rows) error {
+		var v T
+		if err := rows.Scan(&v); err != nil {
+			return err
+		}
+		set[v] = true
+		return nil
+	}, args...)
+	return set, err
+}
+
 // upsert inserts when *id is 0 (setting it) and updates otherwise; the
 // columns and values are given once, for both.
 func upsert(ctx context.Context, tx *sql.Tx, table string, id *int64, cols []string, vals []any) error {

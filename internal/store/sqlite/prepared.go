@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"slices"
 )
 
 // The statements every commit runs, once per message or per filed item.
@@ -49,21 +50,15 @@ const (
 	deleteBodySQL         = "DELETE FROM message_bodies WHERE message = ?"
 	releaseBodySQL        = `UPDATE messages SET body = x'', body_file = NULL, body_seg = NULL, body_released = 1 WHERE id = ?`
 	releaseSegmentBodySQL = `UPDATE body_segments SET live = live - 1 WHERE seq = ? RETURNING live`
+	// lastMessageIDSQL is where a group's message IDs start (groupRows).
+	lastMessageIDSQL = "SELECT COALESCE(MAX(id), 0) FROM messages"
 )
 
-var hotWrites = []string{countSegmentBodiesSQL, insertEventSQL, nextUIDSQL, reserveUIDsSQL, reserveFoldersUIDsSQL, insertFolderItemSQL,
-	deleteQueueItemSQL, claimDueSQL, leaseClaimedSQL, unreferencedBodySQL,
-	deleteBodySQL, releaseBodySQL, releaseSegmentBodySQL}
-
-// lastMessageIDSQL is where a group's message IDs start (groupRows).
-const lastMessageIDSQL = "SELECT COALESCE(MAX(id), 0) FROM messages"
-
-func init() {
-	hotWrites = append(hotWrites, lastMessageIDSQL)
-	for _, stmts := range groupInserts {
-		hotWrites = append(hotWrites, stmts...)
-	}
-}
+// hotWrites are the statements above and a commit group's multi-row
+// INSERTs (groupInserts).
+var hotWrites = slices.Concat([]string{countSegmentBodiesSQL, insertEventSQL, nextUIDSQL, reserveUIDsSQL, reserveFoldersUIDsSQL,
+	insertFolderItemSQL, deleteQueueItemSQL, claimDueSQL, leaseClaimedSQL, unreferencedBodySQL,
+	deleteBodySQL, releaseBodySQL, releaseSegmentBodySQL, lastMessageIDSQL}, slices.Concat(groupInserts...))
 
 // prepareWrites prepares hotWrites on db (the writer: one connection, so
 // they are prepared on it before any transaction holds it).

@@ -306,15 +306,7 @@ func (s *Store) sweepSegments(ctx context.Context) (torn, files int, err error) 
 	if err != nil {
 		return 0, 0, err
 	}
-	live := map[int64]bool{}
-	err = each(ctx, s.w, "SELECT seq FROM body_segments WHERE live > 0", func(rows *sql.Rows) error {
-		var seq int64
-		if err := rows.Scan(&seq); err != nil {
-			return err
-		}
-		live[seq] = true
-		return nil
-	})
+	live, err := columnSet[int64](ctx, s.w, "SELECT seq FROM body_segments WHERE live > 0")
 	if err != nil {
 		return torn, 0, err
 	}

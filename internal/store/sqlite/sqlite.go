@@ -102,7 +102,9 @@ func Open(dir string) (*Store, error) {
 	// multi-row INSERT (groupRows) saves the pages it changes there, so
 	// that it can be undone alone, and past 64 KiB SQLite spilled them to a
 	// temporary file, with its own open, writes and close (BENCHMARKS.md,
-	// "Fourth run"). The writer runs no large sort or temporary table.
+	// "Fourth run"). The writer's other temporary storage is small; the
+	// largest, a migration's index build over a big table, sorts in
+	// memory once (tens of MiB for a million messages).
 	w, err := sql.Open("sqlite", dsn("auto_vacuum(2)", "journal_mode(WAL)", "synchronous(FULL)", "temp_store(2)",
 		fmt.Sprintf("wal_autocheckpoint(%d)", walBackstopPages))+"&_txlock=immediate")
 	if err != nil {
