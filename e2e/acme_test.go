@@ -276,6 +276,9 @@ type pebbleCA struct {
 	bin, config, testCA  string
 	directory, mgmt, dns string
 	log                  *syncBuffer
+	// settings is pebble's configuration, written again with another
+	// management address should the one chosen be taken by then (start).
+	settings map[string]any
 }
 
 // startPebbleConfig writes pebble's configuration, its HTTPS certificate
@@ -312,41 +315,74 @@ func startPebbleConfig(t *testing.T, dir, dnsAddr, tlsPort, httpPort string, val
 	p.directory, p.mgmt = "https://"+listen+"/dir", mgmt
 	tp, _ := strconv.Atoi(tlsPort)
 	hp, _ := strconv.Atoi(httpPort)
-	cfg, _ := json.Marshal(map[string]any{"pebble": map[string]any{
+	p.settings = map[string]any{
 		"listenAddress": listen, "managementListenAddress": mgmt,
 		"certificate": filepath.Join(dir, "pebble-cert.pem"), "privateKey": filepath.Join(dir, "pebble-key.pem"),
 		"httpPort": hp, "tlsPort": tp, "ocspResponderURL": "", "externalAccountBindingRequired": false,
 		"certificateValidityPeriod": validity,
-	}})
-	writeFile(t, p.config, string(cfg))
+	}
+	p.writeConfig(t)
 	return p
+}
+
+func (p *pebbleCA) writeConfig(t *testing.T) {
+	t.Helper()
+	cfg, _ := json.Marshal(map[string]any{"pebble": p.settings})
+	writeFile(t, p.config, string(cfg))
 }
 
 // start runs pebble against the test's DNS server and waits for its
 // directory. PEBBLE_VA_NOSLEEP skips its random validation delays;
 // PEBBLE_AUTHZREUSE=0 makes every order, renewals included, validate
 // again instead of reusing an earlier authorization.
+//
+// The management address was free when chosen (freeAddr), but another
+// test may have taken it since: pebble then exits, and is started again
+// on another. (The directory address cannot change: a server may already
+// have it in its configuration.)
 func (p *pebbleCA) start(t *testing.T) {
 	t.Helper()
-	cmd := exec.Command(p.bin, "-config", p.config, "-dnsserver", p.dns)
-	cmd.Env = append(os.Environ(), "PEBBLE_VA_NOSLEEP=1", "PEBBLE_AUTHZREUSE=0")
-	cmd.Stdout, cmd.Stderr = p.log, p.log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
-	})
 	client := p.client(t)
-	if !waitUntil(30*time.Second, func() bool {
-		resp, err := client.Get(p.directory)
-		if err != nil {
-			return false
+	for attempt := 1; ; attempt++ {
+		cmd := exec.Command(p.bin, "-config", p.config, "-dnsserver", p.dns)
+		cmd.Env = append(os.Environ(), "PEBBLE_VA_NOSLEEP=1", "PEBBLE_AUTHZREUSE=0")
+		cmd.Stdout, cmd.Stderr = p.log, p.log
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
 		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	}) {
+		exited := make(chan struct{})
+		go func() { cmd.Wait(); close(exited) }()
+		t.Cleanup(func() {
+			cmd.Process.Signal(syscall.SIGTERM)
+			<-exited
+		})
+		up := waitUntil(30*time.Second, func() bool {
+			select {
+			case <-exited:
+				return true
+			default:
+			}
+			resp, err := client.Get(p.directory)
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			return resp.StatusCode == 200
+		})
+		select {
+		case <-exited:
+			up = false
+		default:
+		}
+		if up {
+			return
+		}
+		if attempt < 3 && strings.Contains(p.log.String(), "listen tcp "+p.mgmt+": bind: address already in use") {
+			p.mgmt = freeAddr(t)
+			p.settings["managementListenAddress"] = p.mgmt
+			p.writeConfig(t)
+			continue
+		}
 		t.Fatalf("pebble did not start:\n%s", p.log.String())
 	}
 }
