@@ -26,6 +26,13 @@
 #   rate          open loop at half of each server's median peak of relay-reused
 #                 and sub-reused: the p99 latency a client sees below the peak
 # smtp-sink speaks no TLS, so it is the ceiling of the relay scenarios only.
+#
+# CPU per message: each run counts the machine's busy time (/proc/stat: user,
+# nice, system, irq, softirq) from the client's start until the server has
+# done with what it accepted (for Postfix: until its queue has drained, so
+# its deliveries count), less the client's own CPU (its summary's
+# client_cpu_s), over the messages accepted. Everything else running on the
+# machine counts too: run it on an otherwise idle machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -260,6 +267,10 @@ smtp-sink -u postfix "$S_MX" 1024 & pids+=($!)
 wait_port "$P_MX"; wait_port "$P_SUB"; wait_port "$F_MX"; wait_port "$F_SUB"; wait_port "$S_MX"
 
 postfix_backlog() { find "$F/spool/incoming" "$F/spool/active" "$F/spool/maildrop" -type f 2>/dev/null | wc -l; }
+postfix_drain() { for _ in $(seq 1 600); do [ "$(postfix_backlog)" -eq 0 ] && break; sleep 0.1; done; }
+# The machine's busy time so far, in clock ticks (idle, iowait and steal left out).
+busy_ticks() { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8; exit }' /proc/stat; }
+TICKS=$(getconf CLK_TCK)
 
 # A run: one server, one scenario, one summary line into $T/results.
 run() { # ROUND SCENARIO SERVER [extra bench flags]
@@ -276,15 +287,24 @@ run() { # ROUND SCENARIO SERVER [extra bench flags]
   esac
   # Postfix delivers after it accepts: let its queue drain so that no run
   # pays for the one before (60 s at most).
-  for _ in $(seq 1 600); do [ "$(postfix_backlog)" -eq 0 ] && break; sleep 0.1; done
-  local out line
+  postfix_drain
+  local out line t0 t1 cpu
+  t0=$(busy_ticks)
   out=$($B bench -addr "$addr" "${flags[@]}" 2>&1) || true
+  # What Postfix accepted it delivers after: its deliveries are part of its
+  # cost per message, as Postern's filing is part of its own.
+  [ "$server" = postfix ] && postfix_drain
+  t1=$(busy_ticks)
   if [ "$round" = 0 ]; then
     echo "  warm-up $scenario $server: $(grep -o 'ok=[0-9]* err=[0-9]*' <<<"$out")" >&2
     return
   fi
-  line=$(grep '^summary ' <<<"$out" || echo "summary msg_per_s=0 p99_ms=0 ok=0 err=-1")
-  echo "round=$round scenario=$scenario server=$server load=$(cut -d' ' -f1 /proc/loadavg) $line" | tee -a "$T/results" >&2
+  line=$(grep '^summary ' <<<"$out" || echo "summary msg_per_s=0 p99_ms=0 ok=0 err=-1 client_cpu_s=0")
+  cpu=$(awk -v l="$line" -v d=$((t1 - t0)) -v hz="$TICKS" 'BEGIN {
+    n = split(l, f, " "); for (i = 1; i <= n; i++) { split(f[i], kv, "="); v[kv[1]] = kv[2] }
+    m = d / hz; s = m - v["client_cpu_s"]
+    printf "machine_cpu_s=%.2f server_cpu_us=%.0f client_cpu_us=%.0f", m, (v["ok"] > 0 ? s * 1e6 / v["ok"] : 0), (v["ok"] > 0 ? v["client_cpu_s"] * 1e6 / v["ok"] : 0) }')
+  echo "round=$round scenario=$scenario server=$server load=$(cut -d' ' -f1 /proc/loadavg) $line $cpu" | tee -a "$T/results" >&2
   if grep -q '^errors' <<<"$out"; then sed -n '/^errors/,$p' <<<"$out" | grep -v '^summary' | sed "s/^/    $server: /" >&2; fi
 }
 
@@ -356,6 +376,16 @@ fi
     awk -v s="$scenario" -v a="$pn" -v b="$pf" -v c="$ps" 'BEGIN {
       printf "%-14s %8.0f/s   %8.0f/s   %s %16s %18s\n", s, a, b, (c > 0 ? sprintf("%8.0f/s  ", c) : "         -  "),
         (b > 0 ? sprintf("%.2fx", a / b) : "-"), (c > 0 ? sprintf("%.2f", a / c) : "-") }'
+  done
+  echo
+  echo "CPU per message accepted, µs (median of $rounds): the machine's busy time less the client's"
+  printf '%-14s %12s %12s %12s %16s %12s\n' scenario postern postfix smtp-sink postfix/postern client
+  for scenario in relay-new relay-reused sub-new sub-reused; do
+    grep -qw "$scenario" <<<"$scenarios" || continue
+    pn=$(median "$scenario" postern server_cpu_us); pf=$(median "$scenario" postfix server_cpu_us); ps=$(median "$scenario" smtp-sink server_cpu_us)
+    pc=$(median "$scenario" postern client_cpu_us)
+    awk -v s="$scenario" -v a="$pn" -v b="$pf" -v c="$ps" -v k="$pc" 'BEGIN {
+      printf "%-14s %12.0f %12.0f %12s %16s %12.0f\n", s, a, b, (c > 0 ? sprintf("%.0f", c) : "-"), (a > 0 ? sprintf("%.2fx", b / a) : "-"), k }'
   done
   if grep -q 'scenario=rate:' "$T/results"; then
     echo

@@ -77,6 +77,10 @@ type Result struct {
 	// the rate; growing when every connection is busy, which says the rate
 	// is beyond what this many connections can carry.
 	LagP99, LagMax time.Duration
+	// CPU is what the run cost this process (user and system time; zero
+	// where it is not measured). On a machine shared with the server it is
+	// CPU the server did not have.
+	CPU time.Duration
 }
 
 // usersFlag collects repeated -user flags.
@@ -159,6 +163,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	budget.Store(int64(cfg.Messages))
 	workers := make([]*worker, cfg.Conns)
 	var wg sync.WaitGroup
+	cpu0 := processCPU()
 	start := time.Now()
 	var due chan time.Time
 	if cfg.Rate > 0 {
@@ -178,7 +183,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}()
 	}
 	wg.Wait()
-	res := &Result{Elapsed: time.Since(start), ErrorsByReply: map[string]int{}}
+	res := &Result{Elapsed: time.Since(start), CPU: processCPU() - cpu0, ErrorsByReply: map[string]int{}}
 	var lat, lag []time.Duration
 	for _, w := range workers {
 		res.Messages += w.sent
@@ -244,6 +249,9 @@ func (r *Result) Print(w io.Writer, cfg Config) {
 	fmt.Fprintf(w, "messages  %d in %.2fs over %d connections\n", r.Messages, r.Elapsed.Seconds(), r.Connections)
 	fmt.Fprintf(w, "rate      %.1f msg/s\n", r.PerSecond)
 	fmt.Fprintf(w, "latency   p50 %s  p90 %s  p99 %s  max %s\n", ms(r.P50), ms(r.P90), ms(r.P99), ms(r.Max))
+	if r.CPU > 0 && r.Messages > 0 {
+		fmt.Fprintf(w, "client    %.2fs CPU, %.0fµs a message\n", r.CPU.Seconds(), float64(r.CPU.Microseconds())/float64(r.Messages))
+	}
 	if cfg.Rate > 0 {
 		fmt.Fprintf(w, "late      p99 %s  max %s (open loop at %g msg/s: start after the message was due)\n", ms(r.LagP99), ms(r.LagMax), cfg.Rate)
 	}
@@ -262,11 +270,12 @@ func (r *Result) Print(w io.Writer, cfg Config) {
 }
 
 // Summary is the run on one line of key=value pairs, for scripts
-// (scripts/compare.sh): times in milliseconds, rates per second.
+// (scripts/compare.sh): times in milliseconds, rates per second, the
+// client's CPU in seconds.
 func (r *Result) Summary(cfg Config) string {
-	return fmt.Sprintf("summary rate=%g conns=%d per_conn=%d size=%d sent=%d ok=%d err=%d elapsed_s=%.2f msg_per_s=%.1f p50_ms=%.2f p90_ms=%.2f p99_ms=%.2f max_ms=%.2f late_p99_ms=%.2f late_max_ms=%.2f",
+	return fmt.Sprintf("summary rate=%g conns=%d per_conn=%d size=%d sent=%d ok=%d err=%d elapsed_s=%.2f msg_per_s=%.1f p50_ms=%.2f p90_ms=%.2f p99_ms=%.2f max_ms=%.2f late_p99_ms=%.2f late_max_ms=%.2f client_cpu_s=%.3f",
 		cfg.Rate, cfg.Conns, cfg.PerConn, cfg.Size, r.Messages+r.Errors, r.Messages, r.Errors, r.Elapsed.Seconds(), r.PerSecond,
-		msf(r.P50), msf(r.P90), msf(r.P99), msf(r.Max), msf(r.LagP99), msf(r.LagMax))
+		msf(r.P50), msf(r.P90), msf(r.P99), msf(r.Max), msf(r.LagP99), msf(r.LagMax), r.CPU.Seconds())
 }
 
 func msf(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -155,6 +156,11 @@ func TestRun(t *testing.T) {
 				t.Fatal(err)
 			}
 			tt.check(t, r, s.messages.Load())
+			// The client's CPU is measured wherever getrusage is: it is
+			// what scripts/compare.sh takes off the machine's busy time.
+			if r.Messages > 0 && runtime.GOOS == "linux" && r.CPU <= 0 {
+				t.Errorf("%d messages sent and no client CPU measured", r.Messages)
+			}
 			var out strings.Builder
 			r.Print(&out, tt.cfg)
 			if !strings.Contains(out.String(), "msg/s") {
@@ -205,7 +211,7 @@ func checkSummary(t *testing.T, out string, r *Result) {
 			t.Errorf("summary %s=%q, want %q: %s", k, kv[k], want, line)
 		}
 	}
-	for _, k := range []string{"rate", "msg_per_s", "p50_ms", "p99_ms", "late_p99_ms"} {
+	for _, k := range []string{"rate", "msg_per_s", "p50_ms", "p99_ms", "late_p99_ms", "client_cpu_s"} {
 		if _, err := strconv.ParseFloat(kv[k], 64); err != nil {
 			t.Errorf("summary %s=%q: %v", k, kv[k], err)
 		}
