@@ -271,6 +271,9 @@ postfix_drain() { for _ in $(seq 1 600); do [ "$(postfix_backlog)" -eq 0 ] && br
 # The machine's busy time so far, in clock ticks (idle, iowait and steal left out).
 busy_ticks() { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8; exit }' /proc/stat; }
 TICKS=$(getconf CLK_TCK)
+# Postern's own process CPU so far, in clock ticks: beside the machine's, it
+# tells Postern's share from the kernel threads' and other processes'.
+postern_ticks() { awk '{ print $14 + $15 }' "/proc/$postern_pid/stat"; }
 
 # A run: one server, one scenario, one summary line into $T/results.
 run() { # ROUND SCENARIO SERVER [extra bench flags]
@@ -288,22 +291,23 @@ run() { # ROUND SCENARIO SERVER [extra bench flags]
   # Postfix delivers after it accepts: let its queue drain so that no run
   # pays for the one before (60 s at most).
   postfix_drain
-  local out line t0 t1 cpu
-  t0=$(busy_ticks)
+  local out line t0 t1 p0 p1 cpu
+  p0=$(postern_ticks); t0=$(busy_ticks)
   out=$($B bench -addr "$addr" "${flags[@]}" 2>&1) || true
   # What Postfix accepted it delivers after: its deliveries are part of its
   # cost per message, as Postern's filing is part of its own.
   [ "$server" = postfix ] && postfix_drain
-  t1=$(busy_ticks)
+  t1=$(busy_ticks); p1=$(postern_ticks)
   if [ "$round" = 0 ]; then
     echo "  warm-up $scenario $server: $(grep -o 'ok=[0-9]* err=[0-9]*' <<<"$out")" >&2
     return
   fi
   line=$(grep '^summary ' <<<"$out" || echo "summary msg_per_s=0 p99_ms=0 ok=0 err=-1 client_cpu_s=0")
-  cpu=$(awk -v l="$line" -v d=$((t1 - t0)) -v hz="$TICKS" 'BEGIN {
+  cpu=$(awk -v l="$line" -v d=$((t1 - t0)) -v p=$((p1 - p0)) -v hz="$TICKS" -v postern=$([ "$server" = postern ] && echo 1 || echo 0) 'BEGIN {
     n = split(l, f, " "); for (i = 1; i <= n; i++) { split(f[i], kv, "="); v[kv[1]] = kv[2] }
-    m = d / hz; s = m - v["client_cpu_s"]
-    printf "machine_cpu_s=%.2f server_cpu_us=%.0f client_cpu_us=%.0f", m, (v["ok"] > 0 ? s * 1e6 / v["ok"] : 0), (v["ok"] > 0 ? v["client_cpu_s"] * 1e6 / v["ok"] : 0) }')
+    m = d / hz; s = m - v["client_cpu_s"]; ok = v["ok"]
+    printf "machine_cpu_s=%.2f server_cpu_us=%.0f client_cpu_us=%.0f", m, (ok > 0 ? s * 1e6 / ok : 0), (ok > 0 ? v["client_cpu_s"] * 1e6 / ok : 0)
+    if (postern) printf " process_cpu_us=%.0f", (ok > 0 ? p / hz * 1e6 / ok : 0) }')
   echo "round=$round scenario=$scenario server=$server load=$(cut -d' ' -f1 /proc/loadavg) $line $cpu" | tee -a "$T/results" >&2
   if grep -q '^errors' <<<"$out"; then sed -n '/^errors/,$p' <<<"$out" | grep -v '^summary' | sed "s/^/    $server: /" >&2; fi
 }
@@ -379,13 +383,14 @@ fi
   done
   echo
   echo "CPU per message accepted, µs (median of $rounds): the machine's busy time less the client's"
-  printf '%-14s %12s %12s %12s %16s %12s\n' scenario postern postfix smtp-sink postfix/postern client
+  echo "(process: Postern's own user and system time; client: the client's, running against Postern)"
+  printf '%-14s %12s %12s %12s %16s %12s %12s\n' scenario postern postfix smtp-sink postfix/postern process client
   for scenario in relay-new relay-reused sub-new sub-reused; do
     grep -qw "$scenario" <<<"$scenarios" || continue
     pn=$(median "$scenario" postern server_cpu_us); pf=$(median "$scenario" postfix server_cpu_us); ps=$(median "$scenario" smtp-sink server_cpu_us)
-    pc=$(median "$scenario" postern client_cpu_us)
-    awk -v s="$scenario" -v a="$pn" -v b="$pf" -v c="$ps" -v k="$pc" 'BEGIN {
-      printf "%-14s %12.0f %12.0f %12s %16s %12.0f\n", s, a, b, (c > 0 ? sprintf("%.0f", c) : "-"), (a > 0 ? sprintf("%.2fx", b / a) : "-"), k }'
+    pp=$(median "$scenario" postern process_cpu_us); pc=$(median "$scenario" postern client_cpu_us)
+    awk -v s="$scenario" -v a="$pn" -v b="$pf" -v c="$ps" -v p="$pp" -v k="$pc" 'BEGIN {
+      printf "%-14s %12.0f %12.0f %12s %16s %12.0f %12.0f\n", s, a, b, (c > 0 ? sprintf("%.0f", c) : "-"), (a > 0 ? sprintf("%.2fx", b / a) : "-"), p, k }'
   done
   if grep -q 'scenario=rate:' "$T/results"; then
     echo
