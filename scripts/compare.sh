@@ -355,6 +355,20 @@ median() { # SCENARIO SERVER KEY
     sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) print 0; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
 }
 
+# Postern's rate over OTHER's, round by round: the servers of one round run
+# back to back, so each of these ratios saw one state of the machine (whose
+# speed drifts over a run; BENCHMARKS.md, "Fifth run").
+round_ratios() { # SCENARIO OTHER
+  awk -v s=" scenario=$1 " -v o=" server=$2 " '
+    index($0, s) {
+      r = 0; v = 0
+      for (i = 1; i <= NF; i++) { if ($i ~ /^round=/) r = substr($i, 7) + 0; if ($i ~ /^msg_per_s=/) v = substr($i, 11) + 0 }
+      if (index($0, " server=postern ")) p[r] = v; else if (index($0, o)) q[r] = v
+      if (r > n) n = r
+    }
+    END { for (r = 1; r <= n; r++) if ((r in p) && (r in q) && q[r] > 0) printf " %.2f", p[r] / q[r] }' "$T/results"
+}
+
 if grep -qw rate <<<"$scenarios"; then
   for round in $(seq 1 "$rounds"); do
     for scenario in relay-reused sub-reused; do
@@ -380,6 +394,12 @@ fi
     awk -v s="$scenario" -v a="$pn" -v b="$pf" -v c="$ps" 'BEGIN {
       printf "%-14s %8.0f/s   %8.0f/s   %s %16s %18s\n", s, a, b, (c > 0 ? sprintf("%8.0f/s  ", c) : "         -  "),
         (b > 0 ? sprintf("%.2fx", a / b) : "-"), (c > 0 ? sprintf("%.2f", a / c) : "-") }'
+  done
+  echo
+  echo "Round by round (each round's servers run back to back): postern/postfix | postern/smtp-sink"
+  for scenario in relay-new relay-reused sub-new sub-reused; do
+    grep -qw "$scenario" <<<"$scenarios" || continue
+    printf '%-14s %s |%s\n' "$scenario" "$(round_ratios "$scenario" postfix)" "$(round_ratios "$scenario" smtp-sink)"
   done
   echo
   echo "CPU per message accepted, µs (median of $rounds): the machine's busy time less the client's"
