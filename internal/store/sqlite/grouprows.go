@@ -85,10 +85,7 @@ func (g *groupRows) messageID(ctx context.Context, tx execer) (int64, error) {
 
 // event adds a trace event; a zero at is now.
 func (g *groupRows) event(message int64, at time.Time, event, recipient, detail, remote string) {
-	if at.IsZero() {
-		at = time.Now()
-	}
-	g.events.args = append(g.events.args, message, nanos(at), event, recipient, detail, remote)
+	g.events.args = append(g.events.args, message, eventAt(at), event, recipient, detail, remote)
 }
 
 // item adds a folder item with its UID and MODSEQ.

@@ -207,11 +207,16 @@ func (s *Store) RecordOutcomes(ctx context.Context, outcomes []store.Outcome, no
 }
 
 func insertEvent(ctx context.Context, tx execer, message int64, at time.Time, event, recipient, detail, remote string) error {
+	_, err := tx.ExecContext(ctx, insertEventSQL, message, eventAt(at), event, recipient, detail, remote)
+	return err
+}
+
+// eventAt is a trace event's time as stored: a zero at is now.
+func eventAt(at time.Time) int64 {
 	if at.IsZero() {
 		at = time.Now()
 	}
-	_, err := tx.ExecContext(ctx, insertEventSQL, message, nanos(at), event, recipient, detail, remote)
-	return err
+	return nanos(at)
 }
 
 // RetryNow makes outbound items due now, ending any wait (Retry-Queue).
