@@ -505,6 +505,10 @@ func (s *session) data(r io.Reader) *reply.Reply {
 		// to stay in step with the client.
 		return s.deferred
 	}
+	// Counted from here until it reaches the store's group committer, or
+	// fails to, so that the group being formed waits for it.
+	arrival := s.srv.submitter.Arriving()
+	defer arrival.Arrived()
 	limit := int64(directory.MaxMessageSize)
 	if s.mailbox != nil {
 		limit = policy.SendSizeLimit(s.mailbox)
@@ -520,6 +524,7 @@ func (s *session) data(r io.Reader) *reply.Reply {
 	in := &transport.Submission{
 		From: s.from, Recipients: s.recipients, Message: msg,
 		ClientIP: s.ip.String(), Helo: s.conn.Hostname(), TLS: s.tls, SessionID: s.conn.SessionID(),
+		Arrival: arrival,
 	}
 	in.TLSVersion = tlsVersion(s.tls)
 	if s.mailbox == nil {

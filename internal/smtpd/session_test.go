@@ -153,6 +153,55 @@ func TestSessionConversation(t *testing.T) {
 	}
 }
 
+// TestArrivalsEnd checks that every message counted among those the group
+// committer waits for (store.Arrivals) stops being counted however its
+// transfer ends: committed, refused at the end of DATA, or cut off. One
+// left counted would make every later commit group wait its longest.
+func TestArrivalsEnd(t *testing.T) {
+	addr, st, stop := testServer(t)
+	defer stop()
+	big := strings.Repeat(strings.Repeat("x", 70)+"\r\n", 1000) // over sean's MaxSendSize
+	script := strings.Join([]string{
+		"EHLO client.test",
+		"AUTH PLAIN AHNlYW5AY29udG9zby5jb20Ac2VjcmV0",
+		"MAIL FROM:<sean@contoso.com>",
+		"RCPT TO:<a@x.example>",
+		"DATA",
+		"From: sean@contoso.com",
+		"",
+		"accepted",
+		".",
+		"MAIL FROM:<sean@contoso.com>",
+		"RCPT TO:<a@x.example>",
+		"DATA",
+		"From: sean@contoso.com",
+		"",
+		big,
+		".",
+		"MAIL FROM:<sean@contoso.com>",
+		"RCPT TO:<a@x.example>",
+		"DATA",
+		"From: sean@contoso.com",
+		"",
+		"cut off before its end", ""}, "\r\n")
+	got := converse(t, addr, []byte(script))
+	if n := strings.Count(got, "250 2.0.0 OK <"); n != 1 {
+		t.Fatalf("want 1 accepted message, got %d:\n%s", n, got)
+	}
+	if !strings.Contains(got, "552 ") {
+		t.Fatalf("the message over the size limit was not refused:\n%s", got)
+	}
+	// The session ends its last arrival once it has seen the connection
+	// close, which may be just after the client has.
+	deadline := time.Now().Add(10 * time.Second)
+	for st.Arrivals().Expected() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d messages still counted as arriving", st.Arrivals().Expected())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // flakySlots is a store's connection slots that cannot be reached for the
 // first failures acquisitions (a database several nodes share, down).
 type flakySlots struct {

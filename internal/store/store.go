@@ -131,6 +131,9 @@ type Store interface {
 	// Commit durably stores an accepted message with all of its delivery
 	// work, then returns; see the package comment.
 	Commit(ctx context.Context, s *Submission) error
+	// Arrivals counts the messages being received that will be committed
+	// (Submission.Arrival), so that the group committer waits for them.
+	Arrivals() *Arrivals
 
 	// DeliverDue moves local deliveries whose NotBefore has passed (paced
 	// messages) into their folders; it returns how many it moved.
@@ -364,7 +367,11 @@ type Submission struct {
 	// that refers to it; the caller may remove BodyFile once Commit
 	// returns, and may commit the same file again (one message committed
 	// once per organization).
-	BodyFile   string
+	BodyFile string
+	// Arrival, when set, is the message's count in Arrivals while it was
+	// received: Commit ends it once the message is in the group
+	// committer's queue.
+	Arrival    *Arrival
 	Recipients int // envelope recipients, for the recipient rate limit
 	// ExternalRecipients are those of Recipients outside the sender's
 	// organization, for the outbound spam policy's hourly limits.

@@ -88,6 +88,22 @@ type Submission struct {
 	Counts      policy.RecipientCounts
 	SpamPolicy  *directory.OutboundSpamFilterPolicy
 	Restriction *directory.RestrictedSender
+	// Arrival is the message's count among those being received
+	// (Submitter.Arriving); the store ends it when the message reaches
+	// its group committer.
+	Arrival *store.Arrival
+}
+
+// Arriving counts a message whose transfer (DATA, BDAT) begins among
+// those the store's group committer waits for (store.Arrivals). The
+// caller passes it in Submission.Arrival and calls its Arrived when the
+// transfer ends without a commit (refused, abandoned): a count left open
+// would make every commit group wait its longest.
+func (s *Submitter) Arriving() *store.Arrival {
+	if s.Store == nil {
+		return nil
+	}
+	return s.Store.Arrivals().Begin()
 }
 
 // Submit adds headers, applies the quota and pacing, and commits. It
@@ -152,6 +168,7 @@ func (s *Submitter) Submit(ctx context.Context, in *Submission) *reply.Reply {
 	}
 
 	sub := &store.Submission{
+		Arrival:          in.Arrival,
 		OrgID:            in.Org.ID,
 		MessageID:        messageID,
 		Subject:          in.Message.Subject(),

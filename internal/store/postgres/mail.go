@@ -35,6 +35,7 @@ func (s *Store) Commit(ctx context.Context, sub *store.Submission) error {
 	}
 	select {
 	case s.commits <- p:
+		sub.Arrival.Arrived()
 	case <-s.closing:
 		s.removeBlobs(nonZero(p.blob))
 		return errClosed
@@ -54,30 +55,27 @@ func nonZero(id int64) []int64 {
 	return []int64{id}
 }
 
+// Arrivals counts the messages being received that the group committer
+// waits for.
+func (s *Store) Arrivals() *store.Arrivals { return s.arrivals }
+
 // commitLoop is the group committer: it takes every commit that is waiting,
-// writes them in one transaction (one WAL flush under synchronous_commit) and
-// reports the outcome to each. While a batch is on its way to the disk, new
-// commits queue up for the next one, so batches grow with the load.
+// and those of messages still being received that reach it soon after
+// (store.GatherGroup), writes them in one transaction (one WAL flush under
+// synchronous_commit) and reports the outcome to each. While a batch is on
+// its way to the disk, new commits queue up for the next one, so batches
+// grow with the load.
 func (s *Store) commitLoop() {
 	defer s.done.Done()
 	for {
-		var batch []*pendingCommit
+		var first *pendingCommit
 		select {
-		case p := <-s.commits:
-			batch = append(batch, p)
+		case first = <-s.commits:
 		case <-s.closing:
 			s.drain()
 			return
 		}
-	fill:
-		for len(batch) < maxBatch {
-			select {
-			case p := <-s.commits:
-				batch = append(batch, p)
-			default:
-				break fill
-			}
-		}
+		batch := store.GatherGroup(first, s.commits, maxBatch, s.arrivals, store.GroupLinger, s.closing)
 		start := time.Now()
 		s.commitBatch(batch)
 		metrics.CommitSeconds.Observe(time.Since(start).Seconds())

@@ -70,9 +70,12 @@ type Store struct {
 	relay atomic.Pointer[mailboxRelay]
 
 	commits chan *pendingCommit
-	closing chan struct{}
-	done    sync.WaitGroup
-	once    sync.Once
+	// arrivals are the messages being received that the group committer
+	// waits for (store.GatherGroup).
+	arrivals *store.Arrivals
+	closing  chan struct{}
+	done     sync.WaitGroup
+	once     sync.Once
 
 	sizes sizeCache
 }
@@ -113,7 +116,7 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("PostgreSQL %s: %w", where(cfg), err)
 	}
-	s := &Store{pool: pool, w: db, r: db, commits: make(chan *pendingCommit, maxBatch), closing: make(chan struct{}),
+	s := &Store{pool: pool, w: db, r: db, commits: make(chan *pendingCommit, maxBatch), arrivals: store.NewArrivals(), closing: make(chan struct{}),
 		hub: mailnotify.New()}
 	s.Ephemeral = sqlrow.Ephemeral{Dollar: true, InTx: s.inTx, DB: db, Internal: internal}
 	s.Changes = sqlrow.Changes{Dollar: true, PositionQuery: positionQuery, Internal: internal,

@@ -56,6 +56,7 @@ func (s *Store) Commit(ctx context.Context, sub *store.Submission) error {
 	}
 	select {
 	case s.commits <- p:
+		sub.Arrival.Arrived()
 	case <-s.closing:
 		p.abandon(s)
 		return errClosed
@@ -85,30 +86,27 @@ func nonEmpty(s string) []string {
 	return []string{s}
 }
 
+// Arrivals counts the messages being received that the group committer
+// waits for.
+func (s *Store) Arrivals() *store.Arrivals { return s.arrivals }
+
 // commitLoop is the group committer: it takes every commit that is waiting,
-// writes them in one transaction (one fsync under synchronous=FULL) and
-// reports the outcome to each. While a batch is on its way to the disk, new
-// commits queue up for the next one, so batches grow with the load.
+// and those of messages still being received that reach it soon after
+// (store.GatherGroup), writes them in one transaction (one fsync under
+// synchronous=FULL) and reports the outcome to each. While a batch is on
+// its way to the disk, new commits queue up for the next one, so batches
+// grow with the load.
 func (s *Store) commitLoop() {
 	defer s.done.Done()
 	for {
-		var batch []*pendingCommit
+		var first *pendingCommit
 		select {
-		case p := <-s.commits:
-			batch = append(batch, p)
+		case first = <-s.commits:
 		case <-s.closing:
 			s.drain()
 			return
 		}
-	fill:
-		for len(batch) < maxBatch {
-			select {
-			case p := <-s.commits:
-				batch = append(batch, p)
-			default:
-				break fill
-			}
-		}
+		batch := store.GatherGroup(first, s.commits, maxBatch, s.arrivals, store.GroupLinger, s.closing)
 		s.ckpt.beforeGroup(s.w)
 		start := time.Now()
 		s.commitBatch(batch)

@@ -64,9 +64,12 @@ type Store struct {
 	hub *mailnotify.Hub
 
 	commits chan *pendingCommit
-	closing chan struct{}
-	done    sync.WaitGroup
-	once    sync.Once
+	// arrivals are the messages being received that the group committer
+	// waits for (store.GatherGroup).
+	arrivals *store.Arrivals
+	closing  chan struct{}
+	done     sync.WaitGroup
+	once     sync.Once
 
 	sizes sizeCache
 
@@ -143,7 +146,7 @@ func Open(dir string) (*Store, error) {
 		r.Close()
 		return nil, err
 	}
-	s := &Store{w: w, r: r, dir: dir, bodyStmt: bodyStmt, writes: writes, commits: make(chan *pendingCommit, maxBatch), closing: make(chan struct{}),
+	s := &Store{w: w, r: r, dir: dir, bodyStmt: bodyStmt, writes: writes, commits: make(chan *pendingCommit, maxBatch), arrivals: store.NewArrivals(), closing: make(chan struct{}),
 		hub: mailnotify.New(), ckpt: newCheckpointer(ckptDB)}
 	s.Ephemeral = sqlrow.Ephemeral{InTx: s.inTx, DB: r, Internal: internal}
 	s.Changes = sqlrow.Changes{Dollar: false, PositionQuery: positionQuery, Internal: internal,
