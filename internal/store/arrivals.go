@@ -76,16 +76,7 @@ func (r *Arrival) Arrived() {
 // closed. The wait is what bounds the latency a group adds: at most
 // linger, only while other messages are being received.
 func GatherGroup[T any](first T, queue <-chan T, limit int, arrivals *Arrivals, linger time.Duration, stop <-chan struct{}) []T {
-	group := []T{first}
-	for len(group) < limit {
-		select {
-		case p := <-queue:
-			group = append(group, p)
-			continue
-		default:
-		}
-		break
-	}
+	group := takeQueued([]T{first}, queue, limit)
 	if arrivals == nil || linger <= 0 || len(group) >= limit || arrivals.Expected() == 0 {
 		return group
 	}
@@ -104,14 +95,18 @@ func GatherGroup[T any](first T, queue <-chan T, limit int, arrivals *Arrivals, 
 		}
 	}
 	// What reached the queue together with the last awaited arrival.
+	return takeQueued(group, queue, limit)
+}
+
+// takeQueued adds to group what queue holds now, up to limit in all.
+func takeQueued[T any](group []T, queue <-chan T, limit int) []T {
 	for len(group) < limit {
 		select {
 		case p := <-queue:
 			group = append(group, p)
-			continue
 		default:
+			return group
 		}
-		break
 	}
 	return group
 }
