@@ -161,29 +161,15 @@ func TestArrivalsEnd(t *testing.T) {
 	addr, st, stop := testServer(t)
 	defer stop()
 	big := strings.Repeat(strings.Repeat("x", 70)+"\r\n", 1000) // over sean's MaxSendSize
-	script := strings.Join([]string{
-		"EHLO client.test",
-		"AUTH PLAIN AHNlYW5AY29udG9zby5jb20Ac2VjcmV0",
-		"MAIL FROM:<sean@contoso.com>",
-		"RCPT TO:<a@x.example>",
-		"DATA",
-		"From: sean@contoso.com",
-		"",
-		"accepted",
-		".",
-		"MAIL FROM:<sean@contoso.com>",
-		"RCPT TO:<a@x.example>",
-		"DATA",
-		"From: sean@contoso.com",
-		"",
-		big,
-		".",
-		"MAIL FROM:<sean@contoso.com>",
-		"RCPT TO:<a@x.example>",
-		"DATA",
-		"From: sean@contoso.com",
-		"",
-		"cut off before its end", ""}, "\r\n")
+	// message is one transaction from sean up to its body's lines.
+	message := func(body ...string) []string {
+		return append([]string{"MAIL FROM:<sean@contoso.com>", "RCPT TO:<a@x.example>", "DATA", "From: sean@contoso.com", ""}, body...)
+	}
+	script := strings.Join(slices.Concat(
+		[]string{"EHLO client.test", "AUTH PLAIN AHNlYW5AY29udG9zby5jb20Ac2VjcmV0"},
+		message("accepted", "."),
+		message(big, "."),
+		message("cut off before its end", "")), "\r\n")
 	got := converse(t, addr, []byte(script))
 	if n := strings.Count(got, "250 2.0.0 OK <"); n != 1 {
 		t.Fatalf("want 1 accepted message, got %d:\n%s", n, got)

@@ -11,8 +11,9 @@ import (
 // them (GatherGroup) instead of committing without them.
 //
 // Why: a commit group has a fixed cost — its transaction, the WAL pages
-// its index entries share, two fsyncs — about 550–750 µs of CPU on the
-// reference machine whatever its size (BENCHMARKS.md, "Sixth run"). Taking
+// its index entries share, its syncs (SQLite: the WAL's and the body
+// segment's) — about 550–750 µs of CPU on the reference machine with
+// SQLite, whatever its size (BENCHMARKS.md, "Sixth run"). Taking
 // only what is queued when the previous group ends made groups of 15 in
 // relay and of 5 in submission with a new connection per message, so that
 // this fixed cost was a fifth of the server's CPU per message. Waiting for

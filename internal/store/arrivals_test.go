@@ -5,8 +5,8 @@ import (
 	"time"
 )
 
-// gather runs GatherGroup on a queue holding queued, with arrive run
-// beside it once the committer has taken the first.
+// gather runs GatherGroup on a queue holding queued, with beside (when
+// not nil) running in its own goroutine once the first has been taken.
 func gather(t *testing.T, a *Arrivals, queued []int, linger time.Duration, limit int, beside func(q chan int)) []int {
 	t.Helper()
 	q := make(chan int, 16)
