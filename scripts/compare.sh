@@ -7,7 +7,8 @@
 #
 # Usage: scripts/compare.sh [seconds per run (8)] [rounds (3)]
 # Environment: COMPARE_CONNS (50), COMPARE_SIZE (10240), COMPARE_PORT_BASE (24000),
-#              COMPARE_SCENARIOS (all: relay-new relay-reused sub-new sub-reused rate).
+#              COMPARE_SCENARIOS (all: relay-new relay-reused sub-new sub-new-pq sub-reused rate),
+#              COMPARE_TLS_GROUPS (X25519; empty: Go's defaults; see sub-new).
 #
 # Needs root (Postfix's master and Dovecot start as root and drop to their
 # users), Debian's postfix and dovecot-core, python3 and openssl. Everything
@@ -21,7 +22,16 @@
 #   relay-new     port 25 role, no TLS, no AUTH, a new connection per message
 #   relay-reused  the same, connections reused
 #   sub-new       STARTTLS + AUTH PLAIN (50 mailboxes), a new connection per
-#                 message, TLS sessions resumed (the client keeps a session cache)
+#                 message, TLS sessions resumed (the client keeps a session cache);
+#                 the client offers the key exchanges in COMPARE_TLS_GROUPS
+#                 (X25519), so that both servers do the same one: Debian's
+#                 Postfix links OpenSSL 3.0, which has no ML-KEM and answers
+#                 X25519 whatever a client offers, while Postern (Go's
+#                 crypto/tls) prefers the hybrid X25519MLKEM768 when it is
+#                 offered, which costs it, and the client, an ML-KEM
+#                 operation more per connection. Devices offer X25519 or P-256.
+#   sub-new-pq    sub-new with the client's default groups (Go's: X25519MLKEM768
+#                 first): Postern answers with the hybrid, Postfix with X25519
 #   sub-reused    the same, connections reused
 #   rate          open loop at half of each server's median peak of relay-reused
 #                 and sub-reused: the p99 latency a client sees below the peak
@@ -41,7 +51,8 @@ rounds=${2:-3}
 conns=${COMPARE_CONNS:-50}
 size=${COMPARE_SIZE:-10240}
 base=${COMPARE_PORT_BASE:-24000}
-scenarios=${COMPARE_SCENARIOS:-relay-new relay-reused sub-new sub-reused rate}
+scenarios=${COMPARE_SCENARIOS:-relay-new relay-reused sub-new sub-new-pq sub-reused rate}
+groups=${COMPARE_TLS_GROUPS-X25519}
 
 [ "$(id -u)" = 0 ] || { echo "compare.sh: needs root (Postfix's master and Dovecot drop privileges themselves)" >&2; exit 1; }
 for tool in postfix smtp-sink dovecot doveadm openssl python3 sqlite3; do
@@ -283,7 +294,8 @@ run() { # ROUND SCENARIO SERVER [extra bench flags]
     relay-*) flags+=(-tls none -from bench@example.net -to dev1@contoso.com) ;;
     sub-*)   flags+=(-cafile "$T/cert.pem" -users-file "$T/users.txt" -to dev1@contoso.com) ;;
   esac
-  case $kind in *-new) flags+=(-per-conn 1) ;; esac
+  case $kind in sub-*-pq) ;; sub-*) [ -z "$groups" ] || flags+=(-groups "$groups") ;; esac
+  case $kind in *-new|*-new-pq) flags+=(-per-conn 1) ;; esac
   case $kind:$server in
     relay-*:postern) addr=$P_MX ;; relay-*:postfix) addr=$F_MX ;; relay-*:smtp-sink) addr=$S_MX ;;
     sub-*:postern) addr=$P_SUB ;; sub-*:postfix) addr=$F_SUB ;;
@@ -388,7 +400,7 @@ fi
   echo
   echo "Medians of $rounds rounds ($secs s each, $conns connections, $size-byte messages); load at the end $(cut -d' ' -f1-3 /proc/loadavg)"
   printf '%-14s %12s %12s %12s %16s %18s\n' scenario postern postfix smtp-sink postern/postfix postern/smtp-sink
-  for scenario in relay-new relay-reused sub-new sub-reused; do
+  for scenario in relay-new relay-reused sub-new sub-new-pq sub-reused; do
     grep -qw "$scenario" <<<"$scenarios" || continue
     pn=$(median "$scenario" postern msg_per_s); pf=$(median "$scenario" postfix msg_per_s); ps=$(median "$scenario" smtp-sink msg_per_s)
     awk -v s="$scenario" -v a="$pn" -v b="$pf" -v c="$ps" 'BEGIN {
@@ -397,7 +409,7 @@ fi
   done
   echo
   echo "Round by round (each round's servers run back to back): postern/postfix | postern/smtp-sink"
-  for scenario in relay-new relay-reused sub-new sub-reused; do
+  for scenario in relay-new relay-reused sub-new sub-new-pq sub-reused; do
     grep -qw "$scenario" <<<"$scenarios" || continue
     printf '%-14s %s |%s\n' "$scenario" "$(round_ratios "$scenario" postfix)" "$(round_ratios "$scenario" smtp-sink)"
   done
@@ -405,7 +417,7 @@ fi
   echo "CPU per message accepted, µs (median of $rounds): the machine's busy time less the client's"
   echo "(process: Postern's own user and system time; client: the client's, running against Postern)"
   printf '%-14s %12s %12s %12s %16s %12s %12s\n' scenario postern postfix smtp-sink postfix/postern process client
-  for scenario in relay-new relay-reused sub-new sub-reused; do
+  for scenario in relay-new relay-reused sub-new sub-new-pq sub-reused; do
     grep -qw "$scenario" <<<"$scenarios" || continue
     pn=$(median "$scenario" postern server_cpu_us); pf=$(median "$scenario" postfix server_cpu_us); ps=$(median "$scenario" smtp-sink server_cpu_us)
     pp=$(median "$scenario" postern process_cpu_us); pc=$(median "$scenario" postern client_cpu_us)

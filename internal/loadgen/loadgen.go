@@ -45,16 +45,20 @@ type Config struct {
 	CAFile     string
 	Insecure   bool
 	ServerName string
-	Users      []Credential // round-robin over connections; none = no AUTH
-	Mechanism  string       // PLAIN (default) or LOGIN
-	From       string       // default: the connection's user
-	To         []string     // default: the connection's user
-	Conns      int
-	Duration   time.Duration
-	Messages   int // cap on messages; 0 = none
-	Size       int // message size in bytes
-	PerConn    int // messages per connection; 1 = a new connection per message, 0 = reuse
-	Timeout    time.Duration
+	// Groups, when set, are the only key exchanges the client offers
+	// (RFC 8446 section 4.2.7's supported_groups), most preferred first;
+	// none offers Go's defaults, which lead with X25519MLKEM768.
+	Groups    []tls.CurveID
+	Users     []Credential // round-robin over connections; none = no AUTH
+	Mechanism string       // PLAIN (default) or LOGIN
+	From      string       // default: the connection's user
+	To        []string     // default: the connection's user
+	Conns     int
+	Duration  time.Duration
+	Messages  int // cap on messages; 0 = none
+	Size      int // message size in bytes
+	PerConn   int // messages per connection; 1 = a new connection per message, 0 = reuse
+	Timeout   time.Duration
 	// Rate, when above 0, makes the run open loop: Rate messages per
 	// second across all connections, each due at its own time.
 	Rate float64
@@ -104,6 +108,11 @@ func RegisterFlags(fs *flag.FlagSet) *Config {
 	fs.StringVar(&c.CAFile, "cafile", "", "PEM CA file to verify the server")
 	fs.BoolVar(&c.Insecure, "insecure", false, "do not verify the server certificate")
 	fs.StringVar(&c.ServerName, "servername", "localhost", "TLS server name")
+	fs.Func("groups", "comma-separated TLS key exchanges to offer, most preferred first (X25519, X25519MLKEM768, CurveP256...; default: Go's)", func(v string) error {
+		groups, err := ParseGroups(v)
+		c.Groups = groups
+		return err
+	})
 	fs.Var(usersFlag{c}, "user", "USER:PASSWORD to sign in as (repeatable; connections take turns)")
 	fs.Func("users-file", "file of USER:PASSWORD lines", func(path string) error {
 		f, err := os.Open(path)
@@ -145,7 +154,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 30 * time.Second
 	}
-	tlsCfg := &tls.Config{ServerName: cfg.ServerName, InsecureSkipVerify: cfg.Insecure, ClientSessionCache: tls.NewLRUClientSessionCache(cfg.Conns)}
+	tlsCfg := &tls.Config{ServerName: cfg.ServerName, InsecureSkipVerify: cfg.Insecure, ClientSessionCache: tls.NewLRUClientSessionCache(cfg.Conns), CurvePreferences: cfg.Groups}
 	if cfg.CAFile != "" {
 		pem, err := os.ReadFile(cfg.CAFile)
 		if err != nil {
@@ -203,6 +212,32 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	return res, nil
 }
 
+// knownGroups are the key exchanges crypto/tls implements, by their names
+// in its CurveID.String.
+var knownGroups = []tls.CurveID{tls.X25519, tls.X25519MLKEM768, tls.SecP256r1MLKEM768, tls.SecP384r1MLKEM1024, tls.CurveP256, tls.CurveP384, tls.CurveP521}
+
+// ParseGroups reads a comma-separated list of key exchange names, in any
+// case ("x25519,CurveP256"); an empty list is none (Go's defaults).
+func ParseGroups(v string) ([]tls.CurveID, error) {
+	var groups []tls.CurveID
+	for name := range strings.SplitSeq(v, ",") {
+		name = strings.TrimSpace(name)
+		if name == "" {
+			continue
+		}
+		i := slices.IndexFunc(knownGroups, func(g tls.CurveID) bool { return strings.EqualFold(g.String(), name) })
+		if i < 0 {
+			names := make([]string, len(knownGroups))
+			for j, g := range knownGroups {
+				names[j] = g.String()
+			}
+			return nil, fmt.Errorf("unknown TLS group %q (known: %s)", name, strings.Join(names, ", "))
+		}
+		groups = append(groups, knownGroups[i])
+	}
+	return groups, nil
+}
+
 // percentile of sorted durations; 1 is the maximum, and none is 0.
 func percentile(sorted []time.Duration, p float64) time.Duration {
 	if len(sorted) == 0 {
@@ -244,8 +279,16 @@ func pace(ctx context.Context, start time.Time, rate float64, limit int, due cha
 
 // Print writes a human summary.
 func (r *Result) Print(w io.Writer, cfg Config) {
-	fmt.Fprintf(w, "addr=%s tls=%s auth=%s conns=%d size=%d per-conn=%d users=%d duration=%s\n",
-		cfg.Addr, cfg.TLS, cfg.Mechanism, cfg.Conns, cfg.Size, cfg.PerConn, len(cfg.Users), cfg.Duration)
+	groups := "default"
+	if len(cfg.Groups) > 0 {
+		names := make([]string, len(cfg.Groups))
+		for i, g := range cfg.Groups {
+			names[i] = g.String()
+		}
+		groups = strings.Join(names, ",")
+	}
+	fmt.Fprintf(w, "addr=%s tls=%s groups=%s auth=%s conns=%d size=%d per-conn=%d users=%d duration=%s\n",
+		cfg.Addr, cfg.TLS, groups, cfg.Mechanism, cfg.Conns, cfg.Size, cfg.PerConn, len(cfg.Users), cfg.Duration)
 	fmt.Fprintf(w, "messages  %d in %.2fs over %d connections\n", r.Messages, r.Elapsed.Seconds(), r.Connections)
 	fmt.Fprintf(w, "rate      %.1f msg/s\n", r.PerSecond)
 	fmt.Fprintf(w, "latency   p50 %s  p90 %s  p99 %s  max %s\n", ms(r.P50), ms(r.P90), ms(r.P99), ms(r.Max))

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -24,14 +25,19 @@ import (
 
 // sink is a go-smtp backend that checks PLAIN/LOGIN credentials, refuses
 // RCPT to refuse@…, and counts messages.
-type sink struct{ messages atomic.Int64 }
+type sink struct {
+	messages atomic.Int64
+	// curve is the key exchange of the last TLS connection to send a MAIL.
+	curve atomic.Uint32
+}
 
 type sinkSession struct {
 	s    *sink
+	c    *smtp.Conn
 	user string
 }
 
-func (s *sink) NewSession(*smtp.Conn) (smtp.Session, error) { return &sinkSession{s: s}, nil }
+func (s *sink) NewSession(c *smtp.Conn) (smtp.Session, error) { return &sinkSession{s: s, c: c}, nil }
 
 func (ss *sinkSession) AuthMechanisms() []string { return []string{"PLAIN", "LOGIN"} }
 func (ss *sinkSession) Auth(mech string) (sasl.Server, error) {
@@ -50,6 +56,9 @@ func (ss *sinkSession) Auth(mech string) (sasl.Server, error) {
 func (ss *sinkSession) Mail(string, *smtp.MailOptions) error {
 	if ss.user == "" {
 		return smtp.ErrAuthRequired
+	}
+	if state, ok := ss.c.TLSConnectionState(); ok {
+		ss.s.curve.Store(uint32(state.CurveID))
 	}
 	return nil
 }
@@ -105,13 +114,21 @@ func TestRun(t *testing.T) {
 		implicit bool
 		cfg      Config
 		check    func(t *testing.T, r *Result, delivered int64)
+		// curve, when set, is the key exchange the server must have seen.
+		curve tls.CurveID
 	}{
 		{name: "STARTTLS PLAIN", cfg: Config{Users: users, Conns: 4, Duration: time.Second, Size: 3000},
 			check: func(t *testing.T, r *Result, delivered int64) {
 				if r.Messages == 0 || int64(r.Messages) != delivered || r.Errors != 0 || r.Connections != 4 {
 					t.Errorf("%+v delivered %d", r, delivered)
 				}
-			}},
+			}, curve: tls.X25519MLKEM768},
+		{name: "STARTTLS, X25519 only offered", cfg: Config{Users: users, Conns: 2, Messages: 4, Duration: 10 * time.Second, PerConn: 1, Groups: []tls.CurveID{tls.X25519}},
+			check: func(t *testing.T, r *Result, delivered int64) {
+				if r.Messages != 4 || delivered != 4 {
+					t.Errorf("%+v delivered %d", r, delivered)
+				}
+			}, curve: tls.X25519},
 		{name: "implicit TLS, LOGIN, new connection per message, capped", implicit: true,
 			cfg: Config{TLS: "implicit", Mechanism: "LOGIN", Users: users, Conns: 3, Duration: 10 * time.Second, Messages: 25, PerConn: 1},
 			check: func(t *testing.T, r *Result, delivered int64) {
@@ -156,6 +173,9 @@ func TestRun(t *testing.T) {
 				t.Fatal(err)
 			}
 			tt.check(t, r, s.messages.Load())
+			if got := tls.CurveID(s.curve.Load()); tt.curve != 0 && got != tt.curve {
+				t.Errorf("key exchange %v, want %v", got, tt.curve)
+			}
 			// The client's CPU is measured wherever getrusage is: it is
 			// what scripts/compare.sh takes off the machine's busy time.
 			if r.Messages > 0 && runtime.GOOS == "linux" && r.CPU <= 0 {
@@ -255,6 +275,27 @@ func TestDotStuff(t *testing.T) {
 	} {
 		if got := string(dotStuff([]byte(tc.in))); got != tc.want {
 			t.Errorf("dotStuff(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestParseGroups(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    []tls.CurveID
+		wantErr bool
+	}{
+		{"", nil, false},
+		{"X25519", []tls.CurveID{tls.X25519}, false},
+		{" x25519mlkem768 , curvep256", []tls.CurveID{tls.X25519MLKEM768, tls.CurveP256}, false},
+		{"X25519,", []tls.CurveID{tls.X25519}, false},
+		{"X448", nil, true},
+		{"X25519,ffdhe2048", nil, true},
+	}
+	for _, tt := range tests {
+		got, err := ParseGroups(tt.in)
+		if (err != nil) != tt.wantErr || (err == nil && !slices.Equal(got, tt.want)) {
+			t.Errorf("ParseGroups(%q) = %v, %v; want %v (error %v)", tt.in, got, err, tt.want, tt.wantErr)
 		}
 	}
 }
