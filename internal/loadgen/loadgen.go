@@ -45,23 +45,23 @@ type Config struct {
 	CAFile     string
 	Insecure   bool
 	ServerName string
-	// Groups, when set, are the only key exchanges the client offers
-	// (RFC 8446 section 4.2.7's supported_groups), most preferred first;
-	// none offers Go's defaults, which lead with X25519MLKEM768.
-	Groups    []tls.CurveID
-	Users     []Credential // round-robin over connections; none = no AUTH
-	Mechanism string       // PLAIN (default) or LOGIN
-	From      string       // default: the connection's user
-	To        []string     // default: the connection's user
-	Conns     int
-	Duration  time.Duration
-	Messages  int // cap on messages; 0 = none
-	Size      int // message size in bytes
-	PerConn   int // messages per connection; 1 = a new connection per message, 0 = reuse
-	Timeout   time.Duration
+	Users      []Credential // round-robin over connections; none = no AUTH
+	Mechanism  string       // PLAIN (default) or LOGIN
+	From       string       // default: the connection's user
+	To         []string     // default: the connection's user
+	Conns      int
+	Duration   time.Duration
+	Messages   int // cap on messages; 0 = none
+	Size       int // message size in bytes
+	PerConn    int // messages per connection; 1 = a new connection per message, 0 = reuse
+	Timeout    time.Duration
 	// Rate, when above 0, makes the run open loop: Rate messages per
 	// second across all connections, each due at its own time.
 	Rate float64
+	// Groups, when set, are the only key exchanges the client offers
+	// (RFC 8446 section 4.2.7's supported_groups), most preferred first;
+	// none offers Go's defaults, which lead with X25519MLKEM768.
+	Groups []tls.CurveID
 }
 
 // Credential is a user name and password.
@@ -227,15 +227,20 @@ func ParseGroups(v string) ([]tls.CurveID, error) {
 		}
 		i := slices.IndexFunc(knownGroups, func(g tls.CurveID) bool { return strings.EqualFold(g.String(), name) })
 		if i < 0 {
-			names := make([]string, len(knownGroups))
-			for j, g := range knownGroups {
-				names[j] = g.String()
-			}
-			return nil, fmt.Errorf("unknown TLS group %q (known: %s)", name, strings.Join(names, ", "))
+			return nil, fmt.Errorf("unknown TLS group %q (known: %s)", name, groupNames(knownGroups))
 		}
 		groups = append(groups, knownGroups[i])
 	}
 	return groups, nil
+}
+
+// groupNames lists key exchanges by name, comma-separated.
+func groupNames(groups []tls.CurveID) string {
+	names := make([]string, len(groups))
+	for i, g := range groups {
+		names[i] = g.String()
+	}
+	return strings.Join(names, ",")
 }
 
 // percentile of sorted durations; 1 is the maximum, and none is 0.
@@ -281,11 +286,7 @@ func pace(ctx context.Context, start time.Time, rate float64, limit int, due cha
 func (r *Result) Print(w io.Writer, cfg Config) {
 	groups := "default"
 	if len(cfg.Groups) > 0 {
-		names := make([]string, len(cfg.Groups))
-		for i, g := range cfg.Groups {
-			names[i] = g.String()
-		}
-		groups = strings.Join(names, ",")
+		groups = groupNames(cfg.Groups)
 	}
 	fmt.Fprintf(w, "addr=%s tls=%s groups=%s auth=%s conns=%d size=%d per-conn=%d users=%d duration=%s\n",
 		cfg.Addr, cfg.TLS, groups, cfg.Mechanism, cfg.Conns, cfg.Size, cfg.PerConn, len(cfg.Users), cfg.Duration)
