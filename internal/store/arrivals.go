@@ -114,8 +114,8 @@ func takeQueued[T any](group []T, queue <-chan T, limit int) []T {
 
 // GroupLinger is the longest a group committer waits for messages still
 // being received (GatherGroup). Measured on the reference machine with 50
-// connections, 4 ms and 8 ms took relay's groups from 15 to 32 messages
-// and submission's with a new connection per message from 5 to 11 and
-// 15, without raising the p99 latency at half the peak rate
-// (BENCHMARKS.md, "Sixth run").
+// connections, 4 ms and 8 ms took relay's groups from 15 to 34–35 messages
+// and submission's with a new connection per message from 5 to 12 and 16,
+// without raising the p99 latency at half the peak rate (BENCHMARKS.md,
+// "Sixth run", the table by longest wait).
 const GroupLinger = 8 * time.Millisecond
