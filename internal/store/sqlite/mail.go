@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"postern.dev/postern/internal/metrics"
@@ -34,11 +33,10 @@ type bodyPlace struct {
 }
 
 // Commit hands the submission to the group committer and waits until the
-// transaction that holds it is durable. Its body is written first, here,
-// in the submitter's goroutine, so that concurrent submissions write their
-// bodies in parallel rather than one after the other in the committer: a
-// spooled body is made durable under its own name, one held in memory is
-// appended to the current segment (segments.go).
+// transaction that holds it is durable. Its body's place is taken first,
+// here: a spooled body is made durable under its own name, one held in
+// memory gets a place in the current segment, which its commit group
+// fills (segments.go).
 func (s *Store) Commit(ctx context.Context, sub *store.Submission) error {
 	p := &pendingCommit{sub: sub, body: bodyPlace{size: int64(len(sub.Body))}, done: make(chan error, 1)}
 	switch {
@@ -48,7 +46,7 @@ func (s *Store) Commit(ctx context.Context, sub *store.Submission) error {
 			return fmt.Errorf("body file: %w", err)
 		}
 	case len(sub.Body) > 0:
-		seg, off, err := s.segs.append(sub.Body)
+		seg, off, err := s.segs.reserve(int64(len(sub.Body)))
 		if err != nil {
 			return fmt.Errorf("body: %w", err)
 		}
@@ -70,8 +68,8 @@ func (s *Store) Commit(ctx context.Context, sub *store.Submission) error {
 }
 
 // abandon gives back what a commit that never reached the committer took:
-// its body file, its segment reference (the bytes it wrote stay, unnamed,
-// until the segment is removed).
+// its body file, its segment reference (its place in the segment stays
+// unwritten, a hole, until the segment is removed).
 func (p *pendingCommit) abandon(s *Store) {
 	s.removeBodies(nonEmpty(p.body.file))
 	if p.seg != nil {
@@ -139,7 +137,7 @@ func (s *Store) commitBatch(batch []*pendingCommit) {
 	err := s.nameBodies(batch)
 	var segs <-chan error
 	if err == nil {
-		segs = syncSegments(batch)
+		segs = writeSegments(batch)
 		err = s.insertBatch(batch, errs)
 	}
 	for i := range errs {
@@ -209,28 +207,34 @@ func (s *Store) nameBodies(batch []*pendingCommit) error {
 	return nil
 }
 
-// syncSegments syncs each segment the batch's bodies are in, each in a
-// goroutine of its own, and reports the first failure (or nil) once all
-// have returned.
-func syncSegments(batch []*pendingCommit) <-chan error {
+// writeSegments writes the batch's bodies into the places they reserved
+// and syncs each segment they are in, each segment in a goroutine of its
+// own, and reports the first failure (or nil) once all have returned.
+func writeSegments(batch []*pendingCommit) <-chan error {
 	out := make(chan error, 1)
-	var segs []*segment
+	bySeg := map[*segment][]*pendingCommit{}
 	for _, p := range batch {
-		if p.seg != nil && !slices.Contains(segs, p.seg) {
-			segs = append(segs, p.seg)
+		if p.seg != nil {
+			bySeg[p.seg] = append(bySeg[p.seg], p)
 		}
 	}
-	if len(segs) == 0 {
+	if len(bySeg) == 0 {
 		out <- nil
 		return out
 	}
-	results := make(chan error, len(segs))
-	for _, seg := range segs {
-		go func() { results <- seg.syncData() }()
+	results := make(chan error, len(bySeg))
+	for seg, ps := range bySeg {
+		go func() {
+			err := seg.writeBodies(ps)
+			if err == nil {
+				err = seg.syncData()
+			}
+			results <- err
+		}()
 	}
 	go func() {
 		var first error
-		for range segs {
+		for range bySeg {
 			if err := <-results; err != nil && first == nil {
 				first = err
 			}
