@@ -209,10 +209,20 @@ func (s *Store) RetryNow(ctx context.Context, ids []int64, now time.Time) (int, 
 	return int(n), err
 }
 
-// TraceEvents lists a message's events in the order they happened.
+// TraceEvents lists a message's events in the order they happened: its
+// Receive, made from its row (store.EventReceive says why), then those
+// recorded.
 func (s *Store) TraceEvents(ctx context.Context, message int64) ([]store.TraceEvent, error) {
+	var at, auth int64
+	var clientIP, connector string
+	err := s.r.QueryRowContext(ctx, `SELECT received_at, client_ip, COALESCE(auth_mailbox, 0), inbound_connector
+		FROM messages WHERE id = $1`, message).Scan(&at, &clientIP, &auth, &connector)
+	found := err == nil
+	if err != nil && err != sql.ErrNoRows {
+		return nil, err
+	}
 	var out []store.TraceEvent
-	err := each(ctx, s.r, `SELECT at, event, recipient, detail, remote_host FROM trace_events
+	err = each(ctx, s.r, `SELECT at, event, recipient, detail, remote_host FROM trace_events
 		WHERE message = $1 ORDER BY id`, func(rows *sql.Rows) error {
 		var e store.TraceEvent
 		var at int64
@@ -223,5 +233,8 @@ func (s *Store) TraceEvents(ctx context.Context, message int64) ([]store.TraceEv
 		out = append(out, e)
 		return nil
 	}, message)
-	return out, err
+	if err != nil || !found {
+		return out, err
+	}
+	return store.WithReceive(store.ReceiveEvent(fromNanos(at), clientIP, auth, connector), out), nil
 }

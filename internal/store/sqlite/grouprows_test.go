@@ -68,9 +68,15 @@ func TestGroupRows(t *testing.T) {
 		if mid != sub.MessageID || items != 2 || queued != 1 {
 			t.Errorf("message %d: Message-ID %q, %d items, %d queued; want %q, 2 (Sent Items, Inbox), 1", sub.ID, mid, items, queued, sub.MessageID)
 		}
+		// The Receive is not stored: TraceEvents makes it from the row.
 		events := column[string](t, s, "SELECT event FROM trace_events WHERE message = ? ORDER BY id", sub.ID)
-		if want := []string{store.EventReceive, store.EventDeliver}; !slices.Equal(events, want) {
-			t.Errorf("message %d: events %v, want %v", sub.ID, events, want)
+		if want := []string{store.EventDeliver}; !slices.Equal(events, want) {
+			t.Errorf("message %d: events stored %v, want %v", sub.ID, events, want)
+		}
+		traced, err := s.TraceEvents(ctx, sub.ID)
+		must(t, err)
+		if len(traced) != 2 || traced[0].Event != store.EventReceive || traced[1].Event != store.EventDeliver {
+			t.Errorf("message %d: events traced %+v, want Receive, Deliver", sub.ID, traced)
 		}
 	}
 	// Each folder's UIDs ascend in the order the messages were added.

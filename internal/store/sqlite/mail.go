@@ -128,17 +128,19 @@ func (s *Store) drain() {
 }
 
 // commitBatch commits a group: the new names in the bodies directory made
-// durable first, then the group's transaction and the sync of the segments
-// its bodies are in, at the same time; each commit is reported once both
-// have returned (segments.go says why a crash in between loses nothing
-// reported).
+// durable first, then the group's bodies written into their places in the
+// segments while its rows are inserted, the transaction committed once
+// both are done (no reader may see a row whose body is not in place), and
+// the segments synced while SQLite syncs the transaction; each commit is
+// reported once both syncs have returned (segments.go says why a crash in
+// between loses nothing reported).
 func (s *Store) commitBatch(batch []*pendingCommit) {
 	errs := make([]error, len(batch)) // each one's rows
 	err := s.nameBodies(batch)
-	var segs <-chan error
+	var segs *segmentWrites
 	if err == nil {
 		segs = writeSegments(batch)
-		err = s.insertBatch(batch, errs)
+		err = s.insertBatch(batch, errs, segs.waitWritten)
 	}
 	for i := range errs {
 		if errs[i] == nil {
@@ -147,7 +149,7 @@ func (s *Store) commitBatch(batch []*pendingCommit) {
 	}
 	var segErr error
 	if segs != nil {
-		segErr = <-segs
+		segErr = segs.waitSynced()
 	}
 	var touched []int64
 	for i, p := range batch {
@@ -207,11 +209,36 @@ func (s *Store) nameBodies(batch []*pendingCommit) error {
 	return nil
 }
 
+// segmentWrites is how far writeSegments has come: written is closed once
+// every body of the group is in its place (in the page cache, as a reader
+// would see it), synced once the segments are durable too; each error is
+// the first failure, set before its channel closes.
+type segmentWrites struct {
+	written, synced   chan struct{}
+	writeErr, syncErr error
+}
+
+// waitWritten waits until the bodies are in place. It may be called more
+// than once (insertBatch commits each message alone after a failure).
+func (w *segmentWrites) waitWritten() error {
+	<-w.written
+	return w.writeErr
+}
+
+func (w *segmentWrites) waitSynced() error {
+	<-w.synced
+	return w.syncErr
+}
+
+// testHookBodyWrite, when set by a test, runs before each segment's bodies
+// are written (a slow disk).
+var testHookBodyWrite func()
+
 // writeSegments writes the batch's bodies into the places they reserved
 // and syncs each segment they are in, each segment in a goroutine of its
-// own, and reports the first failure (or nil) once all have returned.
-func writeSegments(batch []*pendingCommit) <-chan error {
-	out := make(chan error, 1)
+// own, beside the group's transaction.
+func writeSegments(batch []*pendingCommit) *segmentWrites {
+	w := &segmentWrites{written: make(chan struct{}), synced: make(chan struct{})}
 	bySeg := map[*segment][]*pendingCommit{}
 	for _, p := range batch {
 		if p.seg != nil {
@@ -219,35 +246,45 @@ func writeSegments(batch []*pendingCommit) <-chan error {
 		}
 	}
 	if len(bySeg) == 0 {
-		out <- nil
-		return out
+		close(w.written)
+		close(w.synced)
+		return w
 	}
-	results := make(chan error, len(bySeg))
+	wrote, synced := make(chan error, len(bySeg)), make(chan error, len(bySeg))
 	for seg, ps := range bySeg {
 		go func() {
+			if testHookBodyWrite != nil {
+				testHookBodyWrite()
+			}
 			err := seg.writeBodies(ps)
+			wrote <- err
 			if err == nil {
 				err = seg.syncData()
 			}
-			results <- err
+			synced <- err
 		}()
 	}
-	go func() {
-		var first error
+	first := func(results chan error) (first error) {
 		for range bySeg {
 			if err := <-results; err != nil && first == nil {
 				first = err
 			}
 		}
-		out <- first
+		return first
+	}
+	go func() {
+		w.writeErr = first(wrote)
+		close(w.written)
+		w.syncErr = first(synced)
+		close(w.synced)
 	}()
-	return out
+	return w
 }
 
 // insertBatch writes the batch's rows in one transaction; should that fail,
 // it writes each alone, so that one bad submission does not fail its
 // neighbours, and reports each one's failure in errs.
-func (s *Store) insertBatch(batch []*pendingCommit, errs []error) error {
+func (s *Store) insertBatch(batch []*pendingCommit, errs []error, bodiesWritten func() error) error {
 	ctx := context.Background()
 	insert := func(batch []*pendingCommit) error {
 		err := s.inTx(ctx, func(sqlTx *sql.Tx) error {
@@ -271,7 +308,12 @@ func (s *Store) insertBatch(batch []*pendingCommit, errs []error) error {
 					return err
 				}
 			}
-			return rows.flush(ctx, tx)
+			if err := rows.flush(ctx, tx); err != nil {
+				return err
+			}
+			// Committed, the rows are seen by every reader (the queue,
+			// IMAP): their bodies must be in place first.
+			return bodiesWritten()
 		})
 		if err != nil {
 			for _, p := range batch {
@@ -318,7 +360,7 @@ func insertSubmission(ctx context.Context, tx execer, uids uidBlocks, rows *grou
 		rows.bodies.args = append(rows.bodies.args, sub.ID, nonNilBytes(sub.Body))
 	}
 	now := nanos(sub.ReceivedAt)
-	rows.event(sub.ID, sub.ReceivedAt, store.EventReceive, "", receiveDetail(sub), "")
+	// No Receive event: TraceEvents makes it from the message's row.
 	for _, e := range sub.Events {
 		rows.event(sub.ID, sub.ReceivedAt, e.Event, e.Recipient, e.Detail, e.RemoteHost)
 	}
@@ -350,20 +392,6 @@ func nonNilBytes(b []byte) []byte {
 		return []byte{}
 	}
 	return b
-}
-
-// receiveDetail says where a message came from, for its Receive event.
-func receiveDetail(sub *store.Submission) string {
-	d := "client " + sub.ClientIP
-	switch {
-	case sub.AuthMailbox != 0:
-		d += fmt.Sprintf(", SMTP AUTH mailbox %d", sub.AuthMailbox)
-	case sub.InboundConnector != "":
-		d += ", inbound connector " + sub.InboundConnector
-	case sub.ClientIP == "":
-		d = "generated by Postern"
-	}
-	return d
 }
 
 // folderKey names a folder by its mailbox and name.

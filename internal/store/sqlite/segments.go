@@ -25,7 +25,9 @@ import (
 // DATA/bodies/NNNNNNNNNN.seg, before it joins a commit group; its row
 // names the segment, the offset and the body's CRC-32C (migration 024).
 // The group writes its bodies into their places, one pwritev(2) for each
-// run of adjacent places, beside its transaction.
+// run of adjacent places, while its rows are inserted, and commits its
+// transaction once they are there: the moment it commits, readers (the
+// outbound queue, IMAP) may read a body its row names.
 //
 // Why: in message_bodies a 10 KiB body took three overflow pages, each
 // written to the WAL in the committer's transaction and again into the
@@ -39,10 +41,10 @@ import (
 // goroutine, 11 µs a body (BENCHMARKS.md, "Eighth run").
 //
 // Durability ("250" only once the message is durable, README
-// "Durability"): the committer writes its group's bodies and syncs the
-// segments they are in (fdatasync) at the same time as SQLite writes and
-// syncs the group's transaction, and reports the group committed only
-// when both have returned. A crash can therefore leave only the last
+// "Durability"): the committer syncs the segments its group's bodies are
+// in (fdatasync) at the same time as SQLite syncs the group's
+// transaction, and reports the group committed only when both have
+// returned. A crash can therefore leave only the last
 // group's rows durable with bodies that are not: none of them was
 // reported. Start-up (SweepBodies) checks the newest bodies against their
 // CRCs and removes such messages, as if their commit had never begun;

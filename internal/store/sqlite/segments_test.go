@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -274,4 +275,48 @@ func TestConcurrentCommitsShareSegmentWrites(t *testing.T) {
 			t.Fatalf("message %d (%d bytes) read back %d bytes: %q", i, len(bodies[i]), len(got), got[:min(len(got), 20)])
 		}
 	}
+}
+
+// TestCommittedRowsHaveTheirBodies: a reader that sees a message's row can
+// read its body, even when the group's body writes are slower than its
+// transaction (the outbound queue claims a message as soon as its row is
+// committed, before its sender has heard "250").
+func TestCommittedRowsHaveTheirBodies(t *testing.T) {
+	s, err := Open(t.TempDir())
+	must(t, err)
+	defer s.Close()
+	org, _, _ := seed(t, s)
+	testHookBodyWrite = func() { time.Sleep(50 * time.Millisecond) }
+	defer func() { testHookBodyWrite = nil }()
+	body := []byte("Subject: slow disk\r\n\r\nx\r\n")
+	done := make(chan error, 1)
+	go func() {
+		done <- s.Commit(context.Background(), &store.Submission{OrgID: org.ID, MessageID: "slow@test", ReceivedAt: time.Now(), Body: body,
+			Recipients: 1, Remote: []store.RemoteDelivery{{Recipient: "r@fabrikam.example"}}})
+	}()
+	ctx := context.Background()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var id int64
+		err := s.r.QueryRowContext(ctx, "SELECT id FROM messages WHERE message_id = 'slow@test'").Scan(&id)
+		if err == nil {
+			r, err := s.MessageBody(ctx, id)
+			if err != nil {
+				t.Fatalf("the row is committed, its body is not readable: %v", err)
+			}
+			got, _ := io.ReadAll(r)
+			r.Close()
+			if !bytes.Equal(got, body) {
+				t.Fatalf("the row is committed, its body reads %q", got)
+			}
+			break
+		}
+		if err != sql.ErrNoRows {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the row never appeared")
+		}
+	}
+	must(t, <-done)
 }

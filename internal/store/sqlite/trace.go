@@ -235,6 +235,54 @@ func (s *Store) ConnectionLog(ctx context.Context, q store.ConnectionQuery) ([]s
 	return out, err
 }
 
+// pruneTraceEvents deletes the trace events recorded before the first one
+// at or after cut, oldest first by ID, pruneBatch at a time. IDs follow
+// the order events are committed in, and an event's time is when it
+// happened, a few milliseconds before its commit at most (a Deliver event
+// carries its message's receive time), so these are the events older than
+// cut but for that skew; one recorded late with an older time waits for
+// those before it. Walking the IDs needs no index on the time, which cost
+// every commit group a B-tree insert per event (migration 026).
+func (s *Store) pruneTraceEvents(ctx context.Context, cut int64) (int64, error) {
+	var total int64
+	for {
+		var n int64
+		more := false
+		err := s.inTx(ctx, func(tx *sql.Tx) error {
+			var ids, ats []int64
+			err := each(ctx, tx, "SELECT id, at FROM trace_events ORDER BY id LIMIT ?", func(rows *sql.Rows) error {
+				var id, at int64
+				if err := rows.Scan(&id, &at); err != nil {
+					return err
+				}
+				ids, ats = append(ids, id), append(ats, at)
+				return nil
+			}, pruneBatch)
+			if err != nil {
+				return err
+			}
+			due := 0
+			for due < len(ats) && ats[due] < cut {
+				due++
+			}
+			if due == 0 {
+				return nil
+			}
+			more = due == pruneBatch
+			res, err := tx.ExecContext(ctx, "DELETE FROM trace_events WHERE id <= ?", ids[due-1])
+			if err != nil {
+				return err
+			}
+			n, err = res.RowsAffected()
+			return err
+		})
+		total += n
+		if err != nil || !more {
+			return total, err
+		}
+	}
+}
+
 // pruneBatch is how many rows one PruneTrace transaction deletes: each
 // takes the single writer for a few milliseconds, so submissions waiting
 // for the group committer are never held up for long. (A variable so that
@@ -242,7 +290,8 @@ func (s *Store) ConnectionLog(ctx context.Context, q store.ConnectionQuery) ([]s
 var pruneBatch = 1000
 
 // PruneTrace deletes, in transactions of at most pruneBatch rows, trace
-// events and connection log entries older than before, then the messages
+// events older than before (pruneTraceEvents says how closely) and
+// connection log entries older than before, then the messages
 // received before it whose bodies were released (nothing refers to them),
 // with their remaining events: message trace has nothing left to show for
 // them, and Get-MessageTrace searches by the time a message was received.
@@ -261,25 +310,28 @@ func (s *Store) PruneTrace(ctx context.Context, before time.Time) (int64, error)
 	}); err != nil {
 		return total, err
 	}
-	for _, table := range []string{"trace_events", "connection_log"} {
-		for {
-			var n int64
-			err := s.inTx(ctx, func(tx *sql.Tx) error {
-				res, err := tx.ExecContext(ctx, "DELETE FROM "+table+" WHERE id IN (SELECT id FROM "+table+
-					" WHERE at < ? ORDER BY at LIMIT ?)", cut, pruneBatch)
-				if err != nil {
-					return err
-				}
-				n, err = res.RowsAffected()
-				return err
-			})
-			total += n
+	n, err := s.pruneTraceEvents(ctx, cut)
+	total += n
+	if err != nil {
+		return total, err
+	}
+	for {
+		var n int64
+		err := s.inTx(ctx, func(tx *sql.Tx) error {
+			res, err := tx.ExecContext(ctx, `DELETE FROM connection_log WHERE id IN (SELECT id FROM connection_log
+				WHERE at < ? ORDER BY at LIMIT ?)`, cut, pruneBatch)
 			if err != nil {
-				return total, err
+				return err
 			}
-			if n < int64(pruneBatch) {
-				break
-			}
+			n, err = res.RowsAffected()
+			return err
+		})
+		total += n
+		if err != nil {
+			return total, err
+		}
+		if n < int64(pruneBatch) {
+			break
 		}
 	}
 	for {
