@@ -250,8 +250,9 @@ type Store interface {
 	// than a time (the trace retention), and the messages received before
 	// it that nothing refers to any more. SQLite takes events in the
 	// order they were recorded, up to the first one not yet due: one
-	// recorded late with an older time waits for those before it. It works in small transactions
-	// so that it never holds the writer for long.
+	// recorded late with an older time waits for those before it. It
+	// works in small transactions so that it never holds the writer for
+	// long.
 	PruneTrace(ctx context.Context, before time.Time) (int64, error)
 	// ReclaimSpace gives space freed by deletions back to the file system.
 	ReclaimSpace(ctx context.Context) error
@@ -526,8 +527,8 @@ const (
 	// EventReceive is a message accepted from a client. It is not stored
 	// as an event: everything it says is in the message's own row (its
 	// time, client, sign-in and connector), so TraceEvents makes it from
-	// that row (ReceiveEvent). Two index entries and a row less for every
-	// message committed (BENCHMARKS.md, "Ninth run"). Databases written
+	// that row (ReceiveEvent). A row and its three index entries less for
+	// every message committed (BENCHMARKS.md, "Ninth run"). Databases written
 	// before 2026-12-04 hold stored ones; TraceEvents then shows those.
 	EventReceive = "Receive"
 	EventDeliver = "Deliver" // filed into a local mailbox

@@ -225,6 +225,7 @@ func (w *segmentWrites) waitWritten() error {
 	return w.writeErr
 }
 
+// waitSynced waits until the segments are durable (or failed).
 func (w *segmentWrites) waitSynced() error {
 	<-w.synced
 	return w.syncErr

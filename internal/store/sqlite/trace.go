@@ -244,36 +244,45 @@ func (s *Store) ConnectionLog(ctx context.Context, q store.ConnectionQuery) ([]s
 // those before it. Walking the IDs needs no index on the time, which cost
 // every commit group a B-tree insert per event (migration 026).
 func (s *Store) pruneTraceEvents(ctx context.Context, cut int64) (int64, error) {
+	return s.inBatches(ctx, func(tx *sql.Tx) (int64, bool, error) {
+		var ids, ats []int64
+		err := each(ctx, tx, "SELECT id, at FROM trace_events ORDER BY id LIMIT ?", func(rows *sql.Rows) error {
+			var id, at int64
+			if err := rows.Scan(&id, &at); err != nil {
+				return err
+			}
+			ids, ats = append(ids, id), append(ats, at)
+			return nil
+		}, pruneBatch)
+		if err != nil {
+			return 0, false, err
+		}
+		due := 0
+		for due < len(ats) && ats[due] < cut {
+			due++
+		}
+		if due == 0 {
+			return 0, false, nil
+		}
+		res, err := tx.ExecContext(ctx, "DELETE FROM trace_events WHERE id <= ?", ids[due-1])
+		if err != nil {
+			return 0, false, err
+		}
+		n, err := res.RowsAffected()
+		return n, due == pruneBatch, err
+	})
+}
+
+// inBatches runs batch in a transaction of its own, again while it says
+// there is more to delete, and adds up the rows it deleted.
+func (s *Store) inBatches(ctx context.Context, batch func(tx *sql.Tx) (deleted int64, more bool, err error)) (int64, error) {
 	var total int64
 	for {
 		var n int64
-		more := false
+		var more bool
 		err := s.inTx(ctx, func(tx *sql.Tx) error {
-			var ids, ats []int64
-			err := each(ctx, tx, "SELECT id, at FROM trace_events ORDER BY id LIMIT ?", func(rows *sql.Rows) error {
-				var id, at int64
-				if err := rows.Scan(&id, &at); err != nil {
-					return err
-				}
-				ids, ats = append(ids, id), append(ats, at)
-				return nil
-			}, pruneBatch)
-			if err != nil {
-				return err
-			}
-			due := 0
-			for due < len(ats) && ats[due] < cut {
-				due++
-			}
-			if due == 0 {
-				return nil
-			}
-			more = due == pruneBatch
-			res, err := tx.ExecContext(ctx, "DELETE FROM trace_events WHERE id <= ?", ids[due-1])
-			if err != nil {
-				return err
-			}
-			n, err = res.RowsAffected()
+			var err error
+			n, more, err = batch(tx)
 			return err
 		})
 		total += n
@@ -315,60 +324,45 @@ func (s *Store) PruneTrace(ctx context.Context, before time.Time) (int64, error)
 	if err != nil {
 		return total, err
 	}
-	for {
-		var n int64
-		err := s.inTx(ctx, func(tx *sql.Tx) error {
-			res, err := tx.ExecContext(ctx, `DELETE FROM connection_log WHERE id IN (SELECT id FROM connection_log
-				WHERE at < ? ORDER BY at LIMIT ?)`, cut, pruneBatch)
-			if err != nil {
-				return err
-			}
-			n, err = res.RowsAffected()
-			return err
-		})
-		total += n
+	n, err = s.inBatches(ctx, func(tx *sql.Tx) (int64, bool, error) {
+		res, err := tx.ExecContext(ctx, `DELETE FROM connection_log WHERE id IN (SELECT id FROM connection_log
+			WHERE at < ? ORDER BY at LIMIT ?)`, cut, pruneBatch)
 		if err != nil {
-			return total, err
+			return 0, false, err
 		}
-		if n < int64(pruneBatch) {
-			break
-		}
+		n, err := res.RowsAffected()
+		return n, n == int64(pruneBatch), err
+	})
+	total += n
+	if err != nil {
+		return total, err
 	}
-	for {
-		var n int64
-		err := s.inTx(ctx, func(tx *sql.Tx) error {
-			var ids []any
-			err := each(ctx, tx, `SELECT id FROM messages WHERE body_released = 1 AND received_at < ?
-				ORDER BY received_at LIMIT ?`, func(rows *sql.Rows) error {
-				var id int64
-				if err := rows.Scan(&id); err != nil {
-					return err
-				}
-				ids = append(ids, id)
-				return nil
-			}, cut, pruneBatch)
-			if err != nil || len(ids) == 0 {
+	n, err = s.inBatches(ctx, func(tx *sql.Tx) (int64, bool, error) {
+		var ids []any
+		err := each(ctx, tx, `SELECT id FROM messages WHERE body_released = 1 AND received_at < ?
+			ORDER BY received_at LIMIT ?`, func(rows *sql.Rows) error {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
 				return err
 			}
-			in := placeholders(len(ids))
-			if _, err := tx.ExecContext(ctx, "DELETE FROM trace_events WHERE message IN ("+in+")", ids...); err != nil {
-				return err
-			}
-			// A message released meanwhile keeps no items; one filed again
-			// (never happens today) would make the foreign keys refuse this.
-			res, err := tx.ExecContext(ctx, "DELETE FROM messages WHERE body_released = 1 AND id IN ("+in+")", ids...)
-			if err != nil {
-				return err
-			}
-			n, err = res.RowsAffected()
-			return err
-		})
-		total += n
+			ids = append(ids, id)
+			return nil
+		}, cut, pruneBatch)
+		if err != nil || len(ids) == 0 {
+			return 0, false, err
+		}
+		in := placeholders(len(ids))
+		if _, err := tx.ExecContext(ctx, "DELETE FROM trace_events WHERE message IN ("+in+")", ids...); err != nil {
+			return 0, false, err
+		}
+		// A message released meanwhile keeps no items; one filed again
+		// (never happens today) would make the foreign keys refuse this.
+		res, err := tx.ExecContext(ctx, "DELETE FROM messages WHERE body_released = 1 AND id IN ("+in+")", ids...)
 		if err != nil {
-			return total, err
+			return 0, false, err
 		}
-		if n < int64(pruneBatch) {
-			return total, nil
-		}
-	}
+		n, err := res.RowsAffected()
+		return n, n == int64(pruneBatch), err
+	})
+	return total + n, err
 }
